@@ -1,0 +1,49 @@
+# lbtune build, test and demo targets. Every target runs from a clean clone.
+GO      ?= go
+BIN     := bin/lbtune
+PKGS    := ./...
+
+.PHONY: build test test-short bench bench-gmm demo datasets model proof-drain fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/lbtune
+
+# test: vet, then every test (unit + integration against real HAProxy/NGINX
+# started on 127.0.0.1 by the tests) under the race detector.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# bench: the benchmarks recorded in docs/BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+# bench-gmm: GMM fit time and likelihood against scikit-learn and golearn.
+bench-gmm: build
+	bench/gmm.sh
+
+# fuzz: a short run of every fuzz target (30 s each).
+fuzz:
+	scripts/fuzz.sh 30s
+
+# demo: the main job (see README.md).
+demo: build
+	scripts/demo.sh
+
+# datasets: re-record the training datasets in datasets/ (needs HAProxy and NGINX).
+datasets: build
+	scripts/datasets.sh
+
+# model: retrain the shipped default model + policy from datasets/ and traces.
+model: build
+	scripts/model.sh
+
+# proof-drain: >= 50 scale cycles and 20 weight changes under load, 0 failures.
+proof-drain: build
+	scripts/proof-drain.sh
+
+clean:
+	rm -rf bin

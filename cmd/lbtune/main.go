@@ -1,0 +1,123 @@
+// Command lbtune is a learning-based load-balancer tuner: it records a
+// balancer's statistics, learns load states and a scaling/weighting policy,
+// and applies that policy to NGINX, HAProxy, local processes or AWS.
+//
+// cmd/lbtune is the only package that wires the others together. Each
+// subcommand lives in its own file and registers itself in init.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one lbtune subcommand.
+type command struct {
+	// name is the first argument selecting the command (e.g. "record", "dataset").
+	name string
+	// summary is the one-line description shown by "lbtune help".
+	summary string
+	// run executes the command with the arguments after its name. Output goes
+	// to stdout/stderr; a returned error is printed as one line and the
+	// process exits 1. Return errUsage (wrapped or not) for flag errors.
+	run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// errUsage marks a command-line mistake; main exits 2 on it.
+var errUsage = errors.New("usage error")
+
+var commands = map[string]*command{}
+
+// register adds c to the command table; called from init in each command file.
+func register(c *command) {
+	if _, dup := commands[c.name]; dup {
+		panic("lbtune: duplicate command " + c.name)
+	}
+	commands[c.name] = c
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// runMain dispatches args to a subcommand and returns the exit code.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				_ = c.run(ctx, []string{"-h"}, stdout, stderr)
+				return 0
+			}
+		}
+		usage(stdout)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "lbtune: unknown command %q (run 'lbtune help')\n", args[0])
+		return 2
+	}
+	if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "lbtune %s: %s\n", c.name, oneLine(err))
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "lbtune: a learning-based load-balancer tuner")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: lbtune <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'lbtune <command> -h' for the flags of one command.")
+}
+
+// oneLine flattens an error message to a single line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// newFlagSet returns a FlagSet for a subcommand that reports errors instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("lbtune "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args into fs, wrapping failures in errUsage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}

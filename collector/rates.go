@@ -1,0 +1,161 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotLater is returned by Rate when the current snapshot is not strictly
+// later than the previous one.
+var ErrNotLater = errors.New("snapshot is not later than the previous one")
+
+// Rates are per-second rates of one interval between two snapshots of the
+// same source.
+type Rates struct {
+	// Start and End bound the interval.
+	Start, End time.Time
+	// Pools are the pools present in the later snapshot, in its order.
+	Pools []PoolRates
+}
+
+// Seconds is the length of the interval in seconds.
+func (r *Rates) Seconds() float64 { return r.End.Sub(r.Start).Seconds() }
+
+// Pool returns the rates of the named pool, or nil.
+func (r *Rates) Pool(name string) *PoolRates {
+	for i := range r.Pools {
+		if r.Pools[i].Name == name {
+			return &r.Pools[i]
+		}
+	}
+	return nil
+}
+
+// PoolRates are the rates of one pool over an interval.
+type PoolRates struct {
+	Name string
+	// Queue is the pool-level queue gauge at the end of the interval.
+	Queue float64
+	// Servers are the servers of the later snapshot, in its order.
+	Servers []ServerRates
+}
+
+// ServerRates are the rates of one server over an interval. Every rate is
+// non-negative: a counter that went backwards is taken to have restarted from
+// zero, so its increase is its current value.
+type ServerRates struct {
+	Name    string
+	Address string
+	Weight  int
+	State   State
+	Backup  bool
+	// Reset is true when any counter of this server went backwards (a
+	// balancer restart, a vts control reset) or the server is new.
+	Reset bool
+	// Requests, BytesIn, BytesOut, Errors are per second.
+	Requests, BytesIn, BytesOut, Errors float64
+	// Responses are per second by status class (index 0 = 1xx).
+	Responses [5]float64
+	// MeanLatencyMs is the interval mean response time from LatencySumMs
+	// where the source keeps that counter and requests were served,
+	// otherwise the balancer's moving average gauge. 0 when unknown.
+	MeanLatencyMs float64
+	// Gauges are the server's gauges at the end of the interval.
+	Gauges Gauges
+}
+
+// ErrorRatio is the fraction of requests in the interval that ended in a
+// 5xx response or a connection error; 0 when no request was served.
+func (s *ServerRates) ErrorRatio() float64 {
+	if s.Requests <= 0 {
+		return 0
+	}
+	r := (s.Responses[4] + s.Errors) / s.Requests
+	if r > 1 {
+		r = 1
+	}
+	return r
+}
+
+// Requests is the pool's total request rate.
+func (p *PoolRates) Requests() float64 {
+	var t float64
+	for i := range p.Servers {
+		t += p.Servers[i].Requests
+	}
+	return t
+}
+
+// Rate derives per-second rates between two snapshots of the same source.
+// Servers are matched by pool and server name; a server absent from prev, or
+// whose counters went backwards, counts from zero (Reset is set). It returns
+// ErrNotLater when cur is not strictly after prev.
+func Rate(prev, cur *Snapshot) (Rates, error) {
+	dt := cur.Time.Sub(prev.Time).Seconds()
+	if dt <= 0 {
+		return Rates{}, fmt.Errorf("rate %s at %s after %s: %w", cur.Source, cur.Time.Format(time.RFC3339Nano), prev.Time.Format(time.RFC3339Nano), ErrNotLater)
+	}
+	r := Rates{Start: prev.Time, End: cur.Time, Pools: make([]PoolRates, len(cur.Pools))}
+	for i := range cur.Pools {
+		cp := &cur.Pools[i]
+		pp := prev.Pool(cp.Name)
+		pr := PoolRates{Name: cp.Name, Queue: cp.Queue, Servers: make([]ServerRates, len(cp.Servers))}
+		for j := range cp.Servers {
+			cs := &cp.Servers[j]
+			var ps *Server
+			if pp != nil {
+				ps = pp.Server(cs.Name)
+			}
+			pr.Servers[j] = serverRates(ps, cs, dt)
+		}
+		r.Pools[i] = pr
+	}
+	return r, nil
+}
+
+func serverRates(prev, cur *Server, dt float64) ServerRates {
+	sr := ServerRates{
+		Name: cur.Name, Address: cur.Address, Weight: cur.Weight,
+		State: cur.State, Backup: cur.Backup, Gauges: cur.Gauges,
+	}
+	var p Counters
+	if prev == nil {
+		sr.Reset = true
+	} else {
+		p = prev.Counters
+		if wentBack(p, cur.Counters) {
+			sr.Reset = true
+			p = Counters{}
+		}
+	}
+	c := cur.Counters
+	d := func(a, b uint64) float64 { return float64(b-a) / dt }
+	sr.Requests = d(p.Requests, c.Requests)
+	sr.BytesIn = d(p.BytesIn, c.BytesIn)
+	sr.BytesOut = d(p.BytesOut, c.BytesOut)
+	sr.Errors = d(p.Errors, c.Errors)
+	for k := range sr.Responses {
+		sr.Responses[k] = d(p.Responses[k], c.Responses[k])
+	}
+	if n := c.Requests - p.Requests; n > 0 && c.LatencySumMs > 0 {
+		sr.MeanLatencyMs = float64(c.LatencySumMs-p.LatencySumMs) / float64(n)
+	} else {
+		sr.MeanLatencyMs = cur.Gauges.AvgResponseMs
+	}
+	return sr
+}
+
+// wentBack reports whether any counter of cur is below its value in prev.
+func wentBack(prev, cur Counters) bool {
+	if cur.Requests < prev.Requests || cur.BytesIn < prev.BytesIn || cur.BytesOut < prev.BytesOut ||
+		cur.Errors < prev.Errors || cur.LatencySumMs < prev.LatencySumMs {
+		return true
+	}
+	for k := range cur.Responses {
+		if cur.Responses[k] < prev.Responses[k] {
+			return true
+		}
+	}
+	return false
+}

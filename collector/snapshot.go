@@ -1,0 +1,169 @@
+package collector
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// State is the serving state of one server as its balancer reports it.
+type State string
+
+// Server states. Backup servers also carry Server.Backup; a backup server
+// that is usable reports StateBackup, one that has failed reports StateDown.
+const (
+	StateUp     State = "up"     // receiving new requests
+	StateDown   State = "down"   // failed health checks or marked down
+	StateDrain  State = "drain"  // finishing in-flight requests, no new ones
+	StateMaint  State = "maint"  // administratively disabled
+	StateBackup State = "backup" // usable only when every primary is down
+)
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool {
+	switch s {
+	case StateUp, StateDown, StateDrain, StateMaint, StateBackup:
+		return true
+	}
+	return false
+}
+
+// Snapshot is what one balancer reported at one instant: every pool it
+// balances and every server in those pools, with cumulative counters and
+// instantaneous gauges. Snapshots are values: a Snapshot handed to a caller is
+// never modified by the collector afterwards.
+type Snapshot struct {
+	// Time is when the balancer produced the numbers (the document's own
+	// clock where it has one, otherwise the scrape time), in UTC.
+	Time time.Time `json:"time"`
+	// Source is the URI the snapshot was scraped from (e.g.
+	// "vts+http://127.0.0.1/status/format/json").
+	Source string `json:"source"`
+	// Pools are the upstream groups (NGINX) or backends (HAProxy), sorted by name.
+	Pools []Pool `json:"pools"`
+}
+
+// Pool is one group of interchangeable servers behind a balancer: an NGINX
+// upstream block or an HAProxy backend.
+type Pool struct {
+	// Name is the upstream or backend name.
+	Name string `json:"name"`
+	// Queue is the number of requests queued at the pool level (HAProxy
+	// backend qcur), waiting for any server. Zero where the source has none.
+	Queue float64 `json:"queue,omitempty"`
+	// Servers are the pool's members, sorted by Name.
+	Servers []Server `json:"servers"`
+}
+
+// Server is one member of a pool.
+type Server struct {
+	// Name identifies the server within its pool: the HAProxy server name,
+	// or the address for NGINX peers.
+	Name string `json:"name"`
+	// Address is host:port.
+	Address string `json:"address"`
+	// Weight is the configured balancing weight (NGINX 1..1000, HAProxy 0..256).
+	Weight int `json:"weight"`
+	// State is the serving state.
+	State State `json:"state"`
+	// Backup marks a backup server.
+	Backup bool `json:"backup,omitempty"`
+	// Counters are cumulative since the balancer (re)started.
+	Counters Counters `json:"counters"`
+	// Gauges are instantaneous values.
+	Gauges Gauges `json:"gauges"`
+}
+
+// Counters are cumulative, monotonically increasing between balancer
+// restarts. A restart (not a reload) of NGINX or HAProxy sets them back to 0.
+type Counters struct {
+	// Requests is the number of requests sent to the server.
+	Requests uint64 `json:"requests"`
+	// BytesIn and BytesOut are bytes received from / sent to clients for
+	// requests this server handled.
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
+	// Responses counts responses by status class: index 0 is 1xx, 4 is 5xx.
+	Responses [5]uint64 `json:"responses"`
+	// Errors counts failures that produced no HTTP response from the server
+	// (connection errors, response errors, aborted transfers).
+	Errors uint64 `json:"errors"`
+	// LatencySumMs is the cumulative sum of response times in ms, where the
+	// source keeps one (vts requestMsecCounter); 0 otherwise. With Requests
+	// it gives the exact mean response time of an interval.
+	LatencySumMs uint64 `json:"latency_sum_ms,omitempty"`
+}
+
+// Gauges are instantaneous values of one server.
+type Gauges struct {
+	// Active is the number of requests/connections currently in progress.
+	Active float64 `json:"active"`
+	// Queue is the number of requests waiting for this server.
+	Queue float64 `json:"queue,omitempty"`
+	// AvgResponseMs is the balancer's own moving average of response time in
+	// ms (vts requestMsec, HAProxy rtime/ttime); 0 when unknown.
+	AvgResponseMs float64 `json:"avg_response_ms,omitempty"`
+	// P50Ms, P95Ms, P99Ms are latency percentiles over the last interval
+	// where the source gives them (access logs, simulator); nil otherwise.
+	P50Ms *float64 `json:"p50_ms,omitempty"`
+	P95Ms *float64 `json:"p95_ms,omitempty"`
+	P99Ms *float64 `json:"p99_ms,omitempty"`
+}
+
+// Pool returns the pool with the given name, or nil.
+func (s *Snapshot) Pool(name string) *Pool {
+	for i := range s.Pools {
+		if s.Pools[i].Name == name {
+			return &s.Pools[i]
+		}
+	}
+	return nil
+}
+
+// Server returns the server with the given name, or nil.
+func (p *Pool) Server(name string) *Server {
+	for i := range p.Servers {
+		if p.Servers[i].Name == name {
+			return &p.Servers[i]
+		}
+	}
+	return nil
+}
+
+// Validate reports the first structural problem in s: a zero time, an empty
+// pool or server name, an unknown state, a negative or non-finite gauge.
+func (s *Snapshot) Validate() error {
+	if s.Time.IsZero() {
+		return fmt.Errorf("snapshot from %q has no time", s.Source)
+	}
+	for _, p := range s.Pools {
+		if p.Name == "" {
+			return fmt.Errorf("snapshot from %q: pool with empty name", s.Source)
+		}
+		if bad(p.Queue) {
+			return fmt.Errorf("snapshot from %q: pool %s: bad queue %v", s.Source, p.Name, p.Queue)
+		}
+		for _, sv := range p.Servers {
+			if sv.Name == "" {
+				return fmt.Errorf("snapshot from %q: pool %s: server with empty name", s.Source, p.Name)
+			}
+			if !sv.State.Valid() {
+				return fmt.Errorf("snapshot from %q: pool %s server %s: unknown state %q", s.Source, p.Name, sv.Name, sv.State)
+			}
+			g := sv.Gauges
+			for _, v := range []float64{g.Active, g.Queue, g.AvgResponseMs} {
+				if bad(v) {
+					return fmt.Errorf("snapshot from %q: pool %s server %s: bad gauge %v", s.Source, p.Name, sv.Name, v)
+				}
+			}
+			for _, v := range []*float64{g.P50Ms, g.P95Ms, g.P99Ms} {
+				if v != nil && bad(*v) {
+					return fmt.Errorf("snapshot from %q: pool %s server %s: bad percentile %v", s.Source, p.Name, sv.Name, *v)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func bad(v float64) bool { return v < 0 || math.IsNaN(v) || math.IsInf(v, 0) }

@@ -1,0 +1,53 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Source produces one Snapshot per call. Implementations honour ctx for
+// cancellation and deadlines, never return a partial or fabricated snapshot,
+// and name themselves in every error.
+type Source interface {
+	// Scrape reads the balancer's statistics once.
+	Scrape(ctx context.Context) (Snapshot, error)
+	// String is the source URI, used in errors and recorded snapshots.
+	String() string
+}
+
+// ErrExhausted is returned by replaying sources (vts+file:, haproxy+file:)
+// once every recorded capture has been returned.
+var ErrExhausted = errors.New("no more recorded snapshots")
+
+// ErrUnknownScheme is returned by Open for a URI whose scheme no source handles.
+var ErrUnknownScheme = errors.New("unknown source scheme")
+
+// opener builds a Source from a URI whose scheme prefix selected it.
+type opener func(uri string) (Source, error)
+
+// openers maps a URI scheme (the part before ':') to its constructor.
+// Filled by the source files of this package.
+var openers = map[string]opener{}
+
+// Open returns the Source for a URI such as
+// "vts+http://127.0.0.1:8080/status/format/json",
+// "haproxy+unix:///run/haproxy/admin.sock", "haproxy+http://host/stats;csv",
+// "vts+file:captures/vts", "haproxy+file:/tmp/caps",
+// "nginxlog+udp://127.0.0.1:5514" or "nginxlog+file:///var/log/nginx/access.log".
+func Open(uri string) (Source, error) {
+	scheme, _, ok := strings.Cut(uri, ":")
+	if !ok {
+		return nil, fmt.Errorf("open source %q: missing scheme: %w", uri, ErrUnknownScheme)
+	}
+	o, found := openers[scheme]
+	if !found {
+		return nil, fmt.Errorf("open source %q: scheme %q: %w", uri, scheme, ErrUnknownScheme)
+	}
+	s, err := o(uri)
+	if err != nil {
+		return nil, fmt.Errorf("open source %q: %w", uri, err)
+	}
+	return s, nil
+}
