@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/lbtune/lbtune/cmd/lbtune/config"
+)
+
+func init() {
+	register(&command{
+		name:    "config",
+		summary: "check an lbtune.yaml (config check FILE) or print an example (config example [--sim])",
+		run:     configRun,
+	})
+}
+
+func configRun(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: want 'config check FILE' or 'config example [--sim]'", errUsage)
+	}
+	switch args[0] {
+	case "check":
+		fs := newFlagSet("config check", stderr)
+		if err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: want exactly one FILE", errUsage)
+		}
+		c, err := config.Load(fs.Arg(0))
+		if err != nil {
+			// Every problem on its own line, then the one-line summary main prints.
+			msgs := configProblems(err)
+			for _, m := range msgs {
+				fmt.Fprintln(stderr, m)
+			}
+			return fmt.Errorf("%s: %d problem(s)", fs.Arg(0), len(msgs))
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d pools, %d sources, %d actuators)\n", fs.Arg(0), len(c.Pools), len(c.Sources), len(c.Actuators))
+		return nil
+	case "example":
+		fs := newFlagSet("config example", stderr)
+		sim := fs.Bool("sim", false, "simulated pools: runs with no balancer")
+		if err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		_, err := io.WriteString(stdout, config.Example(*sim))
+		return err
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, "usage: lbtune config check FILE | lbtune config example [--sim]")
+		return nil
+	}
+	return fmt.Errorf("%w: unknown config subcommand %q", errUsage, args[0])
+}
+
+// configProblems splits a joined validation error into its lines.
+func configProblems(err error) []string {
+	msg := strings.TrimPrefix(err.Error(), config.ErrInvalid.Error()+": ")
+	if errors.Is(err, config.ErrInvalid) {
+		return strings.Split(msg, "\n")
+	}
+	return []string{strings.ReplaceAll(msg, "\n", " ")}
+}

@@ -1,0 +1,10 @@
+// Package config loads and validates lbtune.yaml, the configuration of the
+// online daemon (`lbtune run`): where snapshots come from (sources), how
+// decisions reach the balancer or the cloud (actuators), each pool's scaling
+// template, reward weights, intervals, the HTTP API and the store.
+//
+// Loading follows Prometheus: start from Default, decode strictly (unknown
+// keys are errors), then Validate collects every problem, each with its line
+// number, including cross-field checks. cmd/lbtune turns a valid Config into
+// wired packages; this package imports none of them.
+package config
