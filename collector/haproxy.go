@@ -1,0 +1,384 @@
+package collector
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func init() {
+	openers["haproxy+unix"] = openHAProxyUnix
+	openers["haproxy+http"] = openHAProxyHTTP
+	openers["haproxy+https"] = openHAProxyHTTP
+	openers["haproxy+file"] = openHAProxyFile
+}
+
+// haproxyColumns are the `show stat` columns ParseHAProxyCSV requires. addr
+// is optional (older versions lack it; the server name stands in).
+var haproxyColumns = []string{
+	"pxname", "svname", "qcur", "scur", "stot", "bin", "bout", "econ", "eresp",
+	"status", "weight", "bck", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "ttime",
+}
+
+// ParseHAProxyCSV parses HAProxy statistics CSV (`show stat` on the stats
+// socket, or GET /stats;csv) into a Snapshot labelled with source, taken at
+// time at (the CSV carries no clock).
+//
+// Columns are found by the header line ("# pxname,svname,..."), so column
+// order and additions between versions do not matter. FRONTEND rows are
+// skipped; a BACKEND row gives its Pool's Queue (qcur); every other row is a
+// server of the pool named by pxname. Backends with no server row (the
+// stats listener) are left out. Per server: Requests is stot (every stream
+// sent to the server, in HTTP and TCP mode; hrsp_* count only the ones that
+// got a response), Errors is econ+eresp, Gauges.Active is scur, Queue qcur,
+// AvgResponseMs ttime (HAProxy's average over the last 1024 requests).
+// Status maps to State: "UP", "UP 1/3" (going down, still serving) and
+// "no check" are up; "DOWN" and "DOWN 1/2" (coming up, not serving yet) are
+// down; "DRAIN" and "NOLB" are drain; "MAINT..." is maint. A usable server
+// with bck=1 is StateBackup.
+func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error) {
+	fail := func(format string, args ...any) (Snapshot, error) {
+		return Snapshot{}, fmt.Errorf("parse haproxy csv from %s: %w: %s", source, ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	if at.IsZero() {
+		return fail("no time given")
+	}
+	data = bytes.TrimLeft(data, "\r\n\t ")
+	if !bytes.HasPrefix(data, []byte("# ")) {
+		return fail("no header line starting with %q", "# pxname")
+	}
+	r := csv.NewReader(bytes.NewReader(data[2:]))
+	r.FieldsPerRecord = -1
+	r.ReuseRecord = true
+	header, err := r.Read()
+	if err != nil {
+		return fail("header: %v", err)
+	}
+	col := make(map[string]int, len(header))
+	for i, h := range header {
+		if h != "" {
+			col[h] = i
+		}
+	}
+	idx := make([]int, len(haproxyColumns))
+	for i, name := range haproxyColumns {
+		c, ok := col[name]
+		if !ok {
+			return fail("header has no %q column", name)
+		}
+		idx[i] = c
+	}
+	addrCol, hasAddr := col["addr"]
+	ncol := len(header)
+
+	snap := Snapshot{Time: at.UTC(), Source: source}
+	pools := map[string]int{}      // pool name -> index in snap.Pools
+	queues := map[string]float64{} // backend qcur
+	seen := map[string]bool{}      // pool/server already read
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fail("line %d: %v", line, err)
+		}
+		if len(rec) == 1 && rec[0] == "" {
+			continue
+		}
+		if len(rec) < ncol-1 {
+			return fail("line %d: %d fields, header has %d", line, len(rec), ncol)
+		}
+		get := func(i int) string {
+			if i < len(rec) {
+				return rec[i]
+			}
+			return ""
+		}
+		px, sv := get(idx[0]), get(idx[1])
+		if px == "" || sv == "" {
+			return fail("line %d: empty pxname or svname", line)
+		}
+		switch sv {
+		case "FRONTEND":
+			continue
+		case "BACKEND":
+			q, err := gauge(get(idx[2]))
+			if err != nil {
+				return fail("line %d: backend %s qcur: %v", line, px, err)
+			}
+			queues[px] = q
+			continue
+		}
+		key := px + "/" + sv
+		if seen[key] {
+			return fail("line %d: server %s listed twice", line, key)
+		}
+		seen[key] = true
+		server, err := haproxyServer(get, idx)
+		if err != nil {
+			return fail("line %d: server %s: %v", line, key, err)
+		}
+		server.Address = sv
+		if hasAddr && get(addrCol) != "" {
+			server.Address = get(addrCol)
+		}
+		pi, ok := pools[px]
+		if !ok {
+			pi = len(snap.Pools)
+			pools[px] = pi
+			snap.Pools = append(snap.Pools, Pool{Name: px})
+		}
+		snap.Pools[pi].Servers = append(snap.Pools[pi].Servers, server)
+	}
+	for i := range snap.Pools {
+		snap.Pools[i].Queue = queues[snap.Pools[i].Name]
+		sortServers(snap.Pools[i].Servers)
+	}
+	sortPools(snap.Pools)
+	if err := snap.Validate(); err != nil {
+		return fail("%v", err)
+	}
+	return snap, nil
+}
+
+// haproxyServer reads one server row; idx follows haproxyColumns.
+func haproxyServer(get func(int) string, idx []int) (Server, error) {
+	var errs []error
+	c := func(i int) uint64 {
+		v, err := counter(get(idx[i]))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", haproxyColumns[i], err))
+		}
+		return v
+	}
+	g := func(i int) float64 {
+		v, err := gauge(get(idx[i]))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", haproxyColumns[i], err))
+		}
+		return v
+	}
+	s := Server{Name: get(idx[1])}
+	s.Gauges.Queue = g(2)
+	s.Gauges.Active = g(3)
+	s.Counters.Requests = c(4)
+	s.Counters.BytesIn = c(5)
+	s.Counters.BytesOut = c(6)
+	s.Counters.Errors = c(7) + c(8)
+	for k := 0; k < 5; k++ {
+		s.Counters.Responses[k] = c(12 + k)
+	}
+	s.Gauges.AvgResponseMs = g(17)
+	w := g(10)
+	if w > 1<<20 {
+		errs = append(errs, fmt.Errorf("weight %v out of range", w))
+	}
+	s.Weight = int(w)
+	s.Backup = c(11) > 0
+	if len(errs) > 0 {
+		return Server{}, errors.Join(errs...)
+	}
+	st, err := haproxyState(get(idx[9]))
+	if err != nil {
+		return Server{}, err
+	}
+	if s.Backup && st == StateUp {
+		st = StateBackup
+	}
+	s.State = st
+	return s, nil
+}
+
+// haproxyState maps a `show stat` status string to a State.
+func haproxyState(status string) (State, error) {
+	switch {
+	case status == "no check", strings.HasPrefix(status, "UP"):
+		return StateUp, nil
+	case strings.HasPrefix(status, "DOWN"):
+		return StateDown, nil
+	case strings.HasPrefix(status, "DRAIN"), strings.HasPrefix(status, "NOLB"):
+		return StateDrain, nil
+	case strings.HasPrefix(status, "MAINT"):
+		return StateMaint, nil
+	}
+	return "", fmt.Errorf("unknown status %q", status)
+}
+
+// counter parses a cumulative CSV field; empty means 0 (not applicable).
+func counter(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// gauge parses a non-negative CSV gauge; empty means 0.
+func gauge(s string) (float64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	if bad(v) {
+		return 0, fmt.Errorf("bad value %q", s)
+	}
+	return v, nil
+}
+
+// haproxyUnix scrapes the HAProxy stats socket.
+type haproxyUnix struct {
+	uri  string
+	path string
+	now  func() time.Time
+}
+
+func openHAProxyUnix(uri string) (Source, error) {
+	path := strings.TrimPrefix(uri, "haproxy+unix://")
+	if path == "" || path == uri {
+		return nil, errors.New("want haproxy+unix:///path/to/admin.sock")
+	}
+	return &haproxyUnix{uri: uri, path: path, now: time.Now}, nil
+}
+
+func (s *haproxyUnix) String() string { return s.uri }
+
+// Scrape sends `show stat` on a fresh connection (the stats socket runs one
+// command per connection unless in prompt mode) and reads to EOF.
+func (s *haproxyUnix) Scrape(ctx context.Context) (Snapshot, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", s.path)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("scrape %s: %w", s.uri, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := io.WriteString(conn, "show stat\n"); err != nil {
+		return Snapshot{}, fmt.Errorf("scrape %s: send show stat: %w", s.uri, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(bufio.NewReader(conn), maxDocument+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		return Snapshot{}, fmt.Errorf("scrape %s: read show stat: %w", s.uri, err)
+	}
+	if len(data) > maxDocument {
+		return Snapshot{}, fmt.Errorf("scrape %s: answer larger than %d bytes", s.uri, maxDocument)
+	}
+	return ParseHAProxyCSV(data, s.uri, s.now())
+}
+
+// haproxyHTTP scrapes the HAProxy stats page in CSV form.
+type haproxyHTTP struct {
+	uri string
+	web webGetter
+	now func() time.Time
+}
+
+func openHAProxyHTTP(uri string) (Source, error) {
+	w, err := newWebGetter(strings.TrimPrefix(uri, "haproxy+"))
+	if err != nil {
+		return nil, err
+	}
+	return &haproxyHTTP{uri: uri, web: w, now: time.Now}, nil
+}
+
+func (s *haproxyHTTP) String() string { return s.uri }
+
+// Scrape fetches and parses the stats CSV once.
+func (s *haproxyHTTP) Scrape(ctx context.Context) (Snapshot, error) {
+	body, err := s.web.get(ctx)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("scrape %s: %w", s.uri, err)
+	}
+	return ParseHAProxyCSV(body, s.uri, s.now())
+}
+
+// openHAProxyFile replays `show stat` captures: one CSV file, or a
+// directory read in name order whose entries are CSV files or
+// subdirectories holding show_stat.csv. A capture's time comes from a
+// timeline.tsv beside the directory or in its parent (lines "TIME<TAB>
+// UNIX_MS<TAB>capture LABEL ...", matched by the subdirectory name), else
+// from the file's modification time.
+func openHAProxyFile(uri string) (Source, error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(uri, "haproxy+file:"), "//")
+	files, err := replayFiles(path, func(name string, dir bool) string {
+		if dir {
+			return filepath.Join(name, "show_stat.csv")
+		}
+		if strings.HasSuffix(name, ".csv") {
+			return name
+		}
+		return ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	timeline := map[string]time.Time{}
+	for _, p := range []string{filepath.Join(path, "timeline.tsv"), filepath.Join(path, "..", "timeline.tsv")} {
+		if tl, err := readTimeline(p); err == nil {
+			timeline = tl
+			break
+		}
+	}
+	when := func(f replayFile) (time.Time, error) {
+		if t, ok := timeline[filepath.Base(filepath.Dir(f.path))]; ok {
+			return t, nil
+		}
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return fi.ModTime(), nil
+	}
+	// The CSV has no clock: parse with a placeholder, then the replay sets
+	// the capture time from when().
+	parse := func(data []byte, name string) (Snapshot, error) {
+		t, err := when(replayFile{path: name})
+		if err != nil {
+			return Snapshot{}, err
+		}
+		return ParseHAProxyCSV(data, uri, t)
+	}
+	return &replay{uri: uri, files: files, parse: parse}, nil
+}
+
+// readTimeline reads a capture timeline: tab-separated lines whose first
+// field is an RFC 3339 time and whose third starts "capture LABEL".
+func readTimeline(path string) (map[string]time.Time, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	tl := map[string]time.Time{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.SplitN(line, "\t", 3)
+		if len(f) < 3 || !strings.HasPrefix(f[2], "capture ") {
+			continue
+		}
+		label, _, _ := strings.Cut(strings.TrimPrefix(f[2], "capture "), " ")
+		t, err := time.Parse(time.RFC3339Nano, f[0])
+		if err != nil {
+			continue
+		}
+		tl[label] = t.UTC()
+	}
+	return tl, nil
+}

@@ -1,0 +1,219 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// capturesDir holds the real captures shared by the project
+// (/work/shared/captures), relative to this package directory.
+const capturesDir = "../../shared/captures"
+
+func captures(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(capturesDir, rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("captures missing: %v (the tests read the real captures in ../shared/captures from the repo root)", err)
+	}
+	return p
+}
+
+// scrapeAll drains a replay source.
+func scrapeAll(t *testing.T, src Source) []Snapshot {
+	t.Helper()
+	var out []Snapshot
+	for {
+		s, err := src.Scrape(context.Background())
+		if errors.Is(err, ErrExhausted) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("scrape %s after %d snapshots: %v", src, len(out), err)
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("snapshot %d invalid: %v", len(out), err)
+		}
+		out = append(out, s)
+	}
+}
+
+// assertRates checks that Rate between consecutive snapshots succeeds and
+// yields no negative value, and returns the rates.
+func assertRates(t *testing.T, snaps []Snapshot) []Rates {
+	t.Helper()
+	var out []Rates
+	for i := 1; i < len(snaps); i++ {
+		r, err := Rate(&snaps[i-1], &snaps[i])
+		if err != nil {
+			t.Fatalf("rate %d->%d: %v", i-1, i, err)
+		}
+		for _, p := range r.Pools {
+			for _, s := range p.Servers {
+				vals := append([]float64{s.Requests, s.BytesIn, s.BytesOut, s.Errors, s.MeanLatencyMs}, s.Responses[:]...)
+				for _, v := range vals {
+					if v < 0 || bad(v) {
+						t.Fatalf("rate %d->%d pool %s server %s: bad value %v in %+v", i-1, i, p.Name, s.Name, v, s)
+					}
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestVTSCaptures(t *testing.T) {
+	dir := captures(t, "vts")
+	src, err := Open("vts+file:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := scrapeAll(t, src)
+	// 0001.json ... 0064.json; the other files of the directory are not vts JSON snapshots.
+	if len(snaps) != 64 {
+		t.Fatalf("got %d snapshots, want 64 (one per NNNN.json capture)", len(snaps))
+	}
+	rates := assertRates(t, snaps)
+	reset := func(t *testing.T, i int, pool, server string) bool {
+		t.Helper()
+		p := rates[i-1].Pool(pool)
+		if p == nil {
+			t.Fatalf("snapshot %04d: no pool %s", i+1, pool)
+		}
+		for _, s := range p.Servers {
+			if s.Name == server {
+				return s.Reset
+			}
+		}
+		t.Fatalf("snapshot %04d: no server %s in %s", i+1, server, pool)
+		return false
+	}
+	tests := []struct {
+		name      string
+		snap      int // 1-based capture number; rates[snap-2] is the interval ending there
+		pool      string
+		server    string
+		wantReset bool
+	}{
+		{"reload with same config keeps counters", 10, "app", "127.0.0.1:18081", false},
+		{"weight-change reload keeps counters", 19, "app", "127.0.0.1:18083", false},
+		{"dead peer keeps frozen counters", 40, "app", "127.0.0.1:18083", false},
+		{"restart resets counters", 55, "app", "127.0.0.1:18081", true},
+		{"restart resets every peer", 55, "legacy", "127.0.0.1:18081", true},
+		{"counters grow again after restart", 57, "app", "127.0.0.1:18081", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := reset(t, tc.snap-1, tc.pool, tc.server); got != tc.wantReset {
+				t.Errorf("Reset = %v, want %v", got, tc.wantReset)
+			}
+		})
+	}
+	// State and weight changes seen in the captures.
+	states := []struct {
+		name   string
+		snap   int
+		pool   string
+		server string
+		state  State
+		weight int
+	}{
+		{"weights 5/3/1 at start", 1, "app", "127.0.0.1:18081", StateUp, 5},
+		{"weights 1/3/5 after reload", 19, "app", "127.0.0.1:18081", StateUp, 1},
+		{"killed peer is down", 40, "app", "127.0.0.1:18083", StateDown, 5},
+		{"peer up again", 52, "app", "127.0.0.1:18083", StateUp, 5},
+		{"backup peer", 30, "app", "127.0.0.1:18084", StateBackup, 1},
+		{"configured down peer", 30, "legacy", "127.0.0.1:18082", StateDown, 1},
+	}
+	for _, tc := range states {
+		t.Run(tc.name, func(t *testing.T) {
+			p := snaps[tc.snap-1].Pool(tc.pool)
+			if p == nil {
+				t.Fatalf("no pool %s", tc.pool)
+			}
+			s := p.Server(tc.server)
+			if s == nil {
+				t.Fatalf("no server %s", tc.server)
+			}
+			if s.State != tc.state || s.Weight != tc.weight {
+				t.Errorf("state %s weight %d, want %s %d", s.State, s.Weight, tc.state, tc.weight)
+			}
+		})
+	}
+	// Under load the app pool has a positive request rate.
+	if r := rates[2].Pool("app").Requests(); r <= 0 {
+		t.Errorf("app request rate under load = %v, want > 0", r)
+	}
+}
+
+func TestVTSGolden(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(captures(t, "vts"), "0040.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ParseVTS(data, "vts+file:0040.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.MarshalIndent(snap, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "vts_0040.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestVTSGolden -update)", err)
+	}
+	if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
+		t.Errorf("parsed 0040.json differs from %s (rerun with -update if the change is intended):\n%s", golden, got)
+	}
+}
+
+func TestVTSBadInput(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join(captures(t, "vts"), "0030.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		doc  string
+		want string
+	}{
+		{"truncated", string(good[:len(good)/2]), "unexpected EOF"},
+		{"empty", "", "EOF"},
+		{"not json", "<html>502 Bad Gateway</html>", "invalid character"},
+		{"no nowMsec", `{"upstreamZones":{}}`, "no nowMsec"},
+		{"negative counter", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","requestCounter":-1}]}}`, "cannot unmarshal"},
+		{"peer without server", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"requestCounter":1}]}}`, "without server"},
+		{"trailing garbage", `{"nowMsec":1795856378579} {}`, "trailing data"},
+		{"prometheus text", "# HELP nginx_vts_info\n", "invalid character"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := ParseVTS([]byte(tc.doc), "vts+file:bad.json")
+			if err == nil {
+				t.Fatalf("no error, snapshot %+v", snap)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %v does not wrap ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), "vts+file:bad.json") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name the source and %q", err, tc.want)
+			}
+		})
+	}
+}
