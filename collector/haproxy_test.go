@@ -1,0 +1,261 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHAProxyCaptures(t *testing.T) {
+	dir := captures(t, "haproxy/captures")
+	src, err := Open("haproxy+file:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := scrapeAll(t, src)
+	if len(snaps) != 15 {
+		t.Fatalf("got %d snapshots, want 15 (one per capture directory)", len(snaps))
+	}
+	// Times come from ../timeline.tsv, matched by the directory label.
+	if got, want := snaps[0].Time, time.Date(2026, 11, 28, 9, 1, 35, 374e6, time.UTC); !got.Equal(want) {
+		t.Errorf("capture 01 time = %v, want %v from timeline.tsv", got, want)
+	}
+	rates := assertRates(t, snaps)
+	if r := rates[0].Pool("app").Requests(); r <= 0 {
+		t.Errorf("app request rate 01->02 (wrk started) = %v, want > 0", r)
+	}
+	tests := []struct {
+		name    string
+		capture int // 1-based directory number
+		pool    string
+		server  string
+		state   State
+		weight  int
+		absent  bool
+	}{
+		{"baseline", 2, "app", "s1", StateUp, 5, false},
+		{"weight 10", 3, "app", "s1", StateUp, 10, false},
+		{"drain", 4, "app", "s2", StateDrain, 3, false},
+		{"maint", 6, "app", "s3", StateMaint, 1, false},
+		{"going down is still up", 8, "app", "s2", StateUp, 3, false},
+		{"down", 9, "app", "s2", StateDown, 3, false},
+		{"added server in maint", 11, "app", "s4", StateMaint, 1, false},
+		{"added server up", 12, "app", "s4", StateUp, 2, false},
+		{"deleted server", 13, "app", "s4", "", 0, true},
+		{"static-rr server", 2, "app_static", "x1", StateUp, 5, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := snaps[tc.capture-1]
+			if s.Pool("stats") != nil {
+				t.Errorf("backend without servers (stats) kept as a pool")
+			}
+			p := s.Pool(tc.pool)
+			if p == nil {
+				t.Fatalf("no pool %s", tc.pool)
+			}
+			sv := p.Server(tc.server)
+			if tc.absent {
+				if sv != nil {
+					t.Fatalf("server %s still present: %+v", tc.server, sv)
+				}
+				return
+			}
+			if sv == nil {
+				t.Fatalf("no server %s", tc.server)
+			}
+			if sv.State != tc.state || sv.Weight != tc.weight {
+				t.Errorf("state %s weight %d, want %s %d", sv.State, sv.Weight, tc.state, tc.weight)
+			}
+		})
+	}
+	// The killed backend collected connection errors.
+	if e := snaps[8].Pool("app").Server("s2").Counters.Errors; e == 0 {
+		t.Errorf("s2 errors after the kill = 0, want econ > 0")
+	}
+}
+
+func TestHAProxyEveryCaptureFile(t *testing.T) {
+	dir := captures(t, "haproxy/captures")
+	var files []string
+	for _, name := range []string{"show_stat.csv", "http_stats.csv"} {
+		m, err := filepath.Glob(filepath.Join(dir, "*", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 15 {
+		t.Fatalf("found %d capture files, want >= 15", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), func(t *testing.T) {
+			src, err := Open("haproxy+file:" + f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snaps := scrapeAll(t, src)
+			if len(snaps) != 1 || snaps[0].Pool("app") == nil || len(snaps[0].Pool("app").Servers) < 3 {
+				t.Fatalf("want one snapshot with pool app of >= 3 servers, got %+v", snaps)
+			}
+		})
+	}
+}
+
+func TestHAProxyBadInput(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join(captures(t, "haproxy/captures"), "02-load-baseline", "show_stat.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _, _ := strings.Cut(string(good), "\n")
+	tests := []struct {
+		name string
+		doc  string
+		want string
+	}{
+		{"empty", "", "no header"},
+		{"garbage", "\x00\x01garbage,,,\nmore", "no header"},
+		{"html error page", "<html><body>503 Service Unavailable</body></html>", "no header"},
+		{"header missing columns", "# pxname,svname,status\napp,s1,UP\n", "no \"qcur\" column"},
+		{"short row", header + "\napp,s1,0\n", "fields"},
+		{"non-numeric counter", strings.Replace(string(good), "app,s1,0,0,3,5,,1578", "app,s1,0,0,3,5,,x578", 1), "stot"},
+		{"unknown status", strings.Replace(string(good), ",UP,5,1,0", ",WEIRD,5,1,0", 1), "unknown status"},
+		{"negative gauge", strings.Replace(string(good), "app,s1,0,0,3", "app,s1,0,0,-3", 1), "bad value"},
+		{"unterminated quote", header + "\napp,\"s1,0\n", "line"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := ParseHAProxyCSV([]byte(tc.doc), "haproxy+file:bad.csv", time.Unix(1, 0))
+			if err == nil {
+				t.Fatalf("no error, snapshot %+v", snap)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %v does not wrap ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), "haproxy+file:bad.csv") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name the source and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDeadAndSlowEndpoints: refused connections, a missing socket and a
+// server that stalls 10 s all give a prompt error naming the source.
+func TestDeadAndSlowEndpoints(t *testing.T) {
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(10 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stall.Close)
+	// A unix socket that accepts and never answers.
+	sock := filepath.Join(t.TempDir(), "stall.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	refused := freePort(t)
+	stallHost := strings.TrimPrefix(stall.URL, "http://")
+	tests := []struct {
+		name string
+		uri  string
+		want string
+	}{
+		{"vts refused", "vts+http://127.0.0.1:" + itoa(refused) + "/status/format/json", "connection refused"},
+		{"haproxy http refused", "haproxy+http://127.0.0.1:" + itoa(refused) + "/stats;csv", "connection refused"},
+		{"haproxy socket missing", "haproxy+unix://" + filepath.Join(t.TempDir(), "none.sock"), "no such file"},
+		{"vts stalls", "vts+http://" + stallHost + "/status/format/json", "deadline exceeded"},
+		{"haproxy http stalls", "haproxy+http://" + stallHost + "/stats;csv", "deadline exceeded"},
+		{"haproxy socket stalls", "haproxy+unix://" + sock, "deadline exceeded"},
+			}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := Open(tc.uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			snap, err := src.Scrape(ctx)
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("scrape took %v with a 300ms timeout", took)
+			}
+			if err == nil {
+				t.Fatalf("no error, snapshot %+v", snap)
+			}
+			if !strings.Contains(err.Error(), tc.uri) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name the source and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestRealHAProxy scrapes a real HAProxy under a small bounded load through
+// the stats socket and the stats page: counters grow and rates are positive.
+func TestRealHAProxy(t *testing.T) {
+	h := startHAProxy(t, backends(t, 3))
+	for _, uri := range []string{"haproxy+unix://" + h.socket, "haproxy+" + h.statsURL} {
+		t.Run(strings.SplitN(uri, ":", 2)[0], func(t *testing.T) {
+			src, err := Open(uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scrape := func() Snapshot {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				s, err := src.Scrape(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			before := scrape()
+			if n := load(t, "http://"+h.frontend+"/", time.Second, 600); n == 0 {
+				t.Fatal("no request succeeded through HAProxy")
+			}
+			after := scrape()
+			p := after.Pool("app")
+			if p == nil || len(p.Servers) != 3 {
+				t.Fatalf("want pool app with 3 servers, got %+v", after.Pools)
+			}
+			r, err := Rate(&before, &after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range r.Pool("app").Servers {
+				if s.Requests <= 0 || s.Reset {
+					t.Errorf("server %s: rate %v reset %v, want > 0 without reset", s.Name, s.Requests, s.Reset)
+				}
+				if s.State != StateUp {
+					t.Errorf("server %s state %s, want up", s.Name, s.State)
+				}
+			}
+			if w := p.Server("s1").Weight; w != 3 {
+				t.Errorf("s1 weight %d, want 3", w)
+			}
+		})
+	}
+}
