@@ -186,7 +186,7 @@ func TestDeadAndSlowEndpoints(t *testing.T) {
 		{"vts stalls", "vts+http://" + stallHost + "/status/format/json", "deadline exceeded"},
 		{"haproxy http stalls", "haproxy+http://" + stallHost + "/stats;csv", "deadline exceeded"},
 		{"haproxy socket stalls", "haproxy+unix://" + sock, "deadline exceeded"},
-			}
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src, err := Open(tc.uri)

@@ -294,6 +294,9 @@ func (a *logAggregator) addLine(line string) {
 
 func (a *logAggregator) addLocked(e logEntry) {
 	a.good++
+	if len(e.attempts) == 0 {
+		return // served without an upstream (return, cache hit): no server to count
+	}
 	servers := a.pools[e.pool]
 	if servers == nil {
 		servers = map[string]*logServer{}
