@@ -1,0 +1,602 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lbtune/lbtune/collector"
+)
+
+// LoadStates maps what a pool shows to a posterior over the load states
+// (clusters) of a trained model. model.GMM behind a feature extractor
+// satisfies it once wired in cmd/lbtune; tests use a fake.
+type LoadStates interface {
+	// K is the number of load states.
+	K() int
+	// Posterior writes p(state | obs) into dst (len K, reused when it has
+	// the capacity) and reports whether obs is out of distribution.
+	Posterior(obs Observation, dst []float64) (post []float64, ood bool, err error)
+}
+
+// Level is one server action of the agent: how much headroom to plan on
+// top of the forecast. The pool is sized for the rate mean + Z x sigma of
+// the forecast, so that the M/M/c response-time tail beyond the target stays
+// at most Tail.
+type Level struct {
+	Z    float64 `json:"z"`
+	Tail float64 `json:"tail"`
+}
+
+// Weight actions of the agent.
+const (
+	WeightKeep  = iota // leave the weights as they are
+	WeightShift        // move a step of weight from the slowest to the fastest server
+	WeightReset        // capacity-proportional weights
+	numWeightActions
+)
+
+// weightActionNames are the weight actions in words, indexed by action.
+var weightActionNames = [numWeightActions]string{"keep", "shift", "reset"}
+
+// RewardConfig sets the reward the agent maximises per interval:
+//
+//	r = -(Latency x max(0, p95/target - 1) + Violation x [p95 > target]
+//	      + Errors x error ratio + ServerCost x servers)
+//
+// the negative of eval's cost with the SLO expressed per interval.
+type RewardConfig struct {
+	Latency    float64 `json:"latency"`
+	Violation  float64 `json:"violation"`
+	Errors     float64 `json:"errors"`
+	ServerCost float64 `json:"server_cost"`
+}
+
+// RLConfig tunes the agent. Zero fields take DefaultRLConfig's values.
+type RLConfig struct {
+	// Horizon is how far ahead the rate is forecast: a server's boot delay
+	// plus one decision interval.
+	Horizon time.Duration `json:"horizon"`
+	// ScaleInWindow is the stabilisation window: the pool shrinks only to
+	// the largest plan of this window (Kubernetes HPA style), so a dip does
+	// not undo a scale-out it would have to redo.
+	ScaleInWindow time.Duration `json:"scale_in_window"`
+	// Levels are the server actions, from least to most headroom.
+	Levels []Level `json:"levels"`
+	// Alpha is the learning rate and Gamma the discount.
+	Alpha float64 `json:"alpha"`
+	Gamma float64 `json:"gamma"`
+	// Epsilon is the initial exploration rate, multiplied by EpsilonDecay
+	// after every decision down to EpsilonMin. Exploration only happens
+	// when learning is on.
+	Epsilon      float64 `json:"epsilon"`
+	EpsilonDecay float64 `json:"epsilon_decay"`
+	EpsilonMin   float64 `json:"epsilon_min"`
+	// ImbalanceRatio is the ratio of the slowest to the fastest server's
+	// latency above which the weights count as unbalanced.
+	ImbalanceRatio float64 `json:"imbalance_ratio"`
+	// ShiftFraction is the share of the slowest server's weight one shift moves.
+	ShiftFraction float64      `json:"shift_fraction"`
+	Reward        RewardConfig `json:"reward"`
+}
+
+// DefaultRLConfig returns the agent's defaults: a 2 min horizon (60 s boot
+// + 60 s interval), a 5 min scale-in window, six headroom levels, learning
+// rate 0.1, discount 0.5, exploration from 0.2 decaying to 0.01.
+func DefaultRLConfig() RLConfig {
+	return RLConfig{
+		Horizon:       2 * time.Minute,
+		ScaleInWindow: 5 * time.Minute,
+		Levels: []Level{
+			{Z: 0, Tail: 0.05}, {Z: 0.5, Tail: 0.04}, {Z: 1, Tail: 0.03},
+			{Z: 1.5, Tail: 0.02}, {Z: 2, Tail: 0.015}, {Z: 3, Tail: 0.01},
+		},
+		Alpha: 0.1, Gamma: 0.5,
+		Epsilon: 0.2, EpsilonDecay: 0.9995, EpsilonMin: 0.01,
+		ImbalanceRatio: 1.25, ShiftFraction: 0.15,
+		Reward: RewardConfig{Latency: 1, Violation: 2, Errors: 10, ServerCost: 0.05},
+	}
+}
+
+func (c RLConfig) withDefaults() RLConfig {
+	d := DefaultRLConfig()
+	if c.Horizon <= 0 {
+		c.Horizon = d.Horizon
+	}
+	if c.ScaleInWindow <= 0 {
+		c.ScaleInWindow = d.ScaleInWindow
+	}
+	if len(c.Levels) == 0 {
+		c.Levels = d.Levels
+	}
+	if c.Alpha <= 0 {
+		c.Alpha = d.Alpha
+	}
+	if c.Gamma <= 0 {
+		c.Gamma = d.Gamma
+	}
+	if c.EpsilonDecay <= 0 {
+		c.EpsilonDecay = d.EpsilonDecay
+	}
+	if c.ImbalanceRatio <= 1 {
+		c.ImbalanceRatio = d.ImbalanceRatio
+	}
+	if c.ShiftFraction <= 0 {
+		c.ShiftFraction = d.ShiftFraction
+	}
+	if c.Reward == (RewardConfig{}) {
+		c.Reward = d.Reward
+	}
+	return c
+}
+
+// Agent is the learning policy of one pool. Every interval it forecasts
+// the arrival rate over the boot horizon, estimates the per-server service
+// rate, and sizes the pool with M/M/c (Erlang-C) for the p95 target; the
+// learned Q-values, linear in the load-state posterior, choose how much
+// headroom to plan (a Level). Scale-out is immediate, scale-in waits for
+// the largest plan of a stabilisation window. For weights it chooses,
+// again by Q-value, between keeping them, shifting a step from the slowest
+// to the fastest server, and resetting them to capacity-proportional.
+//
+// With learning on (SetLearning), it explores epsilon-greedily and updates
+// its Table after every interval; the Guard still clamps every decision.
+type Agent struct {
+	cfg    RLConfig
+	table  *PolicyTable
+	states LoadStates
+	rng    *rand.Rand
+	learn  bool
+	eps    float64
+
+	fc    *Forecaster
+	mu    float64 // estimated service rate per reference server, 1/s (0: unknown)
+	plans []timedPlan
+	post  []float64
+	ood   bool // the latest posterior came from an out-of-distribution state
+	prev  *rlStep
+	wstep map[string]int // last shift direction memory: server -> step size
+}
+
+// timedPlan is a planned server count at a decision time.
+type timedPlan struct {
+	at time.Time
+	n  int
+}
+
+// rlStep is the state and actions of the previous decision, kept for the
+// learning update once its reward is known.
+type rlStep struct {
+	post    []float64
+	level   int
+	wstate  int
+	waction int
+}
+
+// NewAgent returns an agent using table (which it updates when learning),
+// states to map observations to load states (nil: one state), and src for
+// exploration. cfg zero fields take defaults; table's own Levels win over
+// cfg's when the table has been trained.
+func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Source) *Agent {
+	cfg = cfg.withDefaults()
+	if table == nil {
+		k := 1
+		if states != nil {
+			k = states.K()
+		}
+		table = NewPolicyTable(k, cfg)
+	}
+	if len(table.Levels) > 0 {
+		cfg.Levels = table.Levels
+	}
+	if src == nil {
+		src = rand.NewPCG(1, 2)
+	}
+	return &Agent{cfg: cfg, table: table, states: states, rng: rand.New(src), eps: cfg.Epsilon,
+		fc: NewForecaster(), wstep: map[string]int{}}
+}
+
+// LastState returns the load-state posterior and OOD flag of the latest
+// decision (nil before the first). The slice is reused by the next Decide.
+func (a *Agent) LastState() (post []float64, ood bool) { return a.post, a.ood }
+
+// Overruled tells the agent its latest decision was not carried out (the
+// fallback decided instead): it learns nothing from the next interval.
+func (a *Agent) Overruled() { a.prev = nil }
+
+// Name is "agent".
+func (a *Agent) Name() string { return "agent" }
+
+// Table returns the agent's policy table (shared, updated when learning).
+func (a *Agent) Table() *PolicyTable { return a.table }
+
+// SetLearning turns online learning (epsilon-greedy exploration and
+// Q-value updates) on or off.
+func (a *Agent) SetLearning(on bool) { a.learn = on }
+
+// measure is what the agent reads from one observation.
+type measure struct {
+	rate     float64 // arrivals, requests/s
+	p95Ms    float64 // pool p95 estimate (worst serving server), ms; 0 unknown
+	meanMs   float64 // request-weighted mean latency, ms; 0 unknown
+	errRatio float64
+	servers  int // serving + booting
+}
+
+// measureObs reads the pool's rate, latency and errors from obs.Latest.
+func measureObs(obs Observation) measure {
+	m := measure{servers: obs.Servers + obs.Booting}
+	var req, errs, latSum float64
+	for i := range obs.Latest.Servers {
+		s := &obs.Latest.Servers[i]
+		req += s.Requests
+		errs += s.Responses[4] + s.Errors
+		if s.Requests > 0 && s.MeanLatencyMs > 0 {
+			latSum += s.Requests * s.MeanLatencyMs
+		}
+		if s.Requests > 0 && s.Gauges.P95Ms != nil {
+			m.p95Ms = math.Max(m.p95Ms, *s.Gauges.P95Ms)
+		}
+	}
+	m.rate = req
+	if req > 0 {
+		m.meanMs = latSum / req
+		m.errRatio = math.Min(errs/req, 1)
+	}
+	return m
+}
+
+// reward is the negative per-interval cost of what was measured.
+func (c RewardConfig) reward(m measure, target time.Duration) float64 {
+	cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
+	if t := float64(target.Milliseconds()); t > 0 && m.p95Ms > 0 {
+		cost += c.Latency * math.Max(0, m.p95Ms/t-1)
+		if m.p95Ms > t {
+			cost += c.Violation
+		}
+	}
+	return -cost
+}
+
+// Decide chooses the pool's server count and weights for the next interval.
+func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err
+	}
+	m := measureObs(obs)
+	a.fc.Observe(m.rate)
+	a.updateServiceRate(obs, m)
+
+	// The load state: a posterior over the model's clusters.
+	post, err := a.posterior(obs)
+	if err != nil {
+		return Decision{}, fmt.Errorf("agent %s: %w", obs.Pool, err)
+	}
+	wstate := a.weightState(obs, post)
+
+	// Learn from the interval that just ended.
+	if a.learn && a.prev != nil {
+		r := a.cfg.Reward.reward(m, obs.Template.TargetP95)
+		a.table.update(a.prev, r, post, wstate, a.cfg)
+	}
+
+	// Choose the actions.
+	level := a.choose(a.table.levelValues(post), len(a.cfg.Levels))
+	waction := a.choose(a.table.WeightQ[wstate], numWeightActions)
+	a.prev = &rlStep{post: append([]float64(nil), post...), level: level, wstate: wstate, waction: waction}
+	if a.learn {
+		a.eps = math.Max(a.cfg.EpsilonMin, a.eps*a.cfg.EpsilonDecay)
+	}
+
+	d := Decision{Time: obs.Time, Pool: obs.Pool, Policy: a.Name(), Metrics: map[string]float64{}}
+	a.planServers(obs, m, level, &d)
+	a.planWeights(obs, waction, &d)
+	d.Metrics["rate_rps"] = m.rate
+	d.Metrics["p95_ms"] = m.p95Ms
+	d.Metrics["error_ratio"] = m.errRatio
+	d.Metrics["state"] = float64(argmax(post))
+	d.Metrics["confidence"] = post[argmax(post)]
+	return d, nil
+}
+
+// posterior returns the load-state posterior of obs (one state without a model).
+func (a *Agent) posterior(obs Observation) ([]float64, error) {
+	if a.states == nil {
+		a.post, a.ood = append(a.post[:0], 1), false
+		return a.post, nil
+	}
+	post, ood, err := a.states.Posterior(obs, a.post)
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	a.ood = ood
+	if len(post) != a.table.K {
+		return nil, fmt.Errorf("load state: %d states, policy has %d", len(post), a.table.K)
+	}
+	a.post = post
+	return post, nil
+}
+
+// updateServiceRate keeps the per-server service rate: the template's when
+// known, otherwise an exponentially weighted M/M/c inversion of the
+// observed mean latency.
+func (a *Agent) updateServiceRate(obs Observation, m measure) {
+	if obs.Template.ServiceRate > 0 {
+		a.mu = obs.Template.ServiceRate
+		return
+	}
+	if obs.Servers < 1 || m.meanMs <= 0 || m.rate <= 0 {
+		return
+	}
+	est := estimateServiceRate(m.rate, obs.Servers, m.meanMs/1000)
+	if est <= 0 {
+		return
+	}
+	if a.mu == 0 {
+		a.mu = est
+	} else {
+		a.mu = 0.8*a.mu + 0.2*est
+	}
+}
+
+// choose picks an action from its values: epsilon-greedy when learning,
+// greedy otherwise.
+func (a *Agent) choose(values []float64, n int) int {
+	if a.learn && a.rng.Float64() < a.eps {
+		return a.rng.IntN(n)
+	}
+	return argmax(values)
+}
+
+// planServers sizes the pool for the forecast rate at the chosen level.
+func (a *Agent) planServers(obs Observation, m measure, level int, d *Decision) {
+	lv := a.cfg.Levels[level]
+	steps := 1.0
+	if obs.Interval > 0 {
+		steps = a.cfg.Horizon.Seconds() / obs.Interval.Seconds()
+	}
+	mean, sigma := a.fc.Forecast(steps)
+	lambda := mean + lv.Z*sigma
+	d.Metrics["forecast_rps"] = mean
+	d.Metrics["plan_rps"] = lambda
+	d.Metrics["level"] = float64(level)
+	d.Metrics["service_rate"] = a.mu
+	target := obs.Template.TargetP95.Seconds()
+	if a.mu <= 0 || target <= 0 || m.servers == 0 {
+		d.Reason = fmt.Sprintf("keep %d servers: service rate or target unknown", m.servers)
+		return
+	}
+	hi := obs.Template.Max
+	if hi < 1 {
+		hi = max(m.servers*2, 1)
+	}
+	plan := planServers(lambda, a.mu, target, lv.Tail, hi)
+	if plan < obs.Template.Min {
+		plan = obs.Template.Min
+	}
+	d.Metrics["plan_servers"] = float64(plan)
+	if cur := float64(m.servers); cur > 0 {
+		d.Metrics["utilisation"] = m.rate / (cur * a.mu)
+	}
+
+	// Stabilise scale-in: remember plans over the window, shrink only to
+	// their maximum.
+	a.plans = append(a.plans, timedPlan{at: obs.Time, n: plan})
+	cut := obs.Time.Add(-a.cfg.ScaleInWindow)
+	i := 0
+	for i < len(a.plans) && a.plans[i].at.Before(cut) {
+		i++
+	}
+	a.plans = a.plans[i:]
+	stable := 0
+	for _, p := range a.plans {
+		stable = max(stable, p.n)
+	}
+	switch {
+	case plan > m.servers:
+		d.Servers = plan
+		d.Reason = fmt.Sprintf("scale out %d -> %d: forecast %.1f rps (+%.1fσ) needs %d servers at %.1f rps each for p95 %v",
+			m.servers, plan, mean, lv.Z, plan, a.mu, obs.Template.TargetP95)
+	case stable < m.servers:
+		d.Servers = stable
+		d.Reason = fmt.Sprintf("scale in %d -> %d: largest plan of the last %v is %d servers (forecast %.1f rps)",
+			m.servers, stable, a.cfg.ScaleInWindow, stable, mean)
+	default:
+		d.Reason = fmt.Sprintf("keep %d servers: plan %d, largest plan of the last %v %d (forecast %.1f rps)",
+			m.servers, plan, a.cfg.ScaleInWindow, stable, mean)
+	}
+}
+
+// serverLatency is the latency the weight actions compare: a server's p95
+// when known, else its mean.
+func serverLatency(s *collector.ServerRates) float64 {
+	if s.Gauges.P95Ms != nil && *s.Gauges.P95Ms > 0 {
+		return *s.Gauges.P95Ms
+	}
+	return s.MeanLatencyMs
+}
+
+// serving lists the servers taking traffic: up, not backup, with requests.
+func serving(obs Observation) []*collector.ServerRates {
+	var out []*collector.ServerRates
+	for i := range obs.Latest.Servers {
+		s := &obs.Latest.Servers[i]
+		if s.State == collector.StateUp && !s.Backup {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// weightState is the row of the weight Q-table: the most likely load state
+// times two, plus one when the servers' latencies are unbalanced.
+func (a *Agent) weightState(obs Observation, post []float64) int {
+	s := 2 * argmax(post)
+	if lo, hi := latencySpread(serving(obs)); lo > 0 && hi/lo > a.cfg.ImbalanceRatio {
+		s++
+	}
+	return s
+}
+
+// latencySpread returns the lowest and highest latency among servers with traffic.
+func latencySpread(srv []*collector.ServerRates) (lo, hi float64) {
+	for _, s := range srv {
+		l := serverLatency(s)
+		if s.Requests <= 0 || l <= 0 {
+			continue
+		}
+		if lo == 0 || l < lo {
+			lo = l
+		}
+		hi = math.Max(hi, l)
+	}
+	return lo, hi
+}
+
+// planWeights applies the chosen weight action.
+func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
+	srv := serving(obs)
+	d.Metrics["weight_action"] = float64(action)
+	if len(srv) < 2 {
+		return
+	}
+	maxW := obs.Template.MaxWeight
+	if maxW <= 0 {
+		maxW = 256
+	}
+	switch action {
+	case WeightReset:
+		w := capacityWeights(srv, obs.Capacity, maxW)
+		if !sameWeights(srv, w) {
+			d.Weights = w
+			d.Reason += "; weights reset to capacity-proportional"
+		}
+	case WeightShift:
+		var slow, fast *collector.ServerRates
+		for _, s := range srv {
+			l := serverLatency(s)
+			if s.Requests <= 0 || l <= 0 {
+				continue
+			}
+			if slow == nil || l > serverLatency(slow) {
+				slow = s
+			}
+			if fast == nil || l < serverLatency(fast) {
+				fast = s
+			}
+		}
+		if slow == nil || slow == fast || slow.Weight <= 1 {
+			return
+		}
+		// Scale current weights up first when they are too coarse to move a
+		// fraction of one.
+		w := make(map[string]int, len(srv))
+		scale := 1
+		if slow.Weight < 20 {
+			scale = max(1, min(20/max(slow.Weight, 1), maxW/maxWeight(srv)))
+		}
+		for _, s := range srv {
+			w[s.Name] = s.Weight * scale
+		}
+		step := max(1, int(math.Round(a.cfg.ShiftFraction*float64(w[slow.Name]))))
+		step = min(step, w[slow.Name]-1, maxW-w[fast.Name])
+		if step <= 0 {
+			return
+		}
+		w[slow.Name] -= step
+		w[fast.Name] += step
+		d.Weights = w
+		d.Reason += fmt.Sprintf("; shift weight %d from %s (%.0f ms) to %s (%.0f ms)",
+			step, slow.Name, serverLatency(slow), fast.Name, serverLatency(fast))
+	}
+}
+
+func maxWeight(srv []*collector.ServerRates) int {
+	m := 1
+	for _, s := range srv {
+		m = max(m, s.Weight)
+	}
+	return m
+}
+
+// capacityWeights are weights proportional to each server's capacity
+// (1 when unknown), the largest mapped near 100 (or maxW when lower).
+func capacityWeights(srv []*collector.ServerRates, capacity map[string]float64, maxW int) map[string]int {
+	top := 0.0
+	for _, s := range srv {
+		top = math.Max(top, capOf(capacity, s.Name))
+	}
+	scale := float64(min(100, maxW)) / top
+	w := make(map[string]int, len(srv))
+	for _, s := range srv {
+		w[s.Name] = max(1, int(math.Round(capOf(capacity, s.Name)*scale)))
+	}
+	return w
+}
+
+func capOf(capacity map[string]float64, name string) float64 {
+	if c, ok := capacity[name]; ok && c > 0 {
+		return c
+	}
+	return 1
+}
+
+// sameWeights reports whether w gives the servers the same proportions
+// they have.
+func sameWeights(srv []*collector.ServerRates, w map[string]int) bool {
+	var a, b float64
+	for _, s := range srv {
+		a += float64(s.Weight)
+		b += float64(w[s.Name])
+	}
+	if a == 0 || b == 0 {
+		return false
+	}
+	for _, s := range srv {
+		if math.Abs(float64(s.Weight)/a-float64(w[s.Name])/b) > 0.01 {
+			return false
+		}
+	}
+	return true
+}
+
+func argmax(v []float64) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// describeLevel says a level in words.
+func describeLevel(l Level) string {
+	return fmt.Sprintf("plan forecast+%.1fσ, tail %.1f%%", l.Z, 100*l.Tail)
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for n := range m {
+		k = append(k, n)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// formatWeights renders weights as "a=3 b=5".
+func formatWeights(w map[string]int) string {
+	var b strings.Builder
+	for i, n := range sortedKeys(w) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", n, w[n])
+	}
+	return b.String()
+}

@@ -1,0 +1,215 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lbtune/lbtune/datasets"
+)
+
+// PolicyVersion is the version of the PolicyTable JSON layout; loading
+// refuses any other.
+const PolicyVersion = 1
+
+// ErrPolicyVersion is returned when a stored policy has an unknown layout version.
+var ErrPolicyVersion = errors.New("unsupported policy version")
+
+// PolicyTable is what the agent learns and persists: Q-values of the
+// server actions (Levels) per load state, Q-values of the weight actions
+// per load state and balance, how much experience backs them, and where it
+// came from. Q(s, level) = sum_k p(k | s) Q[k][level]: linear in the
+// load-state posterior.
+type PolicyTable struct {
+	Version int       `json:"version"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	// K is the number of load states of the model the table goes with.
+	K int `json:"k"`
+	// Levels are the server actions.
+	Levels []Level `json:"levels"`
+	// Q is K x len(Levels); N the posterior mass of updates per entry.
+	Q [][]float64 `json:"q"`
+	N [][]float64 `json:"n"`
+	// WeightQ is 2K x 3: row 2k is state k with balanced servers, 2k+1
+	// with unbalanced ones; columns are keep, shift, reset.
+	WeightQ [][]float64 `json:"weight_q"`
+	// Steps is the number of learning updates; Episodes the simulated
+	// episodes; TrainedOn names the data (trace files, datasets).
+	Steps     int      `json:"steps"`
+	Episodes  int      `json:"episodes"`
+	TrainedOn []string `json:"trained_on,omitempty"`
+	// Config is the agent configuration the table was trained with.
+	Config RLConfig `json:"config"`
+}
+
+// NewPolicyTable returns an untrained table for k load states. Its priors
+// prefer the middle headroom level, keeping balanced weights and shifting
+// unbalanced ones, by a margin any real experience overrides.
+func NewPolicyTable(k int, cfg RLConfig) *PolicyTable {
+	if k < 1 {
+		panic("agent: policy table with no load state")
+	}
+	cfg = cfg.withDefaults()
+	t := &PolicyTable{Version: PolicyVersion, Name: "agent", K: k, Levels: cfg.Levels, Config: cfg}
+	mid := len(cfg.Levels) / 2
+	for range k {
+		q := make([]float64, len(cfg.Levels))
+		q[mid] = 1e-3
+		t.Q = append(t.Q, q)
+		t.N = append(t.N, make([]float64, len(cfg.Levels)))
+		t.WeightQ = append(t.WeightQ, []float64{1e-3, 0, 0}, []float64{0, 1e-3, 0})
+	}
+	return t
+}
+
+// Trained reports whether the table holds any experience.
+func (t *PolicyTable) Trained() bool { return t != nil && t.Steps > 0 }
+
+// levelValues returns Q(s, level) for every level given the posterior.
+func (t *PolicyTable) levelValues(post []float64) []float64 {
+	v := make([]float64, len(t.Levels))
+	for k, p := range post {
+		for a := range v {
+			v[a] += p * t.Q[k][a]
+		}
+	}
+	return v
+}
+
+// update applies one Q-learning step for the previous decision prev,
+// which earned reward r and led to posterior post (weight row wstate).
+func (t *PolicyTable) update(prev *rlStep, r float64, post []float64, wstate int, cfg RLConfig) {
+	next := t.levelValues(post)
+	target := r + cfg.Gamma*next[argmax(next)]
+	cur := t.levelValues(prev.post)[prev.level]
+	delta := target - cur
+	for k, p := range prev.post {
+		if p < 1e-6 {
+			continue
+		}
+		t.Q[k][prev.level] += cfg.Alpha * p * delta
+		t.N[k][prev.level] += p
+	}
+	wq := t.WeightQ[wstate]
+	wt := r + cfg.Gamma*wq[argmax(wq)]
+	t.WeightQ[prev.wstate][prev.waction] += cfg.Alpha * (wt - t.WeightQ[prev.wstate][prev.waction])
+	t.Steps++
+}
+
+// Validate checks the table's shape.
+func (t *PolicyTable) Validate() error {
+	if t.Version != PolicyVersion {
+		return fmt.Errorf("policy %q version %d: %w", t.Name, t.Version, ErrPolicyVersion)
+	}
+	if t.K < 1 || len(t.Levels) == 0 {
+		return fmt.Errorf("policy %q: %d states, %d levels", t.Name, t.K, len(t.Levels))
+	}
+	if len(t.Q) != t.K || len(t.N) != t.K || len(t.WeightQ) != 2*t.K {
+		return fmt.Errorf("policy %q: tables do not match %d states", t.Name, t.K)
+	}
+	for k := range t.K {
+		if len(t.Q[k]) != len(t.Levels) || len(t.N[k]) != len(t.Levels) {
+			return fmt.Errorf("policy %q: state %d has %d values for %d levels", t.Name, k, len(t.Q[k]), len(t.Levels))
+		}
+		for _, v := range t.Q[k] {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("policy %q: state %d has a non-finite value", t.Name, k)
+			}
+		}
+	}
+	for _, row := range t.WeightQ {
+		if len(row) != numWeightActions {
+			return fmt.Errorf("policy %q: weight row with %d actions", t.Name, len(row))
+		}
+	}
+	return nil
+}
+
+// DecodePolicy parses and validates a policy table from JSON.
+func DecodePolicy(b []byte) (*PolicyTable, error) {
+	var t PolicyTable
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("decode policy: %w", err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// ReadPolicyFile reads a policy table from a JSON file.
+func ReadPolicyFile(path string) (*PolicyTable, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	t, err := DecodePolicy(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// policyKey is the store key of version v of the named policy; versions
+// are zero-padded so keys sort in version order.
+func policyKey(name string, v int) string { return fmt.Sprintf("%s/v%06d", name, v) }
+
+// SavePolicy stores t in the store's policies bucket as the next version
+// of t.Name and returns the key it used.
+func SavePolicy(st *datasets.Store, t *PolicyTable) (string, error) {
+	v, err := latestPolicyVersion(st, t.Name)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return "", fmt.Errorf("encode policy %s: %w", t.Name, err)
+	}
+	key := policyKey(t.Name, v+1)
+	if err := st.Put(datasets.BucketPolicies, key, b); err != nil {
+		return "", fmt.Errorf("save policy %s: %w", key, err)
+	}
+	return key, nil
+}
+
+// LoadPolicy returns the latest version of the named policy in the store;
+// datasets.ErrNotFound (wrapped) when there is none.
+func LoadPolicy(st *datasets.Store, name string) (*PolicyTable, error) {
+	v, err := latestPolicyVersion(st, name)
+	if err != nil {
+		return nil, err
+	}
+	if v == 0 {
+		return nil, fmt.Errorf("load policy %s: %w", name, datasets.ErrNotFound)
+	}
+	b, err := st.Get(datasets.BucketPolicies, policyKey(name, v))
+	if err != nil {
+		return nil, fmt.Errorf("load policy %s: %w", policyKey(name, v), err)
+	}
+	return DecodePolicy(b)
+}
+
+// latestPolicyVersion is the highest stored version of name, 0 for none.
+func latestPolicyVersion(st *datasets.Store, name string) (int, error) {
+	keys, err := st.Keys(datasets.BucketPolicies)
+	if err != nil {
+		return 0, fmt.Errorf("list policies: %w", err)
+	}
+	best := 0
+	for _, k := range keys {
+		rest, ok := strings.CutPrefix(k, name+"/v")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.Atoi(rest); err == nil && v > best {
+			best = v
+		}
+	}
+	return best, nil
+}

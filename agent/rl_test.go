@@ -1,0 +1,236 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lbtune/lbtune/datasets"
+)
+
+func TestForecaster(t *testing.T) {
+	tests := []struct {
+		name      string
+		rates     func(i int) float64
+		steps     float64
+		wantMean  float64
+		tolerance float64
+	}{
+		{name: "constant", rates: func(int) float64 { return 100 }, steps: 2, wantMean: 100, tolerance: 1},
+		// A ramp of +10/interval: two intervals ahead of the last (590) is 610.
+		{name: "rising ramp extrapolated", rates: func(i int) float64 { return 100 + 10*float64(i) }, steps: 2, wantMean: 610, tolerance: 15},
+		// A falling ramp is followed, not anticipated: the forecast stays at the level.
+		{name: "falling ramp not anticipated", rates: func(i int) float64 { return 600 - 10*float64(i) }, steps: 2, wantMean: 110, tolerance: 15},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewForecaster()
+			for i := range 50 {
+				f.Observe(tc.rates(i))
+			}
+			m, s := f.Forecast(tc.steps)
+			if math.Abs(m-tc.wantMean) > tc.tolerance {
+				t.Fatalf("forecast = %.1f (sigma %.1f), want %.1f ± %.1f", m, s, tc.wantMean, tc.tolerance)
+			}
+		})
+	}
+	t.Run("noise sets sigma", func(t *testing.T) {
+		f := NewForecaster()
+		rng := rand.New(rand.NewPCG(3, 3))
+		for range 2000 {
+			f.Observe(100 + 10*rng.NormFloat64())
+		}
+		// One-step error of Holt on white noise is a bit above the noise's 10.
+		if _, s := f.Forecast(1); s < 8 || s > 16 {
+			t.Fatalf("sigma = %.1f, want about 10-14", s)
+		}
+	})
+}
+
+func TestQueueingSizing(t *testing.T) {
+	tests := []struct {
+		name          string
+		lambda, mu    float64
+		target, tail  float64
+		want          int
+		wantTailAtOne float64
+	}{
+		// M/M/1 with λ=0: P(T>t) = e^{-μt}; one server suffices.
+		{name: "idle", lambda: 0, mu: 10, target: 0.4, tail: 0.05, want: 1},
+		// a = 7 erlangs at 10/s each; target 4/μ = 0.4 s.
+		{name: "seven erlangs", lambda: 70, mu: 10, target: 0.4, tail: 0.05, want: 9},
+		{name: "stricter tail needs more", lambda: 70, mu: 10, target: 0.4, tail: 0.02, want: 11},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := planServers(tc.lambda, tc.mu, tc.target, tc.tail, 100)
+			if got != tc.want {
+				t.Fatalf("planServers = %d, want %d", got, tc.want)
+			}
+			if tc.lambda > 0 {
+				if p := responseTail(tc.lambda, tc.mu, got, tc.target); p > tc.tail {
+					t.Fatalf("tail at plan %.4f > %.4f", p, tc.tail)
+				}
+				if p := responseTail(tc.lambda, tc.mu, got-1, tc.target); p <= tc.tail {
+					t.Fatalf("one server fewer already meets the tail (%.4f)", p)
+				}
+			}
+		})
+	}
+	t.Run("M/M/1 closed form", func(t *testing.T) {
+		// M/M/1: T ~ Exp(μ-λ), so P(T>t) = e^{-(μ-λ)t} and E[T] = 1/(μ-λ).
+		if got, want := responseTail(5, 10, 1, 0.3), math.Exp(-5*0.3); math.Abs(got-want) > 1e-9 {
+			t.Fatalf("tail = %v, want %v", got, want)
+		}
+		if got := meanResponse(5, 10, 1); math.Abs(got-0.2) > 1e-9 {
+			t.Fatalf("mean = %v, want 0.2", got)
+		}
+	})
+	t.Run("service rate inversion", func(t *testing.T) {
+		for _, c := range []int{1, 4, 20} {
+			for _, rho := range []float64{0.2, 0.6, 0.9} {
+				mu := 12.5
+				lambda := rho * float64(c) * mu
+				got := estimateServiceRate(lambda, c, meanResponse(lambda, mu, c))
+				if math.Abs(got-mu)/mu > 1e-6 {
+					t.Errorf("c=%d rho=%.1f: estimated %v, want %v", c, rho, got, mu)
+				}
+			}
+		}
+	})
+}
+
+func TestAgentScaling(t *testing.T) {
+	a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+	ctx := context.Background()
+	servers := 5
+	// Steady at 60 rps with 20 rps servers and a 200 ms target: keep about 5.
+	for i := range 10 {
+		d, err := a.Decide(ctx, poolObs(time.Duration(i)*time.Minute, 60, servers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Servers != 0 {
+			servers = d.Servers
+		}
+	}
+	if servers < 4 || servers > 7 {
+		t.Fatalf("steady 60 rps at 20 rps/server: %d servers, want 4-7", servers)
+	}
+	steady := servers
+	// A flash crowd at 300 rps: scale out at once.
+	d, _ := a.Decide(ctx, poolObs(10*time.Minute, 300, servers))
+	if d.Servers <= steady+5 {
+		t.Fatalf("flash crowd: asked for %d servers (reason %q), want well above %d", d.Servers, d.Reason, steady)
+	}
+	servers = d.Servers
+	// Back to 60 rps: no scale-in inside the 5 min window.
+	for i := 11; i < 15; i++ {
+		d, _ := a.Decide(ctx, poolObs(time.Duration(i)*time.Minute, 60, servers))
+		if d.Servers != 0 && d.Servers < servers {
+			t.Fatalf("minute %d: scaled in to %d inside the stabilisation window (%s)", i, d.Servers, d.Reason)
+		}
+	}
+	// After the window the pool shrinks.
+	shrunk := false
+	for i := 15; i < 30; i++ {
+		d, _ := a.Decide(ctx, poolObs(time.Duration(i)*time.Minute, 60, servers))
+		if d.Servers != 0 && d.Servers < servers {
+			shrunk, servers = true, d.Servers
+		}
+	}
+	if !shrunk || servers > steady+2 {
+		t.Fatalf("after the crowd: %d servers (shrunk %v), want back near %d", servers, shrunk, steady)
+	}
+}
+
+func TestAgentLearnsLevel(t *testing.T) {
+	// A bandit: the reward depends only on the level chosen, best at the
+	// level 1. Q-learning must come to prefer it.
+	tb := NewPolicyTable(1, RLConfig{})
+	cfg := DefaultRLConfig()
+	rng := rand.New(rand.NewPCG(5, 5))
+	post := []float64{1}
+	for range 5000 {
+		lv := rng.IntN(len(cfg.Levels))
+		r := -math.Abs(float64(lv - 1))
+		tb.update(&rlStep{post: post, level: lv, wstate: 0, waction: 0}, r, post, 0, cfg)
+	}
+	if got := argmax(tb.levelValues(post)); got != 1 {
+		t.Fatalf("preferred level %d, want 1 (values %v)", got, tb.levelValues(post))
+	}
+	if !tb.Trained() {
+		t.Fatal("table with 5000 updates is not trained")
+	}
+}
+
+func TestAgentWeightShift(t *testing.T) {
+	tb := NewPolicyTable(1, RLConfig{})
+	a := NewAgent(tb, nil, RLConfig{}, rand.NewPCG(1, 1))
+	obs := poolObs(0, 60, 3)
+	// Server c is slow: 3x the latency of a.
+	lat := []float64{50, 80, 150}
+	for i := range obs.Latest.Servers {
+		p := lat[i]
+		obs.Latest.Servers[i].Gauges.P95Ms = &p
+	}
+	d, err := a.Decide(context.Background(), obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Weights == nil || d.Weights["c"] >= d.Weights["a"] {
+		t.Fatalf("weights %v: want weight moved from the slow c to the fast a (%s)", d.Weights, d.Reason)
+	}
+	if d.Weights["b"] != 10*2 {
+		t.Fatalf("untouched server b: weight %d, want 20 (scaled by 2)", d.Weights["b"])
+	}
+}
+
+func TestPolicyStore(t *testing.T) {
+	st, err := datasets.Open(filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := LoadPolicy(st, "agent"); !errors.Is(err, datasets.ErrNotFound) {
+		t.Fatalf("empty store: err = %v, want ErrNotFound", err)
+	}
+	tb := NewPolicyTable(3, RLConfig{})
+	tb.Steps = 7
+	for want := 1; want <= 2; want++ {
+		key, err := SavePolicy(st, tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != policyKey("agent", want) {
+			t.Fatalf("key %q, want version %d", key, want)
+		}
+		tb.Steps++
+	}
+	got, err := LoadPolicy(st, "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Steps != 8 || got.K != 3 {
+		t.Fatalf("loaded steps %d k %d, want the latest version (8, 3)", got.Steps, got.K)
+	}
+	bad := []struct {
+		name string
+		json string
+	}{
+		{name: "not json", json: "{"},
+		{name: "unknown version", json: `{"version":9,"k":1}`},
+		{name: "shape mismatch", json: `{"version":1,"k":2,"levels":[{"z":0,"tail":0.05}],"q":[[0]],"n":[[0]],"weight_q":[[0,0,0]]}`},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := DecodePolicy([]byte(tc.json)); err == nil {
+				t.Fatal("decoded a bad policy")
+			}
+		})
+	}
+}
