@@ -1,0 +1,95 @@
+package collector
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Every parser of outside input has a fuzz target seeded with the real
+// captures. The property: no panic, and either an error or a snapshot that
+// passes Validate. Run them with scripts/fuzz.sh DURATION.
+
+func seedFiles(f *testing.F, pattern string) {
+	f.Helper()
+	m, err := filepath.Glob(filepath.Join(capturesDir, pattern))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if len(m) == 0 {
+		f.Fatalf("no captures match %s under %s", pattern, capturesDir)
+	}
+	for _, p := range m {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+func FuzzParseVTS(f *testing.F) {
+	seedFiles(f, "vts/00[0-9]1.json") // 7 captures: start, load, reload, dead peer, restart
+	seedFiles(f, "vts/control/*.json")
+	f.Add([]byte(`{"nowMsec":1,"upstreamZones":{"a":[{"server":"x:1","requestCounter":18446744073709551615}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseVTS(data, "fuzz")
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("ParseVTS returned an invalid snapshot: %v", verr)
+			}
+		}
+	})
+}
+
+func FuzzParseHAProxyCSV(f *testing.F) {
+	seedFiles(f, "haproxy/captures/0[2469]-*/show_stat.csv")
+	seedFiles(f, "haproxy/captures/1[13]-*/http_stats.csv")
+	f.Add([]byte("# pxname,svname,qcur,scur,stot,bin,bout,econ,eresp,status,weight,bck,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,ttime\na,s,0,0,1,1,1,0,0,UP,1,0,0,1,0,0,0,1\n"))
+	at := time.Unix(1795856495, 0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseHAProxyCSV(data, "fuzz", at)
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("ParseHAProxyCSV returned an invalid snapshot: %v", verr)
+			}
+		}
+	})
+}
+
+func FuzzParseNginxLog(f *testing.F) {
+	data, err := os.ReadFile(filepath.Join(capturesDir, "nginx-log/access.log"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	lines := splitLines(data)
+	for i := 0; i < len(lines); i += 97 { // a spread of single lines, incl. the multi-attempt ones
+		f.Add([]byte(lines[i]))
+	}
+	f.Add([]byte(`<190>Nov 28 09:00:15 nginx: lbtune=1 msec=1795856415.123 pool=app status=200 rt=0.071 bytes=30 reqlen=80 ua="127.0.0.1:18083, 127.0.0.1:18082 : 10.0.0.1:80" us="502, 200 : 200" urt="0.046, 0.025 : 0.001"`))
+	at := time.Unix(1795856495, 0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseNginxLog(data, "fuzz", at)
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("ParseNginxLog returned an invalid snapshot: %v", verr)
+			}
+		}
+	})
+}
+
+func splitLines(data []byte) []string {
+	var out []string
+	start := 0
+	for i, b := range data {
+		if b == '\n' {
+			out = append(out, string(data[start:i]))
+			start = i + 1
+		}
+	}
+	if start < len(data) {
+		out = append(out, string(data[start:]))
+	}
+	return out
+}
