@@ -3,7 +3,6 @@ package datasets
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -262,12 +261,8 @@ func (s *Store) Append(snaps ...collector.Snapshot) error {
 		if !representable(sn.Time) {
 			return fmt.Errorf("append snapshot %d of %d: time %s out of range", i+1, len(snaps), sn.Time)
 		}
-		v, err := json.Marshal(sn)
-		if err != nil {
-			return fmt.Errorf("append snapshot %d of %d: encode: %w", i+1, len(snaps), err)
-		}
 		keys[i] = append(timeKey(make([]byte, 0, 8+len(sn.Source)), sn.Time), sn.Source...)
-		vals[i] = v
+		vals[i] = encodeSnapshot(nil, sn)
 	}
 	return s.update("append snapshots", func(tx *bolt.Tx) error {
 		b := tx.Bucket(snapshotsBucket)
@@ -314,8 +309,8 @@ func (s *Store) Range(source string, from, to time.Time, fn func(collector.Snaps
 		if source != "" && string(k[8:]) != source {
 			return false, nil
 		}
-		var sn collector.Snapshot
-		if err := json.Unmarshal(v, &sn); err != nil {
+		sn, err := decodeSnapshot(v)
+		if err != nil {
 			return false, fmt.Errorf("decode snapshot %s at %s: %w", k[8:], keyTime(k).Format(time.RFC3339Nano), err)
 		}
 		batch = append(batch, sn)

@@ -1,0 +1,294 @@
+package datasets
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/lbtune/lbtune/collector"
+)
+
+// Stored snapshot values start with a codec tag. JSON values start with '{'
+// and are still read, so a store written with JSON values stays readable.
+const codecBinary1 byte = 0x01
+
+// errCorrupt is wrapped by decodeSnapshot for a value it cannot decode.
+var errCorrupt = errors.New("corrupt snapshot value")
+
+// Server flag bits in the binary encoding.
+const (
+	flagBackup = 1 << iota
+	flagP50
+	flagP95
+	flagP99
+)
+
+// stateCodes maps the known states to one byte; 0 means "a string follows".
+var stateCodes = map[collector.State]byte{
+	collector.StateUp: 1, collector.StateDown: 2, collector.StateDrain: 3,
+	collector.StateMaint: 4, collector.StateBackup: 5,
+}
+
+var codeStates = [...]collector.State{"", collector.StateUp, collector.StateDown, collector.StateDrain, collector.StateMaint, collector.StateBackup}
+
+// encodeSnapshot appends the compact binary form of sn to dst.
+//
+// Layout (varint = binary.AppendVarint, uvarint = AppendUvarint, f64 =
+// 8 bytes little-endian IEEE 754, str = uvarint length + bytes, list = uvarint
+// n+1, 0 for a nil slice):
+//
+//	0x01 | time: varint Unix ns | source: str | pools: list of
+//	  name str | queue f64 | servers: list of
+//	    name str | address str | weight varint | state byte (0: str follows)
+//	    | flags byte | requests, bytes_in, bytes_out, responses[5], errors,
+//	    latency_sum_ms: uvarint each | active, queue, avg_response_ms: f64
+//	    | p50, p95, p99: f64 each if its flag is set
+//
+// Times are stored in UTC: a snapshot comes back with Time in UTC.
+// TestCodecCoversSnapshot fails when collector.Snapshot gains a field this
+// layout does not carry.
+func encodeSnapshot(dst []byte, sn *collector.Snapshot) []byte {
+	dst = append(dst, codecBinary1)
+	dst = binary.AppendVarint(dst, sn.Time.UnixNano())
+	dst = appendString(dst, sn.Source)
+	dst = appendLen(dst, len(sn.Pools), sn.Pools == nil)
+	for i := range sn.Pools {
+		p := &sn.Pools[i]
+		dst = appendString(dst, p.Name)
+		dst = appendFloat(dst, p.Queue)
+		dst = appendLen(dst, len(p.Servers), p.Servers == nil)
+		for j := range p.Servers {
+			dst = appendServer(dst, &p.Servers[j])
+		}
+	}
+	return dst
+}
+
+func appendServer(dst []byte, s *collector.Server) []byte {
+	dst = appendString(dst, s.Name)
+	dst = appendString(dst, s.Address)
+	dst = binary.AppendVarint(dst, int64(s.Weight))
+	if code, ok := stateCodes[s.State]; ok {
+		dst = append(dst, code)
+	} else {
+		dst = append(dst, 0)
+		dst = appendString(dst, string(s.State))
+	}
+	g := &s.Gauges
+	var flags byte
+	if s.Backup {
+		flags |= flagBackup
+	}
+	if g.P50Ms != nil {
+		flags |= flagP50
+	}
+	if g.P95Ms != nil {
+		flags |= flagP95
+	}
+	if g.P99Ms != nil {
+		flags |= flagP99
+	}
+	dst = append(dst, flags)
+	c := &s.Counters
+	dst = binary.AppendUvarint(dst, c.Requests)
+	dst = binary.AppendUvarint(dst, c.BytesIn)
+	dst = binary.AppendUvarint(dst, c.BytesOut)
+	for _, r := range c.Responses {
+		dst = binary.AppendUvarint(dst, r)
+	}
+	dst = binary.AppendUvarint(dst, c.Errors)
+	dst = binary.AppendUvarint(dst, c.LatencySumMs)
+	dst = appendFloat(dst, g.Active)
+	dst = appendFloat(dst, g.Queue)
+	dst = appendFloat(dst, g.AvgResponseMs)
+	for _, p := range []*float64{g.P50Ms, g.P95Ms, g.P99Ms} {
+		if p != nil {
+			dst = appendFloat(dst, *p)
+		}
+	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendLen(dst []byte, n int, isNil bool) []byte {
+	if isNil {
+		return append(dst, 0)
+	}
+	return binary.AppendUvarint(dst, uint64(n)+1)
+}
+
+func appendFloat(dst []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+}
+
+// decodeSnapshot decodes a stored value: the binary layout or JSON.
+func decodeSnapshot(v []byte) (collector.Snapshot, error) {
+	var sn collector.Snapshot
+	if len(v) == 0 {
+		return sn, fmt.Errorf("empty value: %w", errCorrupt)
+	}
+	if v[0] == '{' {
+		err := json.Unmarshal(v, &sn)
+		return sn, err
+	}
+	if v[0] != codecBinary1 {
+		return sn, fmt.Errorf("codec tag %#x: %w", v[0], errCorrupt)
+	}
+	d := decoder{b: v[1:]}
+	sn.Time = time.Unix(0, d.varint()).UTC()
+	sn.Source = d.string()
+	if n, isNil := d.len(); !isNil {
+		sn.Pools = make([]collector.Pool, n)
+	}
+	for i := range sn.Pools {
+		p := &sn.Pools[i]
+		p.Name = d.string()
+		p.Queue = d.float()
+		if n, isNil := d.len(); !isNil {
+			p.Servers = make([]collector.Server, n)
+		}
+		for j := range p.Servers {
+			d.server(&p.Servers[j])
+		}
+		if d.err != nil {
+			break
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return collector.Snapshot{}, d.err
+	}
+	return sn, nil
+}
+
+// decoder reads the binary layout; the first failure sticks in err and
+// every later read returns zero.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, a ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format+": %w", append(a, errCorrupt)...)
+	}
+	d.b = nil
+}
+
+func (d *decoder) server(s *collector.Server) {
+	s.Name = d.string()
+	s.Address = d.string()
+	s.Weight = int(d.varint())
+	code := d.byte()
+	if code == 0 {
+		s.State = collector.State(d.string())
+	} else if int(code) < len(codeStates) {
+		s.State = codeStates[code]
+	} else {
+		d.fail("state code %d", code)
+	}
+	flags := d.byte()
+	s.Backup = flags&flagBackup != 0
+	c := &s.Counters
+	c.Requests = d.uvarint()
+	c.BytesIn = d.uvarint()
+	c.BytesOut = d.uvarint()
+	for k := range c.Responses {
+		c.Responses[k] = d.uvarint()
+	}
+	c.Errors = d.uvarint()
+	c.LatencySumMs = d.uvarint()
+	g := &s.Gauges
+	g.Active = d.float()
+	g.Queue = d.float()
+	g.AvgResponseMs = d.float()
+	if flags&flagP50 != 0 {
+		g.P50Ms = d.floatPtr()
+	}
+	if flags&flagP95 != 0 {
+		g.P95Ms = d.floatPtr()
+	}
+	if flags&flagP99 != 0 {
+		g.P99Ms = d.floatPtr()
+	}
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("truncated")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// len reads a list length; a nil slice was written as 0. The length is
+// bounded by the bytes left (every element takes at least one byte), so a
+// corrupt value cannot make decode allocate without limit.
+func (d *decoder) len() (int, bool) {
+	v := d.uvarint()
+	if v == 0 {
+		return 0, true
+	}
+	if v-1 > uint64(len(d.b)) {
+		d.fail("list of %d elements in %d bytes", v-1, len(d.b))
+		return 0, true
+	}
+	return int(v - 1), false
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("string of %d bytes in %d", n, len(d.b))
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) float() float64 {
+	if len(d.b) < 8 {
+		d.fail("truncated float")
+		return 0
+	}
+	f := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	return f
+}
+
+func (d *decoder) floatPtr() *float64 {
+	f := d.float()
+	return &f
+}
