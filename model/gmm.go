@@ -530,7 +530,7 @@ type fitter struct {
 type accum struct {
 	nk, s1, s2 []float64
 	ll         float64
-	lp         []float64
+	lp, resp   []float64 // passBlock x K scratch
 }
 
 func newFitter(x *mat.Dense, cfg FitConfig) *fitter {
@@ -558,7 +558,8 @@ func newFitter(x *mat.Dense, cfg FitConfig) *fitter {
 	}
 	f.accs = make([]accum, (n+chunkRows-1)/chunkRows)
 	for i := range f.accs {
-		f.accs[i] = accum{nk: make([]float64, cfg.K), s1: make([]float64, cfg.K*d), s2: make([]float64, s2), lp: make([]float64, cfg.K)}
+		f.accs[i] = accum{nk: make([]float64, cfg.K), s1: make([]float64, cfg.K*d), s2: make([]float64, s2),
+			lp: make([]float64, passBlock*cfg.K), resp: make([]float64, passBlock*cfg.K)}
 	}
 	return f
 }
@@ -640,7 +641,9 @@ func (f *fitter) run(ctx context.Context, rng *rand.Rand) (*GMM, float64, error)
 // sample's log-likelihood and responsibilities and, when stats is set,
 // accumulates the sufficient statistics of the M step in the same sweep.
 // It returns the mean log-likelihood per sample and, when lls is non-nil,
-// stores each sample's log-likelihood there.
+// stores each sample's log-likelihood there. Rows go through in blocks of
+// passBlock so that every load of a Cholesky factor or statistic serves
+// several rows.
 func (f *fitter) pass(g *GMM, stats bool, lls []float64) float64 {
 	d, K := f.d, g.K
 	tri := d * (d + 1) / 2
@@ -653,35 +656,50 @@ func (f *fitter) pass(g *GMM, stats bool, lls []float64) float64 {
 			clear(a.s2)
 		}
 		a.ll = 0
-		lp := a.lp
-		for i := lo; i < hi; i++ {
-			x := f.x[i*d : (i+1)*d]
-			ll := g.logProbs(lp, x)
-			a.ll += ll
-			if lls != nil {
-				lls[i] = ll
+		lp, resp := a.lp, a.resp
+		for i := lo; i < hi; i += passBlock {
+			m := min(passBlock, hi-i)
+			g.blockLogProbs(lp, f.x[i*d:(i+m)*d], m)
+			for b := 0; b < m; b++ {
+				ll := normalise(lp[b*K:(b+1)*K], resp[b*K:(b+1)*K])
+				a.ll += ll
+				if lls != nil {
+					lls[i+b] = ll
+				}
 			}
 			if !stats {
 				continue
 			}
+			clear(resp[m*K:])
+			var xs [passBlock][]float64
+			for b := range xs {
+				xs[b] = f.x[(i+min(b, m-1))*d : (i+min(b, m-1)+1)*d]
+			}
 			for k := 0; k < K; k++ {
-				r := math.Exp(lp[k] - ll)
-				if r < respSkip {
+				var rs [passBlock]float64
+				var any bool
+				for b := range rs {
+					if r := resp[b*K+k]; r >= respSkip {
+						rs[b] = r
+						any = true
+					}
+				}
+				if !any {
 					continue
 				}
-				a.nk[k] += r
+				a.nk[k] += (rs[0] + rs[1]) + (rs[2] + rs[3])
 				s1 := a.s1[k*d : (k+1)*d]
 				for j := range s1 {
-					s1[j] += r * x[j]
+					s1[j] += rs[0]*xs[0][j] + rs[1]*xs[1][j] + rs[2]*xs[2][j] + rs[3]*xs[3][j]
 				}
 				if diag {
 					s2 := a.s2[k*d : (k+1)*d]
 					for j := range s2 {
-						s2[j] += r * x[j] * x[j]
+						s2[j] += rs[0]*xs[0][j]*xs[0][j] + rs[1]*xs[1][j]*xs[1][j] + rs[2]*xs[2][j]*xs[2][j] + rs[3]*xs[3][j]*xs[3][j]
 					}
 					continue
 				}
-				accumOuter(a.s2[k*tri:(k+1)*tri], x, r, d)
+				accumOuter4(a.s2[k*tri:(k+1)*tri], &xs, &rs, d)
 			}
 		}
 	})
@@ -692,15 +710,113 @@ func (f *fitter) pass(g *GMM, stats bool, lls []float64) float64 {
 	return ll / float64(f.n)
 }
 
-// accumOuter adds r x x^T to the packed lower triangle s2.
-func accumOuter(s2, x []float64, r float64, d int) {
+// passBlock is the number of rows the E/M pass handles together.
+const passBlock = 4
+
+// expFloor is the log-ratio below which exp underflows relative to the
+// largest term (exp(-37) < 1e-16): such terms are taken as 0.
+const expFloor = -37
+
+// normalise turns the component log-probabilities lp of one row into
+// responsibilities in resp and returns the row's log-likelihood
+// log sum_k exp(lp_k), computed by log-sum-exp with one exp per component.
+func normalise(lp, resp []float64) float64 {
+	resp = resp[:len(lp)]
+	max := math.Inf(-1)
+	for _, v := range lp {
+		if v > max {
+			max = v
+		}
+	}
+	if math.IsInf(max, -1) {
+		clear(resp)
+		return max
+	}
+	var s float64
+	for k, v := range lp {
+		e := v - max
+		if e < expFloor {
+			resp[k] = 0
+			continue
+		}
+		r := math.Exp(e)
+		resp[k] = r
+		s += r
+	}
+	inv := 1 / s
+	for k := range resp {
+		resp[k] *= inv
+	}
+	return max + math.Log(s)
+}
+
+// blockLogProbs writes log(w_k N(x_b; k)) for the m rows of x (m x D,
+// m <= passBlock) into lp[b*K+k].
+func (g *GMM) blockLogProbs(lp, x []float64, m int) {
+	d, K := g.D, g.K
+	for k := 0; k < K; k++ {
+		sh := g.shift[k*d : (k+1)*d]
+		if g.Cov == Diag {
+			p := g.prec[k*d : (k+1)*d]
+			sh = sh[:len(p)]
+			for b := 0; b < m; b++ {
+				xs := x[b*d : b*d+len(p)]
+				var maha float64
+				for j, v := range p {
+					y := v*xs[j] - sh[j]
+					maha += y * y
+				}
+				lp[b*K+k] = g.logNorm[k] - 0.5*maha
+			}
+			continue
+		}
+		prec := g.prec[k*g.tri() : (k+1)*g.tri()]
+		if m == 4 {
+			m0, m1, m2, m3 := mahaFull4(prec, sh, x[:d], x[d:2*d], x[2*d:3*d], x[3*d:4*d], d)
+			lp[k] = g.logNorm[k] - 0.5*m0
+			lp[K+k] = g.logNorm[k] - 0.5*m1
+			lp[2*K+k] = g.logNorm[k] - 0.5*m2
+			lp[3*K+k] = g.logNorm[k] - 0.5*m3
+			continue
+		}
+		for b := 0; b < m; b++ {
+			lp[b*K+k] = g.logNorm[k] - 0.5*mahaFull(prec, sh, x[b*d:(b+1)*d], d)
+		}
+	}
+}
+
+// mahaFull4 is mahaFull for four rows at once: each load of the Cholesky
+// factor feeds four independent dot products.
+func mahaFull4(prec, shift, xa, xb, xc, xd []float64, d int) (ma, mb, mc, md float64) {
+	off := 0
+	for j := 0; j < d; j++ {
+		row := prec[off : off+j+1]
+		a, b, c, e := xa[:len(row)], xb[:len(row)], xc[:len(row)], xd[:len(row)]
+		sa, sb, sc, sd := -shift[j], -shift[j], -shift[j], -shift[j]
+		for i, p := range row {
+			sa += p * a[i]
+			sb += p * b[i]
+			sc += p * c[i]
+			sd += p * e[i]
+		}
+		ma += sa * sa
+		mb += sb * sb
+		mc += sc * sc
+		md += sd * sd
+		off += j + 1
+	}
+	return ma, mb, mc, md
+}
+
+// accumOuter4 adds sum_b r_b x_b x_b^T to the packed lower triangle s2.
+func accumOuter4(s2 []float64, xs *[passBlock][]float64, rs *[passBlock]float64, d int) {
 	off := 0
 	for j := 0; j < d; j++ {
 		row := s2[off : off+j+1]
-		xs := x[:len(row)]
-		rx := r * x[j]
+		a, b, c, e := xs[0][:len(row)], xs[1][:len(row)], xs[2][:len(row)], xs[3][:len(row)]
+		ra, rb, rc, rd := rs[0]*xs[0][j], rs[1]*xs[1][j], rs[2]*xs[2][j], rs[3]*xs[3][j]
 		for i := range row {
-			row[i] += rx * xs[i]
+			row[i] += (ra*a[i] + rb*b[i]) + (rc*c[i] + rd*e[i])
 		}
 		off += j + 1
 	}
@@ -796,4 +912,18 @@ func (f *fitter) mstep(g *GMM) error {
 		}
 	}
 	return g.Prepare()
+}
+
+// accumOuter adds r x x^T to the packed lower triangle s2.
+func accumOuter(s2, x []float64, r float64, d int) {
+	off := 0
+	for j := 0; j < d; j++ {
+		row := s2[off : off+j+1]
+		xs := x[:len(row)]
+		rx := r * x[j]
+		for i := range row {
+			row[i] += rx * xs[i]
+		}
+		off += j + 1
+	}
 }

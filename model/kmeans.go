@@ -75,8 +75,8 @@ func sqDist(a, b []float64) float64 {
 	return s
 }
 
-// lloyd refines centres by at most cfg.KMeansIter Lloyd iterations and
-// leaves each row's nearest centre in labels. A centre that loses all its
+// lloyd refines centres by at most cfg.KMeansIter Lloyd iterations, stopping
+// once at most 0.01% of the rows change centre, and leaves each row's nearest centre in labels. A centre that loses all its
 // rows keeps its position.
 func (f *fitter) lloyd(centers []float64, labels []int32) {
 	d, k := f.d, f.cfg.K
@@ -101,7 +101,7 @@ func (f *fitter) lloyd(centers []float64, labels []int32) {
 			}
 			changed.Add(ch)
 		})
-		if it >= f.cfg.KMeansIter || changed.Load() == 0 {
+		if it >= f.cfg.KMeansIter || changed.Load()*10000 <= int64(f.n) {
 			return
 		}
 		clear(sums)
