@@ -1,0 +1,299 @@
+package api
+
+import (
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 64 << 10
+
+// DefaultWindow is how far back /v1/series and /v1/decisions look when
+// since is not given: the dashboard's 30 minutes.
+const DefaultWindow = 30 * time.Minute
+
+//go:embed web
+var webFS embed.FS
+
+// Options configures Handler.
+type Options struct {
+	Reader   Reader
+	Operator Operator
+	// Token is the bearer token mutations need; empty refuses them all.
+	Token string
+	// Gatherer serves /metrics (the registry given to NewMetrics).
+	Gatherer prometheus.Gatherer
+	// Logger logs refused and failed requests; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Handler returns the API, /metrics, /healthz and the dashboard at /.
+func Handler(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &server{Options: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	if o.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /v1/state", s.state)
+	mux.HandleFunc("GET /v1/policy", s.policy)
+	mux.HandleFunc("GET /v1/decisions", s.decisions)
+	mux.HandleFunc("GET /v1/model", s.model)
+	mux.HandleFunc("GET /v1/series", s.series)
+	mux.HandleFunc("POST /v1/mode", s.auth(s.mode))
+	mux.HandleFunc("POST /v1/scale", s.auth(s.scale))
+	mux.HandleFunc("POST /v1/pools/{pool}/pause", s.auth(s.pause(true)))
+	mux.HandleFunc("POST /v1/pools/{pool}/resume", s.auth(s.pause(false)))
+	mux.HandleFunc("POST /v1/nodes", s.auth(s.node))
+	mux.HandleFunc("POST /v1/templates/{op}", s.auth(s.template))
+	web, err := fs.Sub(webFS, "web")
+	if err != nil {
+		panic("api: embedded dashboard missing: " + err.Error())
+	}
+	mux.Handle("GET /", http.FileServerFS(web))
+	return mux
+}
+
+// NewHTTPServer wraps h in an http.Server with timeouts, so a slow client
+// cannot hold a connection or a goroutine forever.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+type server struct {
+	Options
+}
+
+// auth refuses a mutation without the bearer token with 401.
+func (s *server) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if s.Token == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+			s.Logger.Warn("refused unauthenticated request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lbtune"`)
+			s.fail(w, r, http.StatusUnauthorized, errors.New("a valid bearer token is required (Authorization: Bearer <token from the token file>)"))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next(w, r)
+	}
+}
+
+func (s *server) state(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Reader.State(r.Context())
+	s.reply(w, r, st, err)
+}
+
+func (s *server) policy(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Reader.Policy(r.Context())
+	s.reply(w, r, p, err)
+}
+
+func (s *server) model(w http.ResponseWriter, r *http.Request) {
+	m, err := s.Reader.Model(r.Context())
+	s.reply(w, r, m, err)
+}
+
+func (s *server) decisions(w http.ResponseWriter, r *http.Request) {
+	since, err := s.since(r)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	limit := 200
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			s.fail(w, r, http.StatusBadRequest, fmt.Errorf("limit %q: want 1..10000", v))
+			return
+		}
+		limit = n
+	}
+	ds, err := s.Reader.Decisions(r.Context(), r.URL.Query().Get("pool"), since, limit)
+	s.reply(w, r, ds, err)
+}
+
+func (s *server) series(w http.ResponseWriter, r *http.Request) {
+	since, err := s.since(r)
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	pool := r.URL.Query().Get("pool")
+	if pool == "" {
+		s.fail(w, r, http.StatusBadRequest, errors.New("pool is required"))
+		return
+	}
+	pts, err := s.Reader.Series(r.Context(), pool, since)
+	s.reply(w, r, pts, err)
+}
+
+// since parses ?since= as RFC 3339, Unix seconds or a duration back from
+// now (e.g. 30m); absent means DefaultWindow back.
+func (s *server) since(r *http.Request) (time.Time, error) {
+	v := r.URL.Query().Get("since")
+	now := s.Now()
+	if v == "" {
+		return now.Add(-DefaultWindow), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 {
+		return time.Unix(0, int64(f*1e9)), nil
+	}
+	return time.Time{}, fmt.Errorf("since %q: want RFC 3339, Unix seconds or a duration like 30m", v)
+}
+
+// modeRequest is the body of POST /v1/mode.
+type modeRequest struct {
+	Mode string `json:"mode"`
+	Pool string `json:"pool,omitempty"`
+}
+
+func (s *server) mode(w http.ResponseWriter, r *http.Request) {
+	var req modeRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	err := s.Operator.SetMode(r.Context(), req.Pool, req.Mode)
+	s.reply(w, r, map[string]string{"mode": req.Mode, "pool": req.Pool}, err)
+}
+
+// scaleRequest is the body of POST /v1/scale.
+type scaleRequest struct {
+	Pool  string `json:"pool"`
+	Delta int    `json:"delta"`
+}
+
+func (s *server) scale(w http.ResponseWriter, r *http.Request) {
+	var req scaleRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if req.Delta != 1 && req.Delta != -1 {
+		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("delta %d: want +1 or -1", req.Delta))
+		return
+	}
+	d, err := s.Operator.Scale(r.Context(), req.Pool, req.Delta)
+	s.reply(w, r, d, err)
+}
+
+func (s *server) pause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		pool := r.PathValue("pool")
+		err := s.Operator.Pause(r.Context(), pool, paused)
+		s.reply(w, r, map[string]any{"pool": pool, "paused": paused}, err)
+	}
+}
+
+func (s *server) node(w http.ResponseWriter, r *http.Request) {
+	var req NodeRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	switch req.Op {
+	case "add", "rm", "launch":
+	default:
+		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("node op %q: want add, rm or launch", req.Op))
+		return
+	}
+	msg, err := s.Operator.Node(r.Context(), req)
+	s.reply(w, r, map[string]string{"result": msg}, err)
+}
+
+func (s *server) template(w http.ResponseWriter, r *http.Request) {
+	op := r.PathValue("op")
+	if op != "up" && op != "down" {
+		s.fail(w, r, http.StatusNotFound, fmt.Errorf("template op %q: want up or down", op))
+		return
+	}
+	spec, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("read template: %w", err))
+		return
+	}
+	msg, err := s.Operator.Template(r.Context(), op, spec)
+	s.reply(w, r, map[string]string{"result": msg}, err)
+}
+
+// decode reads a JSON body strictly; on failure it replies and returns false.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		code := http.StatusBadRequest
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		s.fail(w, r, code, fmt.Errorf("decode request: %w", err))
+		return false
+	}
+	return true
+}
+
+// reply writes v as JSON, or the error with the status its sentinel maps to.
+func (s *server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrUnknownPool), errors.Is(err, ErrNoModel):
+			code = http.StatusNotFound
+		case errors.Is(err, ErrBadRequest):
+			code = http.StatusBadRequest
+		case errors.Is(err, ErrConflict):
+			code = http.StatusConflict
+		}
+		s.fail(w, r, code, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		s.Logger.Warn("write response", "path", r.URL.Path, "err", err)
+	}
+}
+
+// fail writes {"error": "..."} with code.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, code int, err error) {
+	if code >= 500 {
+		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
