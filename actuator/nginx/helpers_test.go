@@ -1,12 +1,20 @@
 package nginx
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // nginxBin is the NGINX the tests run (stock Debian 1.22.1 in CI).
@@ -46,7 +54,7 @@ func writeMainConf(t testing.TB, dir, inc string, port int, proxyApp ...bool) st
 		loc = "proxy_pass http://app; proxy_next_upstream error timeout http_502; proxy_http_version 1.1; proxy_set_header Connection \"\";"
 	}
 	conf := fmt.Sprintf(`%sworker_processes 1;
-daemon on;
+daemon off;
 pid %[2]s/nginx.pid;
 error_log %[2]s/error.log notice;
 events { worker_connections 256; }
@@ -75,3 +83,111 @@ http {
 func nginxTest(bin, dir, conf string) ([]byte, error) {
 	return exec.Command(bin, "-t", "-q", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf).CombinedOutput()
 }
+
+// runningNginx is an NGINX started by a test.
+type runningNginx struct {
+	*NGINX
+	files Files
+	front string // http://127.0.0.1:port
+}
+
+// startNginx writes ups into an include file, starts NGINX proxying / to
+// the upstream "app", and stops it in t.Cleanup.
+func startNginx(t testing.TB, ups []Upstream) *runningNginx {
+	t.Helper()
+	bin := requireNginx(t)
+	dir := t.TempDir()
+	f := Files{Bin: bin, Prefix: dir, ErrorLog: filepath.Join(dir, "error.log"),
+		PIDFile: filepath.Join(dir, "nginx.pid"), Include: filepath.Join(dir, "upstreams.conf")}
+	var buf bytes.Buffer
+	if err := RenderUpstreams(&buf, ups); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.Include, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	f.MainConf = writeMainConf(t, dir, f.Include, port, true)
+	cmd := exec.Command(bin, "-p", dir, "-e", f.ErrorLog, "-c", f.MainConf)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // fast shutdown: the master stops its workers
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	n := New(f, ups)
+	n.DrainTimeout = 10 * time.Second
+	front := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := n.MasterPID(); err == nil {
+			if resp, err := http.Get(front + "/healthz"); err == nil {
+				resp.Body.Close()
+				break
+			}
+		}
+		select {
+		case <-done:
+			b, _ := os.ReadFile(f.ErrorLog)
+			t.Fatalf("nginx exited: %s %s", out.String(), b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not start: %s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return &runningNginx{NGINX: n, files: f, front: front}
+}
+
+// backend is a test HTTP server that answers its own address.
+type backend struct {
+	*httptest.Server
+	hits  atomic.Int64
+	delay atomic.Int64 // nanoseconds each non-health request sleeps
+}
+
+func newBackend(t testing.TB) *backend {
+	t.Helper()
+	b := &backend{}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			b.hits.Add(1)
+			time.Sleep(time.Duration(b.delay.Load()))
+		}
+		_, _ = io.WriteString(w, b.addr())
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
+
+// get fetches url and returns the body, failing on a non-200 answer.
+func get(url string) (string, error) {
+	resp, err := noKeepAlive.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: status %d: %s", url, resp.StatusCode, body)
+	}
+	return string(body), nil
+}
+
+var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

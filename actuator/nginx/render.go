@@ -36,6 +36,10 @@ type Upstream struct {
 type UpstreamServer struct {
 	// Address is host:port (or unix:/path).
 	Address string
+	// Name optionally names the server for lbtune (e.g. an instance id); it
+	// is rendered as a trailing comment when it differs from Address. NGINX
+	// itself knows servers only by address.
+	Name string
 	// Weight is the server's weight, 1..MaxWeight.
 	Weight int
 	// Down marks the server permanently unavailable: NGINX sends it no new
@@ -82,7 +86,11 @@ func RenderUpstreams(w io.Writer, ups []Upstream) error {
 			fmt.Fprintf(bw, "    %s\n", d)
 		}
 		for _, s := range u.Servers {
-			fmt.Fprintf(bw, "    server %s%s;\n", s.Address, serverParams(s))
+			comment := ""
+			if s.Name != "" && s.Name != s.Address {
+				comment = " # " + s.Name
+			}
+			fmt.Fprintf(bw, "    server %s%s;%s\n", s.Address, serverParams(s), comment)
 		}
 		fmt.Fprintln(bw, "}")
 	}
@@ -156,6 +164,9 @@ func ValidateUpstreams(ups []Upstream) error {
 			addrs[s.Address] = true
 			if s.Weight < 1 || s.Weight > MaxWeight {
 				bad("upstream %q: server %s weight %d outside 1..%d (use Down to take a server out)", u.Name, s.Address, s.Weight, MaxWeight)
+			}
+			if s.Name != "" && strings.ContainsAny(s.Name, "\r\n") {
+				bad("upstream %q: server %s name %q spans lines", u.Name, s.Address, s.Name)
 			}
 			if s.MaxFails < 0 {
 				bad("upstream %q: server %s max_fails %d is negative", u.Name, s.Address, s.MaxFails)

@@ -1,0 +1,138 @@
+package nginx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// ErrUnknown marks a pool (upstream) or server this NGINX does not manage.
+var ErrUnknown = errors.New("not managed")
+
+// DefaultServer is the template for servers added by AddServer: its
+// MaxFails and FailTimeout are copied; Address, Name and Weight are set.
+var DefaultServer = UpstreamServer{MaxFails: 1, FailTimeout: 2 * time.Second}
+
+// find returns the index of pool in ups and of the server named name (its
+// Name or its Address) in that pool; -1 when absent.
+func find(ups []Upstream, pool, name string) (int, int) {
+	for i, u := range ups {
+		if u.Name != pool {
+			continue
+		}
+		for j, s := range u.Servers {
+			if s.Name == name || s.Address == name {
+				return i, j
+			}
+		}
+		return i, -1
+	}
+	return -1, -1
+}
+
+// SetWeights sets the weights (1..MaxWeight) of servers of upstream pool,
+// named by Name or address, in one validated reload; servers not named keep
+// theirs. An unknown pool or server is an error and nothing changes.
+func (n *NGINX) SetWeights(ctx context.Context, pool string, weights map[string]int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ups := cloneUpstreams(n.ups)
+	for name, w := range weights {
+		i, j := find(ups, pool, name)
+		if i < 0 || j < 0 {
+			return fmt.Errorf("nginx set weights: server %q of upstream %q: %w", name, pool, ErrUnknown)
+		}
+		ups[i].Servers[j].Weight = w
+	}
+	if _, err := n.applyLocked(ctx, ups); err != nil {
+		return fmt.Errorf("nginx set weights of %s: %w", pool, err)
+	}
+	n.log().Info("nginx weights set", "upstream", pool, "weights", weights)
+	return nil
+}
+
+// AddServer adds the server name at addr with weight w to upstream pool and
+// reloads; it takes requests as soon as the new workers run. An existing
+// server with the same address that is marked down (being removed) is
+// brought back instead.
+func (n *NGINX) AddServer(ctx context.Context, pool, name, addr string, w int) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ups := cloneUpstreams(n.ups)
+	i, j := find(ups, pool, addr)
+	if i < 0 {
+		return fmt.Errorf("nginx add server %s: upstream %q: %w", addr, pool, ErrUnknown)
+	}
+	if j >= 0 && !ups[i].Servers[j].Down {
+		return fmt.Errorf("nginx add server %s: already in upstream %q", addr, pool)
+	}
+	s := DefaultServer
+	s.Name, s.Address, s.Weight = name, addr, w
+	if j >= 0 {
+		ups[i].Servers[j] = s
+	} else {
+		ups[i].Servers = append(ups[i].Servers, s)
+	}
+	if _, err := n.applyLocked(ctx, ups); err != nil {
+		return fmt.Errorf("nginx add server %s to %s: %w", addr, pool, err)
+	}
+	n.log().Info("nginx server added", "upstream", pool, "server", name, "addr", addr, "weight", w)
+	return nil
+}
+
+// RemoveServer drains the server (by Name or address) out of upstream pool:
+// it is marked down and NGINX reloaded, so new workers send it nothing; the
+// old workers finish the requests in flight and exit (waited for up to
+// DrainTimeout; on timeout the removal goes on and a warning is logged);
+// then the server is dropped from the file and NGINX reloaded again. The
+// last server of an upstream stays, marked down, because NGINX refuses an
+// empty upstream.
+func (n *NGINX) RemoveServer(ctx context.Context, pool, name string) error {
+	start := time.Now()
+	// Step 1: mark down, reload.
+	n.mu.Lock()
+	ups := cloneUpstreams(n.ups)
+	i, j := find(ups, pool, name)
+	if i < 0 || j < 0 {
+		n.mu.Unlock()
+		return fmt.Errorf("nginx remove server %q from %q: %w", name, pool, ErrUnknown)
+	}
+	addr := ups[i].Servers[j].Address
+	ups[i].Servers[j].Down = true
+	old, err := n.applyLocked(ctx, ups)
+	n.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("nginx mark %s down in %s: %w", addr, pool, err)
+	}
+	// Step 2: wait for the workers that may still have requests on it.
+	timeout := n.DrainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if alive := WaitExited(ctx, old, timeout); len(alive) > 0 {
+		n.log().Warn("nginx drain timed out; removing anyway", "upstream", pool, "server", addr,
+			"old_workers_alive", alive, "timeout", timeout)
+	}
+	// Step 3: drop it (unless it is the last one), reload.
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ups = cloneUpstreams(n.ups)
+	i, j = find(ups, pool, addr)
+	if i < 0 || j < 0 || !ups[i].Servers[j].Down {
+		// Re-added meanwhile: the newer intent wins.
+		n.log().Info("nginx server re-added while draining; kept", "upstream", pool, "server", addr)
+		return nil
+	}
+	if len(ups[i].Servers) == 1 {
+		n.log().Warn("nginx last server of upstream kept as down", "upstream", pool, "server", addr)
+		return nil
+	}
+	ups[i].Servers = slices.Delete(ups[i].Servers, j, j+1)
+	if _, err := n.applyLocked(ctx, ups); err != nil {
+		return fmt.Errorf("nginx drop %s from %s: %w", addr, pool, err)
+	}
+	n.log().Info("nginx server removed", "upstream", pool, "server", addr, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
