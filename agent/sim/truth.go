@@ -169,3 +169,20 @@ func quantile32(v []float32, q float64) float32 {
 	}
 	return v[k]
 }
+
+// Overall summarises the response times of every completed request in
+// every pool: mean, p50, p95 and p99 in ms (percentiles within 0.3%).
+func (s *Sim) Overall() (meanMs, p50Ms, p95Ms, p99Ms float64) {
+	all := newHistogram()
+	for _, p := range s.pools {
+		for i, c := range p.hist.counts {
+			all.counts[i] += c
+		}
+		all.n += p.hist.n
+		all.sum += p.hist.sum
+	}
+	if all.n == 0 {
+		return 0, 0, 0, 0
+	}
+	return all.sum / float64(all.n), all.quantile(0.5), all.quantile(0.95), all.quantile(0.99)
+}

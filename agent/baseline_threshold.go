@@ -1,0 +1,192 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// ThresholdConfig configures the threshold fallback family (mission
+// feature 10). Every rule can be switched off by zeroing its thresholds.
+type ThresholdConfig struct {
+	// TargetP95 is the response-time target; 0 means the pool template's.
+	TargetP95 time.Duration
+	// Window is the sliding window over which the response time is
+	// averaged (request-weighted) before comparing it with the target.
+	Window time.Duration
+	// MinBreach is how long the target must be exceeded without a break
+	// before it counts: load spikes shorter than this are ignored.
+	MinBreach time.Duration
+	// UtilHigh and UtilLow are utilisation thresholds: above UtilHigh the
+	// pool grows by GrowRatio, below UtilLow (and under the target) it
+	// shrinks by ShrinkRatio. 0 disables the rule.
+	UtilHigh, UtilLow      float64
+	GrowRatio, ShrinkRatio float64
+	// Reserve servers are powered up when the queue per serving server
+	// exceeds QueueHigh and powered down when it falls below QueueLow
+	// (hysteresis). Reserve 0 disables the rule.
+	Reserve             int
+	QueueHigh, QueueLow float64
+	// DownCooldown is the least time between any change and a shrink.
+	DownCooldown time.Duration
+}
+
+// DefaultThresholdConfig returns the fallback used when none is configured:
+// 60 s response-time window ignoring breaches shorter than 5 s, utilisation
+// thresholds 0.8 / 0.3 with grow x2.0 and shrink x0.5, 2 reserve servers on
+// above 2 queued requests per server and off below 0.5, 2 min between a
+// change and a shrink.
+func DefaultThresholdConfig() ThresholdConfig {
+	return ThresholdConfig{
+		Window: time.Minute, MinBreach: 5 * time.Second,
+		UtilHigh: 0.8, UtilLow: 0.3, GrowRatio: 2.0, ShrinkRatio: 0.5,
+		Reserve: 2, QueueHigh: 2, QueueLow: 0.5,
+		DownCooldown: 2 * time.Minute,
+	}
+}
+
+// Validate reports every inconsistent setting, joined.
+func (c ThresholdConfig) Validate() error {
+	var errs []error
+	if c.TargetP95 < 0 || c.Window < 0 || c.MinBreach < 0 || c.DownCooldown < 0 {
+		errs = append(errs, errors.New("threshold: durations must not be negative"))
+	}
+	if c.UtilHigh > 0 && c.UtilLow >= c.UtilHigh {
+		errs = append(errs, fmt.Errorf("threshold: util_low %v must be below util_high %v", c.UtilLow, c.UtilHigh))
+	}
+	if c.UtilHigh > 0 && c.GrowRatio <= 1 {
+		errs = append(errs, fmt.Errorf("threshold: grow ratio %v must exceed 1", c.GrowRatio))
+	}
+	if c.UtilLow > 0 && (c.ShrinkRatio <= 0 || c.ShrinkRatio >= 1) {
+		errs = append(errs, fmt.Errorf("threshold: shrink ratio %v must be in (0, 1)", c.ShrinkRatio))
+	}
+	if c.Reserve < 0 {
+		errs = append(errs, fmt.Errorf("threshold: reserve %d is negative", c.Reserve))
+	}
+	if c.Reserve > 0 && c.QueueLow >= c.QueueHigh {
+		errs = append(errs, fmt.Errorf("threshold: queue_low %v must be below queue_high %v", c.QueueLow, c.QueueHigh))
+	}
+	return errors.Join(errs...)
+}
+
+// Threshold is the threshold fallback policy: a response-time target over a
+// sliding window (ignoring spikes shorter than MinBreach), utilisation
+// thresholds with grow/shrink ratios, and reserve servers switched by
+// queue-length hysteresis. The RL agent uses it when untrained, unsure or
+// out of distribution. One Threshold serves one pool.
+type Threshold struct {
+	cfg        ThresholdConfig
+	reserveOn  bool
+	lastChange time.Time
+}
+
+// NewThreshold returns a Threshold with cfg; zero fields of cfg are not
+// defaulted (start from DefaultThresholdConfig). It panics if cfg is
+// invalid (programmer error): validate configs from users first.
+func NewThreshold(cfg ThresholdConfig) *Threshold {
+	if err := cfg.Validate(); err != nil {
+		panic("agent: " + err.Error())
+	}
+	return &Threshold{cfg: cfg}
+}
+
+// Name is "threshold".
+func (t *Threshold) Name() string { return "threshold" }
+
+// Decide applies the rules in order: a sustained response-time breach or
+// high utilisation grows the pool by GrowRatio (not while servers are still
+// booting); low utilisation under the target shrinks it by ShrinkRatio
+// after DownCooldown; then reserve servers are added or removed by the
+// queue hysteresis.
+func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error) {
+	target := t.cfg.TargetP95
+	if target == 0 {
+		target = obs.Template.TargetP95
+	}
+	targetMs := float64(target) / float64(time.Millisecond)
+	winMs, breach := t.responseTime(obs, targetMs)
+	util := blUtilisation(&obs)
+	queue := blQueuePerServer(&obs.Latest)
+	cur := obs.Servers + obs.Booting
+	m := map[string]float64{
+		"p95_ms": blPoolP95Ms(&obs.Latest), "window_p95_ms": winMs, "target_ms": targetMs,
+		"breach_s": breach.Seconds(), "util": util, "queue_per_server": queue,
+	}
+	want := cur
+	var why []string
+	grow := func(reason string) {
+		if obs.Booting > 0 {
+			why = append(why, reason+", waiting for "+fmt.Sprint(obs.Booting)+" booting")
+			return
+		}
+		want = int(math.Ceil(float64(max(obs.Servers, 1)) * t.cfg.GrowRatio))
+		why = append(why, fmt.Sprintf("%s: x%.1f", reason, t.cfg.GrowRatio))
+	}
+	switch {
+	case targetMs > 0 && breach >= t.cfg.MinBreach && winMs > targetMs && t.cfg.GrowRatio > 1:
+		grow(fmt.Sprintf("p95 %.0fms > target %.0fms for %v (window %.0fms)", m["p95_ms"], targetMs, breach, winMs))
+	case t.cfg.UtilHigh > 0 && util > t.cfg.UtilHigh:
+		grow(fmt.Sprintf("utilisation %.2f > %.2f", util, t.cfg.UtilHigh))
+	case t.cfg.UtilLow > 0 && util < t.cfg.UtilLow && (targetMs == 0 || winMs < targetMs) && breach == 0 &&
+		obs.Time.Sub(t.lastChange) >= t.cfg.DownCooldown && obs.Booting == 0:
+		want = int(math.Floor(float64(cur) * t.cfg.ShrinkRatio))
+		why = append(why, fmt.Sprintf("utilisation %.2f < %.2f: x%.1f", util, t.cfg.UtilLow, t.cfg.ShrinkRatio))
+	}
+	if t.cfg.Reserve > 0 {
+		switch {
+		case !t.reserveOn && queue > t.cfg.QueueHigh:
+			t.reserveOn = true
+			want += t.cfg.Reserve
+			why = append(why, fmt.Sprintf("queue %.1f/server > %.1f: +%d reserve", queue, t.cfg.QueueHigh, t.cfg.Reserve))
+		case t.reserveOn && queue < t.cfg.QueueLow && obs.Time.Sub(t.lastChange) >= t.cfg.DownCooldown:
+			t.reserveOn = false
+			want -= t.cfg.Reserve
+			why = append(why, fmt.Sprintf("queue %.1f/server < %.1f: -%d reserve", queue, t.cfg.QueueLow, t.cfg.Reserve))
+		}
+	}
+	if t.reserveOn {
+		m["reserve_on"] = 1
+	} else {
+		m["reserve_on"] = 0
+	}
+	want = blClamp(want, obs.Template)
+	if want != cur {
+		t.lastChange = obs.Time
+	}
+	reason := "hold: within thresholds"
+	if len(why) > 0 {
+		reason = strings.Join(why, "; ")
+	}
+	return Decision{Policy: t.Name(), Servers: want, Reason: fmt.Sprintf("%s -> %d servers", reason, want), Metrics: m}, nil
+}
+
+// responseTime returns the request-weighted mean p95 (ms) over the
+// intervals within the sliding window, and how long the target has been
+// exceeded without a break, counted back from the latest interval.
+func (t *Threshold) responseTime(obs Observation, targetMs float64) (winMs float64, breach time.Duration) {
+	var sum, w float64
+	var span time.Duration
+	counting := true
+	for i := len(obs.Window) - 1; i >= 0; i-- {
+		pr := &obs.Window[i]
+		p95 := blPoolP95Ms(pr)
+		req := pr.Requests()
+		if span < t.cfg.Window || i == len(obs.Window)-1 {
+			sum += p95 * req
+			w += req
+		}
+		if counting && targetMs > 0 && p95 > targetMs {
+			breach += obs.Interval
+		} else {
+			counting = false
+		}
+		span += obs.Interval
+	}
+	if w > 0 {
+		winMs = sum / w
+	}
+	return winMs, breach
+}

@@ -1,0 +1,358 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lbtune/lbtune/collector"
+)
+
+// SnapshotSource gives the controller the most recent snapshots of the
+// balancer. The daemon reads them from the datasets store; eval and training
+// from a SnapshotRing the simulator's scrapes are appended to.
+type SnapshotSource interface {
+	// Recent returns up to n of the most recent snapshots, oldest first.
+	Recent(ctx context.Context, n int) ([]collector.Snapshot, error)
+}
+
+// DecisionGuard checks a decision before it is applied and returns it,
+// possibly changed, with every change recorded in Decision.Clamps. A guard
+// that refuses a decision outright sets Outcome to "refused". *Guard
+// satisfies it.
+type DecisionGuard interface {
+	Check(obs Observation, d Decision) Decision
+}
+
+// Recorder keeps every decision (applied or not) for the store and the API.
+type Recorder interface {
+	Record(ctx context.Context, d Decision) error
+}
+
+// ctlBootCounter is implemented by appliers that know how many servers of a
+// pool are ordered but not serving yet (the simulator, the fleet, AWS).
+type ctlBootCounter interface {
+	Booting(pool string) int
+}
+
+// ctlCapacityReporter is implemented by appliers that know each server's
+// relative capacity.
+type ctlCapacityReporter interface {
+	Capacities(pool string) map[string]float64
+}
+
+// PoolControl is one controlled pool: its policy (one per pool, policies
+// keep state) and its template.
+type PoolControl struct {
+	Name     string
+	Policy   Policy
+	Template Template
+}
+
+// ControllerConfig wires a Controller.
+type ControllerConfig struct {
+	// Interval is the decision interval and the nominal snapshot interval.
+	Interval time.Duration
+	// Window is how many recent intervals an Observation carries (default 8).
+	Window int
+	// StaleAfter is the data age beyond which the controller records a
+	// no-op instead of deciding (default 3 intervals).
+	StaleAfter time.Duration
+	// Timeout bounds each tick's I/O (reading snapshots, applying);
+	// default Interval.
+	Timeout time.Duration
+	Pools   []PoolControl
+	Source  SnapshotSource
+	// Applier carries out decisions; nil or Shadow means decide only.
+	Applier Applier
+	// Guard checks every decision; nil means none.
+	Guard DecisionGuard
+	// Recorder receives every decision; nil means none.
+	Recorder Recorder
+	// Shadow decides and explains but changes nothing (Outcome "dry-run").
+	Shadow bool
+	// Now is the clock for Run (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Controller is the decision loop the daemon, eval and training share: every
+// interval, per pool, it turns the latest snapshots into rates and an
+// Observation, asks the pool's Policy, passes the Decision through the Guard,
+// applies it (unless in shadow mode) and records it.
+type Controller struct {
+	cfg   ControllerConfig
+	log   *slog.Logger
+	pools []*controlledPool
+	// rated is the time of the newest snapshot already turned into rates;
+	// prev is that snapshot.
+	rated time.Time
+	prev  *collector.Snapshot
+}
+
+type controlledPool struct {
+	PoolControl
+	window  []collector.PoolRates
+	ordered int // servers last ordered (serving + booting), 0 = unknown
+}
+
+// ErrNoPools is returned by NewController when no pool is configured.
+var ErrNoPools = errors.New("controller has no pools")
+
+// NewController checks cfg and returns a Controller.
+func NewController(cfg ControllerConfig) (*Controller, error) {
+	if cfg.Interval <= 0 {
+		return nil, fmt.Errorf("new controller: interval %v must be positive", cfg.Interval)
+	}
+	if len(cfg.Pools) == 0 {
+		return nil, fmt.Errorf("new controller: %w", ErrNoPools)
+	}
+	if cfg.Source == nil {
+		return nil, errors.New("new controller: no snapshot source")
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 8
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = 3 * cfg.Interval
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = cfg.Interval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Controller{cfg: cfg, log: cfg.Logger}
+	for _, pc := range cfg.Pools {
+		if pc.Name == "" || pc.Policy == nil {
+			return nil, fmt.Errorf("new controller: pool %q needs a name and a policy", pc.Name)
+		}
+		c.pools = append(c.pools, &controlledPool{PoolControl: pc})
+	}
+	return c, nil
+}
+
+// Run ticks every Interval of the wall clock until ctx ends. A failed tick
+// is logged and recorded as decisions with Outcome "failed" or "noop"; it
+// never ends the loop. Run returns ctx's error.
+func (c *Controller) Run(ctx context.Context) error {
+	tk := time.NewTicker(c.cfg.Interval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tk.C:
+			c.Tick(ctx, c.cfg.Now())
+		}
+	}
+}
+
+// Tick makes one decision per pool at time now (the simulator's clock in
+// eval and training, the wall clock in Run) and returns them in pool order.
+func (c *Controller) Tick(ctx context.Context, now time.Time) []Decision {
+	tctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+
+	// 1. Read the latest snapshots and extend each pool's rate window.
+	latest, err := c.refresh(tctx)
+	out := make([]Decision, 0, len(c.pools))
+	for _, p := range c.pools {
+		var d Decision
+		switch {
+		case err != nil:
+			d = c.noop(p, now, "failed", "read snapshots: "+err.Error())
+		case latest == nil || len(p.window) == 0:
+			d = c.noop(p, now, "noop", "not enough data: need two snapshots")
+		default:
+			d = c.decide(tctx, p, now, latest)
+		}
+		// 5. Record, whatever happened.
+		if c.cfg.Recorder != nil {
+			if rerr := c.cfg.Recorder.Record(tctx, d); rerr != nil {
+				c.log.Warn("record decision", "pool", p.Name, "err", rerr)
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// refresh reads recent snapshots and appends the rates of every interval
+// newer than the last one rated to each pool's window. It returns the
+// newest snapshot (nil when there is none).
+func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
+	snaps, err := c.cfg.Source.Recent(ctx, c.cfg.Window+1)
+	if err != nil {
+		return nil, err
+	}
+	for i := range snaps {
+		s := &snaps[i]
+		if !s.Time.After(c.rated) {
+			continue
+		}
+		if c.prev != nil {
+			r, err := collector.Rate(c.prev, s)
+			if err != nil {
+				return nil, fmt.Errorf("rates: %w", err)
+			}
+			for _, p := range c.pools {
+				pr := r.Pool(p.Name)
+				if pr == nil {
+					continue
+				}
+				p.window = append(p.window, *pr)
+				if len(p.window) > c.cfg.Window {
+					p.window = p.window[len(p.window)-c.cfg.Window:]
+				}
+			}
+		}
+		snap := *s
+		c.prev, c.rated = &snap, s.Time
+	}
+	return c.prev, nil
+}
+
+// decide runs steps 2-4 of a tick for one pool.
+func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Time, latest *collector.Snapshot) Decision {
+	// 2. Build the observation; never act on stale data.
+	obs := c.observe(p, now, latest)
+	if obs.DataAge > c.cfg.StaleAfter {
+		return c.noop(p, now, "noop", fmt.Sprintf("stale data: latest snapshot is %v old (> %v)", obs.DataAge.Round(time.Second), c.cfg.StaleAfter))
+	}
+	// 3. Ask the policy, then the guard.
+	d, err := p.Policy.Decide(ctx, obs)
+	if err != nil {
+		return c.noop(p, now, "failed", "policy: "+err.Error())
+	}
+	d.Time, d.Pool = now, p.Name
+	if d.Policy == "" {
+		d.Policy = p.Policy.Name()
+	}
+	if c.cfg.Guard != nil {
+		d = c.cfg.Guard.Check(obs, d)
+	}
+	// 4. Apply, unless refused, in shadow mode or without an applier.
+	if d.Outcome == "refused" {
+		return d
+	}
+	scale := d.Servers > 0 && d.Servers != obs.Servers+obs.Booting
+	weights := d.Weights != nil && ctlWeightsDiffer(obs.Latest, d.Weights)
+	switch {
+	case !scale && !weights:
+		d.Outcome = "noop"
+	case c.cfg.Shadow || c.cfg.Applier == nil:
+		d.Outcome = "dry-run"
+	default:
+		d.Outcome = "applied"
+		if weights {
+			if err := c.cfg.Applier.SetWeights(ctx, p.Name, d.Weights); err != nil {
+				d.Outcome, d.Error = "failed", err.Error()
+			}
+		}
+		if scale && d.Outcome == "applied" {
+			if err := c.cfg.Applier.Scale(ctx, p.Name, d.Servers); err != nil {
+				d.Outcome, d.Error = "failed", err.Error()
+			} else {
+				p.ordered = d.Servers
+			}
+		}
+		if d.Outcome == "failed" {
+			c.log.Warn("apply decision", "pool", p.Name, "policy", d.Policy, "err", d.Error)
+		}
+	}
+	return d
+}
+
+// observe builds the Observation of one pool.
+func (c *Controller) observe(p *controlledPool, now time.Time, latest *collector.Snapshot) Observation {
+	obs := Observation{
+		Time:     now,
+		Pool:     p.Name,
+		Latest:   p.window[len(p.window)-1],
+		Window:   append([]collector.PoolRates(nil), p.window...),
+		Interval: c.cfg.Interval,
+		DataAge:  now.Sub(latest.Time),
+		Template: p.Template,
+	}
+	if obs.DataAge < 0 {
+		obs.DataAge = 0
+	}
+	for _, s := range obs.Latest.Servers {
+		if s.State == collector.StateUp && !s.Backup {
+			obs.Servers++
+		}
+	}
+	if bc, ok := c.cfg.Applier.(ctlBootCounter); ok {
+		obs.Booting = bc.Booting(p.Name)
+	} else if p.ordered > obs.Servers {
+		obs.Booting = p.ordered - obs.Servers
+	}
+	if cr, ok := c.cfg.Applier.(ctlCapacityReporter); ok {
+		obs.Capacity = cr.Capacities(p.Name)
+	}
+	return obs
+}
+
+// noop is a decision that changes nothing, with its reason.
+func (c *Controller) noop(p *controlledPool, now time.Time, outcome, reason string) Decision {
+	if outcome == "failed" {
+		c.log.Warn("controller tick", "pool", p.Name, "reason", reason)
+	}
+	d := Decision{Time: now, Pool: p.Name, Policy: p.Policy.Name(), Reason: reason, Outcome: outcome}
+	if outcome == "failed" {
+		d.Error = reason
+	}
+	return d
+}
+
+// ctlWeightsDiffer reports whether any weight in w differs from the pool's
+// current weight for that server (a server not in the pool counts as a
+// difference, so the applier reports it).
+func ctlWeightsDiffer(pr collector.PoolRates, w map[string]int) bool {
+	cur := make(map[string]int, len(pr.Servers))
+	for _, s := range pr.Servers {
+		cur[s.Name] = s.Weight
+	}
+	for name, v := range w {
+		if c, ok := cur[name]; !ok || c != v {
+			return true
+		}
+	}
+	return false
+}
+
+// SnapshotRing keeps the most recent snapshots in memory: the
+// SnapshotSource of eval and training runs, fed by the simulator's scrapes.
+type SnapshotRing struct {
+	buf  []collector.Snapshot
+	next int
+	n    int
+}
+
+// NewSnapshotRing returns a ring holding up to size snapshots (size >= 2).
+func NewSnapshotRing(size int) *SnapshotRing {
+	return &SnapshotRing{buf: make([]collector.Snapshot, max(size, 2))}
+}
+
+// Add appends a snapshot, evicting the oldest when full.
+func (r *SnapshotRing) Add(s collector.Snapshot) {
+	r.buf[r.next] = s
+	r.next = (r.next + 1) % len(r.buf)
+	r.n = min(r.n+1, len(r.buf))
+}
+
+// Recent returns up to n of the newest snapshots, oldest first.
+func (r *SnapshotRing) Recent(_ context.Context, n int) ([]collector.Snapshot, error) {
+	n = min(n, r.n)
+	out := make([]collector.Snapshot, n)
+	for i := range n {
+		out[i] = r.buf[(r.next-n+i+len(r.buf))%len(r.buf)]
+	}
+	return out, nil
+}
