@@ -135,7 +135,7 @@ func (o *Oracle) Decide(_ context.Context, obs Observation) (Decision, error) {
 	d := Decision{Policy: o.Name(), Servers: n,
 		Reason: fmt.Sprintf("oracle: %d servers meet p95 %v until %v from now (boot %v)", n, o.cfg.TargetP95, o.cfg.Interval+o.cfg.BootDelay, o.cfg.BootDelay),
 		Metrics: map[string]float64{
-			"rate": meanRate(o.cfg.Trace, at.Seconds(), at.Seconds()+60) * o.cfg.Share,
+			"rate":     meanRate(o.cfg.Trace, at.Seconds(), at.Seconds()+60) * o.cfg.Share,
 			"need_now": float64(o.need[minute]), "need": float64(n),
 		}}
 	d.Weights = capacityWeightsFor(obs.Latest, obs.Capacity, obs.Template.MaxWeight)
