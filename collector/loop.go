@@ -89,6 +89,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		if err != nil && first && l.FailFast {
 			return fmt.Errorf("%w: %w", ErrFirstScrape, err)
 		}
+		if err != nil && l.Logger != nil {
+			l.Logger.Warn("scrape failed", "source", l.Source.String(), "err", err)
+		}
 		first = false
 		if l.Interval == 0 {
 			if ctx.Err() != nil {
@@ -155,9 +158,6 @@ func (l *Loop) tick(ctx context.Context) (done bool, err error) {
 		l.stats.Errors++
 		l.stats.LastError = err
 		l.stats.LastErrorTime = l.now()
-		if l.Logger != nil {
-			l.Logger.Warn("scrape failed", "source", l.Source.String(), "err", err)
-		}
 		return false, err
 	}
 	l.stats.Appended++

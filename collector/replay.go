@@ -162,3 +162,16 @@ func (w webGetter) get(ctx context.Context) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// IsReplay reports whether src replays recorded captures (vts+file:,
+// haproxy+file:, nginxlog+file:...?replay=): such a source should be
+// scraped back to back until ErrExhausted, not on a wall-clock interval.
+func IsReplay(src Source) bool {
+	switch s := src.(type) {
+	case *replay:
+		return true
+	case *nginxLogFile:
+		return s.window > 0
+	}
+	return false
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/datasets"
+)
+
+func init() {
+	register(&command{
+		name:    "record",
+		summary: "record a balancer's statistics (vts, HAProxy, NGINX log, or captures) into a store",
+		run:     recordRun,
+	})
+}
+
+// recordProgressEvery is how often the progress line is refreshed.
+const recordProgressEvery = time.Second
+
+func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("record", stderr)
+	source := fs.String("source", "", "source URI: vts+http://HOST/status/format/json, haproxy+unix:///path/admin.sock,\nhaproxy+http://HOST/stats;csv, nginxlog+udp://127.0.0.1:PORT, nginxlog+file:///path,\nor captures to replay: vts+file:PATH, haproxy+file:PATH, nginxlog+file:PATH?replay=1s")
+	db := fs.String("db", "", "bbolt store to append to (created if missing)")
+	interval := fs.Duration("interval", time.Second, "time between scrapes (replayed captures are read back to back)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM, or the end of a replay)")
+	timeout := fs.Duration("timeout", 0, "timeout of one scrape (0: the interval)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	case *source == "":
+		return fmt.Errorf("%w: --source is required", errUsage)
+	case *db == "":
+		return fmt.Errorf("%w: --db is required", errUsage)
+	case *interval <= 0:
+		return fmt.Errorf("%w: --interval must be positive", errUsage)
+	case *timeout < 0 || *duration < 0:
+		return fmt.Errorf("%w: --timeout and --duration must not be negative", errUsage)
+	case *timeout > *interval:
+		return fmt.Errorf("%w: --timeout %s must not exceed --interval %s", errUsage, *timeout, *interval)
+	}
+
+	src, err := collector.Open(*source)
+	if err != nil {
+		return err
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	_, statErr := os.Stat(*db)
+	created := errors.Is(statErr, os.ErrNotExist)
+	store, err := datasets.Open(*db)
+	if err != nil {
+		return err
+	}
+
+	loop := &collector.Loop{
+		Source:   src,
+		Interval: *interval,
+		Timeout:  *timeout,
+		Appender: store,
+		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		FailFast: true,
+	}
+	if collector.IsReplay(src) {
+		loop.Interval = 0
+		if loop.Timeout == 0 {
+			loop.Timeout = 10 * time.Second
+		}
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+
+	// Shutdown order: the loop ends (duration, signal or end of replay),
+	// then the progress printer stops, then the store is closed, so the last
+	// append is committed before the file is released.
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		recordProgress(stderr, loop, stopProgress)
+	}()
+	runErr := loop.Run(ctx)
+	close(stopProgress)
+	<-progressDone
+	closeErr := store.Close()
+
+	st := loop.Stats()
+	if runErr != nil {
+		if created && st.Appended == 0 && closeErr == nil {
+			_ = os.Remove(*db) // leave no empty store behind a source that never worked
+		}
+		return runErr
+	}
+	if closeErr != nil {
+		return closeErr
+	}
+	fmt.Fprintf(stdout, "recorded %d snapshots from %s into %s (%d scrape errors%s)\n",
+		st.Appended, src, *db, st.Errors, recordLastError(st))
+	return nil
+}
+
+// recordProgress rewrites one status line on stderr until stop closes.
+func recordProgress(w io.Writer, loop *collector.Loop, stop <-chan struct{}) {
+	tty := recordIsTerminal(w)
+	t := time.NewTicker(recordProgressEvery)
+	defer t.Stop()
+	var last string
+	for {
+		select {
+		case <-stop:
+			if tty && last != "" {
+				fmt.Fprintln(w)
+			}
+			return
+		case <-t.C:
+		}
+		st := loop.Stats()
+		line := fmt.Sprintf("record: %d snapshots stored, %d scrape errors%s", st.Appended, st.Errors, recordLastError(st))
+		if tty {
+			fmt.Fprintf(w, "\r%-100s", line)
+		} else if st.Errors > 0 && line != last {
+			// Not a terminal: print the status only when a new error shows up.
+			fmt.Fprintln(w, line)
+		}
+		last = line
+	}
+}
+
+func recordLastError(st collector.LoopStats) string {
+	if st.LastError == nil {
+		return ""
+	}
+	msg := strings.Join(strings.Fields(st.LastError.Error()), " ")
+	if len(msg) > 120 {
+		msg = msg[:120] + "..."
+	}
+	return ", last: " + msg
+}
+
+func recordIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
