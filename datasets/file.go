@@ -255,7 +255,12 @@ func CreateFile(path string, h Header) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create dataset %s: %w", path, err)
 	}
-	w, err := NewWriter(f, h, strings.HasSuffix(path, ".gz"))
+	// CreateTemp makes the file 0600; a dataset is ordinary data.
+	err = f.Chmod(0o644)
+	var w *Writer
+	if err == nil {
+		w, err = NewWriter(f, h, strings.HasSuffix(path, ".gz"))
+	}
 	if err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name())

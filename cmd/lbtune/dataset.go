@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lbtune/lbtune/datasets"
+)
+
+func init() {
+	register(&command{
+		name:    "dataset",
+		summary: "export, import, summarize or prune recorded snapshots (info, export, import, prune)",
+		run:     datasetRun,
+	})
+}
+
+// datasetSubcommands maps "lbtune dataset <sub>" to its implementation.
+var datasetSubcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"info":   datasetInfo,
+	"export": datasetExport,
+	"import": datasetImport,
+	"prune":  datasetPrune,
+}
+
+func datasetRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, `Usage:
+  lbtune dataset info FILE_OR_DB [--json]
+  lbtune dataset export --db F --out X.jsonl.gz [--source S] [--from T] [--to T] [--description TEXT]
+  lbtune dataset import --db F X.jsonl.gz [Y.jsonl ...]
+  lbtune dataset prune --db F --older-than D`)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: missing subcommand", errUsage)
+		}
+		return flag.ErrHelp
+	}
+	sub, ok := datasetSubcommands[args[0]]
+	if !ok {
+		return fmt.Errorf("%w: unknown subcommand %q (info, export, import, prune)", errUsage, args[0])
+	}
+	return sub(ctx, args[1:], stdout, stderr)
+}
+
+// datasetParse parses flags that may come before or after the positional
+// arguments ("info v.db --json") and returns the positionals.
+func datasetParse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// datasetTime parses an RFC 3339 time flag; "" is the zero time.
+func datasetTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: --%s: want RFC 3339 time like 2026-11-28T09:00:00Z: %v", errUsage, name, err)
+	}
+	return t, nil
+}
+
+func datasetInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dataset info", stderr)
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: lbtune dataset info FILE_OR_DB [--json]")
+		fs.PrintDefaults()
+	}
+	pos, err := datasetParse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want one FILE_OR_DB, got %d arguments", errUsage, len(pos))
+	}
+	sum, err := datasets.Summarize(pos[0])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	datasetPrintSummary(stdout, pos[0], sum)
+	return nil
+}
+
+// datasetPrintSummary writes the human-readable form of sum.
+func datasetPrintSummary(w io.Writer, path string, s datasets.Summary) {
+	kind := "dataset file"
+	if datasets.IsStore(path) {
+		kind = "store"
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "file\t%s (%s)\n", path, kind)
+	fmt.Fprintf(tw, "snapshots\t%d (events %d)\n", s.Snapshots, s.Events)
+	if s.Snapshots > 0 {
+		fmt.Fprintf(tw, "span\t%s .. %s (%.1f s)\n", s.Start.Format(time.RFC3339Nano), s.End.Format(time.RFC3339Nano), s.DurationS)
+	}
+	fmt.Fprintf(tw, "sources\t%s\n", strings.Join(s.Sources, ", "))
+	fmt.Fprintf(tw, "pools\t%d\n", s.Pools)
+	fmt.Fprintf(tw, "servers\t%d\n", s.Servers)
+	fmt.Fprintf(tw, "intervals\t%d, median %.3f s, %d gaps (> 2x median), %d out of order\n", s.Intervals, s.MedianIntervalS, len(s.Gaps), s.Unordered)
+	if s.MinRate != nil {
+		fmt.Fprintf(tw, "min rate\t%.3f req/s per server (%d server intervals with a counter reset)\n", *s.MinRate, s.Resets)
+	} else {
+		fmt.Fprintf(tw, "min rate\tn/a (fewer than two snapshots of a source)\n")
+	}
+	_ = tw.Flush()
+	if len(s.PoolStats) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "pool\tservers\tmean req/s\tmax req/s\tmin server req/s\t")
+		for _, p := range s.PoolStats {
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t\n", p.Name, p.Servers, p.MeanRate, p.MaxRate, p.MinServerRate)
+		}
+		_ = tw.Flush()
+	}
+	const maxGaps = 10
+	for i, g := range s.Gaps {
+		if i == 0 {
+			fmt.Fprintln(w)
+		}
+		if i == maxGaps {
+			fmt.Fprintf(w, "... %d more gaps (see --json)\n", len(s.Gaps)-maxGaps)
+			break
+		}
+		fmt.Fprintf(w, "gap %.1f s after %s (%s)\n", g.Seconds, g.After.Format(time.RFC3339Nano), g.Source)
+	}
+}
+
+func datasetExport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dataset export", stderr)
+	db := fs.String("db", "", "store to read (required)")
+	out := fs.String("out", "", "dataset file to write; gzip if it ends in .gz (required)")
+	source := fs.String("source", "", "only snapshots of this source URI (default: all)")
+	from := fs.String("from", "", "only snapshots at or after this RFC 3339 time")
+	to := fs.String("to", "", "only snapshots before this RFC 3339 time")
+	desc := fs.String("description", "", "description written into the header")
+	pos, err := datasetParse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *db == "" || *out == "" || len(pos) != 0 {
+		return fmt.Errorf("%w: want --db F --out X.jsonl.gz and no other arguments", errUsage)
+	}
+	fromT, err := datasetTime("from", *from)
+	if err != nil {
+		return err
+	}
+	toT, err := datasetTime("to", *to)
+	if err != nil {
+		return err
+	}
+	s, err := datasets.OpenReadOnly(*db)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	srcs, err := s.Sources()
+	if err != nil {
+		return err
+	}
+	h := datasets.Header{Source: *source, Description: *desc, Created: time.Now().UTC()}
+	if h.Source == "" {
+		h.Source = strings.Join(srcs, ",")
+	}
+	if h.Description == "" {
+		h.Description = "exported from " + *db
+	}
+	w, err := datasets.CreateFile(*out, h)
+	if err != nil {
+		return err
+	}
+	n, e, err := datasets.Export(s, w, *source, fromT, toT)
+	if err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "exported %d snapshots and %d events from %s to %s\n", n, e, *db, *out)
+	return nil
+}
+
+func datasetImport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dataset import", stderr)
+	db := fs.String("db", "", "store to write, created if missing (required)")
+	pos, err := datasetParse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *db == "" || len(pos) == 0 {
+		return fmt.Errorf("%w: want --db F and at least one dataset file", errUsage)
+	}
+	s, err := datasets.Open(*db)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, path := range pos {
+		n, e, err := datasetImportFile(s, path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: stored %d snapshots before: %w", path, n, err))
+			continue
+		}
+		fmt.Fprintf(stdout, "imported %d snapshots and %d events from %s into %s\n", n, e, path, *db)
+	}
+	errs = append(errs, s.Close())
+	return errors.Join(errs...)
+}
+
+func datasetImportFile(s *datasets.Store, path string) (int, int, error) {
+	r, err := datasets.OpenFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer r.Close()
+	return datasets.Import(s, r)
+}
+
+func datasetPrune(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dataset prune", stderr)
+	db := fs.String("db", "", "store to prune (required)")
+	older := fs.Duration("older-than", 0, "delete snapshots older than this age, e.g. 720h (required)")
+	pos, err := datasetParse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *db == "" || *older <= 0 || len(pos) != 0 {
+		return fmt.Errorf("%w: want --db F --older-than D (D > 0)", errUsage)
+	}
+	s, err := datasets.Open(*db)
+	if err != nil {
+		return err
+	}
+	before := time.Now().Add(-*older)
+	n, err := s.Prune(before)
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pruned %d snapshots older than %s from %s\n", n, before.UTC().Format(time.RFC3339), *db)
+	return nil
+}

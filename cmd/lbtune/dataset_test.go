@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/datasets"
+)
+
+// datasetCaptures is ../shared/captures seen from this package directory.
+const datasetCaptures = "../../../shared/captures"
+
+// datasetRunCmd runs "lbtune args..." in process and returns the exit code,
+// stdout and stderr.
+func datasetRunCmd(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := runMain(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// datasetRecord stores every capture of a replaying source in a new store.
+func datasetRecord(t *testing.T, uri, path string) int {
+	t.Helper()
+	if _, err := os.Stat(datasetCaptures); err != nil {
+		t.Fatalf("captures missing: %v", err)
+	}
+	src, err := collector.Open(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := datasets.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	for ; n < 1000; n++ {
+		sn, err := src.Scrape(context.Background())
+		if errors.Is(err, collector.ErrExhausted) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(sn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+func TestDatasetInfoExportImport(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		uri  string
+	}{
+		{"vts captures", "vts+file:" + datasetCaptures + "/vts"},
+		{"haproxy captures", "haproxy+file:" + datasetCaptures + "/haproxy/captures"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := filepath.Join(dir, tc.name+".db")
+			n := datasetRecord(t, tc.uri, db)
+
+			// info --json after the positional argument, as the issue writes it.
+			code, out, errs := datasetRunCmd("dataset", "info", db, "--json")
+			if code != 0 {
+				t.Fatalf("info: exit %d: %s", code, errs)
+			}
+			var info map[string]any
+			if err := json.Unmarshal([]byte(out), &info); err != nil {
+				t.Fatalf("info --json: %v\n%s", err, out)
+			}
+			for _, k := range []string{"snapshots", "start", "end", "pools", "servers", "gaps", "min_rate"} {
+				if _, ok := info[k]; !ok {
+					t.Errorf("info --json lacks %q", k)
+				}
+			}
+			if got := info["snapshots"].(float64); int(got) != n || n < 10 {
+				t.Errorf("snapshots %v, recorded %d", got, n)
+			}
+			if mr, ok := info["min_rate"].(float64); !ok || mr < 0 {
+				t.Errorf("min_rate %v: want a non-negative number", info["min_rate"])
+			}
+
+			// export -> import -> export round-trips every snapshot byte for byte.
+			gz := filepath.Join(dir, tc.name+".jsonl.gz")
+			if code, _, errs := datasetRunCmd("dataset", "export", "--db", db, "--out", gz); code != 0 {
+				t.Fatalf("export: exit %d: %s", code, errs)
+			}
+			db2 := filepath.Join(dir, tc.name+"-2.db")
+			if code, out, errs := datasetRunCmd("dataset", "import", "--db", db2, gz); code != 0 || !strings.Contains(out, "imported") {
+				t.Fatalf("import: exit %d: %s %s", code, out, errs)
+			}
+			plain := filepath.Join(dir, tc.name+"-2.jsonl")
+			if code, _, errs := datasetRunCmd("dataset", "export", "--db", db2, "--out", plain); code != 0 {
+				t.Fatalf("second export: exit %d: %s", code, errs)
+			}
+			a, b := datasetSnapshotsJSON(t, db), datasetSnapshotsJSON(t, plain)
+			if a != b || a != datasetSnapshotsJSON(t, gz) {
+				t.Fatal("export/import round trip changed the snapshots")
+			}
+			// info reads dataset files too and agrees with the store.
+			code, out2, _ := datasetRunCmd("dataset", "info", "--json", plain)
+			var info2 map[string]any
+			if err := json.Unmarshal([]byte(out2), &info2); code != 0 || err != nil {
+				t.Fatalf("info on the file: exit %d, %v\n%s", code, err, out2)
+			}
+			for _, k := range []string{"snapshots", "start", "end", "pools", "servers", "min_rate"} {
+				if info2[k] != info[k] {
+					t.Errorf("%s: file says %v, store says %v", k, info2[k], info[k])
+				}
+			}
+			code, text, _ := datasetRunCmd("dataset", "info", db)
+			if code != 0 || !strings.Contains(text, "min rate") || !strings.Contains(text, "servers") {
+				t.Fatalf("info text: exit %d\n%s", code, text)
+			}
+		})
+	}
+}
+
+// datasetSnapshotsJSON is the JSON of every snapshot in a store or file.
+func datasetSnapshotsJSON(t *testing.T, path string) string {
+	t.Helper()
+	snaps, err := datasets.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(snaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestDatasetErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	header := `{"format":"lbtune-dataset","version":1,"source":"s","description":"","created":"2026-11-28T09:00:00Z"}` + "\n"
+	truncated := write("trunc.jsonl", header+`{"time":"2026-11-28T09:00:01Z","source":"s","pools":[{"name":`)
+	future := write("future.jsonl", `{"format":"lbtune-dataset","version":9}`+"\n")
+	garbage := write("garbage.db", "not a store, not a dataset\n")
+	db := filepath.Join(dir, "ok.db")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no subcommand", []string{"dataset"}, 2, "missing subcommand"},
+		{"unknown subcommand", []string{"dataset", "frobnicate"}, 2, "unknown subcommand"},
+		{"info without file", []string{"dataset", "info"}, 2, "FILE_OR_DB"},
+		{"info missing file", []string{"dataset", "info", filepath.Join(dir, "nope.jsonl")}, 1, "no such file"},
+		{"info truncated", []string{"dataset", "info", truncated}, 1, "line 2"},
+		{"info future version", []string{"dataset", "info", future}, 1, "version 9"},
+		{"info garbage", []string{"dataset", "info", garbage}, 1, "line 1"},
+		{"import truncated", []string{"dataset", "import", "--db", db, truncated}, 1, "line 2"},
+		{"import without files", []string{"dataset", "import", "--db", db}, 2, "at least one"},
+		{"export missing store", []string{"dataset", "export", "--db", filepath.Join(dir, "nope.db"), "--out", filepath.Join(dir, "x.jsonl")}, 1, "no such file"},
+		{"export bad time", []string{"dataset", "export", "--db", db, "--out", "x", "--from", "yesterday"}, 2, "RFC 3339"},
+		{"prune without age", []string{"dataset", "prune", "--db", db}, 2, "older-than"},
+		{"bad flag", []string{"dataset", "info", "--bogus", garbage}, 2, "bogus"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := datasetRunCmd(tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tc.code, errs)
+			}
+			last := strings.TrimSpace(errs)
+			if i := strings.LastIndex(last, "\n"); i >= 0 {
+				last = last[i+1:]
+			}
+			if !strings.HasPrefix(last, "lbtune dataset: ") || !strings.Contains(last, tc.msg) {
+				t.Fatalf("last stderr line %q: want one 'lbtune dataset: ...' line containing %q", last, tc.msg)
+			}
+		})
+	}
+}
