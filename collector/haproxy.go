@@ -270,19 +270,30 @@ func (s *haproxyUnix) Scrape(ctx context.Context) (Snapshot, error) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := io.WriteString(conn, "show stat\n"); err != nil {
-		return Snapshot{}, fmt.Errorf("scrape %s: send show stat: %w", s.uri, err)
+		return Snapshot{}, fmt.Errorf("scrape %s: send show stat: %w", s.uri, ctxCause(ctx, err))
 	}
 	data, err := io.ReadAll(io.LimitReader(bufio.NewReader(conn), maxDocument+1))
 	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-		}
-		return Snapshot{}, fmt.Errorf("scrape %s: read show stat: %w", s.uri, err)
+		return Snapshot{}, fmt.Errorf("scrape %s: read show stat: %w", s.uri, ctxCause(ctx, err))
 	}
 	if len(data) > maxDocument {
 		return Snapshot{}, fmt.Errorf("scrape %s: answer larger than %d bytes", s.uri, maxDocument)
 	}
 	return ParseHAProxyCSV(data, s.uri, s.now())
+}
+
+// ctxCause reports an I/O error cut short by the scrape's deadline or
+// cancellation as the context error (the connection deadline, set to the
+// context's, may fire a moment before the context itself is done).
+func ctxCause(ctx context.Context, err error) error {
+	cause := ctx.Err()
+	if cause == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		cause = context.DeadlineExceeded
+	}
+	if cause == nil {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", cause, err)
 }
 
 // haproxyHTTP scrapes the HAProxy stats page in CSV form.
