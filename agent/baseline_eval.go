@@ -76,12 +76,8 @@ func (sc *Scenario) Oracle(i int) *Oracle {
 	cfg := sc.Sim.WithDefaults()
 	p := cfg.Pools[i]
 	t := sc.Templates[i]
-	mu := t.ServiceRate
-	if mu == 0 {
-		mu = p.ServiceRate()
-	}
 	return NewOracle(OracleConfig{
-		Trace: cfg.Trace, Share: p.Share, ServiceRate: mu, TargetP95: t.TargetP95,
+		Trace: cfg.Trace, Share: p.Share, ServiceRate: p.Speed / p.MeanService(), Slots: p.Slots, TargetP95: t.TargetP95,
 		BootDelay: p.BootDelay, Interval: sc.Interval, Start: cfg.Start, Min: t.Min, Max: t.Max,
 	})
 }

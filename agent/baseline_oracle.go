@@ -16,8 +16,11 @@ type OracleConfig struct {
 	// Trace is the arrival rate; Share the pool's fraction of it (0 = 1).
 	Trace *sim.Trace
 	Share float64
-	// ServiceRate is the requests per second one reference server sustains.
+	// ServiceRate is the requests per second one slot of a server serves;
+	// Slots is each server's concurrency cap (0 = 1): the pool is sized as
+	// an M/M/(servers x Slots) queue.
 	ServiceRate float64
+	Slots       int
 	// TargetP95 is the response-time target.
 	TargetP95 time.Duration
 	// BootDelay is how long a new server takes to serve; Interval is the
@@ -80,7 +83,8 @@ func NewOracle(cfg OracleConfig) *Oracle {
 		lambda := meanRate(cfg.Trace, float64(m)*60, float64(m+1)*60) * cfg.Share
 		c, ok := cache[lambda]
 		if !ok {
-			c = sim.MinServers(lambda, cfg.ServiceRate, target, 0.95, maxC)
+			slots := max(cfg.Slots, 1)
+			c = (sim.MinServers(lambda, cfg.ServiceRate, target, 0.95, maxC*slots) + slots - 1) / slots
 			cache[lambda] = c
 		}
 		o.need[m] = blClamp(c, Template{Min: cfg.Min, Max: cfg.Max})

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/sim"
+)
+
+func init() {
+	register(&command{
+		name:    "eval",
+		summary: "score policies (static, threshold, hpa@U, oracle, ...) on a rate trace in the simulator",
+		run:     evalRun,
+	})
+}
+
+// evalProgressMin is the total simulated time (all policies) above which a
+// progress bar is drawn on stderr.
+const evalProgressMin = 7 * 24 * time.Hour
+
+func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", stderr)
+	tracePath := fs.String("trace", "", "t,rps trace CSV (required)")
+	policies := fs.String("policies", "static,threshold,hpa,oracle", "comma-separated policy specs: static, threshold, hpa[@U], oracle")
+	configPath := fs.String("config", "", "scenario YAML (pools, templates); default: the one-pool scenario sized by --peak-servers")
+	seed := fs.Uint64("seed", 1, "random seed: the same seed gives every policy the same arrivals")
+	asJSON := fs.Bool("json", false, "print a JSON array, one object per policy")
+	peak := fs.Int("peak-servers", 20, "default scenario: servers the trace's peak needs at 70% utilisation")
+	scale := fs.Float64("scale", 1, "multiply every rate of the trace (e.g. 0.01 to thin a busy trace)")
+	from := fs.String("from", "", "evaluate from this offset of the trace (e.g. 72h, 3d)")
+	to := fs.String("to", "", "evaluate up to this offset of the trace (e.g. 96h, 4d)")
+	interval := fs.Duration("interval", 0, "decision interval (default 30s, or the config's)")
+	progress := fs.Bool("progress", true, "draw a progress bar on stderr for long runs")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if *tracePath == "" {
+		return fmt.Errorf("%w: --trace is required", errUsage)
+	}
+	if !(*scale > 0) || math.IsInf(*scale, 0) {
+		return fmt.Errorf("%w: --scale %v must be positive", errUsage, *scale)
+	}
+	specs := evalSpecs(*policies)
+	if len(specs) == 0 {
+		return fmt.Errorf("%w: --policies is empty", errUsage)
+	}
+	fromD, err := evalOffset("--from", *from)
+	if err != nil {
+		return err
+	}
+	toD, err := evalOffset("--to", *to)
+	if err != nil {
+		return err
+	}
+
+	// Load the trace, cut the slice, thin it.
+	tr, err := sim.ReadTraceFile(*tracePath)
+	if err != nil {
+		return err
+	}
+	if fromD > 0 || toD > 0 {
+		if tr, err = tr.Slice(fromD, toD); err != nil {
+			return err
+		}
+	}
+	if *scale != 1 {
+		tr = tr.Scaled(*scale)
+	}
+	var sc agent.Scenario
+	if *configPath != "" {
+		sc, err = agent.ReadScenarioFile(*configPath, tr, *seed)
+	} else {
+		sc, err = agent.DefaultScenario(tr, *peak, *seed)
+	}
+	if err != nil {
+		return err
+	}
+	if *interval > 0 {
+		sc.Interval = *interval
+		sc.StartAtOracle()
+	}
+
+	// Build every policy first, so a bad spec fails before any run.
+	built := make([][]agent.Policy, len(specs))
+	for i, spec := range specs {
+		built[i] = make([]agent.Policy, len(sc.Sim.Pools))
+		for p := range built[i] {
+			if built[i][p], err = evalPolicy(spec, &sc, p); err != nil {
+				return fmt.Errorf("%w: --policies: %v", errUsage, err)
+			}
+		}
+	}
+
+	// Run every policy concurrently on its own simulator (same seed).
+	results := make([]agent.Result, len(specs))
+	errs := make([]error, len(specs))
+	var bar *progressbar.ProgressBar
+	total := time.Duration(len(specs)) * tr.Duration()
+	if *progress && total >= evalProgressMin {
+		bar = progressbar.NewOptions64(int64(total/time.Hour),
+			progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("simulated hours"),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowCount(),
+			progressbar.OptionClearOnFinish())
+	}
+	var mu sync.Mutex
+	var done time.Duration
+	tick := func(d time.Duration) {
+		if bar == nil {
+			return
+		}
+		mu.Lock()
+		before := done / time.Hour
+		done += d
+		if n := done/time.Hour - before; n > 0 {
+			_ = bar.Add64(int64(n))
+		}
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		wg.Go(func() {
+			results[i], errs[i] = agent.Evaluate(ctx, sc, spec, built[i], agent.EvalOptions{Progress: tick})
+		})
+	}
+	wg.Wait()
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	evalTable(stdout, *tracePath, tr, sc, *scale, results)
+	return nil
+}
+
+// evalPolicy builds the policy named by spec for pool p of the scenario
+// (one value per pool and run: policies keep state). Specs: static,
+// threshold, hpa[@U] (target utilisation U in (0, 1], default 0.6), oracle.
+func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
+	name, param, err := agent.ParseSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	if !math.IsNaN(param) && name != "hpa" {
+		return nil, fmt.Errorf("policy %q takes no parameter", spec)
+	}
+	switch name {
+	case "static":
+		return agent.NewStatic(sc.Sim.Pools[p].Servers), nil
+	case "threshold":
+		return agent.NewThreshold(agent.DefaultThresholdConfig()), nil
+	case "hpa":
+		cfg := agent.DefaultHPAConfig()
+		if !math.IsNaN(param) {
+			if !(param > 0 && param <= 1) {
+				return nil, fmt.Errorf("policy %q: target utilisation must be in (0, 1]", spec)
+			}
+			cfg.Target = param
+		}
+		return agent.NewHPA(spec, cfg), nil
+	case "oracle":
+		return sc.Oracle(p), nil
+	}
+	return nil, fmt.Errorf("unknown policy %q (want static, threshold, hpa[@U] or oracle)", spec)
+}
+
+func evalSpecs(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// evalOffset parses a --from/--to offset: a Go duration or a number of
+// days such as "3d" or "1.5d". Empty is 0.
+func evalOffset(flag, v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.ParseFloat(d, 64)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("%w: %s %q: want a duration like 72h or 3d", errUsage, flag, v)
+		}
+		return time.Duration(days * 24 * float64(time.Hour)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%w: %s %q: want a duration like 72h or 3d", errUsage, flag, v)
+	}
+	return d, nil
+}
+
+func evalTable(w io.Writer, path string, tr *sim.Trace, sc agent.Scenario, scale float64, rs []agent.Result) {
+	fmt.Fprintf(w, "trace %s: %v, mean %.3f rps, peak %.3f rps (scale %g); seed %d, decisions every %v\n",
+		path, tr.Duration(), tr.Mean(), tr.Peak(), scale, sc.Sim.Seed, sc.Interval)
+	for i, p := range sc.Sim.WithDefaults().Pools {
+		t := sc.Templates[i]
+		fmt.Fprintf(w, "pool %s: %s, service rate %.4g/s per server, p95 target %v, servers %d..%d (start %d), boot %v; cost = %g x requests in system + %g x servers\n",
+			p.Name, p.Balancer, p.ServiceRate(), t.TargetP95.Round(time.Microsecond), max(t.Min, 1), t.Max, p.Servers, p.BootDelay, sc.C1, sc.C2)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "policy\tslo_viol_%\tmean_ms\tp95_ms\tp99_ms\tfailed\tserver_h\tactions\treversals\tcost\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.3g\t%.3g\t%.3g\t%d\t%.1f\t%d\t%d\t%.2f\t\n",
+			r.Policy, r.SLOViolationPct, r.MeanMs, r.P95Ms, r.P99Ms, r.Failed, r.ServerHours, r.Actions, r.Reversals, r.Cost)
+	}
+	tw.Flush()
+}
