@@ -1,0 +1,205 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbtune/lbtune/testbed/backend"
+	"github.com/lbtune/lbtune/testbed/dist"
+	"github.com/lbtune/lbtune/testbed/loadgen"
+)
+
+// asBackend makes the test binary serve as an lbtune backend when the
+// testbed re-executes it ("<test binary> backend --listen ..."), so the
+// integration test does not depend on building cmd/lbtune.
+const asBackend = "LBTUNE_TESTBED_TEST_BACKEND"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asBackend) == "1" && len(os.Args) > 1 && os.Args[1] == "backend" {
+		os.Exit(serveBackend(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+func serveBackend(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
+	var f backend.Flags
+	f.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := f.Config()
+	if err == nil {
+		err = f.Serve(ctx, c, os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "backend:", err)
+		return 1
+	}
+	return 0
+}
+
+func requireBinaries(t *testing.T) {
+	t.Helper()
+	for _, b := range []string{"/usr/sbin/haproxy", "/usr/sbin/nginx"} {
+		if _, err := os.Stat(b); err != nil {
+			t.Fatalf("%s is missing (apt-get install -y haproxy nginx): %v", b, err)
+		}
+	}
+}
+
+func testConfig(t *testing.T) Config {
+	t.Setenv(asBackend, "1")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	c.StateDir = t.TempDir()
+	c.Backend.Command = self
+	// Small, fast pools: the test checks plumbing, not capacity.
+	c.Backend.LightMs, c.Backend.MediumMs, c.Backend.HeavyMs = 1, 2, 4
+	c.Pools = []PoolConfig{
+		{Name: "light", Min: 1, Max: 20, Servers: 2, Concurrency: 8, Speeds: []float64{2, 1}, Weight: 10},
+		{Name: "medium", Min: 1, Max: 15, Servers: 1, Concurrency: 4, Weight: 10},
+		{Name: "heavy", Min: 1, Max: 10, Servers: 1, Concurrency: 4, Weight: 10},
+	}
+	return c
+}
+
+// TestUpLoadDown is the end-to-end check: up, 200 req/s through
+// HAProxy and through NGINX with no failure, a second up refused, down
+// leaves no process behind.
+func TestUpLoadDown(t *testing.T) {
+	requireBinaries(t)
+	c := testConfig(t)
+	ctx := context.Background()
+	st, err := Up(ctx, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := st.Processes()
+	t.Cleanup(func() { _, _ = Down(context.Background(), c.StateDir) })
+	if len(procs) != 6 {
+		t.Fatalf("%d processes, want 2 balancers + 4 backends", len(procs))
+	}
+	for _, p := range procs {
+		if !p.Alive {
+			t.Fatalf("%s pid %d not running after up", p.Name, p.PID)
+		}
+	}
+	if got := st.Sources(); len(got) != 2 || !strings.HasPrefix(got[0], "haproxy+unix://") || !strings.HasPrefix(got[1], "nginxlog+udp://127.0.0.1:") {
+		t.Fatalf("sources %v", got)
+	}
+
+	t.Run("second up refused", func(t *testing.T) {
+		_, err := Up(ctx, c, nil)
+		if !errors.Is(err, ErrRunning) {
+			t.Fatalf("second Up: %v, want ErrRunning", err)
+		}
+	})
+	for _, tc := range []struct{ name, addr string }{{"haproxy", st.HAProxy.Addr}, {"nginx", st.NGINX.Addr}} {
+		t.Run("load through "+tc.name, func(t *testing.T) {
+			targets, err := loadgen.ParseMix("/light=60,/medium=30,/heavy=10", "http://"+tc.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			servers := map[string]int{}
+			sum, err := loadgen.Run(ctx, loadgen.Config{
+				Targets: targets, Schedule: loadgen.Constant(200, dist.Exponential, 3*time.Second), Duration: 3 * time.Second, Seed: 1,
+				Records: func(r loadgen.Record) error { servers[r.Server]++; return nil },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Failures != 0 || sum.Requests < 400 {
+				t.Fatalf("%d requests, %d failures %v", sum.Requests, sum.Failures, sum.FailuresByKind)
+			}
+			if sum.P50Ms <= 0 || sum.P99Ms < sum.P50Ms || sum.P99Ms > 2000 {
+				t.Fatalf("implausible percentiles p50 %.2f p99 %.2f", sum.P50Ms, sum.P99Ms)
+			}
+			// Every backend got some of the traffic: the pools are wired.
+			for _, b := range st.Backends {
+				if servers[b.Name] == 0 {
+					t.Errorf("backend %s got no request (%v)", b.Name, servers)
+				}
+			}
+		})
+	}
+
+	down, err := Down(ctx, c.StateDir)
+	if err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	for _, p := range down.Processes() {
+		if p.Alive {
+			t.Errorf("%s pid %d still running after down", p.Name, p.PID)
+		}
+	}
+	if _, err := LoadState(c.StateDir); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("state after down: %v, want ErrNotRunning", err)
+	}
+	if _, err := Down(ctx, c.StateDir); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("second Down: %v, want ErrNotRunning", err)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		doc     string
+		wantErr string
+		check   func(Config) bool
+	}{
+		{name: "empty means defaults", doc: "", check: func(c Config) bool { return len(c.Pools) == 3 && c.Pools[2].Max == 10 }},
+		{name: "example parses", doc: Example(), check: func(c Config) bool { return c.Pools[0].Max == 20 && c.Pools[1].Max == 15 }},
+		{name: "haproxy only", doc: "balancers: [haproxy]\n", check: func(c Config) bool { return c.Has("haproxy") && !c.Has("nginx") }},
+		{name: "unknown key", doc: "balancer: [haproxy]\n", wantErr: "balancer"},
+		{name: "bad balancer", doc: "balancers: [envoy]\n", wantErr: "envoy"},
+		{name: "servers above max", doc: "pools: [{name: a, min: 1, max: 2, servers: 3, concurrency: 1, weight: 1}]\n", wantErr: "servers (3) <= max (2)"},
+		{name: "bad weight", doc: "pools: [{name: a, min: 1, max: 2, servers: 1, weight: 0}]\n", wantErr: "weight"},
+		{name: "bad speed", doc: "pools: [{name: a, min: 1, max: 2, servers: 1, weight: 1, speeds: [0]}]\n", wantErr: "speed"},
+		{name: "repeated pool", doc: "pools: [{name: a, max: 1, servers: 1, weight: 1}, {name: a, max: 1, servers: 1, weight: 1}]\n", wantErr: "repeated"},
+		{name: "bad work", doc: "backend: {work: gpu}\n", wantErr: "gpu"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.doc))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("config %+v", c)
+			}
+		})
+	}
+}
+
+func TestRenderHAProxyRoutesPools(t *testing.T) {
+	c := DefaultConfig()
+	st := &State{HAProxy: &HAProxyState{Socket: "/x/s.sock", Addr: "127.0.0.1:1", StatsAddr: "127.0.0.1:2"},
+		Backends: []BackendState{{Pool: "light", Name: "light-1", Addr: "127.0.0.1:3", Weight: 7}}}
+	cfg := renderHAProxy(c, st)
+	for _, want := range []string{"stats socket /x/s.sock mode 600 level admin", "balance roundrobin", "use_backend heavy if { path_beg /heavy }",
+		"default_backend light", "server light-1 127.0.0.1:3 weight 7", "option httplog"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("haproxy.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+}
