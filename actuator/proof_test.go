@@ -239,12 +239,13 @@ func runProof(t *testing.T, setup balancerSetup) {
 	go func() { runDone <- pools.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-runDone })
 
-	// Load: constant rate for as long as the actions take.
+	// Load: constant rate for as long as the actions take; 30 ms jobs, so a
+	// drained server usually has requests in flight.
 	load := func(ctx context.Context) <-chan loadgen.Summary {
 		out := make(chan loadgen.Summary, 1)
 		go func() {
 			s, err := loadgen.Run(ctx, loadgen.Config{
-				Targets:  []loadgen.Weighted{{URL: front + "/job?ms=5", Weight: 1}},
+				Targets:  []loadgen.Weighted{{URL: front + "/job?ms=30", Weight: 1}},
 				Schedule: loadgen.Constant(rate, dist.Fixed, time.Hour),
 				Duration: time.Hour, Timeout: 10 * time.Second, Seed: 1,
 			})
@@ -272,7 +273,9 @@ func runProof(t *testing.T, setup balancerSetup) {
 				t.Fatalf("cycle %d scale out to %d: %v", i, n, err)
 			}
 			outTimes = append(outTimes, time.Since(t0))
-			time.Sleep(100 * time.Millisecond)
+			// Let the new servers take requests (30 ms jobs) so that some
+			// are in flight on the servers drained next.
+			time.Sleep(200 * time.Millisecond)
 			t0 = time.Now()
 			if err := pools.Scale(ctx, pool, minServers); err != nil {
 				t.Fatalf("cycle %d scale in: %v", i, err)
