@@ -56,10 +56,11 @@ defaults
 	return b.String()
 }
 
-// nginxUpstreams returns the testbed's pools as NGINX upstreams.
-func nginxUpstreams(c Config, st *State) []nginx.Upstream {
+// NGINXUpstreams returns the testbed's pools as NGINX upstreams, with the
+// weights they were started with (what actuator/nginx.New needs).
+func (st *State) NGINXUpstreams() []nginx.Upstream {
 	var ups []nginx.Upstream
-	for _, p := range c.Pools {
+	for _, p := range st.Pools {
 		u := nginx.Upstream{Name: p.Name, Zone: "64k"}
 		for _, s := range st.Backends {
 			if s.Pool == p.Name {
@@ -72,9 +73,9 @@ func nginxUpstreams(c Config, st *State) []nginx.Upstream {
 }
 
 // renderNGINXUpstreams renders the include file of upstream blocks.
-func renderNGINXUpstreams(c Config, st *State) ([]byte, error) {
+func renderNGINXUpstreams(st *State) ([]byte, error) {
 	var b bytes.Buffer
-	if err := nginx.RenderUpstreams(&b, nginxUpstreams(c, st)); err != nil {
+	if err := nginx.RenderUpstreams(&b, st.NGINXUpstreams()); err != nil {
 		return nil, fmt.Errorf("render nginx upstreams: %w", err)
 	}
 	return b.Bytes(), nil
@@ -112,4 +113,9 @@ http {
 	}
 	fmt.Fprintf(&b, "        location / { proxy_pass http://%s; }\n    }\n}\n", c.Pools[0].Name)
 	return b.String()
+}
+
+// Files returns where the running NGINX keeps its files, for actuator/nginx.New.
+func (n *NGINXState) Files() nginx.Files {
+	return nginx.Files{Bin: n.Bin, Prefix: n.Prefix, MainConf: n.Config, ErrorLog: n.ErrorLog, PIDFile: n.PIDFile, Include: n.Include}
 }

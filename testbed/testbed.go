@@ -372,7 +372,7 @@ func startNGINX(ctx context.Context, c Config, st *State) error {
 	}
 	n.Source = "nginxlog+udp://" + n.Syslog
 	st.NGINX = n
-	ups, err := renderNGINXUpstreams(c, st)
+	ups, err := renderNGINXUpstreams(st)
 	if err != nil {
 		st.NGINX = nil
 		return err

@@ -15,7 +15,7 @@ import (
 func init() {
 	register(&command{
 		name:    "testbed",
-		summary: "start/stop a local HAProxy + NGINX cluster of job backends (up|down|status|example)",
+		summary: "start/stop a local HAProxy + NGINX cluster of job backends (up|down|status|explore|example)",
 		run:     testbedRun,
 	})
 }
@@ -26,9 +26,12 @@ func testbedRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			testbedUsage(stderr)
 			return nil
 		}
-		return fmt.Errorf("%w: want a subcommand: up, down, status or example", errUsage)
+		return fmt.Errorf("%w: want a subcommand: up, down, status, explore or example", errUsage)
 	}
 	sub := args[0]
+	if sub == "explore" {
+		return testbedExploreFlags(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("testbed "+sub, stderr)
 	cfgPath := fs.String("config", "", "testbed YAML config (default: built in; see 'lbtune testbed example')")
 	dir := fs.String("dir", "", "state directory (overrides the config's state_dir)")
@@ -81,11 +84,12 @@ func testbedRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: unknown subcommand %q (want up, down, status or example)", errUsage, sub)
+	return fmt.Errorf("%w: unknown subcommand %q (want up, down, status, explore or example)", errUsage, sub)
 }
 
 func testbedUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: lbtune testbed up|down|status|example [--config testbed.yaml] [--dir STATE_DIR] [--json]")
+	fmt.Fprintln(w, "       lbtune testbed explore --dir STATE_DIR --balancer haproxy|nginx --duration D [--every 20s] [--events FILE]")
 }
 
 func testbedPrint(w io.Writer, st *testbed.State, asJSON bool) error {
