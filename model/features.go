@@ -182,6 +182,9 @@ func InverseTransform(dst, t []float64) []float64 {
 		if logFeature[j] {
 			x = math.Max(math.Expm1(x), 0)
 		}
+		if math.Abs(x) < 1e-12 {
+			x = 0 // rounding noise of the scaler's inverse
+		}
 		dst[j] = x
 	}
 	return dst

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/lbtune/lbtune/collector"
 )
 
 // Model is a trained load-state model: the feature scaler, the GMM over
@@ -49,8 +51,9 @@ type Metadata struct {
 	// LogLikelihood is the chosen fit's mean log-likelihood per sample
 	// (in standardised space).
 	LogLikelihood float64 `json:"log_likelihood"`
-	// Cov, Restarts and Seed are the fit settings.
+	// Cov, RegCovar, Restarts and Seed are the fit settings.
 	Cov      CovarianceType `json:"covariance_type"`
+	RegCovar float64        `json:"reg_covar"`
 	Restarts int            `json:"restarts"`
 	Seed     uint64         `json:"seed"`
 	// Trained is when training finished, UTC.
@@ -66,7 +69,8 @@ const FormatVersion = 1
 type TrainConfig struct {
 	// KMin and KMax bound the number of clusters; default 1 and 8.
 	KMin, KMax int
-	// Fit holds the EM settings (Fit.K is ignored).
+	// Fit holds the EM settings (Fit.K is ignored). Fit.RegCovar defaults
+	// to TrainRegCovar here, not to FitConfig's 1e-6.
 	Fit FitConfig
 	// Seed seeds every k-means++ initialisation.
 	Seed uint64
@@ -79,6 +83,13 @@ type TrainConfig struct {
 	// Progress, when non-nil, is called after each k is fitted.
 	Progress func(k int)
 }
+
+// TrainRegCovar is the covariance regularisation Train uses by default. The
+// features are standardised (unit variance), and some are constant within a
+// load state (the server count, a zero queue): with sklearn's 1e-6 such a
+// cluster gets a density spike that makes any small change look out of
+// distribution. 1e-2 is a floor of 0.1 standard deviations per feature.
+const TrainRegCovar = 1e-2
 
 // ErrNoSamples is returned by Train when there is nothing to train on.
 var ErrNoSamples = errors.New("no training samples")
@@ -98,6 +109,9 @@ func Train(ctx context.Context, samples []Features, cfg TrainConfig) (*Model, er
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Fit.RegCovar <= 0 {
+		cfg.Fit.RegCovar = TrainRegCovar
 	}
 	fc := cfg.Fit.withDefaults()
 	rows := make([][]float64, len(samples))
@@ -126,7 +140,7 @@ func Train(ctx context.Context, samples []Features, cfg TrainConfig) (*Model, er
 		Meta: Metadata{
 			Data: cfg.Data, Samples: len(samples), Stats: cfg.Stats,
 			K: sel.K, KMin: cfg.KMin, KMax: cfg.KMax, BIC: sel.BICs(), AIC: sel.AICs(),
-			LogLikelihood: sel.Best.LogLikelihood, Cov: fc.Cov, Restarts: fc.Restarts, Seed: cfg.Seed,
+			LogLikelihood: sel.Best.LogLikelihood, Cov: fc.Cov, RegCovar: fc.RegCovar, Restarts: fc.Restarts, Seed: cfg.Seed,
 			Trained: end.UTC(), Seconds: end.Sub(start).Seconds(),
 		},
 	}
@@ -200,4 +214,19 @@ func (m *Model) Clusters() []Cluster {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Share > out[j].Share })
 	return out
+}
+
+// K is the number of load states (clusters).
+func (m *Model) K() int { return m.GMM.K }
+
+// Posterior extracts the features of one pool-interval and writes
+// p(cluster | state) into dst (reused when it has capacity K), reporting
+// whether the state is out of distribution. It does not allocate when dst
+// has the capacity.
+func (m *Model) Posterior(pr *collector.PoolRates, dst []float64) (post []float64, ood bool) {
+	f := Extract(pr)
+	var buf [NumFeatures]float64
+	x := m.Vector(&f, buf[:0])
+	post = m.GMM.Posteriors(x, dst)
+	return post, m.GMM.LogLikelihood(x) < m.GMM.OODThreshold
 }

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/model"
+)
+
+func init() {
+	register(&command{
+		name:    "train",
+		summary: "train the load-state model (GMM) on recorded datasets and save it in a store",
+		run:     trainRun,
+	})
+}
+
+// trainOptions are the parsed flags of lbtune train.
+type trainOptions struct {
+	data     []string
+	out      string
+	kmin     int
+	kmax     int
+	cov      model.CovarianceType
+	seed     uint64
+	restarts int
+	reg      float64
+	json     bool
+	quiet    bool
+}
+
+// trainInput is what training reads: the snapshots of every data file, in
+// file order, and the feature samples derived from them.
+type trainInput struct {
+	snapshots [][]collector.Snapshot // per data file
+	samples   []model.Features
+	stats     model.SampleStats
+}
+
+// trainStep is an extra training stage run after the model is saved, in the
+// same store (the agent's policy training registers one). flags adds its
+// flags before parsing; run returns a value reported under name in --json
+// and prints its own text summary to stdout unless asJSON.
+type trainStep struct {
+	name  string
+	flags func(fs *flag.FlagSet)
+	run   func(ctx context.Context, st *datasets.Store, m *model.Model, in *trainInput, asJSON bool, stdout, stderr io.Writer) (any, error)
+}
+
+// trainSteps are the registered extra stages, in order. Files of this
+// package append to it in init.
+var trainSteps []trainStep
+
+// trainReport is the --json output of lbtune train.
+type trainReport struct {
+	K             int                  `json:"k"`
+	BIC           map[int]float64      `json:"bic"`
+	AIC           map[int]float64      `json:"aic"`
+	LogLikelihood float64              `json:"log_likelihood"`
+	OODThreshold  float64              `json:"ood_threshold"`
+	Clusters      []model.Cluster      `json:"clusters"`
+	Samples       int                  `json:"samples"`
+	SampleStats   model.SampleStats    `json:"sample_stats"`
+	Pools         []string             `json:"pools"`
+	Out           string               `json:"out"`
+	Key           string               `json:"key"`
+	Seconds       float64              `json:"seconds"`
+	Steps         map[string]any       `json:"steps,omitempty"`
+	Features      []string             `json:"features"`
+	Imputed       map[string]float64   `json:"imputed_share"`
+	Data          []string             `json:"data"`
+	Cov           model.CovarianceType `json:"covariance_type"`
+	Seed          uint64               `json:"seed"`
+}
+
+func trainRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, err := trainParse(args, stderr)
+	if err != nil {
+		return err
+	}
+	in, err := trainLoad(opts, stderr)
+	if err != nil {
+		return err
+	}
+	m, err := trainModel(ctx, opts, in, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := datasets.Open(opts.out)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	key, err := model.Save(st, m)
+	if err != nil {
+		return err
+	}
+	rep := trainNewReport(opts, in, m, key)
+	if !opts.json {
+		trainPrint(stdout, rep, m)
+	}
+	for _, s := range trainSteps {
+		v, err := s.run(ctx, st, m, in, opts.json, stdout, stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		if rep.Steps == nil {
+			rep.Steps = map[string]any{}
+		}
+		rep.Steps[s.name] = v
+	}
+	if opts.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return nil
+}
+
+// trainParse parses the flags. --data takes every following argument up to
+// the next flag, so a shell glob works: --data datasets/*.jsonl.gz.
+func trainParse(args []string, stderr io.Writer) (trainOptions, error) {
+	var o trainOptions
+	fs := newFlagSet("train", stderr)
+	fs.Func("data", "dataset file (.jsonl/.jsonl.gz) or store (.db); repeatable, and takes every following non-flag argument", func(s string) error {
+		o.data = append(o.data, s)
+		return nil
+	})
+	fs.StringVar(&o.out, "out", "", "store to save the model in (created when missing; required)")
+	fs.IntVar(&o.kmin, "kmin", 1, "smallest number of clusters to try")
+	fs.IntVar(&o.kmax, "kmax", 8, "largest number of clusters to try; the lowest BIC wins")
+	cov := fs.String("cov", "full", "covariance type: full or diag")
+	fs.Uint64Var(&o.seed, "seed", 1, "random seed (training is deterministic for a seed)")
+	fs.IntVar(&o.restarts, "n-init", 3, "k-means++ restarts per k")
+	fs.Float64Var(&o.reg, "reg-covar", model.TrainRegCovar, "added to every covariance diagonal (features are standardised)")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of the text summary")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	for _, s := range trainSteps {
+		if s.flags != nil {
+			s.flags(fs)
+		}
+	}
+	if err := parseFlags(fs, trainExpandData(args)); err != nil {
+		return o, err
+	}
+	if len(o.data) == 0 || o.out == "" {
+		return o, fmt.Errorf("%w: --data and --out are required", errUsage)
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if o.kmin < 1 || o.kmax < o.kmin {
+		return o, fmt.Errorf("%w: want 1 <= --kmin <= --kmax, have %d and %d", errUsage, o.kmin, o.kmax)
+	}
+	ct, err := model.ParseCovarianceType(*cov)
+	if err != nil {
+		return o, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	o.cov = ct
+	return o, nil
+}
+
+// trainExpandData rewrites "--data a b c" as "--data a --data b --data c".
+func trainExpandData(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		out = append(out, a)
+		if a != "--data" && a != "-data" {
+			continue
+		}
+		if i+1 < len(args) {
+			out = append(out, args[i+1])
+			i++
+		}
+		for i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			out = append(out, "--data", args[i+1])
+			i++
+		}
+	}
+	return out
+}
+
+// trainLoad reads every data file and derives the feature samples, file by
+// file so that no interval spans two recordings.
+func trainLoad(o trainOptions, stderr io.Writer) (*trainInput, error) {
+	in := &trainInput{}
+	for _, p := range o.data {
+		snaps, err := datasets.Load(p)
+		if err != nil {
+			return nil, err
+		}
+		fs, st := model.Samples(snaps)
+		if !o.quiet {
+			fmt.Fprintf(stderr, "%s: %d snapshots, %d pool-intervals (%d dropped: counter reset)\n", p, len(snaps), len(fs), st.Reset)
+		}
+		in.snapshots = append(in.snapshots, snaps)
+		in.samples = append(in.samples, fs...)
+		in.stats.Intervals += st.Intervals
+		in.stats.Reset += st.Reset
+		in.stats.Unordered += st.Unordered
+	}
+	if len(in.samples) == 0 {
+		return nil, fmt.Errorf("no pool-intervals in %s: %w", strings.Join(o.data, ", "), model.ErrNoSamples)
+	}
+	return in, nil
+}
+
+// trainModel fits the model, showing a progress bar over k on stderr.
+func trainModel(ctx context.Context, o trainOptions, in *trainInput, stderr io.Writer) (*model.Model, error) {
+	var bar *progressbar.ProgressBar
+	if !o.quiet {
+		bar = progressbar.NewOptions(o.kmax-o.kmin+1,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription(fmt.Sprintf("fitting k=%d..%d on %d samples", o.kmin, o.kmax, len(in.samples))),
+			progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+		)
+	}
+	m, err := model.Train(ctx, in.samples, model.TrainConfig{
+		KMin: o.kmin, KMax: o.kmax, Seed: o.seed, Data: o.data, Stats: in.stats,
+		Fit: model.FitConfig{Cov: o.cov, Restarts: o.restarts, RegCovar: o.reg},
+		Progress: func(int) {
+			if bar != nil {
+				_ = bar.Add(1)
+			}
+		},
+	})
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(stderr)
+	}
+	return m, err
+}
+
+func trainNewReport(o trainOptions, in *trainInput, m *model.Model, key string) trainReport {
+	rep := trainReport{
+		K: m.Meta.K, BIC: m.Meta.BIC, AIC: m.Meta.AIC, LogLikelihood: m.Meta.LogLikelihood,
+		OODThreshold: m.GMM.OODThreshold, Clusters: m.Clusters(), Samples: m.Meta.Samples,
+		SampleStats: m.Meta.Stats, Pools: m.Meta.Pools, Out: o.out, Key: key, Seconds: m.Meta.Seconds,
+		Features: m.FeatureNames, Imputed: map[string]float64{}, Data: o.data, Cov: o.cov, Seed: o.seed,
+	}
+	for j, name := range model.FeatureNames {
+		var n int
+		for i := range in.samples {
+			if in.samples[i].Imputed[j] {
+				n++
+			}
+		}
+		if n > 0 {
+			rep.Imputed[name] = float64(n) / float64(len(in.samples))
+		}
+	}
+	return rep
+}
+
+// trainPrint writes the text summary: BIC curve, then clusters in real units.
+func trainPrint(w io.Writer, rep trainReport, m *model.Model) {
+	fmt.Fprintf(w, "trained on %d pool-intervals of %s (%d dropped at counter resets)\n",
+		rep.Samples, strings.Join(rep.Pools, ", "), rep.SampleStats.Reset)
+	for name, share := range rep.Imputed {
+		fmt.Fprintf(w, "note: %s imputed in %.0f%% of samples\n", name, 100*share)
+	}
+	fmt.Fprintln(w, "\nBIC by number of clusters (lower is better):")
+	ks := make([]int, 0, len(rep.BIC))
+	for k := range rep.BIC {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	for _, k := range ks {
+		mark := ""
+		if k == rep.K {
+			mark = "  <- chosen"
+		}
+		fmt.Fprintf(w, "  k=%-2d BIC %12.1f  AIC %12.1f%s\n", k, rep.BIC[k], rep.AIC[k], mark)
+	}
+	fmt.Fprintf(w, "\n%d clusters (centroids in real units), mean log-likelihood %.3f/sample, OOD below %.2f:\n",
+		rep.K, rep.LogLikelihood, rep.OODThreshold)
+	fmt.Fprintf(w, "  %-3s %6s %10s %10s %9s %9s %9s %7s %7s %7s %7s\n",
+		"#", "share", "rate/s", "rate/srv", "mean ms", "max ms", "p95 ms", "err %", "active", "queue", "servers")
+	for _, c := range rep.Clusters {
+		v := c.Values
+		fmt.Fprintf(w, "  %-3d %5.1f%% %10.1f %10.1f %9.1f %9.1f %9.1f %7.2f %7.1f %7.1f %7.1f\n",
+			c.Index, 100*c.Share, v[model.FeatRate], v[model.FeatRatePerServer], v[model.FeatMeanLatency],
+			v[model.FeatMaxLatency], v[model.FeatP95Latency], 100*v[model.FeatErrorRatio],
+			v[model.FeatActive], v[model.FeatQueue], v[model.FeatServers])
+	}
+	fmt.Fprintf(w, "\nmodel saved in %s as %s (and %s)\n", rep.Out, rep.Key, model.StoreKeyLatest)
+}

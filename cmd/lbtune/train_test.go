@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/model"
+)
+
+// trainRunMain runs lbtune in-process and returns exit code, stdout, stderr.
+func trainRunMain(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := runMain(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// trainWriteDataset replays the vts captures (../shared/captures/vts) into a
+// gzip dataset file and returns its path.
+func trainWriteDataset(t *testing.T, dir string) string {
+	t.Helper()
+	src, err := collector.Open("vts+file:../../../shared/captures/vts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "vts.jsonl.gz")
+	w, err := datasets.CreateFile(path, datasets.Header{Source: src.String(), Description: "train test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		sn, err := src.Scrape(context.Background())
+		if errors.Is(err, collector.ErrExhausted) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteSnapshot(sn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestTrainCommand(t *testing.T) {
+	dir := t.TempDir()
+	data := trainWriteDataset(t, dir)
+	out := filepath.Join(dir, "m.db")
+
+	// --data followed by two files, as a shell glob gives them (the same
+	// file twice: each file's intervals are taken on their own).
+	code, stdout, stderr := trainRunMain(t, "train", "--data", data, data, "--out", out, "--kmax", "4", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "fitting k=1..4") {
+		t.Errorf("no progress bar on stderr: %q", stderr)
+	}
+	var rep struct {
+		K             int                `json:"k"`
+		BIC           map[string]float64 `json:"bic"`
+		LogLikelihood *float64           `json:"log_likelihood"`
+		Clusters      []struct {
+			Share    float64            `json:"share"`
+			Centroid map[string]float64 `json:"centroid"`
+		} `json:"clusters"`
+		Samples int    `json:"samples"`
+		Key     string `json:"key"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	if rep.K < 1 || rep.K > 4 || len(rep.BIC) != 4 || rep.LogLikelihood == nil || len(rep.Clusters) != rep.K {
+		t.Fatalf("report %+v", rep)
+	}
+	var share float64
+	for _, c := range rep.Clusters {
+		share += c.Share
+		if len(c.Centroid) != model.NumFeatures || c.Centroid["rate_rps"] < 0 {
+			t.Errorf("centroid %v", c.Centroid)
+		}
+	}
+	if math.Abs(share-1) > 1e-9 {
+		t.Errorf("cluster shares sum to %v", share)
+	}
+
+	// The model is in the store, under its key and as latest.
+	st, err := datasets.OpenReadOnly(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{rep.Key, model.StoreKeyLatest} {
+		m, err := model.Load(st, key)
+		if err != nil {
+			t.Fatalf("load %s: %v", key, err)
+		}
+		if m.Meta.K != rep.K || m.Meta.Samples != rep.Samples || len(m.Meta.Data) != 2 {
+			t.Errorf("stored model meta %+v", m.Meta)
+		}
+	}
+	st.Close()
+
+	// Text output: the BIC curve and the clusters in real units.
+	code, stdout, stderr = trainRunMain(t, "train", "--data", data, "--out", out, "--kmax", "3", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"BIC by number of clusters", "k=3", "<- chosen", "rate/s", "mean ms", "model saved in"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("text output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if stderr != "" {
+		t.Errorf("--quiet wrote to stderr: %q", stderr)
+	}
+}
+
+func TestTrainCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	notData := filepath.Join(dir, "x.jsonl")
+	if err := os.WriteFile(notData, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{name: "no data", args: []string{"train", "--out", "m.db"}, wantCode: 2, wantErr: "--data and --out are required"},
+		{name: "bad k range", args: []string{"train", "--data", notData, "--out", "m.db", "--kmin", "5", "--kmax", "2"}, wantCode: 2, wantErr: "kmin"},
+		{name: "bad covariance", args: []string{"train", "--data", notData, "--out", "m.db", "--cov", "tied"}, wantCode: 2, wantErr: "tied"},
+		{name: "not a dataset", args: []string{"train", "--data", notData, "--out", filepath.Join(dir, "m.db")}, wantCode: 1, wantErr: "x.jsonl"},
+		{name: "missing file", args: []string{"train", "--data", filepath.Join(dir, "nope.jsonl.gz"), "--out", filepath.Join(dir, "m.db")}, wantCode: 1, wantErr: "nope.jsonl.gz"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := trainRunMain(t, tc.args...)
+			if code != tc.wantCode || !strings.Contains(stderr, tc.wantErr) {
+				t.Fatalf("exit %d stderr %q, want %d mentioning %q", code, stderr, tc.wantCode, tc.wantErr)
+			}
+			if strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+				t.Errorf("error is not one line: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestTrainExpandData(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{name: "glob", in: "--data a b c --out m", want: "--data a --data b --data c --out m"},
+		{name: "single", in: "--out m --data a", want: "--out m --data a"},
+		{name: "equals form untouched", in: "--data=a b", want: "--data=a b"},
+		{name: "repeated", in: "--data a --data b --json", want: "--data a --data b --json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := strings.Join(trainExpandData(strings.Fields(tc.in)), " ")
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestGMMFitCommand(t *testing.T) {
+	dir := t.TempDir()
+	// Two well-separated 2-d Gaussian blobs: BIC must pick k=2.
+	rng := rand.New(rand.NewPCG(1, 2))
+	var b strings.Builder
+	b.WriteString("x,y\n")
+	for i := 0; i < 400; i++ {
+		cx, cy := 0.0, 0.0
+		if i%2 == 1 {
+			cx, cy = 10, -5
+		}
+		fmt.Fprintf(&b, "%g,%g\n", cx+rng.NormFloat64(), cy+rng.NormFloat64())
+	}
+	good := filepath.Join(dir, "good.csv")
+	bad := filepath.Join(dir, "bad.csv")
+	if err := os.WriteFile(good, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("x,y\n1,2\n3,oops\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tiny := filepath.Join(dir, "tiny.csv")
+	if err := os.WriteFile(tiny, []byte("x,y\n1,2\n3,4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := trainRunMain(t, "gmm", "fit", "--csv", good, "--kmin", "1", "--kmax", "4", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"k", "log_likelihood", "bic", "iterations", "seconds"} {
+		if _, ok := res[key]; !ok {
+			t.Errorf("--json lacks %q: %s", key, stdout)
+		}
+	}
+	if res["k"] != 2.0 {
+		t.Errorf("k = %v, want 2", res["k"])
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{name: "text", args: []string{"gmm", "fit", "--csv", good, "--k", "2", "--cov", "diag"}, wantCode: 0},
+		{name: "bad csv names the line", args: []string{"gmm", "fit", "--csv", bad, "--k", "1"}, wantCode: 1, wantErr: "line 3 column 2 (y)"},
+		{name: "missing csv flag", args: []string{"gmm", "fit"}, wantCode: 2, wantErr: "--csv is required"},
+		{name: "no subcommand", args: []string{"gmm"}, wantCode: 2, wantErr: "gmm fit"},
+		{name: "more clusters than rows", args: []string{"gmm", "fit", "--csv", tiny, "--k", "5"}, wantCode: 1, wantErr: "fewer samples than components"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := trainRunMain(t, tc.args...)
+			if code != tc.wantCode || !strings.Contains(stderr, tc.wantErr) {
+				t.Fatalf("exit %d stderr %q, want %d mentioning %q", code, stderr, tc.wantCode, tc.wantErr)
+			}
+			if code == 0 && !strings.Contains(stdout, "chosen k 2") {
+				t.Errorf("text output: %s", stdout)
+			}
+		})
+	}
+}
