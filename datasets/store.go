@@ -427,31 +427,9 @@ const pruneChunk = 10000
 // deleted. It works in transactions of at most pruneChunk deletions, so an
 // interrupted prune leaves a consistent store with fewer old snapshots.
 func (s *Store) Prune(before time.Time) (int, error) {
-	total := 0
-	for {
-		n, err := s.pruneChunk(before)
-		total += n
-		if err != nil || n < pruneChunk {
-			return total, err
-		}
-	}
-}
-
-func (s *Store) pruneChunk(before time.Time) (int, error) {
-	end := timeKey(nil, before)
-	n := 0
-	err := s.update("prune snapshots", func(tx *bolt.Tx) error {
-		b := tx.Bucket(snapshotsBucket)
-		var keys [][]byte
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], end) < 0 && len(keys) < pruneChunk; k, _ = c.Next() {
-			keys = append(keys, bytes.Clone(k))
-		}
+	return s.prune(snapshotsBucket, before, func(tx *bolt.Tx, keys [][]byte) error {
 		removed := map[string]int64{}
 		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
 			removed[string(k[8:])]--
 		}
 		for name, d := range removed {
@@ -459,10 +437,58 @@ func (s *Store) pruneChunk(before time.Time) (int, error) {
 				return err
 			}
 		}
-		n = len(keys)
 		return nil
 	})
-	return n, err
+}
+
+// PruneRecords deletes the records of bucket b (written by AppendRecord)
+// older than before and returns how many it deleted.
+func (s *Store) PruneRecords(b Bucket, before time.Time) (int, error) {
+	return s.prune([]byte(b), before, nil)
+}
+
+// prune deletes time-keyed entries of bucket name older than before in
+// chunks; deleted, if set, runs in each chunk's transaction with its keys.
+func (s *Store) prune(name []byte, before time.Time, deleted func(tx *bolt.Tx, keys [][]byte) error) (int, error) {
+	end := timeKey(nil, before)
+	total := 0
+	for {
+		n := 0
+		err := s.update("prune "+string(name), func(tx *bolt.Tx) error {
+			b := tx.Bucket(name)
+			if b == nil {
+				return fmt.Errorf("bucket %s: %w", name, ErrBucket)
+			}
+			// Collect first: deleting under a moving cursor skips keys.
+			var keys [][]byte
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil && len(keys) < pruneChunk; k, _ = c.Next() {
+				if len(k) < 8 {
+					continue // not a time key
+				}
+				if bytes.Compare(k[:8], end) >= 0 {
+					break
+				}
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			if deleted != nil {
+				if err := deleted(tx, keys); err != nil {
+					return err
+				}
+			}
+			n = len(keys)
+			return nil
+		})
+		total += n
+		if err != nil || n < pruneChunk {
+			return total, err
+		}
+	}
 }
 
 // userBucket returns the named user bucket or ErrBucket.

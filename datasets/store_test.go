@@ -251,6 +251,9 @@ func TestStoreBuckets(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("RangeRecords = %v, %v; want %v", got, err, want)
 	}
+	if n, err := s.PruneRecords(BucketDecisions, t0); err != nil || n != 1 {
+		t.Fatalf("PruneRecords = %d, %v; want the one early record", n, err)
+	}
 	stop := errors.New("stop")
 	n := 0
 	err = s.RangeRecords(BucketDecisions, t0, time.Time{}, func(time.Time, []byte) error { n++; return stop })
