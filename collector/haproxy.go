@@ -57,17 +57,15 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 	if !bytes.HasPrefix(data, []byte("# ")) {
 		return fail("no header line starting with %q", "# pxname")
 	}
-	r := csv.NewReader(bytes.NewReader(data[2:]))
-	r.FieldsPerRecord = -1
-	r.ReuseRecord = true
-	header, err := r.Read()
+	r := csvLines{data: data[2:]}
+	header, err := r.next()
 	if err != nil {
 		return fail("header: %v", err)
 	}
 	col := make(map[string]int, len(header))
 	for i, h := range header {
-		if h != "" {
-			col[h] = i
+		if len(h) > 0 {
+			col[string(h)] = i
 		}
 	}
 	idx := make([]int, len(haproxyColumns))
@@ -86,14 +84,14 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 	queues := map[string]float64{} // backend qcur
 	seen := map[string]bool{}      // pool/server already read
 	for line := 2; ; line++ {
-		rec, err := r.Read()
+		rec, err := r.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return fail("line %d: %v", line, err)
 		}
-		if len(rec) == 1 && rec[0] == "" {
+		if len(rec) == 1 && len(rec[0]) == 0 {
 			continue
 		}
 		if len(rec) < ncol-1 {
@@ -101,7 +99,7 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 		}
 		get := func(i int) string {
 			if i < len(rec) {
-				return rec[i]
+				return string(rec[i])
 			}
 			return ""
 		}
@@ -150,6 +148,65 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 		return fail("%v", err)
 	}
 	return snap, nil
+}
+
+// csvLines splits HAProxy CSV into records of fields that alias the
+// input. HAProxy quotes a field only when it holds a comma, quote or
+// newline, which is rare (descriptions), so plain lines are split on commas
+// and only lines with a quote go through encoding/csv. The returned slice
+// is reused by the next call.
+type csvLines struct {
+	data []byte
+	rec  [][]byte
+}
+
+// next returns the next record, or io.EOF.
+func (c *csvLines) next() ([][]byte, error) {
+	for len(c.data) > 0 {
+		line := c.data
+		if i := bytes.IndexByte(c.data, '\n'); i >= 0 {
+			line, c.data = c.data[:i], c.data[i+1:]
+		} else {
+			c.data = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			continue
+		}
+		if bytes.IndexByte(line, '"') >= 0 {
+			return c.quoted(line)
+		}
+		c.rec = c.rec[:0]
+		for {
+			i := bytes.IndexByte(line, ',')
+			if i < 0 {
+				c.rec = append(c.rec, line)
+				break
+			}
+			c.rec = append(c.rec, line[:i])
+			line = line[i+1:]
+		}
+		return c.rec, nil
+	}
+	return nil, io.EOF
+}
+
+// quoted parses a line holding quotes with encoding/csv; a quoted field
+// may span lines, so the reader continues into the rest of the data.
+func (c *csvLines) quoted(line []byte) ([][]byte, error) {
+	rest := append(append(append([]byte(nil), line...), '\n'), c.data...)
+	r := csv.NewReader(bytes.NewReader(rest))
+	r.FieldsPerRecord = -1
+	rec, err := r.Read()
+	if err != nil {
+		return nil, err
+	}
+	c.data = rest[r.InputOffset():]
+	c.rec = c.rec[:0]
+	for _, f := range rec {
+		c.rec = append(c.rec, []byte(f))
+	}
+	return c.rec, nil
 }
 
 // haproxyServer reads one server row; idx follows haproxyColumns.

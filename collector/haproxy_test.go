@@ -259,3 +259,44 @@ func TestRealHAProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestHAProxyQuotedField: HAProxy quotes fields holding commas (e.g. a
+// check description); the row still maps by header position.
+func TestHAProxyQuotedField(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join(captures(t, "haproxy/captures"), "02-load-baseline", "show_stat.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1795856501, 0)
+	want, err := ParseHAProxyCSV(good, "x", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, old, new string }{
+		{"comma in quotes", "6,6,,,,Layer7 check passed,", `6,6,,,,"Layer7, check passed",`},
+		{"escaped quote", "6,6,,,,Layer7 check passed,", `6,6,,,,"say ""hi""",`},
+		{"newline in quotes", "6,6,,,,Layer7 check passed,", "6,6,,,,\"two\nlines\","},
+		{"CRLF line ends", "\n", "\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := strings.Replace(string(good), tc.old, tc.new, 1)
+			if tc.old == "\n" {
+				doc = strings.ReplaceAll(string(good), tc.old, tc.new)
+			}
+			if doc == string(good) {
+				t.Fatal("replacement did not apply")
+			}
+			got, err := ParseHAProxyCSV([]byte(doc), "x", at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := got.Pool("app").Server("s1"), want.Pool("app").Server("s1"); g == nil || g.Counters != w.Counters || g.Address != w.Address || g.State != w.State {
+				t.Errorf("s1 = %+v, want %+v", g, w)
+			}
+			if len(got.Pools) != len(want.Pools) || len(got.Pool("app").Servers) != 3 {
+				t.Errorf("pools %+v", got.Pools)
+			}
+		})
+	}
+}

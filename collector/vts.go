@@ -1,9 +1,7 @@
 package collector
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -22,9 +20,11 @@ func init() {
 // format), as opposed to I/O errors.
 var ErrMalformed = errors.New("malformed statistics")
 
-// vtsDoc is the part of an nginx-module-vts JSON document lbtune reads.
-// Counters are uint64: vts reports unsigned 64-bit values
-// (overCounts.maxIntegerSize is 2^64-1), which fit no int64.
+// vtsDoc is the part of an nginx-module-vts JSON document lbtune reads
+// (see vtsScanner; the json tags document the field names and let tests
+// decode the same struct with encoding/json for comparison). Counters are
+// uint64: vts reports unsigned 64-bit values (overCounts.maxIntegerSize is
+// 2^64-1), which fit no int64.
 type vtsDoc struct {
 	NowMsec       *uint64              `json:"nowMsec"`
 	UpstreamZones map[string][]vtsPeer `json:"upstreamZones"`
@@ -64,12 +64,9 @@ type vtsResponses struct {
 // per-peer "active" or queue figure, so those gauges are 0.
 func ParseVTS(data []byte, source string) (Snapshot, error) {
 	var doc vtsDoc
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		return Snapshot{}, fmt.Errorf("parse vts from %s: %w: %v", source, ErrMalformed, err)
-	}
-	if dec.More() {
-		return Snapshot{}, fmt.Errorf("parse vts from %s: %w: trailing data after the JSON document", source, ErrMalformed)
+	sc := vtsScanner{data: data}
+	if err := sc.document(&doc); err != nil {
+		return Snapshot{}, fmt.Errorf("parse vts from %s: %w", source, err)
 	}
 	if doc.NowMsec == nil || *doc.NowMsec == 0 {
 		return Snapshot{}, fmt.Errorf("parse vts from %s: %w: no nowMsec", source, ErrMalformed)

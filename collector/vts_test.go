@@ -193,11 +193,15 @@ func TestVTSBadInput(t *testing.T) {
 		doc  string
 		want string
 	}{
-		{"truncated", string(good[:len(good)/2]), "unexpected EOF"},
-		{"empty", "", "EOF"},
+		{"truncated", string(good[:len(good)/2]), "unexpected end of document"},
+		{"truncated in a skipped ring", string(good[:800]), "unexpected end of document"},
+		{"empty", "", "unexpected end of document"},
 		{"not json", "<html>502 Bad Gateway</html>", "invalid character"},
 		{"no nowMsec", `{"upstreamZones":{}}`, "no nowMsec"},
-		{"negative counter", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","requestCounter":-1}]}}`, "cannot unmarshal"},
+		{"negative counter", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","requestCounter":-1}]}}`, "unsigned integer"},
+		{"counter over 2^64-1", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","requestCounter":18446744073709551616}]}}`, "unsigned integer"},
+		{"string weight", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","weight":"5"}]}}`, "want an integer"},
+		{"peers not an array", `{"nowMsec":1795856378579,"upstreamZones":{"a":{"server":"x:1"}}}`, "want '['"},
 		{"peer without server", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"requestCounter":1}]}}`, "without server"},
 		{"trailing garbage", `{"nowMsec":1795856378579} {}`, "trailing data"},
 		{"prometheus text", "# HELP nginx_vts_info\n", "invalid character"},
@@ -215,5 +219,39 @@ func TestVTSBadInput(t *testing.T) {
 				t.Errorf("error %q does not name the source and %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestVTSScannerMatchesEncodingJSON decodes every vts document of the
+// captures with the fast scanner and with encoding/json into the same
+// struct: they must agree exactly.
+func TestVTSScannerMatchesEncodingJSON(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(captures(t, "vts"), "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	control, _ := filepath.Glob(filepath.Join(capturesDir, "vts", "control", "*.json"))
+	files = append(files, control...)
+	files = append(files, "bench:100x20")
+	for _, f := range files {
+		var data []byte
+		if f == "bench:100x20" {
+			data = vtsDocument(100, 20)
+		} else if data, err = os.ReadFile(f); err != nil {
+			t.Fatal(err)
+		}
+		var want, got vtsDoc
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("%s: encoding/json: %v", f, err)
+		}
+		sc := vtsScanner{data: data}
+		if err := sc.document(&got); err != nil {
+			t.Fatalf("%s: scanner: %v", f, err)
+		}
+		wj, _ := json.Marshal(want)
+		gj, _ := json.Marshal(got)
+		if !bytes.Equal(wj, gj) {
+			t.Errorf("%s: scanner read\n%s\nencoding/json read\n%s", f, gj, wj)
+		}
 	}
 }
