@@ -70,6 +70,9 @@ type PoolState struct {
 	Paused bool   `json:"paused"`
 	// Simulated is true for a simulated cluster.
 	Simulated bool `json:"simulated"`
+	// Now is the pool's clock: a simulated cluster runs ahead of the wall
+	// clock by its speed-up. Charts show the 30 minutes before it.
+	Now time.Time `json:"now,omitzero"`
 	// Min, Max and TargetMs come from the pool's template.
 	Min      int     `json:"min"`
 	Max      int     `json:"max"`

@@ -160,7 +160,7 @@ async function refresh() {
       `${st.version} · up since ${new Date(st.started).toISOString().slice(0, 19)}Z · ${st.pools.length} pools · last 30 minutes, UTC`;
     const container = el("div", {id: "pools"});
     const all = [];
-    for (const p of st.pools) all.push(...await renderPool(container, p, now));
+    for (const p of st.pools) all.push(...await renderPool(container, p, p.now ? Date.parse(p.now) : now));
     document.getElementById("pools").replaceWith(container);
     renderDecisions(all);
     const drawn = document.querySelectorAll("svg[data-points]:not([data-points='0'])").length;

@@ -340,6 +340,36 @@ func Parse(b []byte) (*Config, error) {
 	return &c, nil
 }
 
+// ParsePool strictly decodes one pool entry (the body of `lbtune template
+// up FILE`) and validates it against c's sources and actuators; problems
+// carry the entry's line numbers.
+func (c *Config) ParsePool(b []byte) (Pool, error) {
+	var pl Pool
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&pl); err != nil {
+		return Pool{}, fmt.Errorf("template: %w", err)
+	}
+	defaultPool(&pl)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return Pool{}, fmt.Errorf("template: %w", err)
+	}
+	cc := *c
+	cc.file, cc.Pools = "template", []Pool{pl}
+	// Line numbers of the entry as if it were pools[0] of a config.
+	if len(doc.Content) > 0 {
+		cc.root = &yaml.Node{Kind: yaml.MappingNode, Line: 1, Content: []*yaml.Node{
+			{Kind: yaml.ScalarNode, Value: "pools", Line: 1},
+			{Kind: yaml.SequenceNode, Line: 1, Content: []*yaml.Node{doc.Content[0]}},
+		}}
+	}
+	if err := cc.Validate(); err != nil {
+		return Pool{}, err
+	}
+	return pl, nil
+}
+
 // resolve makes relative file paths relative to dir.
 func (c *Config) resolve(dir string) {
 	abs := func(p *string) {

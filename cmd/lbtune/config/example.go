@@ -115,21 +115,21 @@ pools:
     sim:
       # trace: ../shared/traces/worldcup98-1998-06-per-min.csv
       phases:                # repeated; simulated time
-        - {duration: 10m, rps: 40}
-        - {duration: 10m, rps: 160}
-        - {duration: 5m, rps: 320}
-        - {duration: 10m, rps: 80}
+        - {duration: 10m, rps: 15}
+        - {duration: 10m, rps: 60}
+        - {duration: 5m, rps: 120}
+        - {duration: 10m, rps: 30}
       speedup: 10            # simulated seconds per wall-clock second
       scale: 1               # multiplies the rates
-      service_ms: 50         # mean service time on a reference server
+      service_ms: 100        # mean service time on a reference server
       boot_delay: 60s        # simulated boot time of a new server
       servers: 2
       seed: 1
     template:
       min: 1
       max: 20
-      target_seconds: 0.2
+      target_seconds: 0.5
       max_weight: 256
       sizes:
-        - {name: small, speed: 1, concurrency: 16}
+        - {name: small, speed: 1, concurrency: 1}
 `

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/api"
+	"github.com/lbtune/lbtune/chart"
+	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/datasets"
+)
+
+var (
+	_ api.Reader   = (*daemon)(nil)
+	_ api.Operator = (*daemon)(nil)
+)
+
+// daemonSeriesPoints caps the points /v1/series returns per pool; longer
+// histories are thinned by taking every k-th snapshot (counters are
+// cumulative, so rates over k intervals stay exact).
+const daemonSeriesPoints = 720
+
+// State is every pool's mode, limits, latest interval and last decision.
+func (d *daemon) State(ctx context.Context) (api.State, error) {
+	st := api.State{Version: version, Started: d.started, Now: time.Now()}
+	for _, p := range d.poolList() {
+		ps := api.PoolState{
+			Name: p.name, Simulated: p.sim != nil, Now: p.clock(),
+			Min: p.template.Min, Max: p.template.Max, TargetMs: float64(p.template.TargetP95) / float64(time.Millisecond),
+			Cluster: -1,
+		}
+		p.recMu.Lock()
+		ps.Mode, ps.Paused = p.mode, p.paused
+		if p.last != nil {
+			last := *p.last
+			ps.LastDecision = &last
+		}
+		p.recMu.Unlock()
+		if ld := ps.LastDecision; ld != nil {
+			if c, ok := ld.Metrics["cluster"]; ok {
+				ps.Cluster = int(c)
+			}
+			ps.FallbackActive = ld.Policy != "agent" && ld.Policy != "manual"
+			if v, ok := ld.Metrics["switch_fallback"]; ok {
+				ps.FallbackActive = v == 1
+			}
+		}
+		if pt, ok := p.latestPoint(ctx); ok {
+			ps.Latest = &pt
+		}
+		st.Pools = append(st.Pools, ps)
+	}
+	return st, nil
+}
+
+// Policy explains what decides each pool: the policy of its mode, whether
+// the agent is trained, the learned load states and the fallback thresholds.
+func (d *daemon) Policy(context.Context) (api.Policy, error) {
+	var out api.Policy
+	for _, p := range d.poolList() {
+		p.recMu.Lock()
+		mode := p.mode
+		p.recMu.Unlock()
+		pp := api.PoolPolicy{Pool: p.name, Policy: p.auto.Name(), Clusters: []api.Cluster{}}
+		switch mode {
+		case config.ModeManual:
+			pp.Policy = "manual"
+		case config.ModeFallbackOnly:
+			pp.Policy = p.fallback.Name()
+		}
+		if sw, ok := p.auto.(*agent.Switch); ok {
+			pp.Trained = sw.Agent().Table().Trained()
+		}
+		tc := agent.DefaultThresholdConfig()
+		pp.Fallback = map[string]float64{
+			"target_p95_ms":   float64(p.template.TargetP95) / float64(time.Millisecond),
+			"window_s":        tc.Window.Seconds(),
+			"min_breach_s":    tc.MinBreach.Seconds(),
+			"util_high":       tc.UtilHigh,
+			"util_low":        tc.UtilLow,
+			"grow_ratio":      tc.GrowRatio,
+			"shrink_ratio":    tc.ShrinkRatio,
+			"reserve_servers": float64(tc.Reserve),
+			"queue_high":      tc.QueueHigh,
+			"queue_low":       tc.QueueLow,
+			"down_cooldown_s": tc.DownCooldown.Seconds(),
+			"min_servers":     float64(p.template.Min),
+			"max_servers":     float64(p.template.Max),
+		}
+		out.Pools = append(out.Pools, pp)
+	}
+	return out, nil
+}
+
+// Decisions reads recorded decisions from the store.
+func (d *daemon) Decisions(ctx context.Context, pool string, since time.Time, limit int) ([]agent.Decision, error) {
+	if pool != "" {
+		if _, err := d.pool(pool); err != nil {
+			return nil, err
+		}
+	}
+	recs, err := daemonReadDecisions(d.store, pool, since, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]agent.Decision, len(recs))
+	for i, r := range recs {
+		out[i] = r.Decision
+	}
+	return out, ctx.Err()
+}
+
+// daemonReadDecisions returns the newest limit decision records of pool
+// ("" = all) at or after since, oldest first.
+func daemonReadDecisions(store *datasets.Store, pool string, since time.Time, limit int) ([]daemonRecord, error) {
+	var out []daemonRecord
+	err := store.RangeRecords(datasets.BucketDecisions, since, time.Time{}, func(_ time.Time, v []byte) error {
+		var r daemonRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode decision: %w", err)
+		}
+		if pool == "" || r.Pool == pool {
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read decisions: %w", err)
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, nil
+}
+
+// Model describes the loaded model.
+func (d *daemon) Model(context.Context) (json.RawMessage, error) {
+	if d.model == nil {
+		return nil, api.ErrNoModel
+	}
+	return d.model, nil
+}
+
+// Series is a pool's history since the given time, at most
+// daemonSeriesPoints points.
+func (d *daemon) Series(ctx context.Context, pool string, since time.Time) ([]chart.Point, error) {
+	p, err := d.pool(pool)
+	if err != nil {
+		return nil, err
+	}
+	var snaps []collector.Snapshot
+	err = d.store.Range(p.source, since.Add(-2*p.scrape), time.Time{}, func(s collector.Snapshot) error {
+		snaps = append(snaps, s)
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("series of pool %s: %w", pool, err)
+	}
+	if k := (len(snaps) + daemonSeriesPoints - 1) / daemonSeriesPoints; k > 1 {
+		thin := snaps[:0]
+		for i := 0; i < len(snaps); i += k {
+			thin = append(thin, snaps[i])
+		}
+		snaps = thin
+	}
+	return chart.Points(nil, snaps, pool), nil
+}
+
+// SetMode switches one pool, or every pool when pool is "".
+func (d *daemon) SetMode(_ context.Context, pool, mode string) error {
+	if !config.ValidMode(mode) {
+		return fmt.Errorf("mode %q: want auto, shadow, manual or fallback-only: %w", mode, api.ErrBadRequest)
+	}
+	pools := d.poolList()
+	if pool != "" {
+		p, err := d.pool(pool)
+		if err != nil {
+			return err
+		}
+		pools = []*daemonPool{p}
+	}
+	for _, p := range pools {
+		p.mu.Lock()
+		err := p.setModeLocked(mode)
+		if err == nil {
+			err = p.persist()
+		}
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		p.log.Info("mode changed", "mode", mode)
+	}
+	return nil
+}
+
+// Scale asks a pool in manual mode for one server more or fewer and
+// returns the decision the controller made of it (after the guard).
+func (d *daemon) Scale(ctx context.Context, pool string, delta int) (agent.Decision, error) {
+	p, err := d.pool(pool)
+	if err != nil {
+		return agent.Decision{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.mode != config.ModeManual:
+		return agent.Decision{}, fmt.Errorf("pool %s is in %s mode: switch it to manual first (lbtune mode manual): %w", pool, p.mode, api.ErrConflict)
+	case p.paused:
+		return agent.Decision{}, fmt.Errorf("pool %s is paused: %w", pool, api.ErrConflict)
+	}
+	p.manual.pending = delta
+	ds := p.ctl.Tick(ctx, p.clock())
+	p.manual.pending = 0
+	return ds[0], nil
+}
+
+// Pause stops or resumes a pool's decisions.
+func (d *daemon) Pause(_ context.Context, pool string, paused bool) error {
+	p, err := d.pool(pool)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recMu.Lock()
+	p.paused = paused
+	p.recMu.Unlock()
+	p.log.Info("pool paused", "paused", paused)
+	return p.persist()
+}
+
+// daemonNodeAdder registers an existing server in a balancer pool.
+type daemonNodeAdder interface {
+	AddServer(ctx context.Context, pool, name, addr string, weight int) error
+}
+
+// daemonNodeRemover drains a server and removes it from a balancer pool.
+type daemonNodeRemover interface {
+	RemoveServer(ctx context.Context, pool, name string) error
+}
+
+// daemonBootCounter reports servers ordered but not serving yet.
+type daemonBootCounter interface {
+	Booting(pool string) int
+}
+
+// Node adds, removes or launches one server. Launch orders one server
+// more than serving + booting from the pool's actuator.
+func (d *daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) {
+	p, err := d.pool(req.Pool)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch req.Op {
+	case "launch":
+		pt, ok := p.latestPoint(ctx)
+		if !ok {
+			return "", fmt.Errorf("launch in pool %s: no data yet to count its servers: %w", p.name, api.ErrConflict)
+		}
+		n := pt.Servers + 1
+		if bc, ok := p.applier.(daemonBootCounter); ok {
+			n += bc.Booting(p.name)
+		}
+		if n > p.template.Max {
+			return "", fmt.Errorf("launch in pool %s: %d servers would exceed the template's max %d: %w", p.name, n, p.template.Max, api.ErrConflict)
+		}
+		if err := p.applier.Scale(ctx, p.name, n); err != nil {
+			return "", fmt.Errorf("launch in pool %s: %w", p.name, err)
+		}
+		return fmt.Sprintf("pool %s: ordered %d servers", p.name, n), nil
+	case "add":
+		a, ok := p.applier.(daemonNodeAdder)
+		if !ok {
+			return "", fmt.Errorf("add to pool %s: its actuator cannot register servers: %w", p.name, api.ErrConflict)
+		}
+		if req.Address == "" {
+			return "", fmt.Errorf("add to pool %s: address is required: %w", p.name, api.ErrBadRequest)
+		}
+		name := req.Name
+		if name == "" {
+			name = strings.NewReplacer(":", "_", ".", "_").Replace(req.Address)
+		}
+		if err := a.AddServer(ctx, p.name, name, req.Address, max(1, p.template.MaxWeight/2)); err != nil {
+			return "", fmt.Errorf("add %s to pool %s: %w", name, p.name, err)
+		}
+		return fmt.Sprintf("pool %s: added %s (%s)", p.name, name, req.Address), nil
+	case "rm":
+		r, ok := p.applier.(daemonNodeRemover)
+		if !ok {
+			return "", fmt.Errorf("remove from pool %s: its actuator cannot remove servers: %w", p.name, api.ErrConflict)
+		}
+		if req.Name == "" {
+			return "", fmt.Errorf("remove from pool %s: name is required: %w", p.name, api.ErrBadRequest)
+		}
+		if err := r.RemoveServer(ctx, p.name, req.Name); err != nil {
+			return "", fmt.Errorf("remove %s from pool %s: %w", req.Name, p.name, err)
+		}
+		return fmt.Sprintf("pool %s: drained and removed %s", p.name, req.Name), nil
+	}
+	return "", fmt.Errorf("node op %q: %w", req.Op, api.ErrBadRequest)
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/api"
+	"github.com/lbtune/lbtune/chart"
+	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/datasets"
+)
+
+// daemonPool is one tuned pool: its decision loop, mode and history.
+type daemonPool struct {
+	d        *daemon
+	name     string
+	cfg      config.Pool
+	template agent.Template
+	// source is the Snapshot.Source its snapshots are stored under.
+	source string
+	// clock is the pool's time: the wall clock, or a simulated cluster's.
+	clock func() time.Time
+	// period is the wall-clock time between decisions.
+	period time.Duration
+	// scrape is the snapshot interval in the pool's time.
+	scrape  time.Duration
+	applier agent.Applier
+	sim     *daemonSim // nil for a real pool
+	// loop is a simulated pool's collector loop.
+	loop *collector.Loop
+	// stop ends the pool's goroutines (set by startPool).
+	stop context.CancelFunc
+	guard   *agent.Guard
+	// auto is the policy of auto and shadow mode, fallback the threshold
+	// policy of fallback-only mode, manual the operator's +1/-1.
+	auto, fallback agent.Policy
+	manual         *daemonManual
+	log            *slog.Logger
+
+	mu  sync.Mutex // serialises ticks, mode changes and manual scaling
+	ctl *agent.Controller
+	// templateSpec is the YAML of a pool started by `template up`.
+	templateSpec string
+
+	// recMu guards what Record writes and the API reads; mode and paused
+	// are written holding mu and recMu, so either lock reads them.
+	recMu   sync.Mutex
+	mode    string
+	paused  bool
+	seq     uint64
+	last    *agent.Decision
+	servers int            // last server count applied
+	weights map[string]int // last weights applied
+}
+
+// setMode switches the pool's mode and rebuilds its controller (the new
+// controller rebuilds its rate window from the store on its first tick).
+// The caller holds p.mu.
+func (p *daemonPool) setModeLocked(mode string) error {
+	if !config.ValidMode(mode) {
+		return fmt.Errorf("mode %q: want auto, shadow, manual or fallback-only: %w", mode, api.ErrBadRequest)
+	}
+	policy := p.auto
+	switch mode {
+	case config.ModeManual:
+		policy = p.manual
+	case config.ModeFallbackOnly:
+		policy = p.fallback
+	}
+	// A 60 s window of scrape intervals for the fallback's sliding window.
+	window := max(8, int(math.Ceil(float64(time.Minute)/float64(p.scrape)))+1)
+	ctl, err := agent.NewController(agent.ControllerConfig{
+		Interval:   p.d.cfg.Intervals.Decide,
+		Window:     window,
+		StaleAfter: 3 * p.d.cfg.Intervals.Decide,
+		Timeout:    p.period,
+		Pools:      []agent.PoolControl{{Name: p.name, Policy: policy, Template: p.template}},
+		Source:     &daemonRecent{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock},
+		Applier:    p.applier,
+		Guard:      p.guard,
+		Recorder:   p,
+		Shadow:     mode == config.ModeShadow,
+		Now:        p.clock,
+		Logger:     p.log,
+	})
+	if err != nil {
+		return fmt.Errorf("pool %s: %w", p.name, err)
+	}
+	p.ctl = ctl
+	p.recMu.Lock()
+	p.mode = mode
+	p.recMu.Unlock()
+	return nil
+}
+
+// run ticks the pool's controller every period until ctx ends. Ticks are
+// offset per pool so several pools do not fire in lockstep.
+func (p *daemonPool) run(ctx context.Context) error {
+	h := fnv.New32a()
+	h.Write([]byte(p.name))
+	offset := time.Duration(h.Sum32()) % p.period
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(offset):
+	}
+	tk := time.NewTicker(p.period)
+	defer tk.Stop()
+	for {
+		p.tick(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+	}
+}
+
+// tick makes one decision unless the pool is paused.
+func (p *daemonPool) tick(ctx context.Context) []agent.Decision {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused || ctx.Err() != nil {
+		return nil
+	}
+	return p.ctl.Tick(ctx, p.clock())
+}
+
+// Record stores a decision with the next id, its reward, updates the
+// metrics and persists the pool's state (agent.Recorder).
+func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
+	p.recMu.Lock()
+	defer p.recMu.Unlock()
+	p.seq++
+	if dec.Outcome == "applied" {
+		if dec.Servers > 0 {
+			p.servers = dec.Servers
+		}
+		if dec.Weights != nil {
+			p.weights = dec.Weights
+		}
+	}
+	p.last = &dec
+	d := p.d
+	d.metrics.ObserveDecision(dec)
+	if v, ok := dec.Metrics["cluster"]; ok {
+		d.metrics.Cluster.WithLabelValues(p.name).Set(v)
+	}
+	fb := 0.0
+	if dec.Policy != "agent" && dec.Policy != "manual" {
+		fb = 1
+	}
+	if v, ok := dec.Metrics["switch_fallback"]; ok {
+		fb = v
+	}
+	d.metrics.FallbackActive.WithLabelValues(p.name).Set(fb)
+
+	b, err := json.Marshal(daemonRecord{Seq: p.seq, Decision: dec})
+	if err != nil {
+		return fmt.Errorf("encode decision: %w", err)
+	}
+	if err := d.store.AppendRecord(datasets.BucketDecisions, dec.Time, b); err != nil {
+		return fmt.Errorf("store decision %d of pool %s: %w", p.seq, p.name, err)
+	}
+	if pt, ok := p.latestPoint(ctx); ok {
+		r := daemonRewardOf(d.cfg.Reward, pt, p.template.TargetP95)
+		d.metrics.Reward.WithLabelValues(p.name).Set(r)
+		d.metrics.Servers.WithLabelValues(p.name).Set(float64(pt.Servers))
+		b, _ := json.Marshal(daemonReward{Pool: p.name, Seq: p.seq, Reward: r})
+		if err := d.store.AppendRecord(datasets.BucketRewards, dec.Time, b); err != nil {
+			return fmt.Errorf("store reward of pool %s: %w", p.name, err)
+		}
+	}
+	return d.savePoolState(p.name, p.stateLocked())
+}
+
+// stateLocked is the pool's persistent state; the caller holds recMu.
+func (p *daemonPool) stateLocked() daemonPoolState {
+	st := daemonPoolState{Mode: p.mode, Paused: p.paused, Seq: p.seq, Servers: p.servers, Weights: p.weights, Template: p.templateSpec}
+	if p.sim != nil {
+		st.SimStart, st.SimElapsed = p.sim.start, p.sim.elapsed()
+	}
+	return st
+}
+
+// persist saves the pool's state now (after a mode or pause change).
+func (p *daemonPool) persist() error {
+	p.recMu.Lock()
+	defer p.recMu.Unlock()
+	return p.d.savePoolState(p.name, p.stateLocked())
+}
+
+// daemonRewardOf is the reward of one interval, in the units of the
+// config's weights: -(latency x max(0, p95/target - 1) + errors x error
+// ratio + server_cost x servers). The mean stands in for p95 when the
+// source has no percentiles.
+func daemonRewardOf(w config.Reward, pt chart.Point, target time.Duration) float64 {
+	lat := pt.P95Ms
+	if lat == 0 {
+		lat = pt.MeanMs
+	}
+	var over float64
+	if t := float64(target) / float64(time.Millisecond); t > 0 {
+		over = max(0, lat/t-1)
+	}
+	return -(w.Latency*over + w.Errors*pt.ErrorRatio + w.ServerCost*float64(pt.Servers))
+}
+
+// latestPoint is the pool's most recent interval from the store.
+func (p *daemonPool) latestPoint(ctx context.Context) (chart.Point, bool) {
+	src := &daemonRecent{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock}
+	snaps, err := src.Recent(ctx, 2)
+	if err != nil || len(snaps) < 2 {
+		return chart.Point{}, false
+	}
+	pts := chart.Points(nil, snaps, p.name)
+	if len(pts) == 0 {
+		return chart.Point{}, false
+	}
+	return pts[len(pts)-1], true
+}
+
+// daemonRecent reads a source's latest snapshots from the store: the
+// controller's agent.SnapshotSource. The collector loop writes them; the
+// two loops meet only here.
+type daemonRecent struct {
+	store  *datasets.Store
+	source string
+	scrape time.Duration
+	clock  func() time.Time
+}
+
+// Recent returns up to n of the newest snapshots, oldest first, looking
+// back n+3 scrape intervals (older data would be stale anyway).
+func (r *daemonRecent) Recent(ctx context.Context, n int) ([]collector.Snapshot, error) {
+	from := r.clock().Add(-time.Duration(n+3) * r.scrape)
+	out := make([]collector.Snapshot, 0, n+3)
+	err := r.store.Range(r.source, from, time.Time{}, func(s collector.Snapshot) error {
+		out = append(out, s)
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recent snapshots of %s: %w", r.source, err)
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
+}
+
+// daemonManual is the policy of manual mode: it changes nothing until an
+// operator asks for +1 or -1, then asks for one server more or fewer than
+// serving + booting. Only the pool's tick (under its lock) touches pending.
+type daemonManual struct {
+	pending int
+}
+
+// Name is "manual".
+func (m *daemonManual) Name() string { return "manual" }
+
+// Decide turns a pending operator request into a decision.
+func (m *daemonManual) Decide(_ context.Context, obs agent.Observation) (agent.Decision, error) {
+	cur := obs.Servers + obs.Booting
+	metrics := map[string]float64{"servers": float64(obs.Servers), "booting": float64(obs.Booting)}
+	if m.pending == 0 {
+		return agent.Decision{Reason: "manual mode: no operator request", Metrics: metrics}, nil
+	}
+	delta := m.pending
+	m.pending = 0
+	return agent.Decision{Servers: max(cur+delta, 1), Metrics: metrics,
+		Reason: fmt.Sprintf("operator asked %+d: %d -> %d servers", delta, cur, max(cur+delta, 1))}, nil
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lbtune/lbtune/api"
+	"github.com/lbtune/lbtune/datasets"
+)
+
+// Template starts (up) or stops (down) the pool described by spec, a YAML
+// pool entry as in lbtune.yaml. Up validates it against the configured
+// sources and actuators, orders the template's minimum servers and starts
+// deciding for it; the spec is persisted so a restart brings the pool
+// back. Down pauses the pool, drains it to zero servers (the actuator
+// drains each server before it stops, so no request fails) and forgets it.
+func (d *daemon) Template(ctx context.Context, op string, spec []byte) (string, error) {
+	pc, err := d.cfg.ParsePool(spec)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	}
+	switch op {
+	case "up":
+		if _, err := d.pool(pc.Name); err == nil {
+			return "", fmt.Errorf("template up: pool %s already runs: %w", pc.Name, api.ErrConflict)
+		}
+		p, err := d.newPool(pc, d.wall)
+		if err != nil {
+			return "", fmt.Errorf("template up %s: %w", pc.Name, err)
+		}
+		if p.sim == nil {
+			if err := p.applier.Scale(ctx, p.name, max(p.template.Min, 1)); err != nil {
+				return "", fmt.Errorf("template up %s: start %d servers: %w", pc.Name, p.template.Min, err)
+			}
+		}
+		p.templateSpec = string(spec)
+		if err := p.persist(); err != nil {
+			return "", err
+		}
+		d.mu.Lock()
+		d.pools = append(d.pools, p)
+		d.mu.Unlock()
+		if d.spawn != nil {
+			d.startPool(d.runCtx, p)
+		}
+		return fmt.Sprintf("pool %s up with %d servers", pc.Name, max(p.template.Min, 1)), nil
+	case "down":
+		p, err := d.pool(pc.Name)
+		if err != nil {
+			return "", err
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.recMu.Lock()
+		p.paused = true
+		p.recMu.Unlock()
+		if err := p.applier.Scale(ctx, p.name, 0); err != nil {
+			_ = p.persist()
+			return "", fmt.Errorf("template down %s: drain: %w (the pool stays paused)", pc.Name, err)
+		}
+		if p.stop != nil {
+			p.stop()
+		}
+		d.mu.Lock()
+		for i, q := range d.pools {
+			if q == p {
+				d.pools = append(d.pools[:i], d.pools[i+1:]...)
+				break
+			}
+		}
+		delete(d.loops, p.source)
+		d.mu.Unlock()
+		if err := d.store.Delete(datasets.BucketMeta, daemonStateKey(p.name)); err != nil {
+			return "", fmt.Errorf("template down %s: %w", pc.Name, err)
+		}
+		return fmt.Sprintf("pool %s drained and stopped", pc.Name), nil
+	}
+	return "", fmt.Errorf("template op %q: %w", op, api.ErrBadRequest)
+}
+
+// restoreTemplates re-creates the pools `template up` started before a
+// restart (their spec is in their persisted state).
+func (d *daemon) restoreTemplates(wall func() time.Time) error {
+	keys, err := d.store.Keys(datasets.BucketMeta)
+	if err != nil {
+		return fmt.Errorf("list pool states: %w", err)
+	}
+	for _, k := range keys {
+		name, ok := strings.CutPrefix(k, "daemon/pool/")
+		if !ok {
+			continue
+		}
+		if _, err := d.pool(name); err == nil {
+			continue // a configured pool
+		}
+		st, _, err := d.loadPoolState(name)
+		if err != nil || st.Template == "" {
+			continue
+		}
+		pc, err := d.cfg.ParsePool([]byte(st.Template))
+		if err != nil {
+			return fmt.Errorf("restore template pool %s: %w", name, err)
+		}
+		p, err := d.newPool(pc, wall)
+		if err != nil {
+			return fmt.Errorf("restore template pool %s: %w", name, err)
+		}
+		p.templateSpec = st.Template
+		d.pools = append(d.pools, p)
+	}
+	return nil
+}
