@@ -37,8 +37,8 @@ type daemonPool struct {
 	// loop is a simulated pool's collector loop.
 	loop *collector.Loop
 	// stop ends the pool's goroutines (set by startPool).
-	stop context.CancelFunc
-	guard   *agent.Guard
+	stop  context.CancelFunc
+	guard *agent.Guard
 	// auto is the policy of auto and shadow mode, fallback the threshold
 	// policy of fallback-only mode, manual the operator's +1/-1.
 	auto, fallback agent.Policy
