@@ -36,6 +36,7 @@ func testbedRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfgPath := fs.String("config", "", "testbed YAML config (default: built in; see 'lbtune testbed example')")
 	dir := fs.String("dir", "", "state directory (overrides the config's state_dir)")
 	asJSON := fs.Bool("json", false, "print the state as JSON")
+	get := fs.String("get", "", "status: print one value for scripts: dir, haproxy.addr, haproxy.source, haproxy.log, nginx.addr, nginx.source")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -74,6 +75,14 @@ func testbedRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		if *get != "" {
+			v, err := testbedGet(st, *get)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, v)
+			return nil
+		}
 		if err := testbedPrint(stdout, st, *asJSON); err != nil {
 			return err
 		}
@@ -85,6 +94,26 @@ func testbedRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	return fmt.Errorf("%w: unknown subcommand %q (want up, down, status, explore or example)", errUsage, sub)
+}
+
+// testbedGet returns one value of the state by name, for scripts.
+func testbedGet(st *testbed.State, name string) (string, error) {
+	h, n := st.HAProxy, st.NGINX
+	switch {
+	case name == "dir":
+		return st.Dir, nil
+	case name == "haproxy.addr" && h != nil:
+		return h.Addr, nil
+	case name == "haproxy.source" && h != nil:
+		return h.Source, nil
+	case name == "haproxy.log" && h != nil:
+		return h.Log, nil
+	case name == "nginx.addr" && n != nil:
+		return n.Addr, nil
+	case name == "nginx.source" && n != nil:
+		return n.Source, nil
+	}
+	return "", fmt.Errorf("%w: --get %q: unknown name or balancer not running", errUsage, name)
 }
 
 func testbedUsage(w io.Writer) {
