@@ -55,7 +55,8 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 	}
 	data = bytes.TrimLeft(data, "\r\n\t ")
 	if !bytes.HasPrefix(data, []byte("# ")) {
-		return fail("no header line starting with %q", "# pxname")
+		first, _, _ := bytes.Cut(data, []byte("\n"))
+		return fail("no header line starting with %q (got %q)", "# pxname", clip(string(first)))
 	}
 	r := csvLines{data: data[2:]}
 	header, err := r.next()

@@ -263,7 +263,6 @@ type logAggregator struct {
 	good    int   // lines aggregated in this window
 	bad     int   // malformed lines in this window
 	lastBad error // the last malformed line's error
-	badTot  uint64
 }
 
 type logServer struct {
@@ -285,7 +284,6 @@ func (a *logAggregator) addLine(line string) {
 	defer a.mu.Unlock()
 	if err != nil {
 		a.bad++
-		a.badTot++
 		a.lastBad = err
 		return
 	}
@@ -464,6 +462,9 @@ func (s *nginxLogUDP) Close() error {
 	return err
 }
 
+// maxLogLine bounds the unfinished last line a tailing source keeps.
+const maxLogLine = 64 << 10
+
 // nginxLogFile tails an access-log file from where it ended at Open
 // (following a truncation back to the start), or, with ?replay=DURATION,
 // replays the whole file in windows of DURATION of log time.
@@ -605,6 +606,12 @@ func (s *nginxLogFile) readNew() error {
 	data = append(s.partial, data...)
 	last := bytes.LastIndexByte(data, '\n')
 	if last < 0 {
+		if len(data) > maxLogLine {
+			// No newline in a whole line's worth: not a log we can read.
+			s.partial = nil
+			s.agg.addLine(clip(string(data)))
+			return nil
+		}
 		s.partial = data
 		return nil
 	}

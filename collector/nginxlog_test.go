@@ -283,3 +283,66 @@ http {
 }
 
 func ptrSnap(s Snapshot) *Snapshot { return &s }
+
+// TestNginxLogFileTail: the file source starts at the end of the file as
+// it was at Open, keeps an unfinished last line for the next scrape, and
+// starts over after a truncation.
+func TestNginxLogFileTail(t *testing.T) {
+	line := func(ms int) string {
+		return fmt.Sprintf(`lbtune=1 msec=1795856415.%03d pool=app status=200 rt=0.010 bytes=100 reqlen=50 ua="10.0.0.1:80" us="200" urt="0.%03d"`+"\n", ms, ms)
+	}
+	path := filepath.Join(t.TempDir(), "access.log")
+	if err := os.WriteFile(path, []byte(line(1)+line(2)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open("nginxlog+file://" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendTo := func(s string) {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := line(30)
+	steps := []struct {
+		name         string
+		do           func()
+		wantRequests uint64 // cumulative on 10.0.0.1:80
+		wantP50      float64
+	}{
+		{"lines before Open are not read", func() {}, 0, 0},
+		{"a new line is read", func() { appendTo(line(10)) }, 1, 10},
+		{"an unfinished line waits", func() { appendTo(third[:20]) }, 1, 0},
+		{"and is read once finished", func() { appendTo(third[20:]) }, 2, 30},
+		{"truncation starts over", func() {
+			if err := os.WriteFile(path, []byte(line(40)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, 3, 40},
+	}
+	for _, st := range steps {
+		st.do()
+		s, err := src.Scrape(context.Background())
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		var got uint64
+		var p50 float64
+		if p := s.Pool("app"); p != nil {
+			sv := p.Server("10.0.0.1:80")
+			got = sv.Counters.Requests
+			if sv.Gauges.P50Ms != nil {
+				p50 = *sv.Gauges.P50Ms
+			}
+		}
+		if got != st.wantRequests || p50 != st.wantP50 {
+			t.Errorf("%s: requests %d p50 %v, want %d %v", st.name, got, p50, st.wantRequests, st.wantP50)
+		}
+	}
+}
