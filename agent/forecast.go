@@ -84,6 +84,9 @@ func (f *Forecaster) Forecast(steps float64) (mean, sigma float64) {
 	return mean, 1.25 * f.mad * math.Sqrt(math.Max(steps, 1))
 }
 
+// Trend is the smoothed change of the rate per interval (negative when falling).
+func (f *Forecaster) Trend() float64 { return f.trend }
+
 // Peak is the highest rate of the last PeakWindow intervals.
 func (f *Forecaster) Peak() float64 {
 	var p float64
@@ -93,11 +96,11 @@ func (f *Forecaster) Peak() float64 {
 	return p
 }
 
-// erlangC is the probability that an arrival waits in an M/M/c queue
+// fcErlangC is the probability that an arrival waits in an M/M/c queue
 // offered a = λ/μ erlangs: C = B / (1 - ρ(1 - B)), B the Erlang-B
 // probability from the stable recurrence B(k) = aB(k-1) / (k + aB(k-1)).
 // It is 1 when ρ = a/c >= 1.
-func erlangC(c int, a float64) float64 {
+func fcErlangC(c int, a float64) float64 {
 	if c <= 0 || a >= float64(c) {
 		return 1
 	}
@@ -109,16 +112,16 @@ func erlangC(c int, a float64) float64 {
 	return b / (1 - rho*(1-b))
 }
 
-// responseTail is P(T > t) for the response time of an M/M/c FCFS queue
+// fcResponseTail is P(T > t) for the response time of an M/M/c FCFS queue
 // with arrival rate lambda and per-server service rate mu (per second):
 // T = W + S, S ~ Exp(μ), W = 0 with probability 1-C and Exp(α), α = cμ-λ,
 // otherwise, so P(T > t) = (1-C)e^{-μt} + C(αe^{-μt} - μe^{-αt})/(α-μ).
 // It is 1 when λ >= cμ.
-func responseTail(lambda, mu float64, c int, t float64) float64 {
+func fcResponseTail(lambda, mu float64, c int, t float64) float64 {
 	if lambda >= float64(c)*mu {
 		return 1
 	}
-	pc := erlangC(c, lambda/mu)
+	pc := fcErlangC(c, lambda/mu)
 	alpha := float64(c)*mu - lambda
 	es := math.Exp(-mu * t)
 	var hypo float64
@@ -130,55 +133,57 @@ func responseTail(lambda, mu float64, c int, t float64) float64 {
 	return (1-pc)*es + pc*hypo
 }
 
-// meanResponse is the M/M/c mean response time C/(cμ-λ) + 1/μ in seconds;
+// fcMeanResponse is the M/M/c mean response time C/(cμ-λ) + 1/μ in seconds;
 // +Inf when λ >= cμ.
-func meanResponse(lambda, mu float64, c int) float64 {
+func fcMeanResponse(lambda, mu float64, c int) float64 {
 	if lambda >= float64(c)*mu {
 		return math.Inf(1)
 	}
-	return erlangC(c, lambda/mu)/(float64(c)*mu-lambda) + 1/mu
+	return fcErlangC(c, lambda/mu)/(float64(c)*mu-lambda) + 1/mu
 }
 
-// planServers is the least c in [1, maxC] for which an M/M/c queue with
+// fcPlanServers is the least c in [1, maxC] for which an M/M/c queue with
 // arrival rate lambda and service rate mu keeps P(T > target) <= tail;
-// maxC when none does.
-func planServers(lambda, mu, target, tail float64, maxC int) int {
+// maxC when none does. A tail no number of servers reaches (below 1.2 x
+// e^{-μ·target}, the service time's own tail) is raised to that floor.
+func fcPlanServers(lambda, mu, target, tail float64, maxC int) int {
 	if maxC < 1 {
 		maxC = 1
 	}
 	if mu <= 0 || lambda <= 0 {
 		return 1
 	}
+	tail = math.Max(tail, 1.2*math.Exp(-mu*target))
 	c := max(int(lambda/mu), 1)
 	for ; c < maxC; c++ {
-		if responseTail(lambda, mu, c, target) <= tail {
+		if fcResponseTail(lambda, mu, c, target) <= tail {
 			return c
 		}
 	}
 	return maxC
 }
 
-// estimateServiceRate solves meanResponse(lambda, mu, c) = meanLatency for
+// fcServiceRate solves fcMeanResponse(lambda, mu, c) = meanLatency for
 // mu by bisection: the per-server service rate that explains the observed
 // mean latency (seconds) of c servers at arrival rate lambda. It returns 0
 // when the observation cannot inform it (no traffic, no latency).
-func estimateServiceRate(lambda float64, c int, meanLatency float64) float64 {
+func fcServiceRate(lambda float64, c int, meanLatency float64) float64 {
 	if lambda <= 0 || c < 1 || meanLatency <= 0 {
 		return 0
 	}
-	// meanResponse falls as mu grows; mu is at least 1/meanLatency (no
+	// fcMeanResponse falls as mu grows; mu is at least 1/meanLatency (no
 	// queueing) and above lambda/c (stability).
 	lo := math.Max(1/meanLatency, lambda/float64(c)) * (1 + 1e-9)
-	if meanResponse(lambda, lo, c) <= meanLatency {
+	if fcMeanResponse(lambda, lo, c) <= meanLatency {
 		return lo
 	}
 	hi := 2 * lo
-	for meanResponse(lambda, hi, c) > meanLatency {
+	for fcMeanResponse(lambda, hi, c) > meanLatency {
 		hi *= 2
 	}
 	for range 60 {
 		mid := (lo + hi) / 2
-		if meanResponse(lambda, mid, c) > meanLatency {
+		if fcMeanResponse(lambda, mid, c) > meanLatency {
 			lo = mid
 		} else {
 			hi = mid

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -11,8 +12,9 @@ import (
 type GuardConfig struct {
 	// UpCooldown is the least time between two scale-ups of a pool.
 	UpCooldown time.Duration
-	// DownCooldown is the least time between a scale-up and a following
-	// scale-in (the HPA's scale-down stabilisation): a pool that just grew
+	// DownCooldown is how long after a scale-up a scale-in is refused (a
+	// scale-in needs strictly more time than this; the HPA's scale-down
+	// stabilisation, and eval's reversal rule): a pool that just grew
 	// does not shrink back on the next dip, so load oscillating around a
 	// threshold yields at most two changes per DownCooldown. Consecutive
 	// scale-ins are paced by MaxStepDown alone.
@@ -219,7 +221,7 @@ func (g *Guard) checkUp(obs Observation, p *guardPool, now time.Time, cur, want 
 
 // checkDown applies the down cooldown, the down step and the minimum lifetime.
 func (g *Guard) checkDown(p *guardPool, now time.Time, cur, want int, add func(string, int, int, string, ...any)) int {
-	if !p.lastUp.IsZero() && now.Sub(p.lastUp) < g.cfg.DownCooldown {
+	if !p.lastUp.IsZero() && now.Sub(p.lastUp) <= g.cfg.DownCooldown {
 		add("cooldown-down", want, cur, "held count at %d instead of %d: last scale-up %v ago, cooldown %v", cur, want, now.Sub(p.lastUp), g.cfg.DownCooldown)
 		return cur
 	}
@@ -286,4 +288,23 @@ func (g *Guard) checkWeights(obs Observation, w map[string]int, clamps *[]Clamp)
 		out[n] = v
 	}
 	return out
+}
+
+// Guarded is a Policy whose every decision passes through its own Guard:
+// how the agent runs in eval, where the baselines run unguarded.
+type Guarded struct {
+	Policy Policy
+	Guard  *Guard
+}
+
+// Name is the inner policy's name.
+func (g *Guarded) Name() string { return g.Policy.Name() }
+
+// Decide asks the inner policy and clamps its decision.
+func (g *Guarded) Decide(ctx context.Context, obs Observation) (Decision, error) {
+	d, err := g.Policy.Decide(ctx, obs)
+	if err != nil {
+		return d, err
+	}
+	return g.Guard.Check(obs, d), nil
 }

@@ -211,7 +211,7 @@ func TestGuardInvariants(t *testing.T) {
 				if cur-d.Servers > cfg.MaxStepDown {
 					fail("down step %d > %d", cur-d.Servers, cfg.MaxStepDown)
 				}
-				if !h.lastUp.IsZero() && now.Sub(h.lastUp) < cfg.DownCooldown {
+				if !h.lastUp.IsZero() && now.Sub(h.lastUp) <= cfg.DownCooldown {
 					fail("scale-down %v after the last scale-up", now.Sub(h.lastUp))
 				}
 				old := 0

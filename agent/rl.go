@@ -40,8 +40,8 @@ const (
 	numWeightActions
 )
 
-// weightActionNames are the weight actions in words, indexed by action.
-var weightActionNames = [numWeightActions]string{"keep", "shift", "reset"}
+// rlWeightActionNames are the weight actions in words, indexed by action.
+var rlWeightActionNames = [numWeightActions]string{"keep", "shift", "reset"}
 
 // RewardConfig sets the reward the agent maximises per interval:
 //
@@ -65,6 +65,11 @@ type RLConfig struct {
 	// the largest plan of this window (Kubernetes HPA style), so a dip does
 	// not undo a scale-out it would have to redo.
 	ScaleInWindow time.Duration `json:"scale_in_window"`
+	// ScaleInZ is the extra headroom, in forecast sigmas, of the plans
+	// scale-in looks at: the pool grows when the forecast needs more than
+	// it has, and shrinks only when it has more than a plan with this much
+	// more headroom needs (hysteresis, so it does not shrink and regrow).
+	ScaleInZ float64 `json:"scale_in_z"`
 	// Levels are the server actions, from least to most headroom.
 	Levels []Level `json:"levels"`
 	// Alpha is the learning rate and Gamma the discount.
@@ -85,15 +90,17 @@ type RLConfig struct {
 }
 
 // DefaultRLConfig returns the agent's defaults: a 2 min horizon (60 s boot
-// + 60 s interval), a 5 min scale-in window, six headroom levels, learning
+// + 60 s interval), a 10 min scale-in window with one sigma of extra
+// headroom, six headroom levels, learning
 // rate 0.1, discount 0.5, exploration from 0.2 decaying to 0.01.
 func DefaultRLConfig() RLConfig {
 	return RLConfig{
 		Horizon:       2 * time.Minute,
-		ScaleInWindow: 5 * time.Minute,
+		ScaleInWindow: 10 * time.Minute,
+		ScaleInZ:      1,
 		Levels: []Level{
-			{Z: 0, Tail: 0.05}, {Z: 0.5, Tail: 0.04}, {Z: 1, Tail: 0.03},
-			{Z: 1.5, Tail: 0.02}, {Z: 2, Tail: 0.015}, {Z: 3, Tail: 0.01},
+			{Z: 0, Tail: 0.05}, {Z: 0.5, Tail: 0.05}, {Z: 1, Tail: 0.04},
+			{Z: 1.5, Tail: 0.03}, {Z: 2, Tail: 0.03}, {Z: 3, Tail: 0.02},
 		},
 		Alpha: 0.1, Gamma: 0.5,
 		Epsilon: 0.2, EpsilonDecay: 0.9995, EpsilonMin: 0.01,
@@ -109,6 +116,9 @@ func (c RLConfig) withDefaults() RLConfig {
 	}
 	if c.ScaleInWindow <= 0 {
 		c.ScaleInWindow = d.ScaleInWindow
+	}
+	if c.ScaleInZ <= 0 {
+		c.ScaleInZ = d.ScaleInZ
 	}
 	if len(c.Levels) == 0 {
 		c.Levels = d.Levels
@@ -155,15 +165,16 @@ type Agent struct {
 
 	fc    *Forecaster
 	mu    float64 // estimated service rate per reference server, 1/s (0: unknown)
-	plans []timedPlan
+	plans []rlTimedPlan
 	post  []float64
 	ood   bool // the latest posterior came from an out-of-distribution state
 	prev  *rlStep
-	wstep map[string]int // last shift direction memory: server -> step size
+	// lastRaw is the latest decision as the agent made it, before any guard.
+	lastRaw Decision
 }
 
-// timedPlan is a planned server count at a decision time.
-type timedPlan struct {
+// rlTimedPlan is a planned server count at a decision time.
+type rlTimedPlan struct {
 	at time.Time
 	n  int
 }
@@ -197,7 +208,7 @@ func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Sour
 		src = rand.NewPCG(1, 2)
 	}
 	return &Agent{cfg: cfg, table: table, states: states, rng: rand.New(src), eps: cfg.Epsilon,
-		fc: NewForecaster(), wstep: map[string]int{}}
+		fc: NewForecaster()}
 }
 
 // LastState returns the load-state posterior and OOD flag of the latest
@@ -218,19 +229,19 @@ func (a *Agent) Table() *PolicyTable { return a.table }
 // Q-value updates) on or off.
 func (a *Agent) SetLearning(on bool) { a.learn = on }
 
-// measure is what the agent reads from one observation.
-type measure struct {
+// rlMeasure is what the agent reads from one observation.
+type rlMeasure struct {
 	rate     float64 // arrivals, requests/s
-	p95Ms    float64 // pool p95 estimate (worst serving server), ms; 0 unknown
+	p95Ms    float64 // pool p95 estimate (request-weighted mean of the servers' p95), ms; 0 unknown
 	meanMs   float64 // request-weighted mean latency, ms; 0 unknown
 	errRatio float64
 	servers  int // serving + booting
 }
 
-// measureObs reads the pool's rate, latency and errors from obs.Latest.
-func measureObs(obs Observation) measure {
-	m := measure{servers: obs.Servers + obs.Booting}
-	var req, errs, latSum float64
+// rlMeasureObs reads the pool's rate, latency and errors from obs.Latest.
+func rlMeasureObs(obs Observation) rlMeasure {
+	m := rlMeasure{servers: obs.Servers + obs.Booting}
+	var req, errs, latSum, p95Sum, p95Req float64
 	for i := range obs.Latest.Servers {
 		s := &obs.Latest.Servers[i]
 		req += s.Requests
@@ -239,7 +250,8 @@ func measureObs(obs Observation) measure {
 			latSum += s.Requests * s.MeanLatencyMs
 		}
 		if s.Requests > 0 && s.Gauges.P95Ms != nil {
-			m.p95Ms = math.Max(m.p95Ms, *s.Gauges.P95Ms)
+			p95Sum += s.Requests * *s.Gauges.P95Ms
+			p95Req += s.Requests
 		}
 	}
 	m.rate = req
@@ -247,11 +259,14 @@ func measureObs(obs Observation) measure {
 		m.meanMs = latSum / req
 		m.errRatio = math.Min(errs/req, 1)
 	}
+	if p95Req > 0 {
+		m.p95Ms = p95Sum / p95Req
+	}
 	return m
 }
 
 // reward is the negative per-interval cost of what was measured.
-func (c RewardConfig) reward(m measure, target time.Duration) float64 {
+func (c RewardConfig) reward(m rlMeasure, target time.Duration) float64 {
 	cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
 	if t := float64(target.Milliseconds()); t > 0 && m.p95Ms > 0 {
 		cost += c.Latency * math.Max(0, m.p95Ms/t-1)
@@ -267,7 +282,7 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
 	}
-	m := measureObs(obs)
+	m := rlMeasureObs(obs)
 	a.fc.Observe(m.rate)
 	a.updateServiceRate(obs, m)
 
@@ -293,13 +308,14 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	}
 
 	d := Decision{Time: obs.Time, Pool: obs.Pool, Policy: a.Name(), Metrics: map[string]float64{}}
-	a.planServers(obs, m, level, &d)
+	a.planPool(obs, m, level, &d)
 	a.planWeights(obs, waction, &d)
 	d.Metrics["rate_rps"] = m.rate
 	d.Metrics["p95_ms"] = m.p95Ms
 	d.Metrics["error_ratio"] = m.errRatio
-	d.Metrics["state"] = float64(argmax(post))
-	d.Metrics["confidence"] = post[argmax(post)]
+	d.Metrics["state"] = float64(rlArgmax(post))
+	d.Metrics["confidence"] = post[rlArgmax(post)]
+	a.lastRaw = d
 	return d, nil
 }
 
@@ -324,7 +340,7 @@ func (a *Agent) posterior(obs Observation) ([]float64, error) {
 // updateServiceRate keeps the per-server service rate: the template's when
 // known, otherwise an exponentially weighted M/M/c inversion of the
 // observed mean latency.
-func (a *Agent) updateServiceRate(obs Observation, m measure) {
+func (a *Agent) updateServiceRate(obs Observation, m rlMeasure) {
 	if obs.Template.ServiceRate > 0 {
 		a.mu = obs.Template.ServiceRate
 		return
@@ -332,7 +348,7 @@ func (a *Agent) updateServiceRate(obs Observation, m measure) {
 	if obs.Servers < 1 || m.meanMs <= 0 || m.rate <= 0 {
 		return
 	}
-	est := estimateServiceRate(m.rate, obs.Servers, m.meanMs/1000)
+	est := fcServiceRate(m.rate, obs.Servers, m.meanMs/1000)
 	if est <= 0 {
 		return
 	}
@@ -349,11 +365,11 @@ func (a *Agent) choose(values []float64, n int) int {
 	if a.learn && a.rng.Float64() < a.eps {
 		return a.rng.IntN(n)
 	}
-	return argmax(values)
+	return rlArgmax(values)
 }
 
-// planServers sizes the pool for the forecast rate at the chosen level.
-func (a *Agent) planServers(obs Observation, m measure, level int, d *Decision) {
+// planPool sizes the pool for the forecast rate at the chosen level.
+func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	lv := a.cfg.Levels[level]
 	steps := 1.0
 	if obs.Interval > 0 {
@@ -374,7 +390,7 @@ func (a *Agent) planServers(obs Observation, m measure, level int, d *Decision) 
 	if hi < 1 {
 		hi = max(m.servers*2, 1)
 	}
-	plan := planServers(lambda, a.mu, target, lv.Tail, hi)
+	plan := fcPlanServers(lambda, a.mu, target, lv.Tail, hi)
 	if plan < obs.Template.Min {
 		plan = obs.Template.Min
 	}
@@ -383,9 +399,10 @@ func (a *Agent) planServers(obs Observation, m measure, level int, d *Decision) 
 		d.Metrics["utilisation"] = m.rate / (cur * a.mu)
 	}
 
-	// Stabilise scale-in: remember plans over the window, shrink only to
-	// their maximum.
-	a.plans = append(a.plans, timedPlan{at: obs.Time, n: plan})
+	// Stabilise scale-in: remember plans with ScaleInZ more headroom over
+	// the window, shrink only to their maximum.
+	inPlan := max(fcPlanServers(lambda+a.cfg.ScaleInZ*sigma, a.mu, target, lv.Tail, hi), plan)
+	a.plans = append(a.plans, rlTimedPlan{at: obs.Time, n: inPlan})
 	cut := obs.Time.Add(-a.cfg.ScaleInWindow)
 	i := 0
 	for i < len(a.plans) && a.plans[i].at.Before(cut) {
@@ -401,27 +418,29 @@ func (a *Agent) planServers(obs Observation, m measure, level int, d *Decision) 
 		d.Servers = plan
 		d.Reason = fmt.Sprintf("scale out %d -> %d: forecast %.1f rps (+%.1fσ) needs %d servers at %.1f rps each for p95 %v",
 			m.servers, plan, mean, lv.Z, plan, a.mu, obs.Template.TargetP95)
+	case stable < m.servers && a.fc.Trend() > 0:
+		d.Reason = fmt.Sprintf("keep %d servers: plan %d but the rate is rising (%+.1f rps per interval)", m.servers, stable, a.fc.Trend())
 	case stable < m.servers:
 		d.Servers = stable
-		d.Reason = fmt.Sprintf("scale in %d -> %d: largest plan of the last %v is %d servers (forecast %.1f rps)",
-			m.servers, stable, a.cfg.ScaleInWindow, stable, mean)
+		d.Reason = fmt.Sprintf("scale in %d -> %d: largest plan (+%.1fσ) of the last %v is %d servers (forecast %.1f rps)",
+			m.servers, stable, a.cfg.ScaleInZ, a.cfg.ScaleInWindow, stable, mean)
 	default:
 		d.Reason = fmt.Sprintf("keep %d servers: plan %d, largest plan of the last %v %d (forecast %.1f rps)",
 			m.servers, plan, a.cfg.ScaleInWindow, stable, mean)
 	}
 }
 
-// serverLatency is the latency the weight actions compare: a server's p95
+// rlServerLatency is the latency the weight actions compare: a server's p95
 // when known, else its mean.
-func serverLatency(s *collector.ServerRates) float64 {
+func rlServerLatency(s *collector.ServerRates) float64 {
 	if s.Gauges.P95Ms != nil && *s.Gauges.P95Ms > 0 {
 		return *s.Gauges.P95Ms
 	}
 	return s.MeanLatencyMs
 }
 
-// serving lists the servers taking traffic: up, not backup, with requests.
-func serving(obs Observation) []*collector.ServerRates {
+// rlServing lists the servers taking traffic: up, not backup, with requests.
+func rlServing(obs Observation) []*collector.ServerRates {
 	var out []*collector.ServerRates
 	for i := range obs.Latest.Servers {
 		s := &obs.Latest.Servers[i]
@@ -435,17 +454,17 @@ func serving(obs Observation) []*collector.ServerRates {
 // weightState is the row of the weight Q-table: the most likely load state
 // times two, plus one when the servers' latencies are unbalanced.
 func (a *Agent) weightState(obs Observation, post []float64) int {
-	s := 2 * argmax(post)
-	if lo, hi := latencySpread(serving(obs)); lo > 0 && hi/lo > a.cfg.ImbalanceRatio {
+	s := 2 * rlArgmax(post)
+	if lo, hi := rlLatencySpread(rlServing(obs)); lo > 0 && hi/lo > a.cfg.ImbalanceRatio {
 		s++
 	}
 	return s
 }
 
-// latencySpread returns the lowest and highest latency among servers with traffic.
-func latencySpread(srv []*collector.ServerRates) (lo, hi float64) {
+// rlLatencySpread returns the lowest and highest latency among servers with traffic.
+func rlLatencySpread(srv []*collector.ServerRates) (lo, hi float64) {
 	for _, s := range srv {
-		l := serverLatency(s)
+		l := rlServerLatency(s)
 		if s.Requests <= 0 || l <= 0 {
 			continue
 		}
@@ -459,7 +478,7 @@ func latencySpread(srv []*collector.ServerRates) (lo, hi float64) {
 
 // planWeights applies the chosen weight action.
 func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
-	srv := serving(obs)
+	srv := rlServing(obs)
 	d.Metrics["weight_action"] = float64(action)
 	if len(srv) < 2 {
 		return
@@ -470,22 +489,22 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 	}
 	switch action {
 	case WeightReset:
-		w := capacityWeights(srv, obs.Capacity, maxW)
-		if !sameWeights(srv, w) {
+		w := rlCapacityWeights(srv, obs.Capacity, maxW)
+		if !rlSameWeights(srv, w) {
 			d.Weights = w
 			d.Reason += "; weights reset to capacity-proportional"
 		}
 	case WeightShift:
 		var slow, fast *collector.ServerRates
 		for _, s := range srv {
-			l := serverLatency(s)
+			l := rlServerLatency(s)
 			if s.Requests <= 0 || l <= 0 {
 				continue
 			}
-			if slow == nil || l > serverLatency(slow) {
+			if slow == nil || l > rlServerLatency(slow) {
 				slow = s
 			}
-			if fast == nil || l < serverLatency(fast) {
+			if fast == nil || l < rlServerLatency(fast) {
 				fast = s
 			}
 		}
@@ -497,7 +516,7 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 		w := make(map[string]int, len(srv))
 		scale := 1
 		if slow.Weight < 20 {
-			scale = max(1, min(20/max(slow.Weight, 1), maxW/maxWeight(srv)))
+			scale = max(1, min(20/max(slow.Weight, 1), maxW/rlMaxWeight(srv)))
 		}
 		for _, s := range srv {
 			w[s.Name] = s.Weight * scale
@@ -511,11 +530,11 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 		w[fast.Name] += step
 		d.Weights = w
 		d.Reason += fmt.Sprintf("; shift weight %d from %s (%.0f ms) to %s (%.0f ms)",
-			step, slow.Name, serverLatency(slow), fast.Name, serverLatency(fast))
+			step, slow.Name, rlServerLatency(slow), fast.Name, rlServerLatency(fast))
 	}
 }
 
-func maxWeight(srv []*collector.ServerRates) int {
+func rlMaxWeight(srv []*collector.ServerRates) int {
 	m := 1
 	for _, s := range srv {
 		m = max(m, s.Weight)
@@ -523,31 +542,31 @@ func maxWeight(srv []*collector.ServerRates) int {
 	return m
 }
 
-// capacityWeights are weights proportional to each server's capacity
+// rlCapacityWeights are weights proportional to each server's capacity
 // (1 when unknown), the largest mapped near 100 (or maxW when lower).
-func capacityWeights(srv []*collector.ServerRates, capacity map[string]float64, maxW int) map[string]int {
+func rlCapacityWeights(srv []*collector.ServerRates, capacity map[string]float64, maxW int) map[string]int {
 	top := 0.0
 	for _, s := range srv {
-		top = math.Max(top, capOf(capacity, s.Name))
+		top = math.Max(top, rlCapOf(capacity, s.Name))
 	}
 	scale := float64(min(100, maxW)) / top
 	w := make(map[string]int, len(srv))
 	for _, s := range srv {
-		w[s.Name] = max(1, int(math.Round(capOf(capacity, s.Name)*scale)))
+		w[s.Name] = max(1, int(math.Round(rlCapOf(capacity, s.Name)*scale)))
 	}
 	return w
 }
 
-func capOf(capacity map[string]float64, name string) float64 {
+func rlCapOf(capacity map[string]float64, name string) float64 {
 	if c, ok := capacity[name]; ok && c > 0 {
 		return c
 	}
 	return 1
 }
 
-// sameWeights reports whether w gives the servers the same proportions
+// rlSameWeights reports whether w gives the servers the same proportions
 // they have.
-func sameWeights(srv []*collector.ServerRates, w map[string]int) bool {
+func rlSameWeights(srv []*collector.ServerRates, w map[string]int) bool {
 	var a, b float64
 	for _, s := range srv {
 		a += float64(s.Weight)
@@ -564,7 +583,7 @@ func sameWeights(srv []*collector.ServerRates, w map[string]int) bool {
 	return true
 }
 
-func argmax(v []float64) int {
+func rlArgmax(v []float64) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {
@@ -574,13 +593,13 @@ func argmax(v []float64) int {
 	return best
 }
 
-// describeLevel says a level in words.
-func describeLevel(l Level) string {
+// rlDescribeLevel says a level in words.
+func rlDescribeLevel(l Level) string {
 	return fmt.Sprintf("plan forecast+%.1fσ, tail %.1f%%", l.Z, 100*l.Tail)
 }
 
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
+// rlSortedKeys returns m's keys in order.
+func rlSortedKeys[V any](m map[string]V) []string {
 	k := make([]string, 0, len(m))
 	for n := range m {
 		k = append(k, n)
@@ -589,10 +608,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	return k
 }
 
-// formatWeights renders weights as "a=3 b=5".
-func formatWeights(w map[string]int) string {
+// rlFormatWeights renders weights as "a=3 b=5".
+func rlFormatWeights(w map[string]int) string {
 	var b strings.Builder
-	for i, n := range sortedKeys(w) {
+	for i, n := range rlSortedKeys(w) {
 		if i > 0 {
 			b.WriteByte(' ')
 		}

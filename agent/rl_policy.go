@@ -46,6 +46,8 @@ type PolicyTable struct {
 	TrainedOn []string `json:"trained_on,omitempty"`
 	// Config is the agent configuration the table was trained with.
 	Config RLConfig `json:"config"`
+	// States summarise each load state in real units, as met in training.
+	States []StateSummary `json:"states,omitempty"`
 }
 
 // NewPolicyTable returns an untrained table for k load states. Its priors
@@ -86,7 +88,7 @@ func (t *PolicyTable) levelValues(post []float64) []float64 {
 // which earned reward r and led to posterior post (weight row wstate).
 func (t *PolicyTable) update(prev *rlStep, r float64, post []float64, wstate int, cfg RLConfig) {
 	next := t.levelValues(post)
-	target := r + cfg.Gamma*next[argmax(next)]
+	target := r + cfg.Gamma*next[rlArgmax(next)]
 	cur := t.levelValues(prev.post)[prev.level]
 	delta := target - cur
 	for k, p := range prev.post {
@@ -97,7 +99,7 @@ func (t *PolicyTable) update(prev *rlStep, r float64, post []float64, wstate int
 		t.N[k][prev.level] += p
 	}
 	wq := t.WeightQ[wstate]
-	wt := r + cfg.Gamma*wq[argmax(wq)]
+	wt := r + cfg.Gamma*wq[rlArgmax(wq)]
 	t.WeightQ[prev.wstate][prev.waction] += cfg.Alpha * (wt - t.WeightQ[prev.wstate][prev.waction])
 	t.Steps++
 }
@@ -156,14 +158,14 @@ func ReadPolicyFile(path string) (*PolicyTable, error) {
 	return t, nil
 }
 
-// policyKey is the store key of version v of the named policy; versions
+// rlPolicyKey is the store key of version v of the named policy; versions
 // are zero-padded so keys sort in version order.
-func policyKey(name string, v int) string { return fmt.Sprintf("%s/v%06d", name, v) }
+func rlPolicyKey(name string, v int) string { return fmt.Sprintf("%s/v%06d", name, v) }
 
 // SavePolicy stores t in the store's policies bucket as the next version
 // of t.Name and returns the key it used.
 func SavePolicy(st *datasets.Store, t *PolicyTable) (string, error) {
-	v, err := latestPolicyVersion(st, t.Name)
+	v, err := rlLatestPolicyVersion(st, t.Name)
 	if err != nil {
 		return "", err
 	}
@@ -171,7 +173,7 @@ func SavePolicy(st *datasets.Store, t *PolicyTable) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode policy %s: %w", t.Name, err)
 	}
-	key := policyKey(t.Name, v+1)
+	key := rlPolicyKey(t.Name, v+1)
 	if err := st.Put(datasets.BucketPolicies, key, b); err != nil {
 		return "", fmt.Errorf("save policy %s: %w", key, err)
 	}
@@ -181,22 +183,22 @@ func SavePolicy(st *datasets.Store, t *PolicyTable) (string, error) {
 // LoadPolicy returns the latest version of the named policy in the store;
 // datasets.ErrNotFound (wrapped) when there is none.
 func LoadPolicy(st *datasets.Store, name string) (*PolicyTable, error) {
-	v, err := latestPolicyVersion(st, name)
+	v, err := rlLatestPolicyVersion(st, name)
 	if err != nil {
 		return nil, err
 	}
 	if v == 0 {
 		return nil, fmt.Errorf("load policy %s: %w", name, datasets.ErrNotFound)
 	}
-	b, err := st.Get(datasets.BucketPolicies, policyKey(name, v))
+	b, err := st.Get(datasets.BucketPolicies, rlPolicyKey(name, v))
 	if err != nil {
-		return nil, fmt.Errorf("load policy %s: %w", policyKey(name, v), err)
+		return nil, fmt.Errorf("load policy %s: %w", rlPolicyKey(name, v), err)
 	}
 	return DecodePolicy(b)
 }
 
-// latestPolicyVersion is the highest stored version of name, 0 for none.
-func latestPolicyVersion(st *datasets.Store, name string) (int, error) {
+// rlLatestPolicyVersion is the highest stored version of name, 0 for none.
+func rlLatestPolicyVersion(st *datasets.Store, name string) (int, error) {
 	keys, err := st.Keys(datasets.BucketPolicies)
 	if err != nil {
 		return 0, fmt.Errorf("list policies: %w", err)

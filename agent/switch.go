@@ -65,7 +65,7 @@ func (s *Switch) Decide(ctx context.Context, obs Observation) (Decision, error) 
 	post, ood := s.agent.LastState()
 	conf := 0.0
 	if len(post) > 0 {
-		conf = post[argmax(post)]
+		conf = post[rlArgmax(post)]
 	}
 
 	reason, why := SwitchAgent, ""
