@@ -68,10 +68,13 @@ func (p *daemonPool) setModeLocked(mode string) error {
 	if !config.ValidMode(mode) {
 		return fmt.Errorf("mode %q: want auto, shadow, manual or fallback-only: %w", mode, api.ErrBadRequest)
 	}
-	policy := p.auto
+	policy, guard := p.auto, p.guard
 	switch mode {
 	case config.ModeManual:
+		// The operator's +1/-1 is deliberate: no spike hold or cooldown,
+		// but still the template's limits, one step, and fresh data.
 		policy = p.manual
+		guard = agent.NewGuard(agent.GuardConfig{MaxStepUp: 1, MaxStepDown: 1, StaleAfter: agent.DefaultGuardConfig().StaleAfter}, p.clock)
 	case config.ModeFallbackOnly:
 		policy = p.fallback
 	}
@@ -85,7 +88,7 @@ func (p *daemonPool) setModeLocked(mode string) error {
 		Pools:      []agent.PoolControl{{Name: p.name, Policy: policy, Template: p.template}},
 		Source:     &daemonRecent{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock},
 		Applier:    p.applier,
-		Guard:      p.guard,
+		Guard:      guard,
 		Recorder:   p,
 		Shadow:     mode == config.ModeShadow,
 		Now:        p.clock,
@@ -163,6 +166,11 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 	}
 	d.metrics.FallbackActive.WithLabelValues(p.name).Set(fb)
 
+	// Persist the state (with this decision's id) before the record: a
+	// crash in between leaves a gap in the ids, never a duplicate.
+	if err := d.savePoolState(p.name, p.stateLocked()); err != nil {
+		return err
+	}
 	b, err := json.Marshal(daemonRecord{Seq: p.seq, Decision: dec})
 	if err != nil {
 		return fmt.Errorf("encode decision: %w", err)
@@ -179,7 +187,7 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 			return fmt.Errorf("store reward of pool %s: %w", p.name, err)
 		}
 	}
-	return d.savePoolState(p.name, p.stateLocked())
+	return nil
 }
 
 // stateLocked is the pool's persistent state; the caller holds recMu.

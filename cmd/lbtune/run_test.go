@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/datasets"
+)
+
+var (
+	runBinOnce sync.Once
+	runBinPath string
+	runBinErr  error
+)
+
+// runBinary builds lbtune once for the tests that exec it.
+func runBinary(t *testing.T) string {
+	t.Helper()
+	runBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "lbtune-run-test")
+		if err != nil {
+			runBinErr = err
+			return
+		}
+		runBinPath = filepath.Join(dir, "lbtune")
+		if out, err := exec.Command("go", "build", "-o", runBinPath, ".").CombinedOutput(); err != nil {
+			runBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if runBinErr != nil {
+		t.Fatal(runBinErr)
+	}
+	return runBinPath
+}
+
+// runFreeAddr returns a free 127.0.0.1 port.
+func runFreeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// runDaemonProc is one `lbtune run` process under test.
+type runDaemonProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// runStart starts `lbtune run` with cfg in dir and waits for /healthz.
+func runStart(t *testing.T, bin, dir, addr string) *runDaemonProc {
+	t.Helper()
+	p := &runDaemonProc{addr: addr, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "run", "--config", filepath.Join(dir, "lbtune.yaml"), "--log-format", "json")
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			return p
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("lbtune run exited early: %v\n%s", err, p.stderr)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("lbtune run did not answer /healthz within 20 s\n%s", p.stderr)
+	return nil
+}
+
+// call sends a request to the daemon and decodes the JSON answer into out.
+func (p *runDaemonProc) call(t *testing.T, method, path, token, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+p.addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode == 200 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// runWriteConfig writes the --sim example, sped up, into dir with a token.
+func runWriteConfig(t *testing.T, dir, addr string, speedup int) string {
+	t.Helper()
+	cfg := config.Example(true)
+	cfg = strings.Replace(cfg, "listen: 127.0.0.1:9464", "listen: "+addr, 1)
+	cfg = strings.Replace(cfg, "speedup: 10 ", fmt.Sprintf("speedup: %d ", speedup), 1)
+	cfg = strings.Replace(cfg, "decide: 5s", "decide: 2s", 1)
+	if err := os.WriteFile(filepath.Join(dir, "lbtune.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	token := "test-token-0123456789abcdef"
+	if err := os.WriteFile(filepath.Join(dir, "lbtune.token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// runDecisions reads every decision record of the store at path.
+func runDecisions(t *testing.T, path string) []daemonRecord {
+	t.Helper()
+	st, err := datasets.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Check(); err != nil {
+		t.Fatalf("store check: %v", err)
+	}
+	recs, err := daemonReadDecisions(st, "", time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// TestRunKillRestart runs the daemon on a simulated pool, switches it to
+// manual mode and scales it by +1 through the API, kills it with SIGKILL,
+// restarts it and checks it resumed: same mode and policy, the same
+// servers, the decision ids continuing without a duplicate, the operator's
+// action applied exactly once, then a SIGTERM stops it cleanly with the
+// store intact.
+func TestRunKillRestart(t *testing.T) {
+	bin := runBinary(t)
+	dir := t.TempDir()
+	addr := runFreeAddr(t)
+	token := runWriteConfig(t, dir, addr, 30)
+
+	// First life: run, go manual, +1, let a few decisions happen, kill -9.
+	p := runStart(t, bin, dir, addr)
+	if code := p.call(t, "POST", "/v1/mode", "", `{"mode":"manual"}`, nil); code != 401 {
+		t.Fatalf("POST /v1/mode without token: %d, want 401", code)
+	}
+	if code := p.call(t, "POST", "/v1/mode", token, `{"mode":"manual"}`, nil); code != 200 {
+		t.Fatalf("POST /v1/mode: %d", code)
+	}
+	var policyBefore json.RawMessage
+	p.call(t, "GET", "/v1/policy", "", "", &policyBefore)
+	// Wait for data so the controller can decide.
+	runWaitFor(t, func() bool {
+		var st struct{ Pools []struct{ Latest *struct{ Servers int } } }
+		p.call(t, "GET", "/v1/state", "", "", &st)
+		return len(st.Pools) == 1 && st.Pools[0].Latest != nil
+	})
+	var dec struct {
+		Servers int
+		Outcome string
+		Reason  string
+	}
+	if code := p.call(t, "POST", "/v1/scale", token, `{"pool":"web","delta":1}`, &dec); code != 200 {
+		t.Fatalf("POST /v1/scale: %d", code)
+	}
+	if dec.Outcome != "applied" || dec.Servers != 3 {
+		t.Fatalf("scale +1 from the example's 2 servers: %+v, want applied 3", dec)
+	}
+	// The third server boots for 60 simulated seconds (2 s here).
+	var servers int
+	runWaitFor(t, func() bool {
+		var st struct{ Pools []struct{ Latest *struct{ Servers int } } }
+		p.call(t, "GET", "/v1/state", "", "", &st)
+		servers = st.Pools[0].Latest.Servers
+		return servers == 3
+	})
+	time.Sleep(time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	before := runDecisions(t, filepath.Join(dir, "lbtune.db"))
+	if len(before) < 3 {
+		t.Fatalf("%d decisions before the kill, want several", len(before))
+	}
+
+	// Second life: resumes.
+	p = runStart(t, bin, dir, addr)
+	var st struct {
+		Pools []struct {
+			Mode   string
+			Latest *struct{ Servers int }
+		}
+	}
+	p.call(t, "GET", "/v1/state", "", "", &st)
+	if st.Pools[0].Mode != "manual" {
+		t.Errorf("mode after restart %q, want manual (persisted)", st.Pools[0].Mode)
+	}
+	var policyAfter json.RawMessage
+	p.call(t, "GET", "/v1/policy", "", "", &policyAfter)
+	if !bytes.Equal(policyBefore, policyAfter) {
+		t.Errorf("policy changed across the restart:\n%s\n%s", policyBefore, policyAfter)
+	}
+	runWaitFor(t, func() bool {
+		p.call(t, "GET", "/v1/state", "", "", &st)
+		return st.Pools[0].Latest != nil
+	})
+	if got := st.Pools[0].Latest.Servers; got != 3 {
+		t.Errorf("servers after restart %d, want 3 (the state before the kill)", got)
+	}
+	time.Sleep(2 * time.Second) // a few more decisions
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("SIGTERM: exit %v, want 0\n%s", err, p.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no exit 15 s after SIGTERM\n%s", p.stderr)
+	}
+	if !strings.Contains(p.stderr.String(), `"msg":"lbtune stopped"`) || !strings.Contains(p.stderr.String(), `"msg":"resumed pool"`) {
+		t.Errorf("log lacks the resume and clean stop lines:\n%s", p.stderr)
+	}
+
+	after := runDecisions(t, filepath.Join(dir, "lbtune.db"))
+	if len(after) <= len(before) {
+		t.Fatalf("%d decisions after the restart, want more than %d", len(after), len(before))
+	}
+	applied := 0
+	for i, r := range after {
+		if i > 0 && r.Seq <= after[i-1].Seq {
+			t.Errorf("decision %d has id %d after id %d: ids must increase (no duplicates)", i, r.Seq, after[i-1].Seq)
+		}
+		if r.Outcome == "applied" {
+			applied++
+		}
+		if i < len(before) && (r.Seq != before[i].Seq || !r.Time.Equal(before[i].Time)) {
+			t.Errorf("decision %d changed across the restart: %+v -> %+v", i, before[i], r)
+		}
+	}
+	if applied != 1 {
+		t.Errorf("%d applied decisions, want exactly 1 (the operator's +1, not repeated after the restart)", applied)
+	}
+}
+
+// runWaitFor polls cond for up to 20 s.
+func runWaitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 20 s")
+}
