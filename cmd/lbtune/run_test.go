@@ -180,7 +180,9 @@ func TestRunKillRestart(t *testing.T) {
 	p.call(t, "GET", "/v1/policy", "", "", &policyBefore)
 	// Wait for data so the controller can decide.
 	runWaitFor(t, func() bool {
-		var st struct{ Pools []struct{ Latest *struct{ Servers int } } }
+		var st struct {
+			Pools []struct{ Latest *struct{ Servers int } }
+		}
 		p.call(t, "GET", "/v1/state", "", "", &st)
 		return len(st.Pools) == 1 && st.Pools[0].Latest != nil
 	})
@@ -198,7 +200,9 @@ func TestRunKillRestart(t *testing.T) {
 	// The third server boots for 60 simulated seconds (2 s here).
 	var servers int
 	runWaitFor(t, func() bool {
-		var st struct{ Pools []struct{ Latest *struct{ Servers int } } }
+		var st struct {
+			Pools []struct{ Latest *struct{ Servers int } }
+		}
 		p.call(t, "GET", "/v1/state", "", "", &st)
 		servers = st.Pools[0].Latest.Servers
 		return servers == 3
