@@ -49,10 +49,14 @@ func blEqualWeights(pr collector.PoolRates) map[string]int {
 }
 
 // blPoolP95Ms is a pool's p95 response time over one interval, in ms: the
-// request-weighted mean of its servers' interval p95 (the per-server
-// percentiles are all a snapshot carries), falling back to the mean latency
-// where a server has no percentile. 0 when nothing was served.
+// pool's own percentile where the source gives one, otherwise the
+// request-weighted mean of its servers' interval p95 (biased high when each
+// server served few requests), falling back to the mean latency where a
+// server has no percentile. 0 when nothing was served.
 func blPoolP95Ms(pr *collector.PoolRates) float64 {
+	if pr.P95Ms != nil {
+		return *pr.P95Ms
+	}
 	var sum, w float64
 	for i := range pr.Servers {
 		s := &pr.Servers[i]

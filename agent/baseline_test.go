@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +85,117 @@ func TestOracleBound(t *testing.T) {
 	}
 	if math.IsNaN(o.Cost) || o.Cost <= 0 {
 		t.Errorf("oracle cost %v", o.Cost)
+	}
+}
+
+// blObs builds an observation of n up servers sharing rps requests/s with
+// the given interval p95 and queue per server, window of k equal intervals.
+func blObs(at time.Time, n int, rps, p95, queue float64, k int, iv time.Duration) Observation {
+	pr := collector.PoolRates{Name: "web"}
+	for i := range n {
+		v := p95
+		pr.Servers = append(pr.Servers, collector.ServerRates{
+			Name: string(rune('a' + i)), Weight: 1, State: collector.StateUp, Requests: rps / float64(n),
+			Gauges: collector.Gauges{P95Ms: &v, Queue: queue},
+		})
+	}
+	w := make([]collector.PoolRates, k)
+	for i := range w {
+		w[i] = pr
+	}
+	return Observation{Time: at, Pool: "web", Latest: pr, Window: w, Interval: iv, Servers: n,
+		Template: Template{Min: 1, Max: 40, TargetP95: 100 * time.Millisecond, ServiceRate: 10}}
+}
+
+func TestHPA(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type step struct {
+		after time.Duration
+		n     int
+		rps   float64
+		want  int
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		// 90 req/s on 10 servers of 10/s: util 0.9, ratio 1.5 -> 15.
+		{"scale up at once", []step{{0, 10, 90, 15}}},
+		// util 0.63 is within 10% of 0.6.
+		{"tolerance holds", []step{{0, 10, 63, 10}}},
+		// At 1 min util 0.3 recommends ceil(15 x 0.5) = 8, but 15 was
+		// recommended 60 s before: hold. At 6 min util 0.2 recommends 5;
+		// the 15 has left the 5 min window, the 8 has not: down to 8.
+		{"scale down waits for the window", []step{{0, 10, 90, 15}, {time.Minute, 15, 45, 15}, {6 * time.Minute, 15, 30, 8}}},
+		// zero load recommends the template minimum.
+		{"idle goes to min", []step{{0, 4, 0, 1}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHPA("hpa@0.6", DefaultHPAConfig())
+			for i, s := range tc.steps {
+				d, err := h.Decide(context.Background(), blObs(t0.Add(s.after), s.n, s.rps, 10, 0, 4, 30*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Servers != s.want {
+					t.Errorf("step %d: %d servers, want %d (%s)", i, d.Servers, s.want, d.Reason)
+				}
+				if d.Policy != "hpa@0.6" || d.Metrics["util"] == 0 && s.rps > 0 {
+					t.Errorf("step %d: provenance %q metrics %v", i, d.Policy, d.Metrics)
+				}
+			}
+		})
+	}
+}
+
+func TestThreshold(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type step struct {
+		after        time.Duration
+		n            int
+		rps, p95, q  float64
+		k            int
+		iv           time.Duration
+		want         int
+		wantInReason string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		// p95 200 ms > 100 ms for 4 x 15 s: grow x2.
+		{"sustained breach grows", []step{{0, 10, 50, 200, 0, 4, 15 * time.Second, 20, "p95"}}},
+		// One 2 s interval above target is a spike shorter than 5 s.
+		{"short spike ignored", []step{{0, 10, 50, 200, 0, 1, 2 * time.Second, 10, "hold"}}},
+		// util 0.9 > 0.8: grow x2 even under the target.
+		{"high utilisation grows", []step{{0, 10, 90, 50, 0, 4, 15 * time.Second, 20, "utilisation"}}},
+		// util 0.2 < 0.3 under target: shrink x0.5 once the cooldown passed.
+		{"low utilisation shrinks", []step{{0, 10, 20, 50, 0, 4, 15 * time.Second, 5, "x0.5"}}},
+		// Queue 3 > 2 switches 2 reserve servers on; 1 (between 0.5 and
+		// 2) keeps them on; 0.2 < 0.5 switches them off after the cooldown.
+		{"reserve hysteresis", []step{
+			{0, 10, 50, 50, 3, 4, 15 * time.Second, 12, "reserve"},
+			{time.Minute, 12, 60, 50, 1, 4, 15 * time.Second, 12, "hold"},
+			{5 * time.Minute, 12, 60, 50, 0.2, 4, 15 * time.Second, 10, "-2 reserve"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			th := NewThreshold(DefaultThresholdConfig())
+			for i, s := range tc.steps {
+				obs := blObs(t0.Add(10*time.Minute+s.after), s.n, s.rps, s.p95, s.q, s.k, s.iv)
+				d, err := th.Decide(context.Background(), obs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Servers != s.want || !strings.Contains(d.Reason, s.wantInReason) {
+					t.Errorf("step %d: %d servers (%s), want %d and %q", i, d.Servers, d.Reason, s.want, s.wantInReason)
+				}
+			}
+		})
+	}
+	if err := (ThresholdConfig{UtilHigh: 0.5, UtilLow: 0.6, GrowRatio: 2}).Validate(); err == nil {
+		t.Error("util_low above util_high accepted")
 	}
 }

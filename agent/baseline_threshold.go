@@ -20,11 +20,17 @@ type ThresholdConfig struct {
 	// MinBreach is how long the target must be exceeded without a break
 	// before it counts: load spikes shorter than this are ignored.
 	MinBreach time.Duration
+	// MinRequests is the fewest requests the window must hold for its
+	// response time to count (a p95 of a handful of requests is noise).
+	MinRequests float64
 	// UtilHigh and UtilLow are utilisation thresholds: above UtilHigh the
 	// pool grows by GrowRatio, below UtilLow (and under the target) it
 	// shrinks by ShrinkRatio. 0 disables the rule.
 	UtilHigh, UtilLow      float64
 	GrowRatio, ShrinkRatio float64
+	// ShrinkBelow is the fraction of the target the window's p95 must be
+	// under for a shrink (0 = no response-time condition).
+	ShrinkBelow float64
 	// Reserve servers are powered up when the queue per serving server
 	// exceeds QueueHigh and powered down when it falls below QueueLow
 	// (hysteresis). Reserve 0 disables the rule.
@@ -37,14 +43,15 @@ type ThresholdConfig struct {
 // DefaultThresholdConfig returns the fallback used when none is configured:
 // 60 s response-time window ignoring breaches shorter than 5 s, utilisation
 // thresholds 0.8 / 0.3 with grow x2.0 and shrink x0.5, 2 reserve servers on
-// above 2 queued requests per server and off below 0.5, 2 min between a
-// change and a shrink.
+// above 2 queued requests per server (window mean) and off below 0.5, 5 min
+// between a change and a shrink, which also needs the window p95 under 0.7
+// x target; 50 requests for a meaningful p95.
 func DefaultThresholdConfig() ThresholdConfig {
 	return ThresholdConfig{
-		Window: time.Minute, MinBreach: 5 * time.Second,
-		UtilHigh: 0.8, UtilLow: 0.3, GrowRatio: 2.0, ShrinkRatio: 0.5,
+		Window: time.Minute, MinBreach: 5 * time.Second, MinRequests: 50,
+		UtilHigh: 0.8, UtilLow: 0.3, GrowRatio: 2.0, ShrinkRatio: 0.5, ShrinkBelow: 0.7,
 		Reserve: 2, QueueHigh: 2, QueueLow: 0.5,
-		DownCooldown: 2 * time.Minute,
+		DownCooldown: 5 * time.Minute,
 	}
 }
 
@@ -99,17 +106,24 @@ func (t *Threshold) Name() string { return "threshold" }
 // Decide applies the rules in order: a sustained response-time breach or
 // high utilisation grows the pool by GrowRatio (not while servers are still
 // booting); low utilisation under the target shrinks it by ShrinkRatio
-// after DownCooldown; then reserve servers are added or removed by the
-// queue hysteresis.
+// after DownCooldown, but never so far that the utilisation would exceed
+// 0.9 x UtilHigh; then reserve servers are added or removed by the
+// queue hysteresis on the window's mean queue per server.
 func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error) {
 	target := t.cfg.TargetP95
 	if target == 0 {
 		target = obs.Template.TargetP95
 	}
 	targetMs := float64(target) / float64(time.Millisecond)
-	winMs, breach := t.responseTime(obs, targetMs)
-	util := blUtilisation(&obs)
-	queue := blQueuePerServer(&obs.Latest)
+	winMs, breach, winReq := t.responseTime(obs, targetMs)
+	if winReq < t.cfg.MinRequests {
+		breach = 0 // too few requests for a p95 to mean anything
+	}
+	util := t.windowUtilisation(obs)
+	var queue float64
+	for i := range obs.Window {
+		queue += blQueuePerServer(&obs.Window[i]) / float64(len(obs.Window))
+	}
 	cur := obs.Servers + obs.Booting
 	m := map[string]float64{
 		"p95_ms": blPoolP95Ms(&obs.Latest), "window_p95_ms": winMs, "target_ms": targetMs,
@@ -130,10 +144,14 @@ func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error)
 		grow(fmt.Sprintf("p95 %.0fms > target %.0fms for %v (window %.0fms)", m["p95_ms"], targetMs, breach, winMs))
 	case t.cfg.UtilHigh > 0 && util > t.cfg.UtilHigh:
 		grow(fmt.Sprintf("utilisation %.2f > %.2f", util, t.cfg.UtilHigh))
-	case t.cfg.UtilLow > 0 && util < t.cfg.UtilLow && (targetMs == 0 || winMs < targetMs) && breach == 0 &&
+	case t.cfg.UtilLow > 0 && util < t.cfg.UtilLow && (targetMs == 0 || t.cfg.ShrinkBelow == 0 || winMs < t.cfg.ShrinkBelow*targetMs) && breach == 0 &&
 		obs.Time.Sub(t.lastChange) >= t.cfg.DownCooldown && obs.Booting == 0:
-		want = int(math.Floor(float64(cur) * t.cfg.ShrinkRatio))
-		why = append(why, fmt.Sprintf("utilisation %.2f < %.2f: x%.1f", util, t.cfg.UtilLow, t.cfg.ShrinkRatio))
+		load := util * float64(obs.Servers) // in servers' worth of work
+		w := max(int(math.Floor(float64(cur)*t.cfg.ShrinkRatio)), int(math.Ceil(load/(0.9*t.cfg.UtilHigh))))
+		if w < cur {
+			want = w
+			why = append(why, fmt.Sprintf("utilisation %.2f < %.2f: x%.1f", util, t.cfg.UtilLow, t.cfg.ShrinkRatio))
+		}
 	}
 	if t.cfg.Reserve > 0 {
 		switch {
@@ -164,9 +182,10 @@ func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error)
 }
 
 // responseTime returns the request-weighted mean p95 (ms) over the
-// intervals within the sliding window, and how long the target has been
-// exceeded without a break, counted back from the latest interval.
-func (t *Threshold) responseTime(obs Observation, targetMs float64) (winMs float64, breach time.Duration) {
+// intervals within the sliding window, how long the target has been
+// exceeded without a break, counted back from the latest interval, and the
+// number of requests in the window.
+func (t *Threshold) responseTime(obs Observation, targetMs float64) (winMs float64, breach time.Duration, requests float64) {
 	var sum, w float64
 	var span time.Duration
 	counting := true
@@ -188,5 +207,24 @@ func (t *Threshold) responseTime(obs Observation, targetMs float64) (winMs float
 	if w > 0 {
 		winMs = sum / w
 	}
-	return winMs, breach
+	return winMs, breach, w * obs.Interval.Seconds()
+}
+
+// windowUtilisation is the mean utilisation over the intervals within the
+// sliding window (one interval's utilisation at low rates is mostly noise).
+func (t *Threshold) windowUtilisation(obs Observation) float64 {
+	var sum float64
+	n := 0
+	var span time.Duration
+	for i := len(obs.Window) - 1; i >= 0 && (n == 0 || span < t.cfg.Window); i-- {
+		o := obs
+		o.Latest = obs.Window[i]
+		sum += blUtilisation(&o)
+		n++
+		span += obs.Interval
+	}
+	if n == 0 {
+		return blUtilisation(&obs)
+	}
+	return sum / float64(n)
 }

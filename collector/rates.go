@@ -37,6 +37,9 @@ type PoolRates struct {
 	Name string
 	// Queue is the pool-level queue gauge at the end of the interval.
 	Queue float64
+	// P50Ms, P95Ms, P99Ms are the pool's latency percentiles over the
+	// interval, where the source gives them; nil otherwise.
+	P50Ms, P95Ms, P99Ms *float64
 	// Servers are the servers of the later snapshot, in its order.
 	Servers []ServerRates
 }
@@ -100,7 +103,7 @@ func Rate(prev, cur *Snapshot) (Rates, error) {
 	for i := range cur.Pools {
 		cp := &cur.Pools[i]
 		pp := prev.Pool(cp.Name)
-		pr := PoolRates{Name: cp.Name, Queue: cp.Queue, Servers: make([]ServerRates, len(cp.Servers))}
+		pr := PoolRates{Name: cp.Name, Queue: cp.Queue, P50Ms: cp.P50Ms, P95Ms: cp.P95Ms, P99Ms: cp.P99Ms, Servers: make([]ServerRates, len(cp.Servers))}
 		for j := range cp.Servers {
 			cs := &cp.Servers[j]
 			var ps *Server

@@ -51,6 +51,13 @@ type Pool struct {
 	// Queue is the number of requests queued at the pool level (HAProxy
 	// backend qcur), waiting for any server. Zero where the source has none.
 	Queue float64 `json:"queue,omitempty"`
+	// P50Ms, P95Ms, P99Ms are latency percentiles over the last interval of
+	// all the pool's requests, where the source gives them (access logs,
+	// simulator); nil otherwise. Per-server percentiles cannot be combined
+	// into these.
+	P50Ms *float64 `json:"p50_ms,omitempty"`
+	P95Ms *float64 `json:"p95_ms,omitempty"`
+	P99Ms *float64 `json:"p99_ms,omitempty"`
 	// Servers are the pool's members, sorted by Name.
 	Servers []Server `json:"servers"`
 }
@@ -142,6 +149,11 @@ func (s *Snapshot) Validate() error {
 		}
 		if bad(p.Queue) {
 			return fmt.Errorf("snapshot from %q: pool %s: bad queue %v", s.Source, p.Name, p.Queue)
+		}
+		for _, v := range []*float64{p.P50Ms, p.P95Ms, p.P99Ms} {
+			if v != nil && bad(*v) {
+				return fmt.Errorf("snapshot from %q: pool %s: bad percentile %v", s.Source, p.Name, *v)
+			}
 		}
 		for _, sv := range p.Servers {
 			if sv.Name == "" {

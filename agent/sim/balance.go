@@ -1,5 +1,7 @@
 package sim
 
+import "math"
+
 // pick chooses the up server for the next request of p with the pool's
 // balancer, or returns -1 when no up server has a positive weight.
 func (s *Sim) pick(p *pool) int32 {
@@ -12,7 +14,7 @@ func (s *Sim) pick(p *pool) int32 {
 		return s.pickSmooth(p)
 	case TwoChoices:
 		if n == 1 {
-			if s.servers[p.up[0]].weight <= 0 {
+			if p.wt[0] <= 0 {
 				return -1
 			}
 			return p.up[0]
@@ -22,14 +24,13 @@ func (s *Sim) pick(p *pool) int32 {
 		if j >= i {
 			j++
 		}
-		a, b := p.up[i], p.up[j]
-		if s.lessLoaded(b, a) {
-			a = b
+		if p.lessLoaded(j, i) {
+			i = j
 		}
-		if s.servers[a].weight <= 0 {
+		if p.wt[i] <= 0 {
 			return s.pickLeast(p)
 		}
-		return a
+		return p.up[i]
 	case HAProxyRR:
 		if p.dirty {
 			s.buildSchedule(p)
@@ -48,43 +49,54 @@ func (s *Sim) pick(p *pool) int32 {
 	}
 }
 
-// lessLoaded reports whether server a has fewer active requests per unit of
-// weight than b (cross-multiplied: no division). Zero weights lose.
-func (s *Sim) lessLoaded(a, b int32) bool {
-	sa, sb := &s.servers[a], &s.servers[b]
-	if sb.weight <= 0 {
-		return sa.weight > 0
+// lessLoaded reports whether up[a] has fewer active requests per unit of
+// weight than up[b] (cross-multiplied: no division). Zero weights lose.
+func (p *pool) lessLoaded(a, b int) bool {
+	wa, wb := p.wt[a], p.wt[b]
+	if wb <= 0 {
+		return wa > 0
 	}
-	if sa.weight <= 0 {
+	if wa <= 0 {
 		return false
 	}
-	return (sa.busy+sa.q.n)*sb.weight < (sb.busy+sb.q.n)*sa.weight
+	return p.load[a]*wb < p.load[b]*wa
 }
 
 // pickLeast is NGINX least_conn: the fewest active requests per weight,
-// scanning from a rotating start so that ties take turns.
+// scanning from a rotating start so that ties take turns. With equal
+// weights it is a plain argmin over the dense load array.
 func (s *Sim) pickLeast(p *pool) int32 {
 	n := len(p.up)
-	best := int32(-1)
-	at := p.rr
-	for k := 0; k < n; k++ {
-		i := at + k
-		if i >= n {
-			i -= n
+	best := -1
+	i := p.rr
+	if i >= n {
+		i = 0
+	}
+	if p.sameW {
+		bl := int32(math.MaxInt32)
+		for k := 0; k < n; k++ {
+			if l := p.load[i]; l < bl {
+				bl, best = l, i
+			}
+			if i++; i == n {
+				i = 0
+			}
 		}
-		id := p.up[i]
-		if s.servers[id].weight <= 0 {
-			continue
+	} else {
+		for k := 0; k < n; k++ {
+			if p.wt[i] > 0 && (best < 0 || p.lessLoaded(i, best)) {
+				best = i
+			}
+			if i++; i == n {
+				i = 0
+			}
 		}
-		if best < 0 || s.lessLoaded(id, best) {
-			best = id
-			p.rr = i + 1
+		if best < 0 {
+			return -1
 		}
 	}
-	if p.rr >= n {
-		p.rr = 0
-	}
-	return best
+	p.rr = best + 1
+	return p.up[best]
 }
 
 // pickSmooth is NGINX's smooth weighted round robin: every server's current

@@ -119,13 +119,30 @@ func (s *Sim) insertUp(p *pool, id int32) {
 	i, _ := slices.BinarySearch(p.up, id)
 	p.up = slices.Insert(p.up, i, id)
 	s.servers[id].cur = 0
-	p.dirty = true
-	p.rr = 0
+	s.reindex(p)
 }
 
 func (s *Sim) removeUp(p *pool, id int32) {
 	if i := slices.Index(p.up, id); i >= 0 {
 		p.up = slices.Delete(p.up, i, i+1)
+	}
+	s.servers[id].upPos = -1
+	s.reindex(p)
+}
+
+// reindex rebuilds the pool's dense balancing arrays after a change of its
+// up servers or weights.
+func (s *Sim) reindex(p *pool) {
+	p.load, p.wt = p.load[:0], p.wt[:0]
+	p.sameW = len(p.up) > 0
+	for i, id := range p.up {
+		sv := &s.servers[id]
+		sv.upPos = int32(i)
+		p.load = append(p.load, int32(sv.busy+sv.q.n))
+		p.wt = append(p.wt, int32(sv.weight))
+		if sv.weight <= 0 || sv.weight != s.servers[p.up[0]].weight {
+			p.sameW = false
+		}
 	}
 	p.dirty = true
 	p.rr = 0
@@ -238,10 +255,10 @@ func (s *Sim) SetWeights(ctx context.Context, poolName string, weights map[strin
 	for name, w := range weights {
 		s.servers[ids[name]].weight = w
 	}
-	p.dirty = true
 	for _, id := range p.up {
 		s.servers[id].cur = 0
 	}
+	s.reindex(p)
 	return nil
 }
 

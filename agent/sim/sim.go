@@ -67,6 +67,7 @@ type server struct {
 	busy       int // requests in service
 	q          fifo
 	cur        int     // smooth WRR current weight
+	upPos      int32   // index in pool.up, -1 when not serving
 	bornAt     float64 // when it was ordered (powered on)
 	counters   counters
 	lat        []float32 // latencies (ms) completed since the last scrape
@@ -116,6 +117,9 @@ type pool struct {
 	next    float64
 	// servers
 	up      []int32 // serving servers, by id
+	load    []int32 // busy+queued of up[i]: dense for the balancers' scans
+	wt      []int32 // weight of up[i]
+	sameW   bool    // every up server has the same positive weight
 	all     []int32 // servers the balancer knows (up, drain, down), by id
 	booting []int32 // ordered, not yet serving, oldest first
 	rr      int     // rotation for least_conn ties
@@ -131,6 +135,7 @@ type pool struct {
 	truth        PoolTruth
 	sumLast      float64 // time of the last powered-count change
 	minuteLat    []float32
+	ivLat        []float32 // latencies (ms) completed since the last scrape
 	minuteFailed int
 	hist         histogram
 }
@@ -182,6 +187,7 @@ func New(cfg Config) (*Sim, error) {
 			p.up = append(p.up, id)
 			p.all = append(p.all, id)
 		}
+		s.reindex(p)
 		p.target = pc.Servers
 		p.dirty = true
 		p.step = -1
@@ -229,7 +235,7 @@ func (s *Sim) addServer(p *pool) int32 {
 	s.servers = append(s.servers, server{
 		name: name, addr: "10." + strconv.Itoa(int(p.idx)) + "." + strconv.Itoa(p.nextID/250) + "." + strconv.Itoa(p.nextID%250+1) + ":80",
 		pool: p.idx, state: stBooting, weight: p.cfg.Weight, speed: p.cfg.Speed, slots: p.cfg.Slots,
-		bornAt: s.now,
+		bornAt: s.now, upPos: -1,
 	})
 	s.setPowered(p, p.powered+1)
 	return id
@@ -344,9 +350,10 @@ func (s *Sim) arrive(p *pool) {
 	sv.counters.requests++
 	if sv.busy < sv.slots {
 		s.start(sv, id, request{arrival: t, demand: demand})
-		return
+	} else {
+		sv.q.push(request{arrival: t, demand: demand})
 	}
-	sv.q.push(request{arrival: t, demand: demand})
+	p.load[sv.upPos] = int32(sv.busy + sv.q.n)
 }
 
 // start puts a request in service on server id.
@@ -371,6 +378,9 @@ func (s *Sim) complete() {
 		sv.lat = append(sv.lat, float32(ms))
 	}
 	p.minuteLat = append(p.minuteLat, float32(ms))
+	if len(p.ivLat) < maxIntervalSamples*16 {
+		p.ivLat = append(p.ivLat, float32(ms))
+	}
 	p.hist.add(ms)
 	p.truth.Completed++
 	p.truth.SojournSeconds += lat
@@ -380,11 +390,14 @@ func (s *Sim) complete() {
 	} else if sv.state == stDrain && sv.busy == 0 {
 		s.remove(p, ev.srv)
 	}
+	if sv.upPos >= 0 {
+		p.load[sv.upPos] = int32(sv.busy + sv.q.n)
+	}
 }
 
 // maxIntervalSamples caps the latencies kept per server between scrapes, so
 // a simulation nobody scrapes does not grow without bound.
-const maxIntervalSamples = 1 << 20
+const maxIntervalSamples = 1 << 16
 
 // closeMinute records the ground truth of the minute ending now.
 func (s *Sim) closeMinute() {

@@ -13,7 +13,8 @@ import (
 // counters (requests dispatched, 2xx completions, errors for requests lost
 // to failures, exact latency sum), gauges Active (in service) and Queue
 // (waiting at the server), AvgResponseMs and P50/P95/P99 over the requests
-// completed since the previous Scrape. Booting servers are not in the
+// completed since the previous Scrape, and the pool's P50/P95/P99 over the
+// same requests. Booting servers are not in the
 // balancer yet and do not appear; a failed server appears once as down.
 func (s *Sim) Scrape(ctx context.Context) (collector.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
@@ -33,6 +34,11 @@ func (s *Sim) Scrape(ctx context.Context) (collector.Snapshot, error) {
 			keep = append(keep, id)
 		}
 		p.all = keep
+		if len(p.ivLat) > 0 {
+			p50, p95, p99 := float64(quantile32(p.ivLat, 0.50)), float64(quantile32(p.ivLat, 0.95)), float64(quantile32(p.ivLat, 0.99))
+			cp.P50Ms, cp.P95Ms, cp.P99Ms = &p50, &p95, &p99
+			p.ivLat = p.ivLat[:0]
+		}
 		sort.Slice(cp.Servers, func(i, j int) bool { return cp.Servers[i].Name < cp.Servers[j].Name })
 		snap.Pools = append(snap.Pools, cp)
 	}

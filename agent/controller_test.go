@@ -1,0 +1,165 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbtune/lbtune/collector"
+)
+
+// ctlApplier records what the controller asked for.
+type ctlApplier struct {
+	scales  []int
+	weights []map[string]int
+	err     error
+}
+
+func (a *ctlApplier) SetWeights(_ context.Context, _ string, w map[string]int) error {
+	a.weights = append(a.weights, w)
+	return a.err
+}
+
+func (a *ctlApplier) Scale(_ context.Context, _ string, n int) error {
+	a.scales = append(a.scales, n)
+	return a.err
+}
+
+// ctlPolicy always asks for n servers (and weights w).
+type ctlPolicy struct {
+	n int
+	w map[string]int
+}
+
+func (p ctlPolicy) Name() string { return "fixed" }
+func (p ctlPolicy) Decide(context.Context, Observation) (Decision, error) {
+	return Decision{Servers: p.n, Weights: p.w, Reason: "test"}, nil
+}
+
+// ctlGuard refuses everything.
+type ctlGuard struct{}
+
+func (ctlGuard) Check(_ Observation, d Decision) Decision {
+	d.Outcome = "refused"
+	d.Clamps = append(d.Clamps, Clamp{Rule: "test", Reason: "refused by test"})
+	return d
+}
+
+type ctlRecorder struct{ got []Decision }
+
+func (r *ctlRecorder) Record(_ context.Context, d Decision) error {
+	r.got = append(r.got, d)
+	return nil
+}
+
+func ctlSnap(at time.Time, reqs uint64) collector.Snapshot {
+	srv := func(name string) collector.Server {
+		return collector.Server{Name: name, Weight: 1, State: collector.StateUp, Counters: collector.Counters{Requests: reqs}}
+	}
+	return collector.Snapshot{Time: at, Source: "test", Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{srv("a"), srv("b")}}}}
+}
+
+func TestControllerTick(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const iv = 30 * time.Second
+	tests := []struct {
+		name        string
+		snaps       int           // snapshots in the ring, iv apart from t0
+		at          time.Duration // tick time after the last snapshot
+		policy      ctlPolicy
+		shadow      bool
+		guard       DecisionGuard
+		applyErr    error
+		wantOutcome string
+		wantReason  string
+		wantScales  []int
+	}{
+		{name: "applies a scale", snaps: 3, policy: ctlPolicy{n: 4}, wantOutcome: "applied", wantScales: []int{4}},
+		{name: "same count is a noop", snaps: 3, policy: ctlPolicy{n: 2}, wantOutcome: "noop"},
+		{name: "equal weights are a noop", snaps: 3, policy: ctlPolicy{w: map[string]int{"a": 1, "b": 1}}, wantOutcome: "noop"},
+		{name: "shadow mode changes nothing", snaps: 3, policy: ctlPolicy{n: 4}, shadow: true, wantOutcome: "dry-run"},
+		{name: "guard refusal is not applied", snaps: 3, policy: ctlPolicy{n: 4}, guard: ctlGuard{}, wantOutcome: "refused"},
+		{name: "actuator error is recorded", snaps: 3, policy: ctlPolicy{n: 4}, applyErr: errors.New("boom"), wantOutcome: "failed", wantScales: []int{4}},
+		// 3 intervals old is still fresh; 3 intervals + 1 s is stale.
+		{name: "data 3 intervals old is used", snaps: 3, at: 3 * iv, policy: ctlPolicy{n: 4}, wantOutcome: "applied", wantScales: []int{4}},
+		{name: "stale data is a recorded noop", snaps: 3, at: 3*iv + time.Second, policy: ctlPolicy{n: 4}, wantOutcome: "noop", wantReason: "stale data"},
+		{name: "one snapshot is not enough", snaps: 1, policy: ctlPolicy{n: 4}, wantOutcome: "noop", wantReason: "not enough data"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ring := NewSnapshotRing(4)
+			var last time.Time
+			for i := range tc.snaps {
+				last = t0.Add(time.Duration(i) * iv)
+				ring.Add(ctlSnap(last, uint64(100*i)))
+			}
+			app := &ctlApplier{err: tc.applyErr}
+			rec := &ctlRecorder{}
+			c, err := NewController(ControllerConfig{
+				Interval: iv, Pools: []PoolControl{{Name: "web", Policy: tc.policy, Template: Template{Min: 1, Max: 10}}},
+				Source: ring, Applier: app, Guard: tc.guard, Recorder: rec, Shadow: tc.shadow,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds := c.Tick(context.Background(), last.Add(tc.at))
+			if len(ds) != 1 || len(rec.got) != 1 {
+				t.Fatalf("got %d decisions, %d recorded; want 1 and 1", len(ds), len(rec.got))
+			}
+			d := ds[0]
+			if d.Outcome != tc.wantOutcome {
+				t.Errorf("outcome %q, want %q (reason %q)", d.Outcome, tc.wantOutcome, d.Reason)
+			}
+			if !strings.Contains(d.Reason, tc.wantReason) {
+				t.Errorf("reason %q does not mention %q", d.Reason, tc.wantReason)
+			}
+			if d.Policy != "fixed" || d.Pool != "web" {
+				t.Errorf("provenance policy %q pool %q", d.Policy, d.Pool)
+			}
+			if len(app.scales) != len(tc.wantScales) || (len(tc.wantScales) > 0 && app.scales[0] != tc.wantScales[0]) {
+				t.Errorf("scale calls %v, want %v", app.scales, tc.wantScales)
+			}
+		})
+	}
+}
+
+// TestControllerWindow checks that each tick rates only new snapshots and
+// that the window keeps the newest intervals, oldest first.
+func TestControllerWindow(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ring := NewSnapshotRing(3)
+	var seen Observation
+	p := policyFunc(func(obs Observation) { seen = obs })
+	c, err := NewController(ControllerConfig{Interval: 10 * time.Second, Window: 2, Pools: []PoolControl{{Name: "web", Policy: p}}, Source: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		ring.Add(ctlSnap(at, uint64(10*i*i))) // 2 servers, rate 2i-1 per 10 s each
+		c.Tick(context.Background(), at)
+	}
+	if len(seen.Window) != 2 {
+		t.Fatalf("window of %d intervals, want 2", len(seen.Window))
+	}
+	// Intervals 3->4: (160-90)/10 = 7/s per server, 14/s in the pool.
+	if got := seen.Latest.Requests(); got != 14 {
+		t.Errorf("latest pool rate %v, want 14", got)
+	}
+	if got := seen.Window[0].Requests(); got != 10 {
+		t.Errorf("previous pool rate %v, want 10", got)
+	}
+	if seen.Servers != 2 {
+		t.Errorf("serving %d, want 2", seen.Servers)
+	}
+}
+
+type policyFunc func(Observation)
+
+func (policyFunc) Name() string { return "spy" }
+func (f policyFunc) Decide(_ context.Context, obs Observation) (Decision, error) {
+	f(obs)
+	return Decision{}, nil
+}
