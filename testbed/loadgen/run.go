@@ -206,17 +206,17 @@ type accumulator struct {
 	latencies []float64
 	sends     []time.Time
 	s         Summary
-	perSec    map[int]*Second
-	perSecLat map[int]float64
+	perSec    []Second  // indexed by whole seconds since start
+	perSecLat []float64 // latency sums of perSec
+	status    map[int]int
 	lastSend  time.Time
 }
 
 func newAccumulator(start time.Time) *accumulator {
 	return &accumulator{
-		start:     start,
-		s:         Summary{FailuresByKind: map[string]int{}, StatusCodes: map[string]int{}},
-		perSec:    map[int]*Second{},
-		perSecLat: map[int]float64{},
+		start:  start,
+		s:      Summary{FailuresByKind: map[string]int{}, StatusCodes: map[string]int{}},
+		status: map[int]int{},
 	}
 }
 
@@ -225,13 +225,13 @@ func (a *accumulator) add(r Record) {
 	a.latencies = append(a.latencies, r.LatencyMs)
 	a.sends = append(a.sends, r.Time)
 	a.s.BytesIn += r.Bytes
-	a.s.StatusCodes[strconv.Itoa(r.Status)]++
+	a.status[r.Status]++
 	sec := max(0, int(r.Time.Sub(a.start)/time.Second))
-	ps := a.perSec[sec]
-	if ps == nil {
-		ps = &Second{T: sec}
-		a.perSec[sec] = ps
+	for len(a.perSec) <= sec {
+		a.perSec = append(a.perSec, Second{T: len(a.perSec)})
+		a.perSecLat = append(a.perSecLat, 0)
 	}
+	ps := &a.perSec[sec]
 	ps.Sent++
 	a.perSecLat[sec] += r.LatencyMs
 	if k := FailureKind(r.Status, r.Error); k != "" {
@@ -248,6 +248,9 @@ func (a *accumulator) add(r Record) {
 
 func (a *accumulator) summary(sched Schedule, wall, planned time.Duration, interrupted bool) Summary {
 	s := a.s
+	for code, n := range a.status {
+		s.StatusCodes[strconv.Itoa(code)] = n
+	}
 	s.Interrupted = interrupted
 	// The sending window is the planned one unless the run was cut short.
 	window := min(planned, max(sched.Length(), 0))
@@ -270,9 +273,9 @@ func (a *accumulator) summary(sched Schedule, wall, planned time.Duration, inter
 	nsec := int(window.Seconds() + 0.999)
 	for t := range nsec {
 		ps := Second{T: t}
-		if p := a.perSec[t]; p != nil {
-			ps = *p
-			ps.MeanMs = a.perSecLat[t] / float64(p.Sent)
+		if t < len(a.perSec) && a.perSec[t].Sent > 0 {
+			ps = a.perSec[t]
+			ps.MeanMs = a.perSecLat[t] / float64(ps.Sent)
 		}
 		if ph, _, ok := sched.At(time.Duration(t) * time.Second); ok {
 			ps.Requested = ph.Rate
