@@ -137,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	pacer := NewPacer(cfg.Schedule, rand.NewPCG(seeds.Uint64(), seeds.Uint64()))
 	opts := []func(*vegeta.Attacker){
-		vegeta.Timeout(cmp(cfg.Timeout, 10*time.Second)),
+		vegeta.Timeout(orDefault(cfg.Timeout, 10*time.Second)),
 		vegeta.Workers(max(cfg.Workers, 1)),
 		vegeta.KeepAlive(true),
 		vegeta.Redirects(vegeta.NoFollow),
@@ -175,7 +175,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 }
 
-func cmp(d, def time.Duration) time.Duration {
+// orDefault returns d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}
@@ -292,14 +293,10 @@ func interArrivalSCV(ts []time.Time) float64 {
 	}
 	sorted := make([]time.Time, len(ts))
 	copy(sorted, ts)
-	slicesSortTimes(sorted)
+	slices.SortFunc(sorted, func(a, b time.Time) int { return a.Compare(b) })
 	gaps := make([]float64, 0, len(sorted)-1)
 	for i := 1; i < len(sorted); i++ {
 		gaps = append(gaps, float64(sorted[i].Sub(sorted[i-1])))
 	}
 	return dist.Describe(gaps).SCV
-}
-
-func slicesSortTimes(ts []time.Time) {
-	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
 }
