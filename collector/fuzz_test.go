@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,9 +31,13 @@ func seedFiles(f *testing.F, pattern string) {
 	}
 }
 
+// FuzzParseVTS is seeded with small real documents: large seeds (a full
+// capture is 36 KB) make the fuzzer spend its time minimising. The full
+// captures are covered by TestVTSCaptures.
 func FuzzParseVTS(f *testing.F) {
-	seedFiles(f, "vts/00[0-9]1.json") // 7 captures: start, load, reload, dead peer, restart
-	seedFiles(f, "vts/control/*.json")
+	seedFiles(f, "vts/0001.json") // 5 KB: right after start
+	seedFiles(f, "vts/control/control_*.json")
+	f.Add(compactVTS(f, "vts/0040.json")) // dead peer, rings and other zones removed
 	f.Add([]byte(`{"nowMsec":1,"upstreamZones":{"a":[{"server":"x:1","requestCounter":18446744073709551615}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseVTS(data, "fuzz")
@@ -44,8 +50,8 @@ func FuzzParseVTS(f *testing.F) {
 }
 
 func FuzzParseHAProxyCSV(f *testing.F) {
-	seedFiles(f, "haproxy/captures/0[2469]-*/show_stat.csv")
-	seedFiles(f, "haproxy/captures/1[13]-*/http_stats.csv")
+	seedFiles(f, "haproxy/captures/0[49]-*/show_stat.csv") // drain, down
+	seedFiles(f, "haproxy/captures/11-*/http_stats.csv")   // dynamic server in MAINT
 	f.Add([]byte("# pxname,svname,qcur,scur,stot,bin,bout,econ,eresp,status,weight,bck,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,ttime\na,s,0,0,1,1,1,0,0,UP,1,0,0,1,0,0,0,1\n"))
 	at := time.Unix(1795856495, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -77,6 +83,36 @@ func FuzzParseNginxLog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// compactVTS returns a real capture without its latency rings, histograms
+// and non-upstream zones: a small seed with every field the parser reads.
+func compactVTS(f *testing.F, rel string) []byte {
+	data, err := os.ReadFile(filepath.Join(capturesDir, rel))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		f.Fatal(err)
+	}
+	for _, k := range []string{"serverZones", "filterZones", "cacheZones", "sharedZones"} {
+		delete(doc, k)
+	}
+	for _, peers := range doc["upstreamZones"].(map[string]any) {
+		for _, p := range peers.([]any) {
+			for _, k := range []string{"requestMsecs", "responseMsecs", "requestBuckets", "responseBuckets"} {
+				delete(p.(map[string]any), k)
+			}
+		}
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return out
 }
 
 func splitLines(data []byte) []string {
