@@ -13,7 +13,11 @@ import (
 
 // Stored snapshot values start with a codec tag. JSON values start with '{'
 // and are still read, so a store written with JSON values stays readable.
-const codecBinary1 byte = 0x01
+// codecBinary1 (no pool percentiles) is still read; codecBinary2 is written.
+const (
+	codecBinary1 byte = 0x01
+	codecBinary2 byte = 0x02
+)
 
 // errCorrupt is wrapped by decodeSnapshot for a value it cannot decode.
 var errCorrupt = errors.New("corrupt snapshot value")
@@ -40,8 +44,9 @@ var codeStates = [...]collector.State{"", collector.StateUp, collector.StateDown
 // 8 bytes little-endian IEEE 754, str = uvarint length + bytes, list = uvarint
 // n+1, 0 for a nil slice):
 //
-//	0x01 | time: varint Unix ns | source: str | pools: list of
-//	  name str | queue f64 | servers: list of
+//	0x02 | time: varint Unix ns | source: str | pools: list of
+//	  name str | queue f64 | flags byte | p50, p95, p99: f64 each if its
+//	  flag is set (0x01 values lack the flags and percentiles) | servers: list of
 //	    name str | address str | weight varint | state byte (0: str follows)
 //	    | flags byte | requests, bytes_in, bytes_out, responses[5], errors,
 //	    latency_sum_ms: uvarint each | active, queue, avg_response_ms: f64
@@ -51,7 +56,7 @@ var codeStates = [...]collector.State{"", collector.StateUp, collector.StateDown
 // TestCodecCoversSnapshot fails when collector.Snapshot gains a field this
 // layout does not carry.
 func encodeSnapshot(dst []byte, sn *collector.Snapshot) []byte {
-	dst = append(dst, codecBinary1)
+	dst = append(dst, codecBinary2)
 	dst = binary.AppendVarint(dst, sn.Time.UnixNano())
 	dst = appendString(dst, sn.Source)
 	dst = appendLen(dst, len(sn.Pools), sn.Pools == nil)
@@ -59,6 +64,7 @@ func encodeSnapshot(dst []byte, sn *collector.Snapshot) []byte {
 		p := &sn.Pools[i]
 		dst = appendString(dst, p.Name)
 		dst = appendFloat(dst, p.Queue)
+		dst = appendPercentiles(dst, 0, p.P50Ms, p.P95Ms, p.P99Ms)
 		dst = appendLen(dst, len(p.Servers), p.Servers == nil)
 		for j := range p.Servers {
 			dst = appendServer(dst, &p.Servers[j])
@@ -82,16 +88,7 @@ func appendServer(dst []byte, s *collector.Server) []byte {
 	if s.Backup {
 		flags |= flagBackup
 	}
-	if g.P50Ms != nil {
-		flags |= flagP50
-	}
-	if g.P95Ms != nil {
-		flags |= flagP95
-	}
-	if g.P99Ms != nil {
-		flags |= flagP99
-	}
-	dst = append(dst, flags)
+	dst = appendPercentileFlags(dst, flags, g.P50Ms, g.P95Ms, g.P99Ms)
 	c := &s.Counters
 	dst = binary.AppendUvarint(dst, c.Requests)
 	dst = binary.AppendUvarint(dst, c.BytesIn)
@@ -104,7 +101,31 @@ func appendServer(dst []byte, s *collector.Server) []byte {
 	dst = appendFloat(dst, g.Active)
 	dst = appendFloat(dst, g.Queue)
 	dst = appendFloat(dst, g.AvgResponseMs)
-	for _, p := range []*float64{g.P50Ms, g.P95Ms, g.P99Ms} {
+	return appendPercentileValues(dst, g.P50Ms, g.P95Ms, g.P99Ms)
+}
+
+// appendPercentiles appends a flags byte (flags plus the presence bits of
+// p50, p95, p99) followed by the present values.
+func appendPercentiles(dst []byte, flags byte, p50, p95, p99 *float64) []byte {
+	dst = appendPercentileFlags(dst, flags, p50, p95, p99)
+	return appendPercentileValues(dst, p50, p95, p99)
+}
+
+func appendPercentileFlags(dst []byte, flags byte, p50, p95, p99 *float64) []byte {
+	if p50 != nil {
+		flags |= flagP50
+	}
+	if p95 != nil {
+		flags |= flagP95
+	}
+	if p99 != nil {
+		flags |= flagP99
+	}
+	return append(dst, flags)
+}
+
+func appendPercentileValues(dst []byte, ps ...*float64) []byte {
+	for _, p := range ps {
 		if p != nil {
 			dst = appendFloat(dst, *p)
 		}
@@ -130,6 +151,16 @@ func appendFloat(dst []byte, f float64) []byte {
 
 // decodeSnapshot decodes a stored value: the binary layout or JSON.
 func decodeSnapshot(v []byte) (collector.Snapshot, error) {
+	return decodeSnapshotInterned(v, nil)
+}
+
+// maxInterned bounds the string table a Range keeps across snapshots.
+const maxInterned = 1 << 16
+
+// decodeSnapshotInterned is decodeSnapshot sharing pool, server, address
+// and source strings through intern (nil: no sharing). Consecutive
+// snapshots repeat the same names, so a Range allocates them once.
+func decodeSnapshotInterned(v []byte, intern map[string]string) (collector.Snapshot, error) {
 	var sn collector.Snapshot
 	if len(v) == 0 {
 		return sn, fmt.Errorf("empty value: %w", errCorrupt)
@@ -138,10 +169,10 @@ func decodeSnapshot(v []byte) (collector.Snapshot, error) {
 		err := json.Unmarshal(v, &sn)
 		return sn, err
 	}
-	if v[0] != codecBinary1 {
+	if v[0] != codecBinary1 && v[0] != codecBinary2 {
 		return sn, fmt.Errorf("codec tag %#x: %w", v[0], errCorrupt)
 	}
-	d := decoder{b: v[1:]}
+	d := decoder{b: v[1:], intern: intern}
 	sn.Time = time.Unix(0, d.varint()).UTC()
 	sn.Source = d.string()
 	if n, isNil := d.len(); !isNil {
@@ -151,6 +182,13 @@ func decodeSnapshot(v []byte) (collector.Snapshot, error) {
 		p := &sn.Pools[i]
 		p.Name = d.string()
 		p.Queue = d.float()
+		if v[0] >= codecBinary2 {
+			flags := d.byte()
+			if flags&^(flagP50|flagP95|flagP99) != 0 {
+				d.fail("pool flags %#x", flags)
+			}
+			p.P50Ms, p.P95Ms, p.P99Ms = d.percentiles(flags)
+		}
 		if n, isNil := d.len(); !isNil {
 			p.Servers = make([]collector.Server, n)
 		}
@@ -173,8 +211,9 @@ func decodeSnapshot(v []byte) (collector.Snapshot, error) {
 // decoder reads the binary layout; the first failure sticks in err and
 // every later read returns zero.
 type decoder struct {
-	b   []byte
-	err error
+	b      []byte
+	err    error
+	intern map[string]string
 }
 
 func (d *decoder) fail(format string, a ...any) {
@@ -197,6 +236,9 @@ func (d *decoder) server(s *collector.Server) {
 		d.fail("state code %d", code)
 	}
 	flags := d.byte()
+	if flags&^(flagBackup|flagP50|flagP95|flagP99) != 0 {
+		d.fail("server flags %#x", flags)
+	}
 	s.Backup = flags&flagBackup != 0
 	c := &s.Counters
 	c.Requests = d.uvarint()
@@ -211,15 +253,21 @@ func (d *decoder) server(s *collector.Server) {
 	g.Active = d.float()
 	g.Queue = d.float()
 	g.AvgResponseMs = d.float()
+	g.P50Ms, g.P95Ms, g.P99Ms = d.percentiles(flags)
+}
+
+// percentiles reads the percentile values whose presence bits are set.
+func (d *decoder) percentiles(flags byte) (p50, p95, p99 *float64) {
 	if flags&flagP50 != 0 {
-		g.P50Ms = d.floatPtr()
+		p50 = d.floatPtr()
 	}
 	if flags&flagP95 != 0 {
-		g.P95Ms = d.floatPtr()
+		p95 = d.floatPtr()
 	}
 	if flags&flagP99 != 0 {
-		g.P99Ms = d.floatPtr()
+		p99 = d.floatPtr()
 	}
+	return p50, p95, p99
 }
 
 func (d *decoder) byte() byte {
@@ -273,8 +321,18 @@ func (d *decoder) string() string {
 		d.fail("string of %d bytes in %d", n, len(d.b))
 		return ""
 	}
-	s := string(d.b[:n])
+	b := d.b[:n]
 	d.b = d.b[n:]
+	if d.intern == nil {
+		return string(b)
+	}
+	if s, ok := d.intern[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if len(d.intern) < maxInterned {
+		d.intern[s] = s
+	}
 	return s
 }
 

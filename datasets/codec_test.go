@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"reflect"
@@ -24,7 +25,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"synthetic", synth("vts+http://127.0.0.1/status", t0.Add(123456789), 3, 7, 42)},
 		{"every field", collector.Snapshot{
 			Time: time.Date(1969, 12, 31, 23, 59, 59, 1, time.UTC), Source: "haproxy+unix:///run/h.sock",
-			Pools: []collector.Pool{{Name: "be_app", Queue: 2.5, Servers: []collector.Server{{
+			Pools: []collector.Pool{{Name: "be_app", Queue: 2.5, P50Ms: f(3), P99Ms: f(120), Servers: []collector.Server{{
 				Name: "s1", Address: "[::1]:80", Weight: -3, State: "custom", Backup: true,
 				Counters: collector.Counters{Requests: math.MaxUint64, BytesIn: 1, BytesOut: 2,
 					Responses: [5]uint64{3, 4, 5, 6, 7}, Errors: 8, LatencySumMs: 9},
@@ -56,6 +57,21 @@ func TestCodecRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	// A value of the first binary layout (no pool percentiles) still decodes.
+	v1 := []byte{codecBinary1}
+	v1 = binary.AppendVarint(v1, t0.UnixNano())
+	v1 = appendString(v1, "old")
+	v1 = appendLen(v1, 1, false)
+	v1 = appendString(v1, "app")
+	v1 = appendFloat(v1, 1)
+	v1 = appendLen(v1, 1, false)
+	old := collector.Server{Name: "s1", Address: "a:1", Weight: 2, State: collector.StateUp, Gauges: collector.Gauges{P95Ms: f(9)}}
+	v1 = appendServer(v1, &old)
+	got1, err := decodeSnapshot(v1)
+	want1 := collector.Snapshot{Time: t0, Source: "old", Pools: []collector.Pool{{Name: "app", Queue: 1, Servers: []collector.Server{old}}}}
+	if err != nil || !reflect.DeepEqual(got1, want1) {
+		t.Fatalf("layout 1 value: %v\n got %s\nwant %s", err, mustJSON(t, got1), mustJSON(t, want1))
+	}
 	// Values written as JSON (an older or hand-made store) still decode.
 	sn := synth("s", t0, 1, 2, 3)
 	got, err := decodeSnapshot([]byte(mustJSON(t, sn)))
@@ -69,7 +85,7 @@ func TestCodecRoundTrip(t *testing.T) {
 func TestCodecCoversSnapshot(t *testing.T) {
 	want := map[reflect.Type]string{
 		reflect.TypeFor[collector.Snapshot](): "Pools Source Time",
-		reflect.TypeFor[collector.Pool]():     "Name Queue Servers",
+		reflect.TypeFor[collector.Pool]():     "Name P50Ms P95Ms P99Ms Queue Servers",
 		reflect.TypeFor[collector.Server]():   "Address Backup Counters Gauges Name State Weight",
 		reflect.TypeFor[collector.Counters](): "BytesIn BytesOut Errors LatencySumMs Requests Responses",
 		reflect.TypeFor[collector.Gauges]():   "Active AvgResponseMs P50Ms P95Ms P99Ms Queue",

@@ -305,11 +305,12 @@ func addCount(b *bolt.Bucket, source string, d int64) error {
 // the store; an error from fn stops the range and is returned unwrapped.
 func (s *Store) Range(source string, from, to time.Time, fn func(collector.Snapshot) error) error {
 	var batch []collector.Snapshot
+	intern := map[string]string{}
 	return s.scan(snapshotsBucket, from, to, func(k, v []byte) (bool, error) {
 		if source != "" && string(k[8:]) != source {
 			return false, nil
 		}
-		sn, err := decodeSnapshot(v)
+		sn, err := decodeSnapshotInterned(v, intern)
 		if err != nil {
 			return false, fmt.Errorf("decode snapshot %s at %s: %w", k[8:], keyTime(k).Format(time.RFC3339Nano), err)
 		}
