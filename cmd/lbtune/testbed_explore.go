@@ -72,6 +72,15 @@ func testbedExploreFlags(ctx context.Context, args []string, stdout, stderr io.W
 		Created:     time.Now().UTC()}); err != nil {
 		return fmt.Errorf("write events: %w", err)
 	}
+	// The starting point: each server's size and initial weight (the
+	// nginxlog source cannot see weights, so the events carry them).
+	for _, ev := range testbedInitialEvents(st, time.Now().UTC()) {
+		if err := enc.Encode(struct {
+			Event datasets.Event `json:"event"`
+		}{ev}); err != nil {
+			return fmt.Errorf("write events: %w", err)
+		}
+	}
 	e := testbed.NewExplorer(st, setter, *every, *maxWeight, rand.NewPCG(*seed, *seed+1))
 	e.Log = log
 	ctx, cancel := context.WithTimeout(ctx, *duration)
@@ -82,4 +91,17 @@ func testbedExploreFlags(ctx context.Context, args []string, stdout, stderr io.W
 		}{datasets.Event{Time: c.Time, Kind: "weight", Pool: c.Pool, Server: c.Server, Value: float64(c.New),
 			Detail: fmt.Sprintf("%s: %d -> %d via %s", c.Reason, c.Old, c.New, *balancer)}})
 	})
+}
+
+// testbedInitialEvents describes every backend of st at time now: a "server"
+// event (value = speed factor) and a "weight" event with its initial weight.
+func testbedInitialEvents(st *testbed.State, now time.Time) []datasets.Event {
+	var evs []datasets.Event
+	for _, b := range st.Backends {
+		evs = append(evs,
+			datasets.Event{Time: now, Kind: "server", Pool: b.Pool, Server: b.Name, Value: b.Speed,
+				Detail: fmt.Sprintf("addr %s, concurrency %d, speed %g", b.Addr, b.Concurrency, b.Speed)},
+			datasets.Event{Time: now, Kind: "weight", Pool: b.Pool, Server: b.Name, Value: float64(b.Weight), Detail: "initial"})
+	}
+	return evs
 }
