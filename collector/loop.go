@@ -99,10 +99,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		wait := l.Interval - time.Duration(l.now().UnixNano()%int64(l.Interval)) + l.phase()
-		for wait > l.Interval {
-			wait -= l.Interval
-		}
+		wait := l.nextWait()
 		if timer == nil {
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
@@ -170,6 +167,20 @@ func (l *Loop) now() time.Time {
 		return l.Now()
 	}
 	return time.Now()
+}
+
+// nextWait is the time to the next scrape slot: slots are Interval apart at
+// a per-source phase, and a slot closer than Interval/2 is skipped so that
+// the first interval (after the immediate first scrape) is not a sliver.
+func (l *Loop) nextWait() time.Duration {
+	wait := l.phase() - time.Duration(l.now().UnixNano()%int64(l.Interval))
+	for wait < l.Interval/2 {
+		wait += l.Interval
+	}
+	for wait > l.Interval+l.Interval/2 {
+		wait -= l.Interval
+	}
+	return wait
 }
 
 // phase is a stable per-source offset within the interval.

@@ -170,3 +170,33 @@ func TestLoopStopsOnCancel(t *testing.T) {
 		t.Errorf("stats %+v: a scrape cut short by shutdown is not an error", st)
 	}
 }
+
+func TestLoopNextWait(t *testing.T) {
+	const iv = time.Second
+	l := &Loop{Source: &scripted{}, Interval: iv}
+	phase := l.phase()
+	tests := []struct {
+		name string
+		now  time.Duration // offset within the second
+	}{
+		{"just before the slot", phase - time.Millisecond},
+		{"at the slot", phase},
+		{"just after the slot", phase + time.Millisecond},
+		{"half an interval away", phase + iv/2},
+		{"far from the slot", phase + iv/3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Unix(1795856400, 0).Add(tc.now)
+			l.Now = func() time.Time { return now }
+			w := l.nextWait()
+			if w < iv/2 || w > iv+iv/2 {
+				t.Errorf("wait %v outside [%v, %v]", w, iv/2, iv+iv/2)
+			}
+			// The scrape lands on the source's phase.
+			if got := time.Duration(now.Add(w).UnixNano() % int64(iv)); got != phase {
+				t.Errorf("next scrape at offset %v, want phase %v", got, phase)
+			}
+		})
+	}
+}
