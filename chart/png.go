@@ -154,8 +154,12 @@ func (h History) shade(p *plot.Plot, sec func(time.Time) float64) {
 	if top <= 0 {
 		top = 1
 	}
+	last := sec(h.Points[len(h.Points)-1].Time)
 	for _, ph := range h.Phases {
 		x := sec(ph.Start)
+		if x < 0 || x > last {
+			continue // outside the charted time
+		}
 		l, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: top}})
 		if err != nil {
 			continue

@@ -76,9 +76,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *
 func (d *daemon) addLoop(name string, src collector.Source) *collector.Loop {
 	interval, timeout := d.cfg.Intervals.Scrape, d.cfg.Intervals.ScrapeTimeout
 	if s, ok := src.(*daemonSim); ok {
-		// A simulated cluster is scraped every scrape interval of its own time.
-		interval = time.Duration(float64(interval) / s.speedup)
-		timeout = min(timeout, interval)
+		interval, timeout = daemonSimScrape(interval, s.speedup), min(timeout, daemonSimScrape(interval, s.speedup))
 	}
 	l := &collector.Loop{Source: src, Interval: interval, Timeout: timeout, Appender: d.store, Logger: d.log.With("source", name)}
 	_, ofPool := src.(*daemonSim)
@@ -86,6 +84,13 @@ func (d *daemon) addLoop(name string, src collector.Source) *collector.Loop {
 	d.loops[name] = &daemonLoop{loop: l, ofPool: ofPool}
 	d.mu.Unlock()
 	return l
+}
+
+// daemonSimScrape is the wall-clock scrape interval of a simulated pool:
+// one scrape interval of simulated time, but not more often than every
+// 100 ms, which a store commit (an fsync) can sustain.
+func daemonSimScrape(scrape time.Duration, speedup float64) time.Duration {
+	return max(time.Duration(float64(scrape)/speedup), 100*time.Millisecond)
 }
 
 // newPool builds one pool: its clock, source, applier, guard, policies and
@@ -111,7 +116,14 @@ func (d *daemon) newPool(pc config.Pool, wall func() time.Time) (*daemonPool, er
 			return nil, err
 		}
 		p.sim, p.applier, p.clock, p.source = s, s, s.clock, s.String()
+		s.onPhase = func(at time.Time, rps float64) {
+			ev := datasets.Event{Time: at, Kind: "load", Pool: pc.Name, Value: rps}
+			if err := d.store.AppendEvent(ev); err != nil {
+				p.log.Warn("record load phase", "err", err)
+			}
+		}
 		p.period = time.Duration(float64(d.cfg.Intervals.Decide) / pc.Sim.Speedup)
+		p.scrape = time.Duration(float64(daemonSimScrape(d.cfg.Intervals.Scrape, pc.Sim.Speedup)) * pc.Sim.Speedup)
 		if p.template.ServiceRate == 0 {
 			p.template.ServiceRate = s.serviceRate()
 		}

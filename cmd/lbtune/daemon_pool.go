@@ -83,11 +83,11 @@ func (p *daemonPool) setModeLocked(mode string) error {
 	ctl, err := agent.NewController(agent.ControllerConfig{
 		Interval:   p.d.cfg.Intervals.Decide,
 		Window:     window,
-		StaleAfter: 3 * p.d.cfg.Intervals.Decide,
+		StaleAfter: 3 * max(p.d.cfg.Intervals.Decide, p.scrape),
 		Timeout:    p.period,
 		Pools:      []agent.PoolControl{{Name: p.name, Policy: policy, Template: p.template}},
 		Source:     &daemonRecent{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock},
-		Applier:    p.applier,
+		Applier:    daemonTimedApplier(p.applier, p.d.metrics.ActuationLatency),
 		Guard:      guard,
 		Recorder:   p,
 		Shadow:     mode == config.ModeShadow,

@@ -26,6 +26,11 @@ type daemonSim struct {
 	speedup float64
 	wall    func() time.Time
 	name    string
+	// trace is the arrival rate; phase is the index of its current step.
+	trace *sim.Trace
+	phase int
+	// onPhase is told each time the offered rate changes (nil: nobody).
+	onPhase func(at time.Time, rps float64)
 }
 
 var (
@@ -97,7 +102,14 @@ func newDaemonSim(p config.Pool, st daemonPoolState, resumed bool, margin time.D
 	}
 	// Fast-forward a resumed simulation to where it stopped.
 	s.Advance(base)
-	return &daemonSim{sim: s, start: start, base: base, wall0: wall(), speedup: sc.Speedup, wall: wall, name: p.Name}, nil
+	ds := &daemonSim{sim: s, start: start, base: base, wall0: wall(), speedup: sc.Speedup, wall: wall, name: p.Name, trace: tr, phase: -1}
+	if base > 0 {
+		// A resumed simulation already reported the phase it is in.
+		for ds.phase+1 < len(tr.Times) && tr.Times[ds.phase+1] <= base.Seconds() {
+			ds.phase++
+		}
+	}
+	return ds, nil
 }
 
 // serviceRate is the requests/s a reference server (speed 1, one slot)
@@ -157,6 +169,24 @@ func (s *daemonSim) Capacities(pool string) map[string]float64 {
 	return s.sim.Capacities(pool)
 }
 
+// reportPhase tells onPhase when the trace has entered a new step with a
+// different rate (the load phases plotted on charts).
+func (s *daemonSim) reportPhase() {
+	el := s.elapsed().Seconds()
+	i := s.phase
+	for i+1 < len(s.trace.Times) && s.trace.Times[i+1] <= el {
+		i++
+	}
+	if i == s.phase || i < 0 {
+		return
+	}
+	changed := s.phase < 0 || s.trace.Rates[i] != s.trace.Rates[s.phase]
+	s.phase = i
+	if changed && s.onPhase != nil {
+		s.onPhase(s.start.Add(time.Duration(s.trace.Times[i]*float64(time.Second))), s.trace.Rates[i])
+	}
+}
+
 // run advances the simulation every 100 ms of wall time, so its work is
 // spread evenly rather than done in bursts at each scrape.
 func (s *daemonSim) run(ctx context.Context) error {
@@ -170,6 +200,7 @@ func (s *daemonSim) run(ctx context.Context) error {
 			s.mu.Lock()
 			s.advanceLocked()
 			s.mu.Unlock()
+			s.reportPhase()
 		}
 	}
 }

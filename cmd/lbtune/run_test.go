@@ -290,3 +290,109 @@ func runWaitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 20 s")
 }
+
+// TestRunCommands drives a running daemon with the operator commands (each
+// exec'd as `lbtune CMD`), then stops it and plots its store.
+func TestRunCommands(t *testing.T) {
+	bin := runBinary(t)
+	dir := t.TempDir()
+	addr := runFreeAddr(t)
+	runWriteConfig(t, dir, addr, 30)
+	p := runStart(t, bin, dir, addr)
+	runWaitFor(t, func() bool {
+		var st struct{ Pools []struct{ Latest *struct{ Servers int } } }
+		p.call(t, "GET", "/v1/state", "", "", &st)
+		return st.Pools[0].Latest != nil
+	})
+	batch := filepath.Join(dir, "batch.yaml")
+	spec := "name: batch\nsim:\n  phases: [{duration: 5m, rps: 5}]\n  speedup: 30\ntemplate: {min: 1, max: 3, target_seconds: 1}\n"
+	if err := os.WriteFile(batch, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: x\ntemplate: {min: 3, max: 1, target_seconds: 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrongTok := filepath.Join(dir, "wrong.token")
+	if err := os.WriteFile(wrongTok, []byte("not-the-token-at-all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client := []string{"--addr", addr, "--token-file", filepath.Join(dir, "lbtune.token")}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string // substring of stdout (code 0) or stderr
+	}{
+		{"scale refused in auto", append(append([]string{"scale"}, client...), "web", "+1"), 1, "switch it to manual first"},
+		{"wrong token", []string{"mode", "--addr", addr, "--token-file", wrongTok, "manual"}, 1, "401"},
+		{"manual", append(append([]string{"mode"}, client...), "manual"), 0, "every pool: mode manual"},
+		{"scale up", append(append([]string{"scale"}, client...), "web", "+1"), 0, "pool web: applied (operator asked +1: 2 -> 3 servers)"},
+		{"scale by 2", append(append([]string{"scale"}, client...), "web", "+2"), 2, "want +1 or -1"},
+		{"pause", append(append([]string{"pool"}, client...), "pause", "web"), 0, "pool web: paused"},
+		{"scale paused", append(append([]string{"scale"}, client...), "web", "-1"), 1, "pool web is paused"},
+		{"resume", append(append([]string{"pool"}, client...), "resume", "web"), 0, "pool web: resumed"},
+		{"unknown pool", append(append([]string{"pool"}, client...), "pause", "nope"), 1, "unknown pool"},
+		{"launch", append(append([]string{"node"}, client...), "launch", "web"), 0, "pool web: ordered"},
+		{"add to sim", append(append([]string{"node"}, client...), "add", "web", "127.0.0.1:9"), 1, "cannot register servers"},
+		{"template up", append(append([]string{"template"}, client...), "up", batch), 0, "pool batch up with 1 servers"},
+		{"template up twice", append(append([]string{"template"}, client...), "up", batch), 1, "already runs"},
+		{"template bad", append(append([]string{"template"}, client...), "up", bad), 1, "min 3 exceeds max 1"},
+		{"template down", append(append([]string{"template"}, client...), "down", batch), 0, "pool batch drained and stopped"},
+		{"auto", append(append([]string{"mode"}, client...), "--pool", "web", "auto"), 0, "pool web: mode auto"},
+		{"bad mode", append(append([]string{"mode"}, client...), "turbo"), 2, "want one of"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			var out, errb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			got := out.String()
+			if code != 0 {
+				got = errb.String()
+			}
+			if code != tc.wantCode || !strings.Contains(got, tc.wantOut) {
+				t.Errorf("lbtune %s: exit %d, output %q; want exit %d containing %q", strings.Join(tc.args, " "), code, got, tc.wantCode, tc.wantOut)
+			}
+		})
+	}
+	var st struct{ Pools []struct{ Name, Mode string } }
+	p.call(t, "GET", "/v1/state", "", "", &st)
+	if len(st.Pools) != 1 || st.Pools[0].Mode != "auto" {
+		t.Errorf("state after the commands: %+v, want web alone in auto mode", st.Pools)
+	}
+	var metrics string
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		metrics = string(b)
+	}
+	for _, want := range []string{`lbtune_decisions_total{outcome="applied",policy="manual",pool="web"} 1`, "lbtune_reward{pool=\"web\"}", "lbtune_actuation_latency_seconds", "lbtune_fallback_active{pool=\"web\"}"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-p.done; err != nil {
+		t.Fatalf("SIGTERM: %v\n%s", err, p.stderr)
+	}
+
+	// lbtune plot on the daemon's store.
+	out, err := exec.Command(bin, "plot", "--db", filepath.Join(dir, "lbtune.db"), "--out", filepath.Join(dir, "plots"), "--pool", "web").CombinedOutput()
+	if err != nil {
+		t.Fatalf("lbtune plot: %v\n%s", err, out)
+	}
+	for _, f := range []string{"web-load.png", "web-latency.png", "web-servers.png", "web-decision-metric.png"} {
+		if fi, err := os.Stat(filepath.Join(dir, "plots", f)); err != nil || fi.Size() < 5000 {
+			t.Errorf("plot %s: %v (want a PNG of some size)", f, err)
+		}
+	}
+}
