@@ -300,7 +300,9 @@ func TestRunCommands(t *testing.T) {
 	runWriteConfig(t, dir, addr, 30)
 	p := runStart(t, bin, dir, addr)
 	runWaitFor(t, func() bool {
-		var st struct{ Pools []struct{ Latest *struct{ Servers int } } }
+		var st struct {
+			Pools []struct{ Latest *struct{ Servers int } }
+		}
 		p.call(t, "GET", "/v1/state", "", "", &st)
 		return st.Pools[0].Latest != nil
 	})
