@@ -164,7 +164,7 @@ func recordTestBad(t *testing.T, bin string) {
 		{"unknown scheme", []string{"--source", "statsd://x", "--db", "x.db"}, 1, "unknown source scheme"},
 		{"connection refused", []string{"--source", "vts+http://" + refused + "/status/format/json", "--db", "x.db"}, 1, "connection refused"},
 		{"10 s stall, 500ms timeout", []string{"--source", "haproxy+" + stall.URL + "/stats;csv", "--db", "x.db", "--timeout", "500ms"}, 1, "deadline exceeded"},
-		{"truncated JSON", []string{"--source", "vts+file:" + truncated, "--db", "x.db"}, 1, "unexpected EOF"},
+		{"truncated JSON", []string{"--source", "vts+file:" + truncated, "--db", "x.db"}, 1, "unexpected end of document"},
 		{"garbage CSV", []string{"--source", "haproxy+file:" + garbage, "--db", "x.db"}, 1, "no header"},
 		{"missing capture dir", []string{"--source", "vts+file:" + filepath.Join(dir, "none"), "--db", "x.db"}, 1, "no such file"},
 	}
