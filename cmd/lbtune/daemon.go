@@ -38,6 +38,10 @@ type daemon struct {
 	policies daemonPolicyFactory
 	// actuators are the configured actuators, by name.
 	actuators map[string]agent.Applier
+	// runners are actuator loops (fleet supervision) run with the daemon;
+	// closers stop what actuators started, after every loop has stopped.
+	runners []func(context.Context) error
+	closers []func() error
 	// wall is the wall clock.
 	wall func() time.Time
 

@@ -4,22 +4,69 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lbtune/lbtune/actuator"
+	"github.com/lbtune/lbtune/actuator/fleet"
 	"github.com/lbtune/lbtune/actuator/haproxy"
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/cmd/lbtune/config"
 )
 
-// daemonActuator builds the agent.Applier of one configured actuator.
-func daemonActuator(cfg *config.Config, a config.Actuator, log *slog.Logger) (agent.Applier, error) {
+// daemonActuator builds the agent.Applier of one configured actuator. A
+// fleet also returns its supervision loop (run) and its Close (stop: every
+// server process it started ends with the daemon).
+func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog.Logger) (agent.Applier, error) {
 	switch {
+	case a.Fleet != nil:
+		b := cfg.Actuator(a.Fleet.Balancer)
+		if b.HAProxy == nil {
+			return nil, fmt.Errorf("actuator %s: a fleet registers servers in HAProxy only for now; %s is %s", a.Name, b.Name, b.Kind())
+		}
+		rt := &haproxy.Runtime{Socket: b.HAProxy.Socket, Log: log.With("actuator", b.Name)}
+		templates, limits := map[string]fleet.Template{}, map[string]actuator.Limits{}
+		for _, p := range cfg.Pools {
+			if p.Actuator != a.Name {
+				continue
+			}
+			templates[p.Name] = fleet.Template{Command: strings.Fields(p.Template.Command)}
+			limits[p.Name] = actuator.Limits{Min: p.Template.Min, Max: p.Template.Max, Weight: max(1, p.Template.MaxWeight/2)}
+		}
+		fl := fleet.New(templates)
+		fl.Log = log.With("actuator", a.Name)
+		pools := actuator.NewPools(rt, fl, limits)
+		pools.Log = log.With("actuator", a.Name)
+		d.runners = append(d.runners, pools.Run)
+		d.closers = append(d.closers, fl.Close)
+		return &daemonFleet{Pools: pools, balancer: rt}, nil
 	case a.HAProxy != nil:
-		return &daemonWeightsOnly{kind: "haproxy", name: a.Name, weights: &haproxy.Runtime{Socket: a.HAProxy.Socket, Log: log.With("actuator", a.Name)}}, nil
+		rt := &haproxy.Runtime{Socket: a.HAProxy.Socket, Log: log.With("actuator", a.Name)}
+		if a.HAProxy.Standby {
+			return &daemonStandby{rt: rt, drain: 30 * time.Second, poll: 100 * time.Millisecond}, nil
+		}
+		return &daemonWeightsOnly{kind: "haproxy", name: a.Name, weights: rt}, nil
 	}
 	return nil, fmt.Errorf("actuator %s: %s actuators are not wired into lbtune run yet", a.Name, a.Kind())
+}
+
+// daemonFleet is a fleet's Pools with its balancer's node operations
+// (lbtune node add|rm) and launch.
+type daemonFleet struct {
+	*actuator.Pools
+	balancer *haproxy.Runtime
+}
+
+// AddServer registers an existing server in the balancer.
+func (f *daemonFleet) AddServer(ctx context.Context, pool, name, addr string, w int) error {
+	return f.balancer.AddServer(ctx, pool, name, addr, w)
+}
+
+// RemoveServer drains a server out of the balancer and deletes it.
+func (f *daemonFleet) RemoveServer(ctx context.Context, pool, name string) error {
+	return f.balancer.RemoveServer(ctx, pool, name)
 }
 
 // daemonWeighter sets weights in a balancer.

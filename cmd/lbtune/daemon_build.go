@@ -45,7 +45,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *
 	}
 	d.actuators = map[string]agent.Applier{}
 	for _, a := range cfg.Actuators {
-		ap, err := daemonActuator(cfg, a, log)
+		ap, err := d.daemonActuator(cfg, a, log)
 		if err != nil {
 			return nil, err
 		}
@@ -173,6 +173,9 @@ func (d *daemon) runLoops(ctx context.Context, spawn func(func() error)) {
 			}
 		}
 	})
+	for _, r := range d.runners {
+		spawn(func() error { return r(ctx) })
+	}
 	if d.cfg.Store.Retention > 0 {
 		spawn(func() error { return d.prune(ctx) })
 	}

@@ -69,9 +69,9 @@ func runLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // runDaemon runs the tuner until ctx ends (SIGINT/SIGTERM), then shuts
 // down in this order: stop accepting API requests (in-flight ones finish),
-// stop every loop (collector, decision, simulator) and wait for them, then
-// persist state and close the store, so the store is never closed under a
-// writer.
+// stop every loop (collector, decision, simulator, fleet supervision) and
+// wait for them, then persist state, stop the fleet's server processes, and
+// close the store last, so it is never closed under a writer.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
 	d, err := newDaemon(cfg, log, time.Now)
 	if err != nil {
@@ -121,6 +121,11 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout
 			log.Warn("persist pool state", "pool", p.name, "err", perr)
 		}
 		p.mu.Unlock()
+	}
+	for _, c := range d.closers {
+		if cerr := c(); cerr != nil {
+			log.Warn("stop actuator", "err", cerr)
+		}
 	}
 	if cerr := d.store.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close store: %w", cerr)

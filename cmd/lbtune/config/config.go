@@ -139,6 +139,11 @@ func (a *Actuator) Kind() string {
 type HAProxy struct {
 	// Socket is the admin stats socket (stats socket ... level admin).
 	Socket string `yaml:"socket"`
+	// Standby scales by moving the backend's configured servers between
+	// service and maintenance (drained first): every server the pool may
+	// use is in the HAProxy config and running. Without it this actuator
+	// only sets weights; scaling needs a fleet or aws actuator.
+	Standby bool `yaml:"standby"`
 }
 
 // NGINX applies weights by rendering upstream blocks and reloading.
