@@ -383,7 +383,8 @@ func (s *haproxyHTTP) Scrape(ctx context.Context) (Snapshot, error) {
 // openHAProxyFile replays `show stat` captures: one CSV file, or a
 // directory read in name order whose entries are CSV files or
 // subdirectories holding show_stat.csv. A capture's time comes from a
-// timeline.tsv beside the directory or in its parent (lines "TIME<TAB>
+// timeline.tsv in PATH (or the file's directory) or up to two levels above
+// it (lines "TIME<TAB>
 // UNIX_MS<TAB>capture LABEL ...", matched by the subdirectory name), else
 // from the file's modification time.
 func openHAProxyFile(uri string) (Source, error) {
@@ -401,7 +402,13 @@ func openHAProxyFile(uri string) (Source, error) {
 		return nil, err
 	}
 	timeline := map[string]time.Time{}
-	for _, p := range []string{filepath.Join(path, "timeline.tsv"), filepath.Join(path, "..", "timeline.tsv")} {
+	// The timeline sits beside the capture directories: look in path and up
+	// to two levels above it (path may be one capture's show_stat.csv).
+	base := path
+	if len(files) == 1 && files[0].path == path {
+		base = filepath.Dir(path)
+	}
+	for _, p := range []string{filepath.Join(base, "timeline.tsv"), filepath.Join(base, "..", "timeline.tsv"), filepath.Join(base, "..", "..", "timeline.tsv")} {
 		if tl, err := readTimeline(p); err == nil {
 			timeline = tl
 			break

@@ -93,6 +93,10 @@ func TestHAProxyEveryCaptureFile(t *testing.T) {
 		}
 		files = append(files, m...)
 	}
+	timeline, err := readTimeline(filepath.Join(dir, "..", "timeline.tsv"))
+	if err != nil || len(timeline) != 15 {
+		t.Fatalf("timeline: %d captures, %v", len(timeline), err)
+	}
 	if len(files) < 15 {
 		t.Fatalf("found %d capture files, want >= 15", len(files))
 	}
@@ -105,6 +109,10 @@ func TestHAProxyEveryCaptureFile(t *testing.T) {
 			snaps := scrapeAll(t, src)
 			if len(snaps) != 1 || snaps[0].Pool("app") == nil || len(snaps[0].Pool("app").Servers) < 3 {
 				t.Fatalf("want one snapshot with pool app of >= 3 servers, got %+v", snaps)
+			}
+			// The time comes from ../../timeline.tsv, not the file's mtime.
+			if want := timeline[filepath.Base(filepath.Dir(f))]; !snaps[0].Time.Equal(want) {
+				t.Errorf("time %v, want %v from timeline.tsv", snaps[0].Time, want)
 			}
 		})
 	}
