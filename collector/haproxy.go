@@ -384,9 +384,8 @@ func (s *haproxyHTTP) Scrape(ctx context.Context) (Snapshot, error) {
 // directory read in name order whose entries are CSV files or
 // subdirectories holding show_stat.csv. A capture's time comes from a
 // timeline.tsv in PATH (or the file's directory) or up to two levels above
-// it (lines "TIME<TAB>
-// UNIX_MS<TAB>capture LABEL ...", matched by the subdirectory name), else
-// from the file's modification time.
+// it, whose lines "TIME<TAB>UNIX_MS<TAB>capture LABEL ..." are matched by
+// the capture's directory name; else from the file's modification time.
 func openHAProxyFile(uri string) (Source, error) {
 	path := strings.TrimPrefix(strings.TrimPrefix(uri, "haproxy+file:"), "//")
 	files, err := replayFiles(path, func(name string, dir bool) string {
