@@ -32,15 +32,18 @@ func TestQueueingTheory(t *testing.T) {
 		rho   float64
 		reqs  float64 // simulated requests: more near saturation
 	}{
-		{"M/M/1 rho=0.5", 1, 0.5, 4e5},
-		{"M/M/1 rho=0.8", 1, 0.8, 2e6},
-		{"M/M/1 rho=0.9", 1, 0.9, 6e6},
-		{"M/M/4 rho=0.5", 4, 0.5, 4e5},
-		{"M/M/4 rho=0.8", 4, 0.8, 1e6},
-		{"M/M/4 rho=0.9", 4, 0.9, 4e6},
+		{"M/M/1 rho=0.5", 1, 0.5, 2e5},
+		{"M/M/1 rho=0.8", 1, 0.8, 1e6},
+		{"M/M/1 rho=0.9", 1, 0.9, 3e6},
+		{"M/M/4 rho=0.5", 4, 0.5, 2e5},
+		{"M/M/4 rho=0.8", 4, 0.8, 5e5},
+		{"M/M/4 rho=0.9", 4, 0.9, 2e6},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.rho > 0.85 {
+				t.Skip("-short: near saturation needs millions of requests")
+			}
 			const mu = 100.0 // per slot, requests/s
 			lambda := tc.rho * mu * float64(tc.slots)
 			d := time.Duration(tc.reqs / lambda * float64(time.Second))
@@ -55,9 +58,11 @@ func TestQueueingTheory(t *testing.T) {
 			tr := s.Truth()[0]
 			got := tr.SojournSeconds / float64(tr.Completed)
 			want := MMcMeanResponse(lambda, mu, tc.slots)
-			if rel := math.Abs(got-want) / want; rel > 0.03 {
+			rel := math.Abs(got-want) / want
+			if rel > 0.03 {
 				t.Errorf("mean response %.5fs, M/M/%d theory %.5fs: off by %.1f%% (> 3%%) over %d requests", got, tc.slots, want, 100*rel, tr.Completed)
 			}
+			t.Logf("mean response %.5fs, theory %.5fs (%.2f%% off, %d requests)", got, want, 100*rel, tr.Completed)
 			// Little's law cross-check of the histogram mean (ms vs s).
 			if rel := math.Abs(tr.MeanMs/1000-got) / got; rel > 1e-6 {
 				t.Errorf("histogram mean %.6fs differs from sojourn mean %.6fs", tr.MeanMs/1000, got)
