@@ -303,6 +303,8 @@ func addCount(b *bolt.Bucket, source string, d int64) error {
 // with from <= Time < to, in time order (ties by source). A zero from or to
 // leaves that end unbounded. fn runs outside any transaction, so it may use
 // the store; an error from fn stops the range and is returned unwrapped.
+// Range reads in chunks of rangeChunk snapshots, each from a consistent
+// view: a snapshot appended while a Range runs may or may not be seen.
 func (s *Store) Range(source string, from, to time.Time, fn func(collector.Snapshot) error) error {
 	var batch []collector.Snapshot
 	intern := map[string]string{}
