@@ -1,8 +1,11 @@
 package datasets
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -139,6 +142,66 @@ func BenchmarkCodec(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkFile measures writing and reading dataset files (gzip JSON
+// Lines), per snapshot.
+func BenchmarkFile(b *testing.B) {
+	for _, sh := range benchShapes {
+		const n = 50
+		sn := synth("bench", t0, sh.pools, sh.servers, 1)
+		var gz bytes.Buffer
+		w, err := NewWriter(&gz, Header{Source: "bench"}, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			sn.Time = t0.Add(time.Duration(i) * time.Second)
+			if err := w.WriteSnapshot(sn); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(sh.name+"/write-gz", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				w, err := NewWriter(io.Discard, Header{Source: "bench"}, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < n; i++ {
+					if err := w.WriteSnapshot(sn); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "snapshots/s")
+		})
+		b.Run(sh.name+"/read-gz", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := NewReader(bytes.NewReader(gz.Bytes()), "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := r.Next(); err != nil {
+						if !errors.Is(err, io.EOF) {
+							b.Fatal(err)
+						}
+						break
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "snapshots/s")
+			b.ReportMetric(float64(gz.Len())/n, "gz-bytes/snapshot")
 		})
 	}
 }
