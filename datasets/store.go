@@ -346,6 +346,9 @@ func (s *Store) scan(name []byte, from, to time.Time, take func(k, v []byte) (bo
 		err := s.db.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(name)
 			if b == nil {
+				if declared(name) {
+					return nil // a read-only store made before the bucket existed
+				}
 				return fmt.Errorf("bucket %s: %w", name, ErrBucket)
 			}
 			c := b.Cursor()
@@ -394,7 +397,11 @@ func (s *Store) scan(name []byte, from, to time.Time, take func(k, v []byte) (bo
 func (s *Store) Sources() ([]string, error) {
 	var out []string
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(sourcesBucket).ForEach(func(k, _ []byte) error {
+		b := tx.Bucket(sourcesBucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
 			out = append(out, string(k))
 			return nil
 		})
@@ -410,7 +417,11 @@ func (s *Store) Sources() ([]string, error) {
 func (s *Store) Count() (map[string]int, error) {
 	out := map[string]int{}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(sourcesBucket).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(sourcesBucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
 			if len(v) == 8 {
 				out[string(k)] = int(binary.BigEndian.Uint64(v))
 			}
@@ -503,6 +514,28 @@ func userBucket(tx *bolt.Tx, b Bucket) (*bolt.Bucket, error) {
 	return bk, nil
 }
 
+// readBucket is userBucket for reads: a declared bucket missing from a
+// read-only store made before it existed reads as empty (nil, nil).
+func readBucket(tx *bolt.Tx, b Bucket) (*bolt.Bucket, error) {
+	if bk := tx.Bucket([]byte(b)); bk != nil || !declared([]byte(b)) {
+		return userBucket(tx, b)
+	}
+	return nil, nil
+}
+
+// declared reports whether name is one of the buckets initSchema creates.
+func declared(name []byte) bool {
+	if bytes.Equal(name, snapshotsBucket) || bytes.Equal(name, sourcesBucket) {
+		return true
+	}
+	for _, b := range userBuckets {
+		if string(b) == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
 // Put stores value under key in bucket b, replacing any previous value.
 func (s *Store) Put(b Bucket, key string, value []byte) error {
 	if key == "" {
@@ -521,9 +554,12 @@ func (s *Store) Put(b Bucket, key string, value []byte) error {
 func (s *Store) Get(b Bucket, key string) ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		bk, err := userBucket(tx, b)
+		bk, err := readBucket(tx, b)
 		if err != nil {
 			return err
+		}
+		if bk == nil {
+			return ErrNotFound
 		}
 		v := bk.Get([]byte(key))
 		if v == nil {
@@ -554,8 +590,8 @@ func (s *Store) Delete(b Bucket, key string) error {
 func (s *Store) Keys(b Bucket) ([]string, error) {
 	var out []string
 	err := s.db.View(func(tx *bolt.Tx) error {
-		bk, err := userBucket(tx, b)
-		if err != nil {
+		bk, err := readBucket(tx, b)
+		if err != nil || bk == nil {
 			return err
 		}
 		return bk.ForEach(func(k, _ []byte) error {

@@ -344,6 +344,54 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
+// TestReadOnlyOldStore opens, read-only, a store that has only the schema
+// bucket (as one made before later buckets existed would): reads see empty
+// buckets instead of failing.
+func TestReadOnlyOldStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := bolt.Open(path, 0o644, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(schemaBucket)
+		if err != nil {
+			return err
+		}
+		return b.Put(schemaKey, []byte("1"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	s, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := collect(t, s, "", time.Time{}, time.Time{}); len(got) != 0 {
+		t.Fatalf("Range: %d snapshots", len(got))
+	}
+	if err := s.RangeRecords(BucketEvents, time.Time{}, time.Time{}, func(time.Time, []byte) error { return nil }); err != nil {
+		t.Fatalf("RangeRecords: %v", err)
+	}
+	if _, err := s.Get(BucketModels, "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get: %v, want ErrNotFound", err)
+	}
+	if keys, err := s.Keys(BucketPolicies); err != nil || len(keys) != 0 {
+		t.Fatalf("Keys = %v, %v", keys, err)
+	}
+	if srcs, err := s.Sources(); err != nil || len(srcs) != 0 {
+		t.Fatalf("Sources = %v, %v", srcs, err)
+	}
+	if _, err := s.Keys(Bucket("bogus")); !errors.Is(err, ErrBucket) {
+		t.Fatalf("Keys of an undeclared bucket: %v, want ErrBucket", err)
+	}
+	if _, err := Summarize(path); err != nil {
+		t.Fatalf("Summarize: %v", err)
+	}
+}
+
 func TestLocked(t *testing.T) {
 	_, path := openTemp(t) // held open for writing until cleanup
 	for _, ro := range []bool{false, true} {
