@@ -135,18 +135,20 @@ func gen(args []string) error {
 
 // golearnResult is printed as one JSON line.
 type golearnResult struct {
-	K             int     `json:"k"`
-	Seconds       float64 `json:"seconds"`
-	LogLikelihood float64 `json:"log_likelihood"`
-	Timeout       bool    `json:"timeout,omitempty"`
-	Error         string  `json:"error,omitempty"`
+	K             int      `json:"k"`
+	Seconds       float64  `json:"seconds"`
+	LogLikelihood *float64 `json:"log_likelihood"` // null when unknown
+	Tries         int      `json:"tries"`
+	Timeout       bool     `json:"timeout,omitempty"`
+	Error         string   `json:"error,omitempty"`
 }
 
 func golearn(args []string) error {
 	fs := flag.NewFlagSet("golearn", flag.ExitOnError)
 	path := fs.String("csv", "", "numeric CSV with a header")
 	k := fs.Int("k", 4, "components")
-	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long (all tries together)")
+	tries := fs.Int("tries", 3, "retry a fit that failed (golearn panics when a random initial mean attracts no point)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -173,50 +175,71 @@ func golearn(args []string) error {
 			inst.Set(specs[j], i, base.PackFloatToBytes(x.At(i, j)))
 		}
 	}
-	res := golearnResult{K: *k, LogLikelihood: math.NaN()}
-	type outcome struct {
-		em  *clustering.ExpectationMaximization
-		cm  clustering.ClusterMap
-		err error
-	}
-	ch := make(chan outcome, 1)
-	start := time.Now()
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				ch <- outcome{err: fmt.Errorf("golearn panicked: %v", r)}
+	res := golearnResult{K: *k}
+	deadline := time.After(*timeout)
+	for try := 1; ; try++ {
+		// Seconds is the time of the last try: failed tries are not
+		// charged to golearn.
+		res.Tries = try
+		start := time.Now()
+		o, timedOut := golearnFit(inst, *k, deadline)
+		res.Seconds = time.Since(start).Seconds()
+		res.Error = ""
+		switch {
+		case timedOut:
+			res.Timeout = true
+		case o.err != nil:
+			res.Error = o.err.Error()
+		default:
+			ll, err := golearnLogLikelihood(o.em, o.cm, x)
+			if err != nil {
+				res.Error = err.Error()
+			} else {
+				res.LogLikelihood = &ll
 			}
-		}()
-		em, err := clustering.NewExpectationMaximization(*k)
-		if err != nil {
-			ch <- outcome{err: err}
-			return
 		}
-		if err := em.Fit(inst); err != nil {
-			ch <- outcome{err: err}
-			return
-		}
-		cm, err := em.Predict(inst)
-		ch <- outcome{em: em, cm: cm, err: err}
-	}()
-	var o outcome
-	select {
-	case o = <-ch:
-	case <-time.After(*timeout):
-		res.Timeout = true
-	}
-	res.Seconds = time.Since(start).Seconds()
-	switch {
-	case res.Timeout:
-	case o.err != nil:
-		res.Error = o.err.Error()
-	default:
-		res.LogLikelihood, err = golearnLogLikelihood(o.em, o.cm, x)
-		if err != nil {
-			res.Error = err.Error()
+		if res.Timeout || res.Error == "" || try >= *tries {
+			break
 		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// golearnOutcome is one golearn fit.
+type golearnOutcome struct {
+	em  *clustering.ExpectationMaximization
+	cm  clustering.ClusterMap
+	err error
+}
+
+// golearnFit runs one fit, recovering golearn's panics; it reports a
+// timeout when deadline fires first (the fit's goroutine is abandoned).
+func golearnFit(inst base.FixedDataGrid, k int, deadline <-chan time.Time) (golearnOutcome, bool) {
+	ch := make(chan golearnOutcome, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				ch <- golearnOutcome{err: fmt.Errorf("golearn panicked: %v", r)}
+			}
+		}()
+		em, err := clustering.NewExpectationMaximization(k)
+		if err != nil {
+			ch <- golearnOutcome{err: err}
+			return
+		}
+		if err := em.Fit(inst); err != nil {
+			ch <- golearnOutcome{err: err}
+			return
+		}
+		cm, err := em.Predict(inst)
+		ch <- golearnOutcome{em: em, cm: cm, err: err}
+	}()
+	select {
+	case o := <-ch:
+		return o, false
+	case <-deadline:
+		return golearnOutcome{}, true
+	}
 }
 
 // golearnLogLikelihood scores golearn's parameters as a mixture whose
