@@ -8,8 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"syscall"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/lbtune/lbtune/model"
