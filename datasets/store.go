@@ -434,6 +434,26 @@ func (s *Store) Count() (map[string]int, error) {
 	return out, nil
 }
 
+// BucketSizes returns the number of keys in each reserved bucket that has
+// any (models, policies, decisions, rewards, events, meta).
+func (s *Store) BucketSizes() (map[Bucket]int, error) {
+	out := map[Bucket]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range userBuckets {
+			if bk := tx.Bucket([]byte(b)); bk != nil {
+				if n := bk.Stats().KeyN; n > 0 {
+					out[b] = n
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count records in %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
 // pruneChunk bounds the number of keys deleted per write transaction.
 const pruneChunk = 10000
 

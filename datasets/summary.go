@@ -46,6 +46,9 @@ type Summary struct {
 	Unordered int `json:"unordered"`
 	// PoolStats are per-pool figures, sorted by name.
 	PoolStats []PoolSummary `json:"pool_stats"`
+	// Buckets counts the entries of the store's reserved buckets (models,
+	// decisions, ...) that have any; nil for a dataset file.
+	Buckets map[Bucket]int `json:"buckets,omitempty"`
 }
 
 // Gap is one interval between consecutive snapshots of a source that is
@@ -232,7 +235,15 @@ func Summarize(path string) (Summary, error) {
 		if err := s.RangeRecords(BucketEvents, time.Time{}, time.Time{}, func(time.Time, []byte) error { z.AddEvent(Event{}); return nil }); err != nil {
 			return Summary{}, fmt.Errorf("summarize: %w", err)
 		}
-		return z.Summary(), nil
+		sizes, err := s.BucketSizes()
+		if err != nil {
+			return Summary{}, fmt.Errorf("summarize: %w", err)
+		}
+		sum := z.Summary()
+		if len(sizes) > 0 {
+			sum.Buckets = sizes
+		}
+		return sum, nil
 	}
 	r, err := OpenFile(path)
 	if err != nil {

@@ -213,4 +213,8 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if _, err := dst.Get(BucketMeta, "import/a,b"); err != nil {
 		t.Errorf("import header not kept: %v", err)
 	}
+	sizes, err := dst.BucketSizes()
+	if err != nil || sizes[BucketEvents] != 2 || sizes[BucketMeta] != 1 || len(sizes) != 2 {
+		t.Errorf("BucketSizes = %v, %v; want events:2 meta:1", sizes, err)
+	}
 }

@@ -125,6 +125,16 @@ func datasetPrintSummary(w io.Writer, path string, s datasets.Summary) {
 	} else {
 		fmt.Fprintf(tw, "min rate\tn/a (fewer than two snapshots of a source)\n")
 	}
+	if len(s.Buckets) > 0 {
+		var parts []string
+		for _, b := range []datasets.Bucket{datasets.BucketModels, datasets.BucketPolicies, datasets.BucketDecisions,
+			datasets.BucketRewards, datasets.BucketEvents, datasets.BucketMeta} {
+			if n := s.Buckets[b]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", b, n))
+			}
+		}
+		fmt.Fprintf(tw, "records\t%s\n", strings.Join(parts, ", "))
+	}
 	_ = tw.Flush()
 	if len(s.PoolStats) > 0 {
 		fmt.Fprintln(w)
