@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -59,13 +60,13 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 		return fail("no header line starting with %q (got %q)", "# pxname", clip(string(first)))
 	}
 	r := csvLines{data: data[2:]}
-	header, err := r.next()
+	ncol, err := r.next()
 	if err != nil {
 		return fail("header: %v", err)
 	}
-	col := make(map[string]int, len(header))
-	for i, h := range header {
-		if len(h) > 0 {
+	col := make(map[string]int, ncol)
+	for i := range ncol {
+		if h := r.field(i); len(h) > 0 {
 			col[string(h)] = i
 		}
 	}
@@ -78,33 +79,30 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 		idx[i] = c
 	}
 	addrCol, hasAddr := col["addr"]
-	ncol := len(header)
+	// Split each row only as far as the last column read; count the rest.
+	r.limit = addrCol
+	for _, c := range idx {
+		r.limit = max(r.limit, c)
+	}
+	r.limit++
 
 	snap := Snapshot{Time: at.UTC(), Source: source}
 	pools := map[string]int{}      // pool name -> index in snap.Pools
 	queues := map[string]float64{} // backend qcur
 	seen := map[string]bool{}      // pool/server already read
 	for line := 2; ; line++ {
-		rec, err := r.next()
+		nfields, err := r.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return fail("line %d: %v", line, err)
 		}
-		if len(rec) == 1 && len(rec[0]) == 0 {
-			continue
+		if nfields < ncol-1 {
+			return fail("line %d: %d fields, header has %d", line, nfields, ncol)
 		}
-		if len(rec) < ncol-1 {
-			return fail("line %d: %d fields, header has %d", line, len(rec), ncol)
-		}
-		get := func(i int) string {
-			if i < len(rec) {
-				return string(rec[i])
-			}
-			return ""
-		}
-		px, sv := get(idx[0]), get(idx[1])
+		get := r.field
+		px, sv := string(get(idx[0])), string(get(idx[1]))
 		if px == "" || sv == "" {
 			return fail("line %d: empty pxname or svname", line)
 		}
@@ -129,8 +127,8 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 			return fail("line %d: server %s: %v", line, key, err)
 		}
 		server.Address = sv
-		if hasAddr && get(addrCol) != "" {
-			server.Address = get(addrCol)
+		if hasAddr && len(get(addrCol)) > 0 {
+			server.Address = string(get(addrCol))
 		}
 		pi, ok := pools[px]
 		if !ok {
@@ -151,18 +149,35 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 	return snap, nil
 }
 
-// csvLines splits HAProxy CSV into records of fields that alias the
-// input. HAProxy quotes a field only when it holds a comma, quote or
-// newline, which is rare (descriptions), so plain lines are split on commas
-// and only lines with a quote go through encoding/csv. The returned slice
-// is reused by the next call.
+// csvLines splits HAProxy CSV into records. HAProxy quotes a field only
+// when it holds a comma, quote or newline, which is rare (descriptions), so
+// plain lines are split on commas in place and only lines with a quote go
+// through encoding/csv. Fields are kept as offsets into the line (no
+// pointers to write, no allocation per field).
 type csvLines struct {
 	data []byte
-	rec  [][]byte
+	// limit is how many leading fields to split out; 0 means all.
+	limit int
+
+	line []byte
+	ends []int // ends[i] is the end of field i in line; field i starts after ends[i-1]+1
 }
 
-// next returns the next record, or io.EOF.
-func (c *csvLines) next() ([][]byte, error) {
+// field returns field i of the current record, or nil past its end.
+func (c *csvLines) field(i int) []byte {
+	if i >= len(c.ends) {
+		return nil
+	}
+	start := 0
+	if i > 0 {
+		start = c.ends[i-1] + 1
+	}
+	return c.line[start:c.ends[i]]
+}
+
+// next moves to the next record and returns its total number of fields, or
+// io.EOF. Only the first limit fields are split out.
+func (c *csvLines) next() (int, error) {
 	for len(c.data) > 0 {
 		line := c.data
 		if i := bytes.IndexByte(c.data, '\n'); i >= 0 {
@@ -177,41 +192,45 @@ func (c *csvLines) next() ([][]byte, error) {
 		if bytes.IndexByte(line, '"') >= 0 {
 			return c.quoted(line)
 		}
-		c.rec = c.rec[:0]
-		for {
-			i := bytes.IndexByte(line, ',')
-			if i < 0 {
-				c.rec = append(c.rec, line)
-				break
+		c.line, c.ends = line, c.ends[:0]
+		for i, ch := range line {
+			if ch != ',' {
+				continue
 			}
-			c.rec = append(c.rec, line[:i])
-			line = line[i+1:]
+			c.ends = append(c.ends, i)
+			if c.limit > 0 && len(c.ends) == c.limit {
+				return len(c.ends) + bytes.Count(line[i+1:], []byte(",")) + 1, nil
+			}
 		}
-		return c.rec, nil
+		c.ends = append(c.ends, len(line))
+		return len(c.ends), nil
 	}
-	return nil, io.EOF
+	return 0, io.EOF
 }
 
-// quoted parses a line holding quotes with encoding/csv; a quoted field
-// may span lines, so the reader continues into the rest of the data.
-func (c *csvLines) quoted(line []byte) ([][]byte, error) {
+// quoted parses a line holding quotes with encoding/csv (a quoted field may
+// span lines, so the reader continues into the rest of the data) and
+// re-encodes the record unquoted with offsets, like a plain line.
+func (c *csvLines) quoted(line []byte) (int, error) {
 	rest := append(append(append([]byte(nil), line...), '\n'), c.data...)
 	r := csv.NewReader(bytes.NewReader(rest))
 	r.FieldsPerRecord = -1
 	rec, err := r.Read()
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	c.data = rest[r.InputOffset():]
-	c.rec = c.rec[:0]
+	c.line, c.ends = nil, c.ends[:0]
 	for _, f := range rec {
-		c.rec = append(c.rec, []byte(f))
+		c.line = append(c.line, f...)
+		c.ends = append(c.ends, len(c.line))
+		c.line = append(c.line, ',')
 	}
-	return c.rec, nil
+	return len(rec), nil
 }
 
 // haproxyServer reads one server row; idx follows haproxyColumns.
-func haproxyServer(get func(int) string, idx []int) (Server, error) {
+func haproxyServer(get func(int) []byte, idx []int) (Server, error) {
 	var errs []error
 	c := func(i int) uint64 {
 		v, err := counter(get(idx[i]))
@@ -227,7 +246,7 @@ func haproxyServer(get func(int) string, idx []int) (Server, error) {
 		}
 		return v
 	}
-	s := Server{Name: get(idx[1])}
+	s := Server{Name: string(get(idx[1]))}
 	s.Gauges.Queue = g(2)
 	s.Gauges.Active = g(3)
 	s.Counters.Requests = c(4)
@@ -247,7 +266,7 @@ func haproxyServer(get func(int) string, idx []int) (Server, error) {
 	if len(errs) > 0 {
 		return Server{}, errors.Join(errs...)
 	}
-	st, err := haproxyState(get(idx[9]))
+	st, err := haproxyState(string(get(idx[9])))
 	if err != nil {
 		return Server{}, err
 	}
@@ -274,24 +293,30 @@ func haproxyState(status string) (State, error) {
 }
 
 // counter parses a cumulative CSV field; empty means 0 (not applicable).
-func counter(s string) (uint64, error) {
-	if s == "" {
-		return 0, nil
+// Plain digits are read in place; anything else goes through strconv for
+// its checks and error.
+func counter(b []byte) (uint64, error) {
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' || v > (math.MaxUint64-9)/10 {
+			return strconv.ParseUint(string(b), 10, 64)
+		}
+		v = v*10 + uint64(c-'0')
 	}
-	return strconv.ParseUint(s, 10, 64)
+	return v, nil
 }
 
 // gauge parses a non-negative CSV gauge; empty means 0.
-func gauge(s string) (float64, error) {
-	if s == "" {
-		return 0, nil
+func gauge(b []byte) (float64, error) {
+	if v, err := counter(b); err == nil {
+		return float64(v), nil
 	}
-	v, err := strconv.ParseFloat(s, 64)
+	v, err := strconv.ParseFloat(string(b), 64)
 	if err != nil {
 		return 0, err
 	}
 	if bad(v) {
-		return 0, fmt.Errorf("bad value %q", s)
+		return 0, fmt.Errorf("bad value %q", b)
 	}
 	return v, nil
 }

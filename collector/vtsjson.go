@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -250,6 +251,21 @@ func (s *vtsScanner) bool(dst *bool) error {
 	return nil
 }
 
+// flatArrayEnd returns the offset of the ']' closing the array that starts
+// at a[0] when the array holds no nested array, object or string; 0
+// otherwise.
+func flatArrayEnd(a []byte) int {
+	end := bytes.IndexByte(a, ']')
+	if end <= 0 {
+		return 0
+	}
+	in := a[1:end]
+	if bytes.IndexByte(in, '[') >= 0 || bytes.IndexByte(in, '{') >= 0 || bytes.IndexByte(in, '"') >= 0 || bytes.IndexByte(in, '}') >= 0 {
+		return 0
+	}
+	return end
+}
+
 // jsonStructural marks the bytes skip must look at inside a container.
 var jsonStructural = [256]bool{'{': true, '}': true, '[': true, ']': true, '"': true}
 
@@ -276,7 +292,16 @@ func (s *vtsScanner) skip() error {
 				break
 			}
 			switch data[s.pos] {
-			case '{', '[':
+			case '[':
+				// A flat array (a latency ring: numbers only) ends at the
+				// next ']' when no bracket or quote comes before it; find
+				// both with IndexByte, which is much faster than stepping.
+				depth++
+				if end := flatArrayEnd(data[s.pos:]); end > 0 {
+					s.pos += end
+					continue // at its ']', which closes it on the next pass
+				}
+			case '{':
 				depth++
 			case '}', ']':
 				depth--
