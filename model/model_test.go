@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -177,4 +178,40 @@ func TestTrainNoSamples(t *testing.T) {
 	if len(fs) != 0 {
 		t.Fatalf("%d samples from one snapshot", len(fs))
 	}
+}
+
+// FuzzUnmarshal: a model file is outside input. No panic, and either an
+// error wrapping ErrCorrupt/ErrVersion or a model that can assess a state.
+func FuzzUnmarshal(f *testing.F) {
+	snaps := synthSnapshots(5, 40, regime{rate: 50, latencyMs: 5, servers: 2}, regime{rate: 500, latencyMs: 40, servers: 4})
+	fs, _ := Samples(snaps)
+	m, err := Train(context.Background(), fs, TrainConfig{KMax: 2, Now: func() time.Time { return time.Unix(0, 0) }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := m.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	// A real vts document: JSON, but not a model.
+	if vts, err := os.ReadFile("../../shared/captures/vts/0001.json"); err == nil {
+		f.Add(vts)
+	} else {
+		f.Fatalf("seed: %v", err)
+	}
+	f.Add([]byte(`{"version":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Unmarshal(data)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("error %v wraps neither ErrCorrupt nor ErrVersion", err)
+			}
+			return
+		}
+		a := got.Assess(&fs[0])
+		if len(a.Posteriors) != got.K() {
+			t.Fatalf("%d posteriors for k=%d", len(a.Posteriors), got.K())
+		}
+	})
 }
