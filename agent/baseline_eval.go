@@ -77,7 +77,7 @@ func (sc *Scenario) Oracle(i int) *Oracle {
 	p := cfg.Pools[i]
 	t := sc.Templates[i]
 	return NewOracle(OracleConfig{
-		Trace: cfg.Trace, Share: p.Share, ServiceRate: p.Speed / p.MeanService(), Slots: p.Slots, TargetP95: t.TargetP95,
+		Trace: cfg.Trace, Share: p.Share, ServiceRate: p.Speed / p.MeanService(), Slots: p.Slots, SCV: p.ServiceSCV(), TargetP95: t.TargetP95,
 		BootDelay: p.BootDelay, Interval: sc.Interval, Start: cfg.Start, Min: t.Min, Max: t.Max,
 	})
 }

@@ -21,6 +21,9 @@ type OracleConfig struct {
 	// an M/M/(servers x Slots) queue.
 	ServiceRate float64
 	Slots       int
+	// SCV is the service demand's squared coefficient of variation
+	// (0 = 1, exponential); above 1 the waits are scaled up (Allen-Cunneen).
+	SCV float64
 	// TargetP95 is the response-time target.
 	TargetP95 time.Duration
 	// BootDelay is how long a new server takes to serve; Interval is the
@@ -46,7 +49,8 @@ const DefaultOracleHeadroom = 0.8
 
 // Oracle is the clairvoyant baseline: for every minute it knows the
 // arrival rate and sizes the pool with the fewest servers whose M/M/c
-// response-time p95 (Erlang-C) meets Headroom x the target. Since a server ordered now
+// response-time p95 (Erlang-C, with the Allen-Cunneen correction for
+// non-exponential service) meets Headroom x the target. Since a server ordered now
 // serves only after the boot delay and the next decision comes one interval
 // later, each decision asks for the largest need over [now, now + interval
 // + boot delay]: capacity needed then must be ordered now, and a server
@@ -67,6 +71,9 @@ func NewOracle(cfg OracleConfig) *Oracle {
 	if cfg.Share == 0 {
 		cfg.Share = 1
 	}
+	if cfg.SCV == 0 {
+		cfg.SCV = 1
+	}
 	if cfg.Headroom == 0 {
 		cfg.Headroom = DefaultOracleHeadroom
 	}
@@ -84,7 +91,7 @@ func NewOracle(cfg OracleConfig) *Oracle {
 		c, ok := cache[lambda]
 		if !ok {
 			slots := max(cfg.Slots, 1)
-			c = (sim.MinServers(lambda, cfg.ServiceRate, target, 0.95, maxC*slots) + slots - 1) / slots
+			c = (sim.MinServersSCV(lambda, cfg.ServiceRate, cfg.SCV, target, 0.95, maxC*slots) + slots - 1) / slots
 			cache[lambda] = c
 		}
 		o.need[m] = blClamp(c, Template{Min: cfg.Min, Max: cfg.Max})

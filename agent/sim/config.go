@@ -217,3 +217,24 @@ func (p PoolConfig) ServiceRate() float64 {
 	}
 	return float64(max(p.Slots, 1)) * math.Max(p.Speed, 0) / m
 }
+
+// ServiceSCV is the squared coefficient of variation of the pool's service
+// demand over its class mix: E[S²]/E[S]² - 1 with E[S²] = Σ share·mean²·(1+scv)
+// (exponential classes count scv 1, deterministic 0).
+func (p PoolConfig) ServiceSCV() float64 {
+	var m1, m2, w float64
+	for _, c := range p.Classes {
+		scv := c.Service.SCV
+		if c.Service.Kind == "exp" || (c.Service.Kind == "" && scv == 0) {
+			scv = 1
+		}
+		m1 += c.Share * c.Service.Mean
+		m2 += c.Share * c.Service.Mean * c.Service.Mean * (1 + scv)
+		w += c.Share
+	}
+	if m1 == 0 {
+		return 1
+	}
+	m1, m2 = m1/w, m2/w
+	return m2/(m1*m1) - 1
+}

@@ -98,3 +98,40 @@ func MinServers(lambda, mu, target, q float64, maxC int) int {
 	}
 	return maxC
 }
+
+// GGcResponseTail approximates P(T > t) for a G/G/c-like pool with Poisson
+// arrivals and service-time squared coefficient of variation scv, by the
+// Allen-Cunneen correction of M/M/c: the waiting probability stays
+// Erlang-C, the conditional wait stays exponential but its mean is
+// multiplied by (1 + scv)/2; the service part stays exponential with rate
+// μ. For scv = 1 it equals MMcResponseTail.
+func GGcResponseTail(lambda, mu float64, c int, scv, t float64) float64 {
+	if lambda >= float64(c)*mu {
+		return 1
+	}
+	pc := ErlangC(c, lambda/mu)
+	alpha := (float64(c)*mu - lambda) * 2 / (1 + scv)
+	es := math.Exp(-mu * t)
+	var hypo float64
+	if math.Abs(alpha-mu) < 1e-9*mu {
+		hypo = es * (1 + mu*t)
+	} else {
+		hypo = (alpha*es - mu*math.Exp(-alpha*t)) / (alpha - mu)
+	}
+	return (1-pc)*es + pc*hypo
+}
+
+// MinServersSCV is MinServers with the GGcResponseTail approximation for
+// service times of squared coefficient of variation scv.
+func MinServersSCV(lambda, mu, scv, target, q float64, maxC int) int {
+	if maxC < 1 {
+		maxC = 1
+	}
+	c := max(int(lambda/mu)+1, 1)
+	for ; c < maxC; c++ {
+		if GGcResponseTail(lambda, mu, c, scv, target) <= 1-q {
+			return c
+		}
+	}
+	return maxC
+}

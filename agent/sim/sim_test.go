@@ -320,3 +320,54 @@ func BenchmarkDay500(b *testing.B) {
 		b.ReportMetric(float64(tr.Completed), "requests")
 	}
 }
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name         string
+		failures     Failures
+		wantFailures int     // injected failures after 1 h (exact or, with a rate, about)
+		tolerance    float64 // allowed deviation of the count
+		wantServers  int     // servers in the balancer at the end
+	}{
+		// Two failures at given times, replaced: back to 4 after the boots.
+		{"at times, replaced", Failures{At: []time.Duration{10 * time.Minute, 20 * time.Minute}, Replace: true}, 2, 0, 4},
+		// Not replaced: 2 servers are left.
+		{"at times, not replaced", Failures{At: []time.Duration{10 * time.Minute, 20 * time.Minute}}, 2, 0, 2},
+		// 4 servers x 2 failures/server-hour x 1 h, replaced: about 8.
+		{"random rate, replaced", Failures{PerServerHour: 2, Replace: true}, 8, 6, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := New(Config{Seed: 2, Trace: constTrace(40, 2*time.Hour), Pools: []PoolConfig{{
+				Name: "p", Servers: 4, BootDelay: 30 * time.Second, Failures: tc.failures,
+				Classes: []Class{{Share: 1, Service: Dist{Mean: 0.05}}},
+			}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var downSeen bool
+			for at := time.Minute; at <= time.Hour; at += 30 * time.Second {
+				s.Advance(at)
+				snap, _ := s.Scrape(ctx)
+				for _, sv := range snap.Pools[0].Servers {
+					downSeen = downSeen || sv.State == "down"
+				}
+			}
+			tr := s.Truth()[0]
+			if d := math.Abs(float64(tr.Failures - tc.wantFailures)); d > tc.tolerance {
+				t.Errorf("%d failures, want %d ± %v", tr.Failures, tc.wantFailures, tc.tolerance)
+			}
+			snap, _ := s.Scrape(ctx)
+			if n := len(snap.Pools[0].Servers); tc.failures.PerServerHour == 0 && n != tc.wantServers {
+				t.Errorf("%d servers at the end, want %d", n, tc.wantServers)
+			}
+			if !downSeen {
+				t.Error("no snapshot showed a failed server as down")
+			}
+			if tr.Actions != 0 {
+				t.Errorf("failures and replacements counted as %d actions", tr.Actions)
+			}
+		})
+	}
+}
