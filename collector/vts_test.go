@@ -6,10 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -252,6 +257,68 @@ func TestVTSScannerMatchesEncodingJSON(t *testing.T) {
 		gj, _ := json.Marshal(got)
 		if !bytes.Equal(wj, gj) {
 			t.Errorf("%s: scanner read\n%s\nencoding/json read\n%s", f, gj, wj)
+		}
+	}
+}
+
+// TestVTSHTTPLoop serves real captures over HTTP, one per request, and runs
+// the scrape Loop against vts+http: every capture is stored once, an HTTP
+// error status is a counted failure naming the source, and rates are
+// positive under load.
+func TestVTSHTTPLoop(t *testing.T) {
+	var docs [][]byte
+	for i := 30; i <= 34; i++ {
+		data, err := os.ReadFile(filepath.Join(captures(t, "vts"), fmt.Sprintf("%04d.json", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, data)
+	}
+	var mu sync.Mutex
+	served := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		served++
+		switch {
+		case served == 3: // one failed scrape in the middle
+			http.Error(w, "upstream busy", http.StatusServiceUnavailable)
+		case len(docs) > 0:
+			_, _ = w.Write(docs[0])
+			docs = docs[1:]
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	src, err := Open("vts+" + srv.URL + "/status/format/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &memAppender{}
+	l := &Loop{Source: src, Interval: 20 * time.Millisecond, Appender: app}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	for l.Stats().Appended < 5 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := l.Stats()
+	if st.Appended != 5 || st.Errors == 0 {
+		t.Fatalf("stats %+v: want the 5 captures stored and the 503 counted", st)
+	}
+	if msg := fmt.Sprint(st.LastError); !strings.Contains(msg, src.String()) || !(strings.Contains(msg, "503") || strings.Contains(msg, "404")) {
+		t.Errorf("last error %q does not name the source and the HTTP status", msg)
+	}
+	rates := assertRates(t, app.snaps)
+	for _, r := range rates {
+		if r.Pool("app").Requests() <= 0 {
+			t.Errorf("app rate %v at %v, want > 0", r.Pool("app").Requests(), r.End)
 		}
 	}
 }
