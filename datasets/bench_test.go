@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,6 +204,68 @@ func BenchmarkFile(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "snapshots/s")
 			b.ReportMetric(float64(gz.Len())/n, "gz-bytes/snapshot")
+		})
+	}
+}
+
+// benchHAProxyCSV builds a "show stat" CSV of pools x servers from the real
+// capture's app/s1 row (and the app BACKEND row), renaming each copy.
+func benchHAProxyCSV(b *testing.B, pools, servers int) []byte {
+	b.Helper()
+	raw, err := os.ReadFile(filepath.Join(captures, "haproxy/captures/02-load-baseline/show_stat.csv"))
+	if err != nil {
+		b.Fatalf("real captures missing: %v", err)
+	}
+	var header, server, backend string
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch {
+		case strings.HasPrefix(line, "# "):
+			header = line
+		case strings.HasPrefix(line, "app,s1,"):
+			server = strings.TrimPrefix(line, "app,s1,")
+		case strings.HasPrefix(line, "app,BACKEND,"):
+			backend = strings.TrimPrefix(line, "app,BACKEND,")
+		}
+	}
+	if header == "" || server == "" || backend == "" {
+		b.Fatal("capture lacks the app/s1 and app/BACKEND rows")
+	}
+	var doc strings.Builder
+	doc.WriteString(header + "\n")
+	for p := 0; p < pools; p++ {
+		for s := 0; s < servers; s++ {
+			fmt.Fprintf(&doc, "pool%03d,srv%02d,%s\n", p, s, server)
+		}
+		fmt.Fprintf(&doc, "pool%03d,BACKEND,%s\n", p, backend)
+	}
+	return []byte(doc.String())
+}
+
+// BenchmarkParseAndStore is the issue's "parse + store of a 2000-server
+// snapshot" end to end: collector.ParseHAProxyCSV of a 100 x 20 show stat
+// document, then Append of the snapshot in its own transaction.
+func BenchmarkParseAndStore(b *testing.B) {
+	doc := benchHAProxyCSV(b, 100, 20)
+	for _, noSync := range []bool{false, true} {
+		name := map[bool]string{false: "2000srv/sync", true: "2000srv/nosync"}[noSync]
+		b.Run(name, func(b *testing.B) {
+			s := benchStore(b, Options{NoSync: noSync})
+			b.ReportAllocs()
+			b.SetBytes(int64(len(doc)))
+			n := 0
+			for b.Loop() {
+				sn, err := collector.ParseHAProxyCSV(doc, "haproxy+unix:///bench.sock", t0.Add(time.Duration(n)*time.Second))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got := len(sn.Pools) * len(sn.Pools[0].Servers); got != 2000 {
+					b.Fatalf("parsed %d servers, want 2000", got)
+				}
+				if err := s.Append(sn); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
 		})
 	}
 }

@@ -73,6 +73,20 @@ func encodeSnapshot(dst []byte, sn *collector.Snapshot) []byte {
 	return dst
 }
 
+// encodedSizeHint estimates the encoded size of sn, so encodeSnapshot
+// writes into one allocation instead of growing (and copying) its buffer.
+func encodedSizeHint(sn *collector.Snapshot) int {
+	n := 16 + len(sn.Source)
+	for i := range sn.Pools {
+		n += 48 + len(sn.Pools[i].Name)
+		for j := range sn.Pools[i].Servers {
+			sv := &sn.Pools[i].Servers[j]
+			n += 96 + len(sv.Name) + len(sv.Address)
+		}
+	}
+	return n
+}
+
 func appendServer(dst []byte, s *collector.Server) []byte {
 	dst = appendString(dst, s.Name)
 	dst = appendString(dst, s.Address)

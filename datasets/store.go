@@ -262,7 +262,7 @@ func (s *Store) Append(snaps ...collector.Snapshot) error {
 			return fmt.Errorf("append snapshot %d of %d: time %s out of range", i+1, len(snaps), sn.Time)
 		}
 		keys[i] = append(timeKey(make([]byte, 0, 8+len(sn.Source)), sn.Time), sn.Source...)
-		vals[i] = encodeSnapshot(nil, sn)
+		vals[i] = encodeSnapshot(make([]byte, 0, encodedSizeHint(sn)), sn)
 	}
 	return s.update("append snapshots", func(tx *bolt.Tx) error {
 		b := tx.Bucket(snapshotsBucket)
