@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# make demo: the main job. On a fresh Debian machine it installs HAProxy if
+# missing (apt-get, as root), brings up the local testbed (HAProxy in front
+# of pools of job backends), starts `lbtune run` on it, sends load in
+# phases, and prints the dashboard address. Where HAProxy cannot be
+# installed or started, it runs the same daemon against a simulated cluster
+# and says so. Ctrl-C stops the load, the daemon and the testbed, then
+# writes PNG charts of the run.
+#
+# Environment: LBTUNE_DEMO_DIR (state, default /tmp/lbtune-demo),
+# LBTUNE_DEMO_PORT (dashboard port, default 9464), LBTUNE_DEMO_SIM=1 (force
+# the simulated cluster), LBTUNE_DEMO_DURATION (stop by itself after this
+# long, e.g. 10m; default: until Ctrl-C).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bin="$root/bin/lbtune"
+dir=${LBTUNE_DEMO_DIR:-/tmp/lbtune-demo}
+port=${LBTUNE_DEMO_PORT:-9464}
+duration=${LBTUNE_DEMO_DURATION:-}
+export PATH="$PATH:/usr/sbin:/sbin"
+
+say() { printf 'demo: %s\n' "$*"; }
+
+[ -x "$bin" ] || { say "building lbtune"; go build -o "$bin" ./cmd/lbtune; }
+
+# 1. HAProxy: use it, install it, or fall back to the simulator.
+mode=testbed
+if [ "${LBTUNE_DEMO_SIM:-}" = 1 ]; then
+  mode=sim
+elif ! command -v haproxy >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing haproxy (apt-get)"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }; then
+      mode=sim
+    fi
+    # The package starts a system HAProxy; the testbed runs its own.
+    (systemctl stop haproxy || service haproxy stop) >/dev/null 2>&1 || true
+  else
+    mode=sim
+  fi
+  command -v haproxy >/dev/null 2>&1 || mode=sim
+fi
+
+rm -rf "$dir"
+mkdir -p "$dir"
+head -c 24 /dev/urandom | base64 | tr -d '\n' >"$dir/lbtune.token"
+chmod 600 "$dir/lbtune.token"
+
+daemon_pid="" load_pid=""
+cleanup() {
+  trap - EXIT INT TERM
+  echo
+  if [ -n "$load_pid" ] && kill -INT "$load_pid" 2>/dev/null; then
+    wait "$load_pid" 2>/dev/null || true # in-flight requests finish first
+    say "load stopped: $(sed -n 's/.*"failures": *\([0-9]*\).*/\1/p' "$dir/load.json" | head -1) failed requests"
+  fi
+  if [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; then
+    wait "$daemon_pid" 2>/dev/null || true
+    say "daemon stopped"
+  fi
+  if [ "$mode" = testbed ]; then
+    "$bin" testbed down --dir "$dir/testbed" >/dev/null 2>&1 && say "testbed down"
+  fi
+  if "$bin" plot --db "$dir/lbtune.db" --out "$dir/plots" >"$dir/plots.txt" 2>&1; then
+    say "charts of the run: $dir/plots/"
+  fi
+  exit 0
+}
+trap cleanup EXIT INT TERM
+
+# 2. The cluster and the daemon's configuration.
+if [ "$mode" = testbed ]; then
+  cat >"$dir/testbed.yaml" <<EOF
+state_dir: $dir/testbed
+balancers: [haproxy]
+backend: {work: sleep, dist: exp, light_ms: 50, medium_ms: 100, heavy_ms: 300, queue: 200}
+pools:
+  - {name: light, min: 1, max: 6, servers: 6, concurrency: 2, speeds: [1], weight: 10}
+  - {name: heavy, min: 1, max: 6, servers: 6, concurrency: 2, speeds: [1], weight: 10}
+EOF
+  if ! "$bin" testbed up --config "$dir/testbed.yaml" >"$dir/testbed.out" 2>&1; then
+    say "HAProxy testbed did not start (see $dir/testbed.out): using the simulated cluster instead"
+    "$bin" testbed down --dir "$dir/testbed" >/dev/null 2>&1 || true
+    mode=sim
+  fi
+fi
+
+if [ "$mode" = testbed ]; then
+  source=$("$bin" testbed status --dir "$dir/testbed" --get haproxy.source)
+  front=$("$bin" testbed status --dir "$dir/testbed" --get haproxy.addr)
+  sock=${source#haproxy+unix://}
+  cat >"$dir/lbtune.yaml" <<EOF
+# Written by scripts/demo.sh: HAProxy testbed, 6 servers per pool, the
+# tuner keeps as many in service as the load needs (standby scaling).
+api: {listen: 127.0.0.1:$port, token_file: lbtune.token}
+store: {path: lbtune.db}
+intervals: {scrape: 1s, scrape_timeout: 800ms, decide: 5s}
+sources:
+  - {name: haproxy, uri: "$source"}
+actuators:
+  - name: haproxy
+    haproxy: {socket: "$sock", standby: true}
+pools:
+  - name: light
+    source: haproxy
+    actuator: haproxy
+    template: {min: 1, max: 6, target_seconds: 0.25, service_rate: 40, max_weight: 256}
+  - name: heavy
+    source: haproxy
+    actuator: haproxy
+    template: {min: 1, max: 6, target_seconds: 1.2, service_rate: 6.7, max_weight: 256}
+EOF
+  # Low, high, a spike, medium, idle: one cycle is 7 min, repeated.
+  cat >"$dir/phases.yaml" <<'EOF'
+- {duration: 90s, rate: 30}
+- {duration: 90s, rate: 110}
+- {duration: 3s,  rate: 250}
+- {duration: 90s, rate: 60}
+- {duration: 60s, rate: 10}
+- {duration: 87s, rate: 80}
+EOF
+  say "HAProxy testbed up: $front (pools light, heavy; 6 job backends each)"
+  pool=light
+else
+  if [ "${LBTUNE_DEMO_SIM:-}" = 1 ]; then
+    say "LBTUNE_DEMO_SIM=1: running against a SIMULATED cluster (no balancer; load phases at 10x speed)"
+  else
+    say "HAProxy is not available here: running against a SIMULATED cluster instead (no balancer; load phases at 10x speed)"
+  fi
+  pool=web
+  "$bin" config example --sim | sed "s/127.0.0.1:9464/127.0.0.1:$port/" >"$dir/lbtune.yaml"
+fi
+"$bin" config check "$dir/lbtune.yaml" >/dev/null
+
+# 3. The daemon, then the load.
+"$bin" run --config "$dir/lbtune.yaml" >"$dir/lbtune.out" 2>"$dir/lbtune.log" &
+daemon_pid=$!
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$daemon_pid" 2>/dev/null || { say "lbtune run failed:"; tail -5 "$dir/lbtune.log"; exit 1; }
+  sleep 0.1
+done
+if [ "$mode" = testbed ]; then
+  "$bin" load --mix "/light=70,/heavy=30" --base "http://$front" --phases "$dir/phases.yaml" \
+    --duration "${duration:-24h}" --json >"$dir/load.json" 2>"$dir/load.log" &
+  load_pid=$!
+fi
+
+cat <<EOF
+
+  dashboard   http://127.0.0.1:$port/
+  API         curl http://127.0.0.1:$port/v1/policy   (and /v1/state, /v1/decisions?since=10m, /metrics)
+  commands    LBTUNE_ADDR=127.0.0.1:$port LBTUNE_TOKEN_FILE=$dir/lbtune.token $bin mode manual
+              ... $bin scale $pool +1 | pool pause $pool | mode auto
+  logs        $dir/lbtune.log
+  mode        $mode
+
+Ctrl-C stops the load, the daemon and the cluster.
+EOF
+
+if [ -n "$duration" ]; then
+  sleep "$duration" &
+  wait $! || true
+else
+  wait "$daemon_pid" || true
+fi
