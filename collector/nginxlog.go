@@ -260,10 +260,18 @@ func clip(s string) string {
 type logAggregator struct {
 	mu      sync.Mutex
 	pools   map[string]map[string]*logServer
+	servers int   // servers known, across pools
 	good    int   // lines aggregated in this window
 	bad     int   // malformed lines in this window
 	lastBad error // the last malformed line's error
 }
+
+// maxLogServers bounds the servers a log source tracks, so stray or
+// hostile datagrams cannot grow its memory without limit.
+const maxLogServers = 10000
+
+// errTooManyServers is the error of a line naming a server past maxLogServers.
+var errTooManyServers = fmt.Errorf("%w: more than %d upstream servers in the log", ErrMalformed, maxLogServers)
 
 type logServer struct {
 	c      Counters
@@ -282,20 +290,29 @@ func (a *logAggregator) addLine(line string) {
 	e, err := parseLogLine(line)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err == nil {
+		err = a.addLocked(e)
+	}
 	if err != nil {
 		a.bad++
 		a.lastBad = err
-		return
 	}
-	a.addLocked(e)
 }
 
-func (a *logAggregator) addLocked(e logEntry) {
-	a.good++
+// addLocked aggregates one entry; a.mu must be held. It refuses an entry
+// that would track more than maxLogServers servers.
+func (a *logAggregator) addLocked(e logEntry) error {
 	if len(e.attempts) == 0 {
-		return // served without an upstream (return, cache hit): no server to count
+		a.good++
+		return nil // served without an upstream (return, cache hit): no server to count
 	}
 	servers := a.pools[e.pool]
+	for _, at := range e.attempts {
+		if servers[at.addr] == nil && a.servers >= maxLogServers {
+			return errTooManyServers
+		}
+	}
+	a.good++
 	if servers == nil {
 		servers = map[string]*logServer{}
 		a.pools[e.pool] = servers
@@ -305,6 +322,7 @@ func (a *logAggregator) addLocked(e logEntry) {
 		if s == nil {
 			s = &logServer{}
 			servers[at.addr] = s
+			a.servers++
 		}
 		s.c.Requests++
 		if k := at.status/100 - 1; k >= 0 && k < 5 {
@@ -321,6 +339,7 @@ func (a *logAggregator) addLocked(e logEntry) {
 			s.c.BytesOut += e.bytesOut
 		}
 	}
+	return nil
 }
 
 // snapshot returns the state at time at and starts a new window. It fails
@@ -390,7 +409,9 @@ func ParseNginxLog(data []byte, source string, at time.Time) (Snapshot, error) {
 		if err != nil {
 			return Snapshot{}, fmt.Errorf("parse nginx log from %s: line %d: %w", source, n+1, err)
 		}
-		agg.addLocked(e)
+		if err := agg.addLocked(e); err != nil {
+			return Snapshot{}, fmt.Errorf("parse nginx log from %s: line %d: %w", source, n+1, err)
+		}
 	}
 	return agg.snapshot(source, at)
 }
@@ -571,7 +592,10 @@ func (s *nginxLogFile) replayNext() (Snapshot, error) {
 	end := start.Add((k + 1) * s.window)
 	s.agg.mu.Lock()
 	for s.next < len(s.entries) && s.entries[s.next].time.Before(end) {
-		s.agg.addLocked(s.entries[s.next])
+		if err := s.agg.addLocked(s.entries[s.next]); err != nil {
+			s.agg.bad++
+			s.agg.lastBad = err
+		}
 		s.next++
 	}
 	s.agg.mu.Unlock()

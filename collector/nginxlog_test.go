@@ -346,3 +346,24 @@ func TestNginxLogFileTail(t *testing.T) {
 		}
 	}
 }
+
+// TestNginxLogServerCap: lines naming more servers than maxLogServers are
+// refused (counted as malformed), so stray datagrams cannot grow memory.
+func TestNginxLogServerCap(t *testing.T) {
+	agg := newLogAggregator()
+	for i := 0; i <= maxLogServers; i++ {
+		agg.addLine(fmt.Sprintf(`lbtune=1 msec=1795856415.000 pool=app status=200 rt=0.001 bytes=1 reqlen=1 ua="10.%d.%d.%d:80" us="200" urt="0.001"`, i>>16, (i>>8)&255, i&255))
+	}
+	if agg.servers != maxLogServers || agg.bad != 1 || !errors.Is(agg.lastBad, errTooManyServers) {
+		t.Errorf("servers %d bad %d last %v; want %d servers and the extra line refused", agg.servers, agg.bad, agg.lastBad, maxLogServers)
+	}
+	// A known server is still counted.
+	agg.addLine(`lbtune=1 msec=1795856415.000 pool=app status=200 rt=0.001 bytes=1 reqlen=1 ua="10.0.0.0:80" us="200" urt="0.001"`)
+	s, err := agg.snapshot("x", time.Unix(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Pool("app").Server("10.0.0.0:80").Counters.Requests; n != 2 {
+		t.Errorf("known server requests = %d, want 2", n)
+	}
+}
