@@ -455,6 +455,7 @@ func (s *nginxLogUDP) receive() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			time.Sleep(10 * time.Millisecond) // a persistent error must not spin
 			continue
 		}
 		for _, line := range strings.Split(string(buf[:n]), "\n") {
