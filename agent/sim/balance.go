@@ -73,13 +73,17 @@ func (s *Sim) pickLeast(p *pool) int32 {
 		i = 0
 	}
 	if p.sameW {
+		// Argmin from the rotation point to the end, then from the start.
 		bl := int32(math.MaxInt32)
-		for k := 0; k < n; k++ {
-			if l := p.load[i]; l < bl {
-				bl, best = l, i
+		load := p.load
+		for j := i; j < n; j++ {
+			if load[j] < bl {
+				bl, best = load[j], j
 			}
-			if i++; i == n {
-				i = 0
+		}
+		for j := 0; j < i; j++ {
+			if load[j] < bl {
+				bl, best = load[j], j
 			}
 		}
 	} else {
@@ -102,23 +106,25 @@ func (s *Sim) pickLeast(p *pool) int32 {
 // pickSmooth is NGINX's smooth weighted round robin: every server's current
 // weight grows by its weight, the largest wins and loses the total.
 func (s *Sim) pickSmooth(p *pool) int32 {
-	best := int32(-1)
-	total := 0
-	for _, id := range p.up {
-		sv := &s.servers[id]
-		if sv.weight <= 0 {
+	best := -1
+	var total int32
+	cur, wt := p.cur, p.wt
+	for i := range cur {
+		w := wt[i]
+		if w <= 0 {
 			continue
 		}
-		sv.cur += sv.weight
-		total += sv.weight
-		if best < 0 || sv.cur > s.servers[best].cur {
-			best = id
+		cur[i] += w
+		total += w
+		if best < 0 || cur[i] > cur[best] {
+			best = i
 		}
 	}
-	if best >= 0 {
-		s.servers[best].cur -= total
+	if best < 0 {
+		return -1
 	}
-	return best
+	cur[best] -= total
+	return p.up[best]
 }
 
 // maxSchedule bounds the precomputed HAProxy cycle; beyond it weights are

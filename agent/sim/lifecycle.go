@@ -118,7 +118,6 @@ func (s *Sim) remove(p *pool, id int32) {
 func (s *Sim) insertUp(p *pool, id int32) {
 	i, _ := slices.BinarySearch(p.up, id)
 	p.up = slices.Insert(p.up, i, id)
-	s.servers[id].cur = 0
 	s.reindex(p)
 }
 
@@ -133,13 +132,14 @@ func (s *Sim) removeUp(p *pool, id int32) {
 // reindex rebuilds the pool's dense balancing arrays after a change of its
 // up servers or weights.
 func (s *Sim) reindex(p *pool) {
-	p.load, p.wt = p.load[:0], p.wt[:0]
+	p.load, p.wt, p.cur = p.load[:0], p.wt[:0], p.cur[:0]
 	p.sameW = len(p.up) > 0
 	for i, id := range p.up {
 		sv := &s.servers[id]
 		sv.upPos = int32(i)
 		p.load = append(p.load, int32(sv.busy+sv.q.n))
 		p.wt = append(p.wt, int32(sv.weight))
+		p.cur = append(p.cur, 0)
 		if sv.weight <= 0 || sv.weight != s.servers[p.up[0]].weight {
 			p.sameW = false
 		}
@@ -254,9 +254,6 @@ func (s *Sim) SetWeights(ctx context.Context, poolName string, weights map[strin
 	}
 	for name, w := range weights {
 		s.servers[ids[name]].weight = w
-	}
-	for _, id := range p.up {
-		s.servers[id].cur = 0
 	}
 	s.reindex(p)
 	return nil

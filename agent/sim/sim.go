@@ -66,7 +66,6 @@ type server struct {
 	slots      int
 	busy       int // requests in service
 	q          fifo
-	cur        int     // smooth WRR current weight
 	upPos      int32   // index in pool.up, -1 when not serving
 	bornAt     float64 // when it was ordered (powered on)
 	counters   counters
@@ -119,6 +118,7 @@ type pool struct {
 	up      []int32 // serving servers, by id
 	load    []int32 // busy+queued of up[i]: dense for the balancers' scans
 	wt      []int32 // weight of up[i]
+	cur     []int32 // smooth WRR current weight of up[i]
 	sameW   bool    // every up server has the same positive weight
 	all     []int32 // servers the balancer knows (up, drain, down), by id
 	booting []int32 // ordered, not yet serving, oldest first
@@ -328,10 +328,12 @@ func (s *Sim) runUntil(T float64) {
 // arrive handles one arrival at the pool: class, demand, route, serve or queue.
 func (s *Sim) arrive(p *pool) {
 	t := p.next
-	u := p.arr.Float64()
 	c := 0
-	for c < len(p.classCum)-1 && u >= p.classCum[c] {
-		c++
+	if len(p.classCum) > 1 {
+		u := p.arr.Float64()
+		for c < len(p.classCum)-1 && u >= p.classCum[c] {
+			c++
+		}
 	}
 	demand := p.classes[c].sample(p.arr)
 	s.nextArrival(p, t)
