@@ -32,7 +32,11 @@ var datasetSubcommands = map[string]func(ctx context.Context, args []string, std
 
 func datasetRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, `Usage:
+		w := stdout // asked for help
+		if len(args) == 0 {
+			w = stderr // a usage error
+		}
+		fmt.Fprintln(w, `Usage:
   lbtune dataset info FILE_OR_DB [--json]
   lbtune dataset export --db F --out X.jsonl.gz [--source S] [--from T] [--to T] [--description TEXT]
   lbtune dataset import --db F X.jsonl.gz [Y.jsonl ...]
