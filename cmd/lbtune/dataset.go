@@ -37,7 +37,7 @@ func datasetRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			w = stderr // a usage error
 		}
 		fmt.Fprintln(w, `Usage:
-  lbtune dataset info FILE_OR_DB [--json]
+  lbtune dataset info FILE_OR_DB [--json] [--check]
   lbtune dataset export --db F --out X.jsonl.gz [--source S] [--from T] [--to T] [--description TEXT]
   lbtune dataset import --db F X.jsonl.gz [Y.jsonl ...]
   lbtune dataset prune --db F --older-than D`)
@@ -84,8 +84,9 @@ func datasetTime(name, v string) (time.Time, error) {
 func datasetInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dataset info", stderr)
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	check := fs.Bool("check", false, "for a store, first verify the file's consistency (bbolt Tx.Check)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: lbtune dataset info FILE_OR_DB [--json]")
+		fmt.Fprintln(stderr, "Usage: lbtune dataset info FILE_OR_DB [--json] [--check]")
 		fs.PrintDefaults()
 	}
 	pos, err := datasetParse(fs, args)
@@ -94,6 +95,12 @@ func datasetInfo(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: want one FILE_OR_DB, got %d arguments", errUsage, len(pos))
+	}
+	if *check && datasets.IsStore(pos[0]) {
+		if err := datasetCheck(pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "check %s: consistent\n", pos[0])
 	}
 	sum, err := datasets.Summarize(pos[0])
 	if err != nil {
@@ -106,6 +113,16 @@ func datasetInfo(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	datasetPrintSummary(stdout, pos[0], sum)
 	return nil
+}
+
+// datasetCheck runs the store's consistency check.
+func datasetCheck(path string) error {
+	s, err := datasets.OpenReadOnly(path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Check()
 }
 
 // datasetPrintSummary writes the human-readable form of sum.

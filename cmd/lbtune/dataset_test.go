@@ -119,7 +119,10 @@ func TestDatasetInfoExportImport(t *testing.T) {
 					t.Errorf("%s: file says %v, store says %v", k, info2[k], info[k])
 				}
 			}
-			code, text, _ := datasetRunCmd("dataset", "info", db)
+			code, text, errText := datasetRunCmd("dataset", "info", "--check", db)
+			if !strings.Contains(errText, "consistent") {
+				t.Errorf("info --check: stderr %q", errText)
+			}
 			if code != 0 || !strings.Contains(text, "min rate") || !strings.Contains(text, "servers") {
 				t.Fatalf("info text: exit %d\n%s", code, text)
 			}
