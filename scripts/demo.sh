@@ -42,6 +42,14 @@ elif ! command -v haproxy >/dev/null 2>&1; then
   command -v haproxy >/dev/null 2>&1 || mode=sim
 fi
 
+# The shipped default model + policy (make model), when present.
+model=""
+policy="threshold fallback only (no datasets/default-agent.db: run 'make model')"
+if [ -f "$root/datasets/default-agent.db" ]; then
+  model="$root/datasets/default-agent.db"
+  policy="trained default agent ($model) behind its threshold fallback"
+fi
+
 rm -rf "$dir"
 mkdir -p "$dir"
 head -c 24 /dev/urandom | base64 | tr -d '\n' >"$dir/lbtune.token"
@@ -95,6 +103,7 @@ if [ "$mode" = testbed ]; then
 # tuner keeps as many in service as the load needs (standby scaling).
 api: {listen: 127.0.0.1:$port, token_file: lbtune.token}
 store: {path: lbtune.db}
+model: {path: "$model"}
 intervals: {scrape: 1s, scrape_timeout: 800ms, decide: 5s}
 sources:
   - {name: haproxy, uri: "$source"}
@@ -129,7 +138,7 @@ else
     say "HAProxy is not available here: running against a SIMULATED cluster instead (no balancer; load phases at 10x speed)"
   fi
   pool=web
-  "$bin" config example --sim | sed "s/127.0.0.1:9464/127.0.0.1:$port/" >"$dir/lbtune.yaml"
+  "$bin" config example --sim | sed -e "s/127.0.0.1:9464/127.0.0.1:$port/" -e "s|^  path: \"\"|  path: \"$model\"|" >"$dir/lbtune.yaml"
 fi
 "$bin" config check "$dir/lbtune.yaml" >/dev/null
 
@@ -154,7 +163,8 @@ cat <<EOF
   commands    LBTUNE_ADDR=127.0.0.1:$port LBTUNE_TOKEN_FILE=$dir/lbtune.token $bin mode manual
               ... $bin scale $pool +1 | pool pause $pool | mode auto
   logs        $dir/lbtune.log
-  mode        $mode
+  cluster     $mode
+  policy      $policy
 
 Ctrl-C stops the load, the daemon and the cluster.
 EOF

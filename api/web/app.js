@@ -84,7 +84,7 @@ function decisionMetric(ds) {
   const out = {};
   for (const d of ds) {
     const m = d.metrics || {};
-    const keys = Object.keys(m).filter(k => k !== "cluster").sort();
+    const keys = Object.keys(m).filter(k => k !== "cluster" && k !== "state").sort();
     if (keys.length === 0) continue;
     const name = PREFERRED_METRICS.find(k => k in m) || keys[0];
     (out[name] = out[name] || []).push([Date.parse(d.time), m[name]]);
@@ -124,7 +124,8 @@ async function renderPool(container, p, now) {
   charts.appendChild(lineChart("Weights", names.map(n => ({name: n, step: true,
     pts: pts.filter(pt => pt.weights && n in pt.weights).map(pt => [at(pt), pt.weights[n]])})), t0, t1));
   charts.appendChild(lineChart("Cluster", [{name: "cluster", step: true,
-    pts: ds.filter(d => d.metrics && "cluster" in d.metrics).map(d => [Date.parse(d.time), d.metrics.cluster])}], t0, t1));
+    pts: ds.filter(d => d.metrics && ("state" in d.metrics || "cluster" in d.metrics))
+      .map(d => [Date.parse(d.time), "state" in d.metrics ? d.metrics.state : d.metrics.cluster])}], t0, t1));
   container.appendChild(div);
   return ds;
 }

@@ -34,6 +34,8 @@ type daemon struct {
 	token   string
 	// model describes the loaded model for /v1/model; nil when none.
 	model json.RawMessage
+	// trained is the loaded model and policy; nil when none.
+	trained *daemonModel
 	// policies builds each pool's policies (daemon_policy.go).
 	policies daemonPolicyFactory
 	// actuators are the configured actuators, by name.

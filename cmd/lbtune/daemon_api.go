@@ -42,7 +42,7 @@ func (d *daemon) State(ctx context.Context) (api.State, error) {
 		}
 		p.recMu.Unlock()
 		if ld := ps.LastDecision; ld != nil {
-			if c, ok := ld.Metrics["cluster"]; ok {
+			if c, ok := daemonCluster(ld.Metrics); ok {
 				ps.Cluster = int(c)
 			}
 			ps.FallbackActive = ld.Policy != "agent" && ld.Policy != "manual"
@@ -67,6 +67,9 @@ func (d *daemon) Policy(context.Context) (api.Policy, error) {
 		mode := p.mode
 		p.recMu.Unlock()
 		pp := api.PoolPolicy{Pool: p.name, Policy: p.auto.Name(), Clusters: []api.Cluster{}}
+		if d.trained != nil {
+			pp.Clusters = d.trained.clusters()
+		}
 		switch mode {
 		case config.ModeManual:
 			pp.Policy = "manual"
@@ -95,6 +98,16 @@ func (d *daemon) Policy(context.Context) (api.Policy, error) {
 		out.Pools = append(out.Pools, pp)
 	}
 	return out, nil
+}
+
+// daemonCluster is the load state a decision's metrics name: "state"
+// from the agent, or "cluster".
+func daemonCluster(m map[string]float64) (float64, bool) {
+	if v, ok := m["state"]; ok {
+		return v, true
+	}
+	v, ok := m["cluster"]
+	return v, ok
 }
 
 // Decisions reads recorded decisions from the store.

@@ -40,7 +40,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *
 		cfg: cfg, store: store, reg: reg, metrics: api.NewMetrics(reg), log: log,
 		started: wall(), token: token, loops: map[string]*daemonLoop{}, wall: wall,
 	}
-	if d.policies, d.model, err = daemonPolicies(cfg, store, log); err != nil {
+	if d.policies, d.trained, d.model, err = daemonPolicies(cfg, log); err != nil {
 		return nil, err
 	}
 	d.actuators = map[string]agent.Applier{}

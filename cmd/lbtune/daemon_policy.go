@@ -3,34 +3,153 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
+	"time"
 
 	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/model"
 )
 
 // daemonPolicyFactory builds a pool's policies: auto (the agent behind its
 // fallback switch) and fallback (the threshold policy alone).
 type daemonPolicyFactory func(pc config.Pool, t agent.Template) (auto, fallback agent.Policy, err error)
 
-// daemonPolicies returns the policy factory for cfg and a JSON description
-// of the loaded model (nil when there is none). Without a model the agent
-// is untrained and its switch hands every decision to the fallback,
-// saying so in each decision's reason.
-func daemonPolicies(cfg *config.Config, _ *datasets.Store, log *slog.Logger) (daemonPolicyFactory, json.RawMessage, error) {
-	if cfg.Model.Path != "" {
-		return nil, nil, fmt.Errorf("model %s: loading a trained model is not wired yet: leave model.path empty to run the threshold fallback", cfg.Model.Path)
+// daemonModel is the trained model and policy table the agent runs with.
+type daemonModel struct {
+	path  string
+	model *model.Model
+	table *agent.PolicyTable
+}
+
+// daemonPolicies loads the model + policy named in cfg (a store written by
+// `lbtune train`) and returns the policy factory and a JSON description of
+// the model for /v1/model (nil without a model). Without a model the agent
+// is untrained, and its switch hands every decision to the threshold
+// fallback, saying so in each decision's reason.
+func daemonPolicies(cfg *config.Config, log *slog.Logger) (daemonPolicyFactory, *daemonModel, json.RawMessage, error) {
+	var dm *daemonModel
+	var desc json.RawMessage
+	if cfg.Model.Path == "" {
+		log.Info("no model configured: the threshold fallback decides until a model is trained")
+	} else {
+		var err error
+		if dm, err = daemonLoadModel(cfg.Model.Path); err != nil {
+			return nil, nil, nil, err
+		}
+		if desc, err = dm.describe(); err != nil {
+			return nil, nil, nil, err
+		}
+		log.Info("model loaded", "path", dm.path, "load_states", dm.model.K(), "policy_updates", dm.table.Steps)
 	}
-	log.Info("no model configured: the threshold fallback decides until a model is trained")
 	f := func(pc config.Pool, t agent.Template) (agent.Policy, agent.Policy, error) {
 		fallback := func() agent.Policy {
 			tc := agent.DefaultThresholdConfig()
 			tc.TargetP95 = t.TargetP95
 			return agent.NewThreshold(tc)
 		}
-		ag := agent.NewAgent(nil, nil, agent.RLConfig{}, nil)
+		h := fnv.New64a()
+		h.Write([]byte(pc.Name))
+		src := rand.NewPCG(h.Sum64(), 1)
+		var ag *agent.Agent
+		if dm == nil {
+			ag = agent.NewAgent(nil, nil, agent.RLConfig{}, src)
+		} else {
+			rc := dm.table.Config
+			if pc.Sim != nil {
+				// Forecast over the time a new server takes to serve.
+				rc.Horizon = pc.Sim.BootDelay + cfg.Intervals.Decide
+			}
+			// The table is shared read-only: online learning is off.
+			ag = agent.NewAgent(dm.table, agent.ModelStates{Model: dm.model}, rc, src)
+		}
 		return agent.NewSwitch(ag, fallback(), agent.DefaultSwitchConfig()), fallback(), nil
 	}
-	return f, nil, nil
+	return f, dm, desc, nil
+}
+
+// daemonLoadModel reads the model and the latest "agent" policy from the
+// store at path (opened read-only and closed again).
+func daemonLoadModel(path string) (*daemonModel, error) {
+	st, err := datasets.OpenReadOnly(path)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	defer st.Close()
+	m, err := model.Load(st, "")
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	tb, err := agent.LoadPolicy(st, "agent")
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	if tb.K != m.K() {
+		return nil, fmt.Errorf("model %s: the policy has %d load states, the model %d: train them together", path, tb.K, m.K())
+	}
+	return &daemonModel{path: path, model: m, table: tb}, nil
+}
+
+// clusters are the load states in real units with the policy's value of
+// each headroom level.
+func (dm *daemonModel) clusters() []api.Cluster {
+	var out []api.Cluster
+	for _, c := range dm.model.Clusters() {
+		ac := api.Cluster{ID: c.Index, Share: c.Share, Centroid: c.Centroid, Values: map[string]float64{}}
+		best := -1
+		if c.Index < len(dm.table.Q) {
+			for l, q := range dm.table.Q[c.Index] {
+				if l >= len(dm.table.Levels) {
+					break
+				}
+				name := daemonLevelName(l, dm.table.Levels[l])
+				ac.Values[name] = q
+				if best < 0 || q > dm.table.Q[c.Index][best] {
+					best = l
+				}
+			}
+		}
+		if best >= 0 {
+			ac.Preferred = daemonLevelName(best, dm.table.Levels[best])
+		}
+		out = append(out, ac)
+	}
+	return out
+}
+
+// daemonLevelName names a headroom level: plan for forecast + Z sigma with
+// the queueing tail bound.
+func daemonLevelName(i int, l agent.Level) string {
+	return fmt.Sprintf("L%d z=%.1f tail=%.2f", i, l.Z, l.Tail)
+}
+
+// describe is /v1/model.
+func (dm *daemonModel) describe() (json.RawMessage, error) {
+	return json.Marshal(struct {
+		Path       string        `json:"path"`
+		LoadStates int           `json:"load_states"`
+		Clusters   []api.Cluster `json:"clusters"`
+		Policy     struct {
+			Name      string        `json:"name"`
+			Created   time.Time     `json:"created"`
+			Steps     int           `json:"updates"`
+			Episodes  int           `json:"episodes"`
+			TrainedOn []string      `json:"trained_on"`
+			Levels    []agent.Level `json:"levels"`
+		} `json:"policy"`
+	}{
+		Path: dm.path, LoadStates: dm.model.K(), Clusters: dm.clusters(),
+		Policy: struct {
+			Name      string        `json:"name"`
+			Created   time.Time     `json:"created"`
+			Steps     int           `json:"updates"`
+			Episodes  int           `json:"episodes"`
+			TrainedOn []string      `json:"trained_on"`
+			Levels    []agent.Level `json:"levels"`
+		}{dm.table.Name, dm.table.Created, dm.table.Steps, dm.table.Episodes, dm.table.TrainedOn, dm.table.Levels},
+	})
 }

@@ -154,7 +154,7 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 	p.last = &dec
 	d := p.d
 	d.metrics.ObserveDecision(dec)
-	if v, ok := dec.Metrics["cluster"]; ok {
+	if v, ok := daemonCluster(dec.Metrics); ok {
 		d.metrics.Cluster.WithLabelValues(p.name).Set(v)
 	}
 	fb := 0.0
