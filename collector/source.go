@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -36,6 +37,8 @@ var openers = map[string]opener{}
 // "haproxy+unix:///run/haproxy/admin.sock", "haproxy+http://host/stats;csv",
 // "vts+file:captures/vts", "haproxy+file:/tmp/caps",
 // "nginxlog+udp://127.0.0.1:5514" or "nginxlog+file:///var/log/nginx/access.log".
+// A source that holds a resource between scrapes (nginxlog+udp listens from
+// Open) also implements io.Closer: close it when done.
 func Open(uri string) (Source, error) {
 	scheme, _, ok := strings.Cut(uri, ":")
 	if !ok {
@@ -51,3 +54,14 @@ func Open(uri string) (Source, error) {
 	}
 	return s, nil
 }
+
+// The sources of this package.
+var (
+	_ Source    = (*vtsHTTP)(nil)
+	_ Source    = (*haproxyUnix)(nil)
+	_ Source    = (*haproxyHTTP)(nil)
+	_ Source    = (*replay)(nil)
+	_ Source    = (*nginxLogUDP)(nil)
+	_ Source    = (*nginxLogFile)(nil)
+	_ io.Closer = (*nginxLogUDP)(nil)
+)
