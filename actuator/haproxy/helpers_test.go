@@ -3,6 +3,7 @@ package haproxy
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -57,7 +58,7 @@ func startHAProxy(t testing.TB, c Config) *Runtime {
 		_ = cmd.Process.Kill()
 		<-done
 	})
-	r := &Runtime{Socket: c.Socket, PollInterval: 20 * time.Millisecond}
+	r := &Runtime{Socket: c.Socket, PollInterval: 20 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, err := r.Exec(context.Background(), "show info"); err == nil {

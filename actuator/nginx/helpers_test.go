@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -127,6 +128,7 @@ func startNginx(t testing.TB, ups []Upstream) *runningNginx {
 	})
 	n := New(f, ups)
 	n.DrainTimeout = 10 * time.Second
+	n.Log = slog.New(slog.DiscardHandler)
 	front := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
