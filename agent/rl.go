@@ -72,11 +72,16 @@ type RLConfig struct {
 	ScaleInZ float64 `json:"scale_in_z"`
 	// Levels are the server actions, from least to most headroom.
 	Levels []Level `json:"levels"`
-	// Alpha is the learning rate and Gamma the discount.
+	// Alpha is the learning rate and Gamma the discount of the weight
+	// Q-values. The levels are learned as options held for Block
+	// intervals, valued by their mean reward per interval (no discounting:
+	// the load does not depend on the action, and the plan re-sizes the
+	// pool within the horizon).
 	Alpha float64 `json:"alpha"`
 	Gamma float64 `json:"gamma"`
+	Block int     `json:"block"`
 	// Epsilon is the initial exploration rate, multiplied by EpsilonDecay
-	// after every decision down to EpsilonMin. Exploration only happens
+	// after every level choice (block) down to EpsilonMin. Exploration only happens
 	// when learning is on.
 	Epsilon      float64 `json:"epsilon"`
 	EpsilonDecay float64 `json:"epsilon_decay"`
@@ -91,19 +96,19 @@ type RLConfig struct {
 
 // DefaultRLConfig returns the agent's defaults: a 2 min horizon (60 s boot
 // + 60 s interval), a 10 min scale-in window with one sigma of extra
-// headroom, six headroom levels, learning
-// rate 0.1, discount 0.5, exploration from 0.2 decaying to 0.01.
+// headroom, four headroom levels learned as 20-interval options, learning
+// rate 0.05, weight discount 0.5, exploration from 0.3 decaying by 0.9997
+// per block to 0.02.
 func DefaultRLConfig() RLConfig {
 	return RLConfig{
 		Horizon:       2 * time.Minute,
 		ScaleInWindow: 10 * time.Minute,
 		ScaleInZ:      1,
 		Levels: []Level{
-			{Z: 0, Tail: 0.05}, {Z: 0.5, Tail: 0.05}, {Z: 1, Tail: 0.04},
-			{Z: 1.5, Tail: 0.03}, {Z: 2, Tail: 0.03}, {Z: 3, Tail: 0.02},
+			{Z: 1, Tail: 0.04}, {Z: 1.5, Tail: 0.03}, {Z: 2, Tail: 0.03}, {Z: 2.5, Tail: 0.025},
 		},
-		Alpha: 0.1, Gamma: 0.5,
-		Epsilon: 0.2, EpsilonDecay: 0.9995, EpsilonMin: 0.01,
+		Alpha: 0.05, Gamma: 0.5, Block: 20,
+		Epsilon: 0.3, EpsilonDecay: 0.9997, EpsilonMin: 0.02,
 		ImbalanceRatio: 1.25, ShiftFraction: 0.15,
 		Reward: RewardConfig{Latency: 1, Violation: 2, Errors: 10, ServerCost: 0.05},
 	}
@@ -128,6 +133,9 @@ func (c RLConfig) withDefaults() RLConfig {
 	}
 	if c.Gamma <= 0 {
 		c.Gamma = d.Gamma
+	}
+	if c.Block <= 0 {
+		c.Block = d.Block
 	}
 	if c.EpsilonDecay <= 0 {
 		c.EpsilonDecay = d.EpsilonDecay
@@ -169,6 +177,16 @@ type Agent struct {
 	post  []float64
 	ood   bool // the latest posterior came from an out-of-distribution state
 	prev  *rlStep
+	blk   rlBlock
+	// smooth is the exponentially smoothed posterior the greedy level
+	// follows; greedy is the level it holds (-1: none yet).
+	smooth []float64
+	greedy int
+	// truth, when set (offline training in the simulator), replaces the
+	// observed reward with one from the simulator's ground truth.
+	truth func(obs Observation, m rlMeasure) float64
+	// levelHist counts the levels chosen, for reports.
+	levelHist map[int]int
 	// lastRaw is the latest decision as the agent made it, before any guard.
 	lastRaw Decision
 }
@@ -182,10 +200,20 @@ type rlTimedPlan struct {
 // rlStep is the state and actions of the previous decision, kept for the
 // learning update once its reward is known.
 type rlStep struct {
-	post    []float64
 	level   int
 	wstate  int
 	waction int
+}
+
+// rlBlock is the level option being learned: the posterior it started in,
+// the level held, the intervals left and the rewards so far.
+type rlBlock struct {
+	active bool
+	post   []float64
+	level  int
+	left   int
+	sum    float64
+	n      int
 }
 
 // NewAgent returns an agent using table (which it updates when learning),
@@ -207,7 +235,7 @@ func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Sour
 	if src == nil {
 		src = rand.NewPCG(1, 2)
 	}
-	return &Agent{cfg: cfg, table: table, states: states, rng: rand.New(src), eps: cfg.Epsilon,
+	return &Agent{cfg: cfg, table: table, states: states, rng: rand.New(src), eps: cfg.Epsilon, greedy: -1,
 		fc: NewForecaster()}
 }
 
@@ -216,8 +244,8 @@ func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Sour
 func (a *Agent) LastState() (post []float64, ood bool) { return a.post, a.ood }
 
 // Overruled tells the agent its latest decision was not carried out (the
-// fallback decided instead): it learns nothing from the next interval.
-func (a *Agent) Overruled() { a.prev = nil }
+// fallback decided instead): it learns nothing from it.
+func (a *Agent) Overruled() { a.prev, a.blk = nil, rlBlock{post: a.blk.post[:0]} }
 
 // Name is "agent".
 func (a *Agent) Name() string { return "agent" }
@@ -228,6 +256,10 @@ func (a *Agent) Table() *PolicyTable { return a.table }
 // SetLearning turns online learning (epsilon-greedy exploration and
 // Q-value updates) on or off.
 func (a *Agent) SetLearning(on bool) { a.learn = on }
+
+// SetExploration sets the current exploration rate (1: every level choice
+// at random, as offline training in the simulator does).
+func (a *Agent) SetExploration(eps float64) { a.eps = eps }
 
 // rlMeasure is what the agent reads from one observation.
 type rlMeasure struct {
@@ -266,16 +298,33 @@ func rlMeasureObs(obs Observation) rlMeasure {
 }
 
 // reward is the negative per-interval cost of what was measured.
+//
+// The p95 it judges is ln(20) x the interval's exact mean latency (the p95
+// of an exponential response time): per-server p95s over one short
+// interval rest on a handful of requests each and overstate the pool's
+// p95, which would teach the agent to buy servers against noise.
 func (c RewardConfig) reward(m rlMeasure, target time.Duration) float64 {
 	cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
-	if t := float64(target.Milliseconds()); t > 0 && m.p95Ms > 0 {
-		cost += c.Latency * math.Max(0, m.p95Ms/t-1)
-		if m.p95Ms > t {
+	p95 := rlP95PerMean * m.meanMs
+	if t := float64(target) / float64(time.Millisecond); t > 0 && p95 > 0 {
+		cost += c.Latency * math.Max(0, p95/t-1)
+		if p95 > t {
 			cost += c.Violation
 		}
 	}
 	return -cost
 }
+
+// rlSmoothing is the weight of the newest posterior in the smoothed one.
+const rlSmoothing = 0.2
+
+// rlSwitchMargin is the gain in mean reward per interval a greedy level
+// switch needs (a few servers' cost in the default reward).
+const rlSwitchMargin = 0.05
+
+// rlP95PerMean is the p95 of an exponential distribution in units of its
+// mean, ln(20).
+var rlP95PerMean = math.Log(20)
 
 // Decide chooses the pool's server count and weights for the next interval.
 func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
@@ -293,19 +342,60 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	}
 	wstate := a.weightState(obs, post)
 
-	// Learn from the interval that just ended.
+	// Learn from the interval that just ended: the weight action's
+	// one-step return, and the level's block average when its block ends.
+	r := a.cfg.Reward.reward(m, obs.Template.TargetP95)
+	if a.truth != nil {
+		r = a.truth(obs, m)
+	}
 	if a.learn && a.prev != nil {
-		r := a.cfg.Reward.reward(m, obs.Template.TargetP95)
-		a.table.update(a.prev, r, post, wstate, a.cfg)
+		a.table.updateWeight(a.prev, r, wstate, a.cfg)
+	}
+	if a.blk.active {
+		a.blk.sum += r
+		a.blk.n++
 	}
 
-	// Choose the actions.
-	level := a.choose(a.table.levelValues(post), len(a.cfg.Levels))
-	waction := a.choose(a.table.WeightQ[wstate], numWeightActions)
-	a.prev = &rlStep{post: append([]float64(nil), post...), level: level, wstate: wstate, waction: waction}
-	if a.learn {
-		a.eps = math.Max(a.cfg.EpsilonMin, a.eps*a.cfg.EpsilonDecay)
+	// Choose the actions. Learning holds each level for a block of
+	// intervals (an option), so its effect on the pool can show; acting
+	// greedily re-chooses every interval.
+	// The greedy level follows a smoothed posterior (about 5 min at 30 s
+	// intervals): a level flip moves the plan, and flipping back and forth
+	// would make the pool shrink and regrow.
+	if len(a.smooth) != len(post) {
+		a.smooth = append(a.smooth[:0], post...)
 	}
+	for k, p := range post {
+		a.smooth[k] += rlSmoothing * (p - a.smooth[k])
+	}
+	var level int
+	switch {
+	case !a.learn:
+		// Switch level only for a clear gain: a switching cost against
+		// flip-flopping between states of near-equal values.
+		v := a.table.levelValues(a.smooth)
+		level = rlArgmax(v)
+		if a.greedy >= 0 && a.greedy < len(v) && v[level] < v[a.greedy]+rlSwitchMargin {
+			level = a.greedy
+		}
+		a.greedy = level
+	case a.blk.left > 0:
+		level = a.blk.level
+		a.blk.left--
+	default:
+		if a.blk.active && a.blk.n > 0 {
+			a.table.updateLevel(a.blk.post, a.blk.level, a.blk.sum/float64(a.blk.n), a.cfg)
+		}
+		level = a.choose(a.table.levelValues(post), len(a.cfg.Levels))
+		a.eps = math.Max(a.cfg.EpsilonMin, a.eps*a.cfg.EpsilonDecay)
+		a.blk = rlBlock{active: true, post: append(a.blk.post[:0], post...), level: level, left: a.cfg.Block - 1}
+	}
+	if a.levelHist == nil {
+		a.levelHist = map[int]int{}
+	}
+	a.levelHist[level]++
+	waction := a.choose(a.table.WeightQ[wstate], numWeightActions)
+	a.prev = &rlStep{level: level, wstate: wstate, waction: waction}
 
 	d := Decision{Time: obs.Time, Pool: obs.Pool, Policy: a.Name(), Metrics: map[string]float64{}}
 	a.planPool(obs, m, level, &d)
@@ -401,7 +491,10 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 
 	// Stabilise scale-in: remember plans with ScaleInZ more headroom over
 	// the window, shrink only to their maximum.
-	inPlan := max(fcPlanServers(lambda+a.cfg.ScaleInZ*sigma, a.mu, target, lv.Tail, hi), plan)
+	// The scale-in plan uses the most cautious level whatever the level
+	// chosen, so a switch between levels never shrinks the pool by itself.
+	top := a.cfg.Levels[len(a.cfg.Levels)-1]
+	inPlan := max(fcPlanServers(mean+(top.Z+a.cfg.ScaleInZ)*sigma, a.mu, target, top.Tail, hi), plan)
 	a.plans = append(a.plans, rlTimedPlan{at: obs.Time, n: inPlan})
 	cut := obs.Time.Add(-a.cfg.ScaleInWindow)
 	i := 0

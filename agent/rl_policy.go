@@ -73,35 +73,71 @@ func NewPolicyTable(k int, cfg RLConfig) *PolicyTable {
 // Trained reports whether the table holds any experience.
 func (t *PolicyTable) Trained() bool { return t != nil && t.Steps > 0 }
 
+// minVisits is the posterior mass of experience below which a Q-value is
+// not trusted: such a level is valued just below the worst tried level of
+// its state (an untried level never wins on its zero initial value), and a
+// state with no tried level keeps the prior.
+const minVisits = 3
+
 // levelValues returns Q(s, level) for every level given the posterior.
 func (t *PolicyTable) levelValues(post []float64) []float64 {
 	v := make([]float64, len(t.Levels))
 	for k, p := range post {
+		if p < 1e-9 {
+			continue
+		}
+		row := t.trusted(k)
 		for a := range v {
-			v[a] += p * t.Q[k][a]
+			v[a] += p * row[a]
 		}
 	}
 	return v
 }
 
-// update applies one Q-learning step for the previous decision prev,
-// which earned reward r and led to posterior post (weight row wstate).
-func (t *PolicyTable) update(prev *rlStep, r float64, post []float64, wstate int, cfg RLConfig) {
-	next := t.levelValues(post)
-	target := r + cfg.Gamma*next[rlArgmax(next)]
-	cur := t.levelValues(prev.post)[prev.level]
-	delta := target - cur
-	for k, p := range prev.post {
+// trusted returns state k's level values with untried levels pessimised.
+func (t *PolicyTable) trusted(k int) []float64 {
+	worst, tried := math.Inf(1), false
+	for a, n := range t.N[k] {
+		if n >= minVisits {
+			worst, tried = math.Min(worst, t.Q[k][a]), true
+		}
+	}
+	if !tried {
+		return t.Q[k]
+	}
+	row := make([]float64, len(t.Q[k]))
+	for a, n := range t.N[k] {
+		row[a] = t.Q[k][a]
+		if n < minVisits {
+			row[a] = worst - 1
+		}
+	}
+	return row
+}
+
+// updateLevel moves Q(post, level) towards the mean reward per interval r
+// of a block that started in post: for each state k,
+// Q[k][level] += step_k (r - Q[k][level]) with step_k = max(alpha,
+// p_k / N[k][level]): the posterior-weighted sample average while
+// experience is thin, then a constant rate that tracks drift online.
+func (t *PolicyTable) updateLevel(post []float64, level int, r float64, cfg RLConfig) {
+	for k, p := range post {
 		if p < 1e-6 {
 			continue
 		}
-		t.Q[k][prev.level] += cfg.Alpha * p * delta
-		t.N[k][prev.level] += p
+		t.N[k][level] += p
+		step := math.Max(cfg.Alpha*p, p/t.N[k][level])
+		t.Q[k][level] += step * (r - t.Q[k][level])
 	}
-	wq := t.WeightQ[wstate]
-	wt := r + cfg.Gamma*wq[rlArgmax(wq)]
-	t.WeightQ[prev.wstate][prev.waction] += cfg.Alpha * (wt - t.WeightQ[prev.wstate][prev.waction])
 	t.Steps++
+}
+
+// updateWeight applies one Q-learning step to the weight action of prev,
+// which earned r and led to weight row wstate.
+func (t *PolicyTable) updateWeight(prev *rlStep, r float64, wstate int, cfg RLConfig) {
+	wq := t.WeightQ[wstate]
+	target := r + cfg.Gamma*wq[rlArgmax(wq)]
+	t.WeightQ[prev.wstate][prev.waction] += cfg.Alpha * (target - t.WeightQ[prev.wstate][prev.waction])
 }
 
 // Validate checks the table's shape.
@@ -214,4 +250,14 @@ func rlLatestPolicyVersion(st *datasets.Store, name string) (int, error) {
 		}
 	}
 	return best, nil
+}
+
+// Values returns load state k's value of every level as the greedy policy
+// sees it (untried levels pessimised).
+func (t *PolicyTable) Values(k int) []float64 { return t.trusted(k) }
+
+// Preferred says in words which level load state k prefers.
+func (t *PolicyTable) Preferred(k int) string {
+	l := rlArgmax(t.trusted(k))
+	return fmt.Sprintf("L%d (%s)", l, rlDescribeLevel(t.Levels[l]))
 }

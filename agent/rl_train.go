@@ -255,6 +255,7 @@ func (a *Agent) resetEpisode() {
 	a.fc = NewForecaster()
 	a.plans = nil
 	a.prev = nil
+	a.blk = rlBlock{}
 	a.mu = 0
 }
 

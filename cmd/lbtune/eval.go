@@ -43,6 +43,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	to := fs.String("to", "", "evaluate up to this offset of the trace (e.g. 96h, 4d)")
 	interval := fs.Duration("interval", 0, "decision interval (default 30s, or the config's)")
 	progress := fs.Bool("progress", true, "draw a progress bar on stderr for long runs")
+	fs.StringVar(&policyModelPath, "model", "", "agent: store with the trained model and policy (default "+policyDefaultModel+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -182,6 +183,8 @@ func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
 		return agent.NewHPA(spec, cfg), nil
 	case "oracle":
 		return sc.Oracle(p), nil
+	case "agent":
+		return policyAgent(sc, p)
 	}
 	return nil, fmt.Errorf("unknown policy %q (want static, threshold, hpa[@U] or oracle)", spec)
 }

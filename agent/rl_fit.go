@@ -1,0 +1,235 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/model"
+)
+
+// FitConfig sets how the agent is trained in the simulator.
+type FitConfig struct {
+	// Traces are the training traces (never the one scored).
+	Traces []*sim.Trace
+	// Episodes is the number of learning episodes; ModelEpisodes the number
+	// of exploration episodes whose states train the load-state model.
+	Episodes, ModelEpisodes int
+	// EpisodeLength is the length of each episode's slice of a trace.
+	EpisodeLength time.Duration
+	// RateMin and RateMax bound the log-uniform mean arrival rate
+	// (requests/s) every episode's slice is scaled to, so the agent meets
+	// each load shape at many volumes (a minute's p95 is noisy at low
+	// volume, smooth at high).
+	RateMin, RateMax float64
+	// PeakServers is the default scenario's peak-servers (0 = 20).
+	PeakServers int
+	// Seed makes training reproducible.
+	Seed uint64
+	// KMin and KMax bound the load-state model's clusters.
+	KMin, KMax int
+	// Samples are extra model samples (from recorded datasets), fitted
+	// together with the simulated ones.
+	Samples []model.Features
+	// Data names the inputs in the model's metadata.
+	Data []string
+	// RL tunes the agent; Guard is the guard it trains behind.
+	RL    RLConfig
+	Guard GuardConfig
+	// Progress, when set, is called after every episode.
+	Progress func(done, total int)
+}
+
+// ErrNoTraces is returned by Fit without training traces.
+var ErrNoTraces = errors.New("no training traces")
+
+// FitResult is what Fit produces.
+type FitResult struct {
+	Model   *model.Model
+	Table   *PolicyTable
+	Samples []Sample
+}
+
+// Fit trains a load-state model and a policy table in the simulator. First
+// ModelEpisodes episodes run the agent at random fixed headroom levels to
+// visit a wide range of states; their per-interval features (with any
+// recorded samples) train the GMM. Then Episodes learning episodes run the
+// agent with epsilon-greedy exploration behind the guard, each on a random
+// slice of a random training trace at a random volume, updating the
+// Q-values from the reward.
+func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
+	if len(cfg.Traces) == 0 {
+		return FitResult{}, ErrNoTraces
+	}
+	cfg = cfg.withDefaults()
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	total := cfg.ModelEpisodes + cfg.Episodes
+	done := 0
+	tick := func() {
+		done++
+		if cfg.Progress != nil {
+			cfg.Progress(done, total)
+		}
+	}
+
+	// 1. Explore, and fit the load-state model on what was seen.
+	samples := append([]model.Features(nil), cfg.Samples...)
+	levels := len(cfg.RL.withDefaults().Levels)
+	for e := range cfg.ModelEpisodes {
+		sc, err := cfg.episode(rng, e)
+		if err != nil {
+			return FitResult{}, err
+		}
+		tb := NewPolicyTable(1, cfg.RL)
+		tb.Q[0] = make([]float64, levels)
+		tb.Q[0][rng.IntN(levels)] = 1
+		a := NewAgent(tb, nil, cfg.RL, rand.NewPCG(cfg.Seed, uint64(e)))
+		a.cfg.Horizon = sc.Sim.Pools[0].BootDelay + sc.Interval
+		ep, err := cfg.run(sc)
+		if err != nil {
+			return FitResult{}, err
+		}
+		ep.Guard = NewGuard(cfg.Guard, nil)
+		ep.OnDecision = func(obs Observation, _ Decision) {
+			f := model.Extract(&obs.Latest)
+			f.Time = obs.Time
+			samples = append(samples, f)
+		}
+		if err := ep.Run(ctx, a); err != nil {
+			return FitResult{}, fmt.Errorf("fit: explore: %w", err)
+		}
+		tick()
+	}
+	m, err := model.Train(ctx, samples, model.TrainConfig{KMin: cfg.KMin, KMax: cfg.KMax, Seed: cfg.Seed, Data: cfg.Data})
+	if err != nil {
+		return FitResult{}, fmt.Errorf("fit: %w", err)
+	}
+
+	// 2. Learn the Q-values over the model's load states.
+	states := ModelStates{Model: m}
+	tb := NewPolicyTable(m.K(), cfg.RL)
+	a := NewAgent(tb, states, cfg.RL, rand.NewPCG(cfg.Seed, 0xa9e7))
+	tr := &Trainer{Agent: a, Guard: cfg.Guard}
+	// Offline, every block's level is drawn uniformly: a randomised
+	// experiment, so each state's mean reward per level is not confounded
+	// by the load that made a greedy policy pick it. Online learning
+	// later explores epsilon-greedily around the greedy choice.
+	a.cfg.EpsilonDecay, a.cfg.EpsilonMin = 1, 1
+	a.SetExploration(1)
+	for e := range cfg.Episodes {
+		sc, err := cfg.episode(rng, cfg.ModelEpisodes+e)
+		if err != nil {
+			return FitResult{}, err
+		}
+		a.cfg.Horizon = sc.Sim.Pools[0].BootDelay + sc.Interval
+		ep, err := cfg.run(sc)
+		if err != nil {
+			return FitResult{}, err
+		}
+		a.truth = truthReward(ep.Env.(*sim.Sim), sc.Templates[0], a.cfg.Reward)
+		if err := tr.Train(ctx, ep); err != nil {
+			return FitResult{}, fmt.Errorf("fit: learn: %w", err)
+		}
+		tick()
+	}
+	a.truth = nil
+	for _, t := range cfg.Traces {
+		tb.TrainedOn = append(tb.TrainedOn, t.Name)
+	}
+	tb.Created = m.Meta.Trained
+	return FitResult{Model: m, Table: tb, Samples: tr.Samples}, nil
+}
+
+func (c FitConfig) withDefaults() FitConfig {
+	if c.Episodes <= 0 {
+		c.Episodes = 60
+	}
+	if c.ModelEpisodes <= 0 {
+		c.ModelEpisodes = 12
+	}
+	if c.EpisodeLength <= 0 {
+		c.EpisodeLength = 24 * time.Hour
+	}
+	if c.RateMin <= 0 {
+		c.RateMin = 0.5
+	}
+	if c.RateMax < c.RateMin {
+		c.RateMax = max(50, c.RateMin)
+	}
+	if c.PeakServers <= 0 {
+		c.PeakServers = 20
+	}
+	if c.KMin <= 0 {
+		c.KMin = 2
+	}
+	if c.KMax < c.KMin {
+		c.KMax = max(6, c.KMin)
+	}
+	if c.Guard == (GuardConfig{}) {
+		c.Guard = DefaultGuardConfig()
+	}
+	return c
+}
+
+// episode draws episode e's scenario: a random trace, a random slice of
+// EpisodeLength (the whole trace when shorter), scaled to a log-uniform
+// mean rate.
+func (c FitConfig) episode(rng *rand.Rand, e int) (Scenario, error) {
+	tr := c.Traces[rng.IntN(len(c.Traces))]
+	d := tr.Duration()
+	var from time.Duration
+	if d > c.EpisodeLength {
+		from = time.Duration(rng.Float64() * float64(d-c.EpisodeLength))
+		from = from.Truncate(time.Minute)
+		var err error
+		if tr, err = tr.Slice(from, from+c.EpisodeLength); err != nil {
+			return Scenario{}, fmt.Errorf("fit: episode %d: %w", e, err)
+		}
+	}
+	if !(tr.Mean() > 0) {
+		return Scenario{}, fmt.Errorf("fit: episode %d: %s has no traffic from %v", e, tr.Name, from)
+	}
+	rate := c.RateMin * math.Exp(rng.Float64()*math.Log(c.RateMax/c.RateMin))
+	tr = tr.Scaled(rate / tr.Mean())
+	sc, err := DefaultScenario(tr, c.PeakServers, c.Seed+uint64(e))
+	if err != nil {
+		return Scenario{}, fmt.Errorf("fit: episode %d: %w", e, err)
+	}
+	return sc, nil
+}
+
+// run builds the Episode of a scenario's first pool.
+func (c FitConfig) run(sc Scenario) (Episode, error) {
+	s, err := sim.New(sc.Sim)
+	if err != nil {
+		return Episode{}, fmt.Errorf("fit: %w", err)
+	}
+	return Episode{Env: s, Pool: sc.Sim.Pools[0].Name, Template: sc.Templates[0], Interval: sc.Interval, Window: sc.Window}, nil
+}
+
+// truthReward scores an interval in training by what eval scores: whether
+// the pool's exact p95 over the last completed simulated minute exceeded
+// the target (and by how much), errors, and the servers powered. The
+// simulator knows the exact p95; the agent online only estimates it.
+func truthReward(s *sim.Sim, tmpl Template, c RewardConfig) func(Observation, rlMeasure) float64 {
+	target := float64(tmpl.TargetP95) / float64(time.Millisecond)
+	return func(_ Observation, m rlMeasure) float64 {
+		cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
+		mins := s.Truth()[0].Minutes
+		if len(mins) == 0 || target <= 0 {
+			return -cost
+		}
+		last := mins[len(mins)-1]
+		if last.Requests == 0 && last.Failed == 0 {
+			return -cost
+		}
+		if last.Requests == 0 || last.P95Ms > target {
+			cost += c.Violation + c.Latency*math.Max(0, last.P95Ms/target-1)
+		}
+		return -cost
+	}
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/model"
+)
+
+func init() {
+	register(&command{
+		name:    "policy",
+		summary: "train the agent's policy in the simulator (policy train) or explain a trained one (policy show)",
+		run:     policyRun,
+	})
+	trainSteps = append(trainSteps, trainStep{name: "policy", flags: policyTrainStepFlags, run: policyTrainStep})
+}
+
+// policyDefaultModel is the shipped model + policy store `--policies agent`
+// uses when no --model is given (reproduced by `make model`).
+const policyDefaultModel = "datasets/default-agent.db"
+
+// policySamplesKey is where training keeps the decision samples the policy
+// tree is distilled from, in the policies bucket.
+const policySamplesKey = "agent-samples/latest"
+
+// policyModelPath is eval's --model (empty: policyDefaultModel).
+var policyModelPath string
+
+func policyRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stdout, "Usage: lbtune policy train --traces T.csv[,T2.csv...] --out M.db [flags]")
+		fmt.Fprintln(stdout, "       lbtune policy show [--model M.db] [--json]")
+		return nil
+	}
+	switch args[0] {
+	case "train":
+		return policyTrainCmd(ctx, args[1:], stdout, stderr)
+	case "show":
+		return policyShow(args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("%w: unknown subcommand %q (want train or show)", errUsage, args[0])
+}
+
+// policyTrainFlags are the flags policy training shares between
+// `lbtune policy train` and `lbtune train --traces`.
+type policyTrainFlags struct {
+	traces    string
+	episodes  int
+	explore   int
+	length    time.Duration
+	rateMin   float64
+	rateMax   float64
+	seed      uint64
+	kmin      int
+	kmax      int
+	quietPols bool
+}
+
+func (f *policyTrainFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.traces, "traces", "", "comma-separated t,rps trace CSVs to train the policy on in the simulator")
+	fs.IntVar(&f.episodes, "episodes", 60, "learning episodes (each a random slice of a random trace)")
+	fs.IntVar(&f.explore, "explore-episodes", 12, "exploration episodes whose states train the load-state model")
+	fs.DurationVar(&f.length, "episode-length", 24*time.Hour, "length of each episode's slice")
+	fs.Float64Var(&f.rateMin, "rate-min", 0.5, "smallest mean rate (req/s) an episode is scaled to")
+	fs.Float64Var(&f.rateMax, "rate-max", 50, "largest mean rate (req/s) an episode is scaled to")
+	fs.Uint64Var(&f.seed, "policy-seed", 1, "seed of policy training")
+}
+
+var policyStepFlags policyTrainFlags
+
+func policyTrainStepFlags(fs *flag.FlagSet) { policyStepFlags.register(fs) }
+
+// policyTrainStep is `lbtune train`'s extra stage: with --traces it trains
+// the agent (a load-state model over the recorded and simulated states, and
+// the policy) and saves both in the same store.
+func policyTrainStep(ctx context.Context, st *datasets.Store, _ *model.Model, in *trainInput, asJSON bool, stdout, stderr io.Writer) (any, error) {
+	if policyStepFlags.traces == "" {
+		return nil, nil
+	}
+	return policyTrain(ctx, st, policyStepFlags, in.samples, nil, asJSON, false, stdout, stderr)
+}
+
+func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("policy train", stderr)
+	var f policyTrainFlags
+	f.register(fs)
+	out := fs.String("out", "", "store to save the model and policy in (created when missing; required)")
+	asJSON := fs.Bool("json", false, "print a JSON summary")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	var data []string
+	fs.Func("data", "recorded dataset (.jsonl.gz or store) whose states join the model's training samples; repeatable", func(s string) error {
+		data = append(data, s)
+		return nil
+	})
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if f.traces == "" || *out == "" {
+		return fmt.Errorf("%w: --traces and --out are required", errUsage)
+	}
+	var samples []model.Features
+	for _, d := range data {
+		snaps, err := datasets.Load(d)
+		if err != nil {
+			return err
+		}
+		s, _ := model.Samples(snaps)
+		samples = append(samples, s...)
+	}
+	st, err := datasets.Open(*out)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = policyTrain(ctx, st, f, samples, data, *asJSON, *quiet, stdout, stderr)
+	return err
+}
+
+// policyTrainReport is the JSON summary of policy training.
+type policyTrainReport struct {
+	ModelKey  string   `json:"model_key"`
+	PolicyKey string   `json:"policy_key"`
+	K         int      `json:"k"`
+	Steps     int      `json:"steps"`
+	Episodes  int      `json:"episodes"`
+	TrainedOn []string `json:"trained_on"`
+	Seconds   float64  `json:"seconds"`
+}
+
+// policyTrain runs agent.Fit and saves the model, policy and samples.
+func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
+	var trs []*sim.Trace
+	for _, p := range strings.Split(f.traces, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		tr, err := sim.ReadTraceFile(p)
+		if err != nil {
+			return policyTrainReport{}, err
+		}
+		trs = append(trs, tr)
+	}
+	start := time.Now()
+	var bar *progressbar.ProgressBar
+	if !quiet {
+		bar = progressbar.NewOptions(f.episodes+f.explore, progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("policy episodes"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	}
+	res, err := agent.Fit(ctx, agent.FitConfig{
+		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,
+		RateMin: f.rateMin, RateMax: f.rateMax, Seed: f.seed, Samples: samples, Data: append(data, f.traces),
+		Progress: func(done, total int) {
+			if bar != nil {
+				_ = bar.Set(done)
+			}
+		},
+	})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		return policyTrainReport{}, err
+	}
+	mkey, err := model.Save(st, res.Model)
+	if err != nil {
+		return policyTrainReport{}, err
+	}
+	res.Table.Name = "agent"
+	pkey, err := agent.SavePolicy(st, res.Table)
+	if err != nil {
+		return policyTrainReport{}, err
+	}
+	sb, err := json.Marshal(res.Samples)
+	if err != nil {
+		return policyTrainReport{}, fmt.Errorf("encode samples: %w", err)
+	}
+	if err := st.Put(datasets.BucketPolicies, policySamplesKey, sb); err != nil {
+		return policyTrainReport{}, fmt.Errorf("save samples: %w", err)
+	}
+	rep := policyTrainReport{ModelKey: mkey, PolicyKey: pkey, K: res.Table.K, Steps: res.Table.Steps,
+		Episodes: res.Table.Episodes, TrainedOn: res.Table.TrainedOn, Seconds: time.Since(start).Seconds()}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return rep, enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "policy %s (model %s, %d load states) trained on %d episodes of %s in %.0fs; saved in %s\n",
+		pkey, mkey, rep.K, rep.Episodes, strings.Join(rep.TrainedOn, ", "), rep.Seconds, st.Path())
+	return rep, nil
+}
+
+// policyBundle is a trained agent read back from a store.
+type policyBundle struct {
+	model   *model.Model
+	table   *agent.PolicyTable
+	samples []agent.Sample
+}
+
+// policyLoad reads the latest model, policy and samples from the store at
+// path (policyDefaultModel when empty).
+func policyLoad(path string) (*policyBundle, error) {
+	if path == "" {
+		path = policyDefaultModel
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("no --model given and the default %s is missing (run 'make model'): %w", path, err)
+		}
+	}
+	st, err := datasets.OpenReadOnly(path)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	m, err := model.Load(st, "")
+	if err != nil {
+		return nil, err
+	}
+	tb, err := agent.LoadPolicy(st, "agent")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if tb.K != m.K() {
+		return nil, fmt.Errorf("%s: policy has %d load states, model %d: train them together", path, tb.K, m.K())
+	}
+	b := &policyBundle{model: m, table: tb}
+	if sb, err := st.Get(datasets.BucketPolicies, policySamplesKey); err == nil {
+		if err := json.Unmarshal(sb, &b.samples); err != nil {
+			return nil, fmt.Errorf("%s: decode samples: %w", path, err)
+		}
+	} else if !errors.Is(err, datasets.ErrNotFound) {
+		return nil, err
+	}
+	return b, nil
+}
+
+// policyAgent builds the agent for pool p of an eval scenario from
+// policyModelPath.
+func policyAgent(sc *agent.Scenario, p int) (agent.Policy, error) {
+	b, err := policyLoad(policyModelPath)
+	if err != nil {
+		return nil, err
+	}
+	g, _ := agent.ScenarioAgent(sc, p, agent.AgentSetup{Table: b.table, States: agent.ModelStates{Model: b.model},
+		Switch: agent.DefaultSwitchConfig(), Guard: agent.DefaultGuardConfig(), Seed: 1})
+	return g, nil
+}
+
+// policyShowReport is `policy show --json`.
+type policyShowReport struct {
+	Policy     string                `json:"policy"`
+	Created    time.Time             `json:"created"`
+	TrainedOn  []string              `json:"trained_on"`
+	Episodes   int                   `json:"episodes"`
+	Steps      int                   `json:"steps"`
+	Levels     []agent.Level         `json:"levels"`
+	States     []policyShowState     `json:"states"`
+	Switch     agent.SwitchConfig    `json:"switch"`
+	Fallback   agent.ThresholdConfig `json:"fallback"`
+	Guard      agent.GuardConfig     `json:"guard"`
+	Tree       *agent.PolicyTree     `json:"tree,omitempty"`
+	TreeReason string                `json:"tree_error,omitempty"`
+}
+
+// policyShowState is one load state in real units with its values.
+type policyShowState struct {
+	State     int                `json:"state"`
+	Share     float64            `json:"share"`
+	Centroid  map[string]float64 `json:"centroid"`
+	Seen      agent.StateSummary `json:"seen"`
+	Values    []float64          `json:"values"`
+	Visits    []float64          `json:"visits"`
+	Preferred string             `json:"preferred"`
+	Weights   []float64          `json:"weight_values"`
+}
+
+func policyShow(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("policy show", stderr)
+	path := fs.String("model", "", "store with the trained model and policy (default "+policyDefaultModel+")")
+	asJSON := fs.Bool("json", false, "print JSON")
+	depth := fs.Int("depth", 3, "depth of the distilled decision tree")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	b, err := policyLoad(*path)
+	if err != nil {
+		return err
+	}
+	tb := b.table
+	rep := policyShowReport{Policy: "agent", Created: tb.Created, TrainedOn: tb.TrainedOn, Episodes: tb.Episodes, Steps: tb.Steps,
+		Levels: tb.Levels, Switch: agent.DefaultSwitchConfig(), Fallback: agent.DefaultThresholdConfig(), Guard: agent.DefaultGuardConfig()}
+	clusters := b.model.Clusters()
+	for _, c := range clusters {
+		k := c.Index
+		s := policyShowState{State: k, Share: c.Share, Centroid: c.Centroid, Values: tb.Values(k), Visits: tb.N[k],
+			Preferred: tb.Preferred(k), Weights: tb.WeightQ[2*k+1]}
+		if k < len(tb.States) {
+			s.Seen = tb.States[k]
+		}
+		rep.States = append(rep.States, s)
+	}
+	if tree, err := agent.Distil(b.samples, *depth, 0.3, 3000, 1); err == nil {
+		rep.Tree = tree
+	} else {
+		rep.TreeReason = err.Error()
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	policyPrint(stdout, rep)
+	return nil
+}
+
+func policyPrint(w io.Writer, r policyShowReport) {
+	fmt.Fprintf(w, "policy %s: %d episodes, %d updates, trained on %s\n\n", r.Policy, r.Episodes, r.Steps, strings.Join(r.TrainedOn, ", "))
+	fmt.Fprintln(w, "Server actions (levels): plan for forecast + Z x sigma with M/M/c tail P(T > target) <= tail")
+	for i, l := range r.Levels {
+		fmt.Fprintf(w, "  L%d  Z=%.1f tail=%.1f%%\n", i, l.Z, 100*l.Tail)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Load states (centroids in real units; 'seen' = means over training decisions in the state):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "state\tshare\trate rps\tp95 ms\tservers\terrors\tseen util\tpreferred\tvalues per level (visits)")
+	for _, s := range r.States {
+		var vals []string
+		for i, v := range s.Values {
+			vals = append(vals, fmt.Sprintf("L%d %.3f (%.0f)", i, v, s.Visits[i]))
+		}
+		fmt.Fprintf(tw, "%d\t%.2f\t%.1f\t%.0f\t%.0f\t%.3f\t%.2f\t%s\t%s\n", s.State, s.Share, s.Centroid["rate_rps"],
+			s.Centroid["p95_latency_ms"], s.Centroid["servers"], s.Centroid["error_ratio"], s.Seen.Utilisation, s.Preferred, strings.Join(vals, "  "))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Fallback (threshold policy) decides when: the policy is untrained, the state is out of distribution,\n"+
+		"  the most likely state has posterior < %.2f, or data is older than %v.\n", r.Switch.MinConfidence, r.Switch.StaleAfter)
+	f := r.Fallback
+	fmt.Fprintf(w, "  fallback thresholds: p95 target over %v ignoring breaches < %v; utilisation > %.2f grow x%.1f, < %.2f shrink x%.1f;\n"+
+		"  %d reserve servers on above %.1f queued per server, off below %.1f; %v between a change and a shrink\n",
+		f.Window, f.MinBreach, f.UtilHigh, f.GrowRatio, f.UtilLow, f.ShrinkRatio, f.Reserve, f.QueueHigh, f.QueueLow, f.DownCooldown)
+	g := r.Guard
+	fmt.Fprintf(w, "Guard: up cooldown %v, down %v after an up, steps +%d/-%d, spikes < %v ignored, min lifetime %v, stale after %v\n\n",
+		g.UpCooldown, g.DownCooldown, g.MaxStepUp, g.MaxStepDown, g.SpikeHold, g.MinLifetime, g.StaleAfter)
+	if r.Tree == nil {
+		fmt.Fprintf(w, "No policy tree: %s\n", r.TreeReason)
+		return
+	}
+	fmt.Fprintf(w, "The policy as rules (depth-%d tree over %d decisions; agrees with the agent on %.1f%% of %d held-out decisions, always-'%s' would on %.1f%%):\n",
+		r.Tree.Depth, r.Tree.Train, 100*r.Tree.Agreement, r.Tree.Test, "most common", 100*r.Tree.Baseline)
+	for _, rule := range r.Tree.Rules {
+		fmt.Fprintln(w, "  "+rule)
+	}
+}
