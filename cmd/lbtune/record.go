@@ -22,8 +22,12 @@ func init() {
 	})
 }
 
-// recordProgressEvery is how often the progress line is refreshed.
-const recordProgressEvery = time.Second
+// recordProgressEvery is how often the progress line is refreshed on a
+// terminal; recordLogEvery (in ticks) how often it is printed to a log.
+const (
+	recordProgressEvery = time.Second
+	recordLogEvery      = 30
+)
 
 func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("record", stderr)
@@ -119,6 +123,7 @@ func recordProgress(w io.Writer, loop *collector.Loop, stop <-chan struct{}) {
 	t := time.NewTicker(recordProgressEvery)
 	defer t.Stop()
 	var last string
+	var ticks uint64
 	for {
 		select {
 		case <-stop:
@@ -130,10 +135,13 @@ func recordProgress(w io.Writer, loop *collector.Loop, stop <-chan struct{}) {
 		}
 		st := loop.Stats()
 		line := fmt.Sprintf("record: %d snapshots stored, %d scrape errors%s", st.Appended, st.Errors, recordLastError(st))
-		if tty {
+		ticks++
+		switch {
+		case tty:
 			fmt.Fprintf(w, "\r%-100s", line)
-		} else if st.Errors > 0 && line != last {
-			// Not a terminal: print the status only when a new error shows up.
+		case ticks%recordLogEvery == 0:
+			// Not a terminal (a log, where every failed scrape is already a
+			// WARN line): one status line every recordLogEvery ticks.
 			fmt.Fprintln(w, line)
 		}
 		last = line
