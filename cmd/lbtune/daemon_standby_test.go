@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbtune/lbtune/actuator/haproxy"
+)
+
+// standbyHAProxy starts a real HAProxy on 127.0.0.1 with backend "web" of
+// three httptest servers (a request with ?slow=1 takes 1.5 s) and returns
+// its runtime API and frontend URL once all three are up.
+func standbyHAProxy(t *testing.T) (*haproxy.Runtime, string) {
+	t.Helper()
+	const bin = "/usr/sbin/haproxy"
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("haproxy binary %s missing (apt-get install haproxy; CI does): %v", bin, err)
+	}
+	var servers []haproxy.ConfigServer
+	for i := range 3 {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("slow") == "1" {
+				time.Sleep(1500 * time.Millisecond)
+			}
+			_, _ = io.WriteString(w, "ok")
+		}))
+		t.Cleanup(srv.Close)
+		servers = append(servers, haproxy.ConfigServer{Name: "s" + string(rune('1'+i)), Addr: strings.TrimPrefix(srv.URL, "http://"), Weight: 10})
+	}
+	dir := t.TempDir()
+	front := runFreeAddr(t)
+	c := haproxy.Config{Socket: filepath.Join(dir, "admin.sock"), Backends: []haproxy.Backend{{Name: "web", Bind: front, Servers: servers}}}
+	var buf bytes.Buffer
+	if err := haproxy.RenderConfig(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfg, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-f", cfg, "-db")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	rt := &haproxy.Runtime{Socket: c.Socket}
+	standbyWait(t, rt, "web", "s1,s2,s3", "")
+	return rt, "http://" + front
+}
+
+// standbyWait polls until the serving and standby (MAINT) servers of the
+// backend are exactly as given (comma-separated names).
+func standbyWait(t *testing.T, rt *haproxy.Runtime, backend, serving, standby string) {
+	t.Helper()
+	var got [2]string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		rows, err := rt.Servers(context.Background(), backend)
+		if err != nil {
+			continue
+		}
+		var up, maint []string
+		for _, r := range rows {
+			switch {
+			case r.Serving():
+				up = append(up, r.Server)
+			case r.Status == "MAINT":
+				maint = append(maint, r.Server)
+			}
+		}
+		sort.Strings(up)
+		sort.Strings(maint)
+		got = [2]string{strings.Join(up, ","), strings.Join(maint, ",")}
+		if got == [2]string{serving, standby} {
+			return
+		}
+	}
+	t.Fatalf("backend %s: serving %q standby %q, want %q and %q", backend, got[0], got[1], serving, standby)
+}
+
+// TestStandbyScale scales a real HAProxy backend in and out by standby,
+// with slow requests in flight on every server during the scale-in: the
+// drained servers finish them, none fails.
+func TestStandbyScale(t *testing.T) {
+	rt, front := standbyHAProxy(t)
+	s := &daemonStandby{rt: rt, drain: 10 * time.Second, poll: 50 * time.Millisecond}
+	ctx := context.Background()
+
+	// One slow request per server (round robin), then scale in to one.
+	var wg sync.WaitGroup
+	codes := make(chan int, 3)
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(front + "/?slow=1")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	if err := s.Scale(ctx, "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 800*time.Millisecond {
+		t.Errorf("scale-in returned after %v: it must wait for the in-flight requests (1.5 s)", took)
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Errorf("request during scale-in got %d, want 200", c)
+		}
+	}
+	standbyWait(t, rt, "web", "s1", "s2,s3")
+
+	tests := []struct {
+		name             string
+		n                int
+		wantErr          string
+		serving, standby string
+	}{
+		{"up by one from standby", 2, "", "s1,s2", "s3"},
+		{"no change", 2, "", "s1,s2", "s3"},
+		{"up to all", 3, "", "s1,s2,s3", ""},
+		{"more than configured", 5, "only 3 serving and 0 standby servers configured", "s1,s2,s3", ""},
+		{"down by two", 1, "", "s1", "s2,s3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Scale(ctx, "web", tc.n)
+			if (err != nil) != (tc.wantErr != "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Scale(%d) = %v, want error %q", tc.n, err, tc.wantErr)
+			}
+			standbyWait(t, rt, "web", tc.serving, tc.standby)
+		})
+	}
+}
