@@ -67,6 +67,13 @@ func TestPoints(t *testing.T) {
 	if pts[2].Weights["a"] != 3 || len(pts[2].Weights) != 1 {
 		t.Errorf("weights after drain %v, want only a:3", pts[2].Weights)
 	}
+	// A pool-level p95 (access logs, simulator) wins over the servers'.
+	withPool := snaps(3)
+	p95 := 55.0
+	withPool[2].Pools[0].P95Ms = &p95
+	if got := Points(nil, withPool, "web"); got[1].P95Ms != 55 || got[0].P95Ms != 80 {
+		t.Errorf("p95 with a pool-level value %v, without %v; want 55 and 80", got[1].P95Ms, got[0].P95Ms)
+	}
 	if got := Points(nil, snaps(4), "missing"); len(got) != 0 {
 		t.Errorf("unknown pool gave %d points", len(got))
 	}

@@ -20,9 +20,10 @@ type Point struct {
 	Queue float64 `json:"queue"`
 	// MeanMs is the request-weighted mean response time in ms; 0 when unknown.
 	MeanMs float64 `json:"mean_ms"`
-	// P95Ms is the largest server p95 in ms among servers that served
-	// requests (a conservative pool p95: percentiles do not add up); 0 when
-	// the source has no percentiles.
+	// P95Ms is the pool's p95 in ms where the source reports one (access
+	// logs, simulator), else the largest server p95 among servers that
+	// served requests (conservative: percentiles do not add up); 0 when the
+	// source has no percentiles.
 	P95Ms float64 `json:"p95_ms"`
 	// ErrorRatio is the fraction of requests that failed.
 	ErrorRatio float64 `json:"error_ratio"`
@@ -76,6 +77,9 @@ func pointOf(t time.Time, pr *collector.PoolRates) Point {
 	}
 	if latW > 0 {
 		p.MeanMs /= latW
+	}
+	if pr.P95Ms != nil {
+		p.P95Ms = *pr.P95Ms
 	}
 	if p.Rate > 0 {
 		p.ErrorRatio = min(errs/p.Rate, 1)

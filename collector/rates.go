@@ -108,7 +108,13 @@ func Rate(prev, cur *Snapshot) (Rates, error) {
 			cs := &cp.Servers[j]
 			var ps *Server
 			if pp != nil {
-				ps = pp.Server(cs.Name)
+				// Servers are sorted by name, so the same index usually
+				// holds the same server: look further only when it does not.
+				if j < len(pp.Servers) && pp.Servers[j].Name == cs.Name {
+					ps = &pp.Servers[j]
+				} else {
+					ps = pp.Server(cs.Name)
+				}
 			}
 			pr.Servers[j] = serverRates(ps, cs, dt)
 		}
