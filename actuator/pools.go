@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
@@ -76,6 +77,7 @@ type poolState struct {
 	mu      sync.Mutex
 	limits  Limits
 	desired int
+	booting atomic.Int64 // launches in progress
 }
 
 // NewPools returns Pools over b and p for the pools in limits.
@@ -174,11 +176,14 @@ func (p *Pools) reconcile(ctx context.Context, pool string, st *poolState) error
 // server the balancer refused is stopped again.
 func (p *Pools) grow(ctx context.Context, pool string, weight, k int) error {
 	errs := make([]error, k)
+	st := p.pools[pool]
+	st.booting.Add(int64(k))
 	var wg sync.WaitGroup
 	for i := range k {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer st.booting.Add(-1)
 			m, err := p.provider.Launch(ctx, pool)
 			if err != nil {
 				errs[i] = fmt.Errorf("launch: %w", err)
@@ -263,4 +268,15 @@ func (p *Pools) Desired(pool string) (int, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.desired, nil
+}
+
+// Booting returns how many servers of pool are being launched and have not
+// joined the balancer yet (0 for an unknown pool). It does not wait for a
+// Scale in progress.
+func (p *Pools) Booting(pool string) int {
+	st, ok := p.pools[pool]
+	if !ok {
+		return 0
+	}
+	return int(st.booting.Load())
 }

@@ -19,6 +19,7 @@ type recorder struct {
 	members   []Member
 	next      int
 	failDrain map[string]bool
+	onLaunch  func()
 }
 
 func (r *recorder) log(format string, args ...any) {
@@ -43,6 +44,9 @@ func (r *recorder) RemoveServer(_ context.Context, pool, name string) error {
 	return nil
 }
 func (r *recorder) Launch(_ context.Context, pool string) (Member, error) {
+	if r.onLaunch != nil {
+		r.onLaunch()
+	}
 	r.mu.Lock()
 	r.next++
 	m := Member{Name: fmt.Sprintf("s%d", r.next), Addr: "a", Healthy: true, Started: time.Unix(int64(r.next), 0)}
@@ -143,6 +147,22 @@ func TestPoolsScale(t *testing.T) {
 			}
 		})
 	}
+	t.Run("booting counts launches in progress", func(t *testing.T) {
+		r := &recorder{}
+		p := NewPools(r, r, map[string]Limits{"web": {Min: 1, Max: 4}})
+		var seen []int
+		var mu sync.Mutex
+		r.onLaunch = func() { mu.Lock(); seen = append(seen, p.Booting("web")); mu.Unlock() }
+		if err := p.Scale(context.Background(), "web", 3); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != 3 || slices.Max(seen) != 3 {
+			t.Errorf("Booting during launches = %v, want 3 seen", seen)
+		}
+		if b := p.Booting("web"); b != 0 {
+			t.Errorf("Booting after Scale = %d, want 0", b)
+		}
+	})
 	t.Run("unknown pool", func(t *testing.T) {
 		p := NewPools(&recorder{}, &recorder{}, nil)
 		if err := p.Scale(context.Background(), "x", 1); !errors.Is(err, ErrUnknownPool) {

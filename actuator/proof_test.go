@@ -50,6 +50,13 @@ func proofSize(t *testing.T) (cycles, weights int, rate float64) {
 
 var backendBin string
 
+// The balancers and providers plug into Pools.
+var (
+	_ actuator.Balancer = (*haproxy.Runtime)(nil)
+	_ actuator.Balancer = (*nginx.NGINX)(nil)
+	_ actuator.Provider = (*fleet.Fleet)(nil)
+)
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "actuator-proof")
 	if err != nil {
