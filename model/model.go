@@ -37,6 +37,9 @@ type Metadata struct {
 	Data []string `json:"data"`
 	// Pools are the pool names seen in training.
 	Pools []string `json:"pools"`
+	// Pool is set when training used only that pool's samples (a
+	// per-pool model); empty for a model of all pools.
+	Pool string `json:"pool,omitempty"`
 	// Samples is the number of pool-intervals trained on.
 	Samples int `json:"samples"`
 	// Stats says how many intervals were dropped and why.
@@ -76,6 +79,9 @@ type TrainConfig struct {
 	Seed uint64
 	// Data names the inputs, recorded in the metadata.
 	Data []string
+	// Pool, when set, keeps only that pool's samples: a per-pool model,
+	// whose scaler normalises with that pool's own statistics.
+	Pool string
 	// Stats are the sample statistics, recorded in the metadata.
 	Stats SampleStats
 	// Now is the clock; default time.Now.
@@ -98,6 +104,18 @@ var ErrNoSamples = errors.New("no training samples")
 // standardise, then fit a GMM for every k in [KMin, KMax] and keep the
 // lowest BIC.
 func Train(ctx context.Context, samples []Features, cfg TrainConfig) (*Model, error) {
+	if cfg.Pool != "" {
+		var kept []Features
+		for i := range samples {
+			if samples[i].Pool == cfg.Pool {
+				kept = append(kept, samples[i])
+			}
+		}
+		if len(kept) == 0 {
+			return nil, fmt.Errorf("train: pool %q: %w", cfg.Pool, ErrNoSamples)
+		}
+		samples = kept
+	}
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("train: %w", ErrNoSamples)
 	}
@@ -138,7 +156,7 @@ func Train(ctx context.Context, samples []Features, cfg TrainConfig) (*Model, er
 		Scaler:       sc,
 		GMM:          sel.Best.GMM,
 		Meta: Metadata{
-			Data: cfg.Data, Samples: len(samples), Stats: cfg.Stats,
+			Data: cfg.Data, Pool: cfg.Pool, Samples: len(samples), Stats: cfg.Stats,
 			K: sel.K, KMin: cfg.KMin, KMax: cfg.KMax, BIC: sel.BICs(), AIC: sel.AICs(),
 			LogLikelihood: sel.Best.LogLikelihood, Cov: fc.Cov, RegCovar: fc.RegCovar, Restarts: fc.Restarts, Seed: cfg.Seed,
 			Trained: end.UTC(), Seconds: end.Sub(start).Seconds(),

@@ -17,13 +17,28 @@ var ErrCorrupt = errors.New("corrupt model")
 var ErrVersion = errors.New("unsupported model version")
 
 // StoreKeyLatest is the key in datasets.BucketModels under which Save also
-// writes the most recent model; each model is also kept under its own
-// versioned key (see Key).
+// writes the most recent model trained on all pools; each model is also kept
+// under its own versioned key (see Key). A model trained on one pool only
+// (Metadata.Pool) goes under LatestKey(pool) instead.
 const StoreKeyLatest = "gmm/latest"
 
-// Key is the versioned store key of m: "gmm/" + its training time.
+// LatestKey is the key of the most recent model for pool: StoreKeyLatest
+// for "" (all pools), "gmm/<pool>/latest" otherwise.
+func LatestKey(pool string) string {
+	if pool == "" {
+		return StoreKeyLatest
+	}
+	return "gmm/" + pool + "/latest"
+}
+
+// Key is the versioned store key of m: "gmm/" (+ pool + "/" for a one-pool
+// model) + its training time.
 func (m *Model) Key() string {
-	return "gmm/" + m.Meta.Trained.UTC().Format("20060102T150405.000000000Z")
+	prefix := "gmm/"
+	if m.Meta.Pool != "" {
+		prefix += m.Meta.Pool + "/"
+	}
+	return prefix + m.Meta.Trained.UTC().Format("20060102T150405.000000000Z")
 }
 
 // Marshal encodes m as indented JSON, the exported form of a model.
@@ -93,14 +108,14 @@ func (m *Model) validate() error {
 }
 
 // Save writes m into the store's models bucket under its versioned Key and
-// under StoreKeyLatest, and returns the versioned key.
+// under LatestKey(m.Meta.Pool), and returns the versioned key.
 func Save(st *datasets.Store, m *Model) (string, error) {
 	b, err := m.Marshal()
 	if err != nil {
 		return "", err
 	}
 	key := m.Key()
-	for _, k := range []string{key, StoreKeyLatest} {
+	for _, k := range []string{key, LatestKey(m.Meta.Pool)} {
 		if err := st.Put(datasets.BucketModels, k, b); err != nil {
 			return "", fmt.Errorf("save model %s: %w", k, err)
 		}

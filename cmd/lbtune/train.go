@@ -35,6 +35,7 @@ type trainOptions struct {
 	seed     uint64
 	restarts int
 	reg      float64
+	pool     string
 	json     bool
 	quiet    bool
 }
@@ -74,6 +75,7 @@ type trainReport struct {
 	Pools         []string             `json:"pools"`
 	Out           string               `json:"out"`
 	Key           string               `json:"key"`
+	LatestKey     string               `json:"latest_key"`
 	Seconds       float64              `json:"seconds"`
 	Steps         map[string]any       `json:"steps,omitempty"`
 	Features      []string             `json:"features"`
@@ -143,6 +145,7 @@ func trainParse(args []string, stderr io.Writer) (trainOptions, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed (training is deterministic for a seed)")
 	fs.IntVar(&o.restarts, "n-init", 3, "k-means++ restarts per k")
 	fs.Float64Var(&o.reg, "reg-covar", model.TrainRegCovar, "added to every covariance diagonal (features are standardised)")
+	fs.StringVar(&o.pool, "pool", "", "train on this pool's samples only (a per-pool model, saved as gmm/POOL/latest)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of the text summary")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	for _, s := range trainSteps {
@@ -228,7 +231,7 @@ func trainModel(ctx context.Context, o trainOptions, in *trainInput, stderr io.W
 		)
 	}
 	m, err := model.Train(ctx, in.samples, model.TrainConfig{
-		KMin: o.kmin, KMax: o.kmax, Seed: o.seed, Data: o.data, Stats: in.stats,
+		KMin: o.kmin, KMax: o.kmax, Seed: o.seed, Data: o.data, Stats: in.stats, Pool: o.pool,
 		Fit: model.FitConfig{Cov: o.cov, Restarts: o.restarts, RegCovar: o.reg},
 		Progress: func(int) {
 			if bar != nil {
@@ -247,18 +250,22 @@ func trainNewReport(o trainOptions, in *trainInput, m *model.Model, key string) 
 	rep := trainReport{
 		K: m.Meta.K, BIC: m.Meta.BIC, AIC: m.Meta.AIC, LogLikelihood: m.Meta.LogLikelihood,
 		OODThreshold: m.GMM.OODThreshold, Clusters: m.Clusters(), Samples: m.Meta.Samples,
-		SampleStats: m.Meta.Stats, Pools: m.Meta.Pools, Out: o.out, Key: key, Seconds: m.Meta.Seconds,
+		SampleStats: m.Meta.Stats, Pools: m.Meta.Pools, Out: o.out, Key: key, LatestKey: model.LatestKey(m.Meta.Pool), Seconds: m.Meta.Seconds,
 		Features: m.FeatureNames, Imputed: map[string]float64{}, Data: o.data, Cov: o.cov, Seed: o.seed,
 	}
 	for j, name := range model.FeatureNames {
-		var n int
+		var n, total int
 		for i := range in.samples {
+			if o.pool != "" && in.samples[i].Pool != o.pool {
+				continue
+			}
+			total++
 			if in.samples[i].Imputed[j] {
 				n++
 			}
 		}
 		if n > 0 {
-			rep.Imputed[name] = float64(n) / float64(len(in.samples))
+			rep.Imputed[name] = float64(n) / float64(total)
 		}
 	}
 	return rep
@@ -295,5 +302,5 @@ func trainPrint(w io.Writer, rep trainReport, m *model.Model) {
 			v[model.FeatMaxLatency], v[model.FeatP95Latency], 100*v[model.FeatErrorRatio],
 			v[model.FeatActive], v[model.FeatQueue], v[model.FeatServers])
 	}
-	fmt.Fprintf(w, "\nmodel saved in %s as %s (and %s)\n", rep.Out, rep.Key, model.StoreKeyLatest)
+	fmt.Fprintf(w, "\nmodel saved in %s as %s (and %s)\n", rep.Out, rep.Key, rep.LatestKey)
 }

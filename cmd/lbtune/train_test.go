@@ -131,6 +131,41 @@ func TestTrainCommand(t *testing.T) {
 	if stderr != "" {
 		t.Errorf("--quiet wrote to stderr: %q", stderr)
 	}
+
+	// A per-pool model goes under its own keys and keeps gmm/latest.
+	code, stdout, stderr = trainRunMain(t, "train", "--data", data, "--out", out, "--kmax", "2", "--quiet", "--json", "--pool", "app")
+	if code != 0 {
+		t.Fatalf("--pool app: exit %d: %s", code, stderr)
+	}
+	var pr struct {
+		Key       string   `json:"key"`
+		LatestKey string   `json:"latest_key"`
+		Pools     []string `json:"pools"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &pr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(pr.Key, "gmm/app/") || pr.LatestKey != "gmm/app/latest" || len(pr.Pools) != 1 || pr.Pools[0] != "app" {
+		t.Errorf("--pool app report: %+v", pr)
+	}
+	code, _, stderr = trainRunMain(t, "train", "--data", data, "--out", out, "--quiet", "--pool", "nosuch")
+	if code != 1 || !strings.Contains(stderr, `pool "nosuch": no training samples`) {
+		t.Errorf("--pool nosuch: exit %d, %q", code, stderr)
+	}
+	st, err = datasets.OpenReadOnly(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for key, wantPool := range map[string]string{"gmm/app/latest": "app", model.StoreKeyLatest: ""} {
+		m, err := model.Load(st, key)
+		if err != nil {
+			t.Fatalf("load %s: %v", key, err)
+		}
+		if m.Meta.Pool != wantPool {
+			t.Errorf("%s: pool %q, want %q", key, m.Meta.Pool, wantPool)
+		}
+	}
 }
 
 func TestTrainCommandErrors(t *testing.T) {
