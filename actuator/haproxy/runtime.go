@@ -75,11 +75,7 @@ func (r *Runtime) log() *slog.Logger {
 
 // Exec sends one command and returns HAProxy's raw answer.
 func (r *Runtime) Exec(ctx context.Context, cmd string) (string, error) {
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", r.Socket)
@@ -203,8 +199,11 @@ func (r *Runtime) AddServer(ctx context.Context, backend, server, addr string, w
 }
 
 // DeleteServer takes backend/server out at once (`disable server`, which
-// puts it in maintenance) and deletes it. It does not wait for sessions:
-// use Drain for that.
+// puts it in maintenance) and deletes it. HAProxy 2.6 refuses `del server`
+// while connections are attached ("Server still has connections attached
+// to it, cannot remove it."), so that answer is retried every PollInterval
+// for up to Timeout before it is returned as the error. It does not wait
+// for sessions: use Drain for that.
 func (r *Runtime) DeleteServer(ctx context.Context, backend, server string) error {
 	if err := checkNames(backend, server); err != nil {
 		return err
@@ -212,8 +211,20 @@ func (r *Runtime) DeleteServer(ctx context.Context, backend, server string) erro
 	if err := r.Command(ctx, fmt.Sprintf("disable server %s/%s", backend, server)); err != nil {
 		return err
 	}
-	if err := r.Command(ctx, fmt.Sprintf("del server %s/%s", backend, server)); err != nil {
-		return err
+	deadline := time.Now().Add(r.timeout())
+	for {
+		err := r.Command(ctx, fmt.Sprintf("del server %s/%s", backend, server))
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "still has connections") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(r.poll()):
+		}
 	}
 	r.log().Info("haproxy server deleted", "backend", backend, "server", server)
 	return nil
@@ -222,8 +233,9 @@ func (r *Runtime) DeleteServer(ctx context.Context, backend, server string) erro
 // Drain removes backend/server without failing a request: state drain (no
 // new sessions), poll `show stat` until its current sessions (scur) reach 0
 // or timeout passes, then maintenance and `del server`. On timeout the
-// server is still removed (it must go anyway) and the error wraps
-// ErrDrainTimeout with the sessions left.
+// sessions left are cut (`shutdown sessions server`, those requests fail),
+// the server is removed anyway (it must go), and the returned error wraps
+// ErrDrainTimeout with the number of sessions cut.
 func (r *Runtime) Drain(ctx context.Context, backend, server string, timeout time.Duration) error {
 	if err := r.SetState(ctx, backend, server, StateDrain); err != nil {
 		return err
@@ -233,20 +245,41 @@ func (r *Runtime) Drain(ctx context.Context, backend, server string, timeout tim
 	if waitErr != nil && !errors.Is(waitErr, ErrDrainTimeout) {
 		return waitErr
 	}
+	if waitErr != nil {
+		// Out of time: no new traffic (maint), cut what is left, then delete.
+		if err := r.SetState(ctx, backend, server, StateMaint); err != nil {
+			return errors.Join(waitErr, err)
+		}
+		if err := r.Command(ctx, fmt.Sprintf("shutdown sessions server %s/%s", backend, server)); err != nil {
+			return errors.Join(waitErr, err)
+		}
+		r.log().Warn("haproxy drain timed out; sessions cut", "backend", backend, "server", server, "sessions", left, "timeout", timeout)
+	}
 	if err := r.DeleteServer(ctx, backend, server); err != nil {
 		return errors.Join(waitErr, err)
 	}
 	r.log().Info("haproxy server drained", "backend", backend, "server", server,
-		"waited", time.Since(start).Round(time.Millisecond), "sessions_left", left)
+		"waited", time.Since(start).Round(time.Millisecond), "sessions_cut", left)
 	return waitErr
+}
+
+func (r *Runtime) timeout() time.Duration {
+	if r.Timeout <= 0 {
+		return 5 * time.Second
+	}
+	return r.Timeout
+}
+
+func (r *Runtime) poll() time.Duration {
+	if r.PollInterval <= 0 {
+		return 100 * time.Millisecond
+	}
+	return r.PollInterval
 }
 
 // waitIdle polls show stat until backend/server has no current session.
 func (r *Runtime) waitIdle(ctx context.Context, backend, server string, timeout time.Duration) (int, error) {
-	poll := r.PollInterval
-	if poll <= 0 {
-		poll = 100 * time.Millisecond
-	}
+	poll := r.poll()
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := r.ServerStat(ctx, backend, server)
@@ -333,11 +366,19 @@ func (r *Runtime) SetWeights(ctx context.Context, pool string, weights map[strin
 }
 
 // RemoveServer drains server out of backend pool and deletes it (see
-// Drain), waiting at most DrainTimeout for its sessions.
+// Drain), waiting at most DrainTimeout for its sessions. A drain that timed
+// out but removed the server is logged (Drain's warning) and not an error:
+// the server is gone from HAProxy, so the caller may stop it.
 func (r *Runtime) RemoveServer(ctx context.Context, pool, server string) error {
 	timeout := r.DrainTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return r.Drain(ctx, pool, server, timeout)
+	err := r.Drain(ctx, pool, server, timeout)
+	if errors.Is(err, ErrDrainTimeout) && !errors.Is(err, ErrRefused) {
+		if _, serr := r.ServerStat(ctx, pool, server); errors.Is(serr, ErrNoServer) {
+			return nil
+		}
+	}
+	return err
 }

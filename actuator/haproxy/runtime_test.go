@@ -304,3 +304,51 @@ func BenchmarkSetWeight(b *testing.B) {
 		}
 	}
 }
+
+// TestDrainTimeout: sessions still open when the drain times out are cut,
+// and the server is removed anyway. Drain reports the timeout as an error;
+// RemoveServer (the Balancer method) logs it and succeeds.
+func TestDrainTimeout(t *testing.T) {
+	tests := []struct {
+		name    string
+		remove  func(r *Runtime) error
+		wantErr bool
+	}{
+		{"Drain", func(r *Runtime) error { return r.Drain(context.Background(), "app", "s1", 200*time.Millisecond) }, true},
+		{"RemoveServer", func(r *Runtime) error {
+			r.DrainTimeout = 200 * time.Millisecond
+			return r.RemoveServer(context.Background(), "app", "s1")
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			slow := newBackend(t, 1500*time.Millisecond)
+			front := freeAddr(t)
+			r := startHAProxy(t, Config{Backends: []Backend{{Name: "app", Bind: front,
+				Servers: []ConfigServer{{Name: "s1", Addr: slow.addr(), Weight: 1}}}}})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if resp, err := http.Get("http://" + front + "/slow"); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+			deadline := time.Now().Add(2 * time.Second)
+			for slow.hits.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			err := tc.remove(r)
+			switch {
+			case tc.wantErr && (!errors.Is(err, ErrDrainTimeout) || errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "has 1")):
+				t.Errorf("err = %v, want only ErrDrainTimeout with 1 session left", err)
+			case !tc.wantErr && err != nil:
+				t.Errorf("err = %v, want nil (server removed after the timeout)", err)
+			}
+			if _, serr := r.ServerStat(context.Background(), "app", "s1"); !errors.Is(serr, ErrNoServer) {
+				t.Errorf("server still present after a timed-out drain: %v (drain err %v)", serr, err)
+			}
+			<-done
+		})
+	}
+}

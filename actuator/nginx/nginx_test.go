@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -169,5 +172,38 @@ func BenchmarkApply(b *testing.B) {
 		if _, err := n.Apply(ctx, ups); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestApplyReloadFailureRollsBack: when the master does not reload (here
+// the pid file names a process that ignores SIGHUP), the include file is
+// restored and the error is ErrReload.
+func TestApplyReloadFailureRollsBack(t *testing.T) {
+	b := newBackend(t)
+	n := startNginx(t, appUpstream(b.addr()))
+	stubborn := exec.Command("sh", "-c", `trap "" HUP; sleep 30`)
+	if err := stubborn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stubborn.Process.Kill(); _ = stubborn.Wait() })
+	fake := filepath.Join(t.TempDir(), "fake.pid")
+	if err := os.WriteFile(fake, []byte(strconv.Itoa(stubborn.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := n.files
+	files.PIDFile = fake
+	m := New(files, n.Upstreams())
+	m.ReloadTimeout = 300 * time.Millisecond
+	before, _ := os.ReadFile(files.Include)
+	ups := m.Upstreams()
+	ups[0].Servers[0].Weight = 9
+	if _, err := m.Apply(context.Background(), ups); !errors.Is(err, ErrReload) {
+		t.Fatalf("err = %v, want ErrReload", err)
+	}
+	if after, _ := os.ReadFile(files.Include); !bytes.Equal(after, before) {
+		t.Errorf("include not restored after a failed reload:\n%s", after)
+	}
+	if got := m.Upstreams()[0].Servers[0].Weight; got != 1 {
+		t.Errorf("managed weight = %d after a failed reload, want 1", got)
 	}
 }
