@@ -398,3 +398,59 @@ func TestRunCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestRunUsage checks the exit codes and one-line errors of run and
+// config for bad invocations, and that config example output passes
+// config check.
+func TestRunUsage(t *testing.T) {
+	bin := runBinary(t)
+	dir := t.TempDir()
+	example := filepath.Join(dir, "example.yaml")
+	out, err := exec.Command(bin, "config", "example").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(example, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	simCfg := filepath.Join(dir, "sim.yaml")
+	runWriteConfig(t, dir, runFreeAddr(t), 10)
+	if err := os.Rename(filepath.Join(dir, "lbtune.yaml"), simCfg); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string // substring of stdout+stderr
+	}{
+		{"example passes check", []string{"config", "check", example}, 0, "ok (2 pools, 1 sources, 2 actuators)"},
+		{"check bad file", []string{"config", "check", "config/testdata/min-over-max.bad.yaml"}, 1, "min-over-max.bad.yaml:24: pools[0].template.min: min 5 exceeds max 4"},
+		{"check missing file", []string{"config", "check", filepath.Join(dir, "nope.yaml")}, 1, "no such file"},
+		{"config without subcommand", []string{"config"}, 2, "usage error"},
+		{"bad log format", []string{"run", "--config", simCfg, "--log-format", "xml"}, 2, "--log-format \"xml\": want text or json"},
+		{"bad log level", []string{"run", "--config", simCfg, "--log-level", "loud"}, 2, "--log-level"},
+		{"missing config", []string{"run", "--config", filepath.Join(dir, "nope.yaml")}, 1, "lbtune run: read config"},
+		{"listen taken", []string{"run", "--config", simCfg, "--listen", busy.Addr().String()}, 1, "address already in use"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantCode || !strings.Contains(string(out), tc.want) {
+				t.Errorf("lbtune %s: exit %d, output %q; want exit %d containing %q", strings.Join(tc.args, " "), code, out, tc.wantCode, tc.want)
+			}
+		})
+	}
+}
