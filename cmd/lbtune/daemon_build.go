@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -192,7 +191,10 @@ func (d *daemon) startPool(ctx context.Context, p *daemonPool) {
 	d.spawn(func() error { return p.run(ctx) })
 }
 
-// prune drops snapshots older than the retention once a minute.
+// prune drops snapshots, decisions, rewards and events older than the
+// retention, once a minute. A simulated pool's records are stamped with its
+// clock, which runs ahead of the wall clock, so they are kept at least as
+// long.
 func (d *daemon) prune(ctx context.Context) error {
 	tk := time.NewTicker(time.Minute)
 	defer tk.Stop()
@@ -201,11 +203,20 @@ func (d *daemon) prune(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tk.C:
-			n, err := d.store.Prune(time.Now().Add(-d.cfg.Store.Retention))
-			if err != nil && !errors.Is(err, context.Canceled) {
+			before := d.wall().Add(-d.cfg.Store.Retention)
+			n, err := d.store.Prune(before)
+			for _, b := range []datasets.Bucket{datasets.BucketDecisions, datasets.BucketRewards, datasets.BucketEvents} {
+				if err != nil {
+					break
+				}
+				var k int
+				k, err = d.store.PruneRecords(b, before)
+				n += k
+			}
+			if err != nil && ctx.Err() == nil {
 				d.log.Warn("prune store", "err", err)
 			} else if n > 0 {
-				d.log.Info("pruned snapshots", "count", n)
+				d.log.Info("pruned old snapshots and records", "count", n, "before", before)
 			}
 		}
 	}
