@@ -34,7 +34,15 @@ GOLEARN_TIMEOUT=${GOLEARN_TIMEOUT:-60s}
 LBTUNE=${LBTUNE:-bin/lbtune}
 PY=/usr/bin/python3
 
-command -v jq >/dev/null || { echo "bench-gmm: jq is required" >&2; exit 1; }
+# Install what the comparison needs on a fresh Debian machine (root only).
+missing=()
+command -v jq >/dev/null || missing+=(jq)
+"$PY" -c 'import sklearn' 2>/dev/null || missing+=(python3-sklearn)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } || true
+fi
+command -v jq >/dev/null || { echo "bench-gmm: jq is required (apt-get install jq)" >&2; exit 1; }
 [ -x "$LBTUNE" ] || go build -o "$LBTUNE" ./cmd/lbtune
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
