@@ -35,6 +35,9 @@ type Template struct {
 	ReadyTimeout time.Duration
 	// HealthInterval is the period of health checks once running; 0 means 500ms.
 	HealthInterval time.Duration
+	// HealthTimeout bounds one health check; 0 means 1s. A busy machine
+	// answers slowly: keep it well above the service time.
+	HealthTimeout time.Duration
 	// HealthFails consecutive failed checks mark a server unhealthy; 0 means 3.
 	HealthFails int
 	// StopGrace is how long Stop waits after SIGTERM before SIGKILL; 0 means 5s.
@@ -50,6 +53,9 @@ func (t Template) withDefaults() Template {
 	}
 	if t.HealthInterval <= 0 {
 		t.HealthInterval = 500 * time.Millisecond
+	}
+	if t.HealthTimeout <= 0 {
+		t.HealthTimeout = time.Second
 	}
 	if t.HealthFails <= 0 {
 		t.HealthFails = 3
@@ -102,7 +108,7 @@ func New(templates map[string]Template) *Fleet {
 	}
 	return &Fleet{
 		templates: ts,
-		client:    &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		now:       time.Now,
 		procs:     map[string]map[string]*proc{},
 	}
@@ -202,7 +208,10 @@ func (f *Fleet) waitReady(ctx context.Context, p *proc, t Template) error {
 	ctx, cancel := context.WithTimeout(ctx, t.ReadyTimeout)
 	defer cancel()
 	for {
-		if f.check(ctx, p.member.Addr, t.HealthPath) == nil {
+		cctx, cancelCheck := context.WithTimeout(ctx, t.HealthTimeout)
+		err := f.check(cctx, p.member.Addr, t.HealthPath)
+		cancelCheck()
+		if err == nil {
 			return nil
 		}
 		select {
@@ -244,7 +253,7 @@ func (f *Fleet) watch(ctx context.Context, p *proc, t Template) {
 			return
 		case <-tick.C:
 		}
-		cctx, cancel := context.WithTimeout(ctx, t.HealthInterval)
+		cctx, cancel := context.WithTimeout(ctx, t.HealthTimeout)
 		err := f.check(cctx, p.member.Addr, t.HealthPath)
 		cancel()
 		p.mu.Lock()
