@@ -163,3 +163,28 @@ func (f policyFunc) Decide(_ context.Context, obs Observation) (Decision, error)
 	f(obs)
 	return Decision{}, nil
 }
+
+// TestControllerRun ticks on the wall clock until the context ends.
+func TestControllerRun(t *testing.T) {
+	ring := NewSnapshotRing(4)
+	t0 := time.Now()
+	ring.Add(ctlSnap(t0.Add(-20*time.Millisecond), 0))
+	ring.Add(ctlSnap(t0.Add(-10*time.Millisecond), 10))
+	rec := &ctlRecorder{}
+	c, err := NewController(ControllerConfig{
+		Interval: 10 * time.Millisecond, StaleAfter: time.Hour,
+		Pools:  []PoolControl{{Name: "web", Policy: ctlPolicy{n: 2}}},
+		Source: ring, Recorder: rec,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Run returned %v, want the context's error", err)
+	}
+	if len(rec.got) < 2 {
+		t.Errorf("%d decisions recorded in 100 ms at 10 ms intervals, want several", len(rec.got))
+	}
+}
