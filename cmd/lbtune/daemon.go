@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/cmd/lbtune/config"
@@ -40,6 +41,8 @@ type daemon struct {
 	policies daemonPolicyFactory
 	// actuators are the configured actuators, by name.
 	actuators map[string]agent.Applier
+	// nginx are the NGINX managers, by actuator name.
+	nginx map[string]*nginx.NGINX
 	// runners are actuator loops (fleet supervision) run with the daemon;
 	// closers stop what actuators started, after every loop has stopped.
 	runners []func(context.Context) error

@@ -12,6 +12,7 @@ import (
 	"github.com/lbtune/lbtune/actuator"
 	"github.com/lbtune/lbtune/actuator/fleet"
 	"github.com/lbtune/lbtune/actuator/haproxy"
+	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/cmd/lbtune/config"
 )
@@ -23,10 +24,12 @@ func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog
 	switch {
 	case a.Fleet != nil:
 		b := cfg.Actuator(a.Fleet.Balancer)
-		if b.HAProxy == nil {
-			return nil, fmt.Errorf("actuator %s: a fleet registers servers in HAProxy only for now; %s is %s", a.Name, b.Name, b.Kind())
+		var rt daemonBalancer
+		if b.HAProxy != nil {
+			rt = &haproxy.Runtime{Socket: b.HAProxy.Socket, Log: log.With("actuator", b.Name)}
+		} else {
+			rt = d.nginxOf(b, log)
 		}
-		rt := &haproxy.Runtime{Socket: b.HAProxy.Socket, Log: log.With("actuator", b.Name)}
 		templates, limits := map[string]fleet.Template{}, map[string]actuator.Limits{}
 		for _, p := range cfg.Pools {
 			if p.Actuator != a.Name {
@@ -42,6 +45,8 @@ func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog
 		d.runners = append(d.runners, pools.Run)
 		d.closers = append(d.closers, fl.Close)
 		return &daemonFleet{Pools: pools, balancer: rt}, nil
+	case a.NGINX != nil:
+		return &daemonWeightsOnly{kind: "nginx", name: a.Name, weights: d.nginxOf(&a, log)}, nil
 	case a.HAProxy != nil:
 		rt := &haproxy.Runtime{Socket: a.HAProxy.Socket, Log: log.With("actuator", a.Name)}
 		if a.HAProxy.Standby {
@@ -49,14 +54,43 @@ func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog
 		}
 		return &daemonWeightsOnly{kind: "haproxy", name: a.Name, weights: rt}, nil
 	}
-	return nil, fmt.Errorf("actuator %s: %s actuators are not wired into lbtune run yet", a.Name, a.Kind())
+	return nil, fmt.Errorf("actuator %s: %s actuators are not wired into lbtune run yet (fleet with an haproxy or nginx balancer, haproxy and nginx are)", a.Name, a.Kind())
+}
+
+// daemonBalancer is what a fleet registers its servers in.
+type daemonBalancer interface {
+	actuator.Balancer
+}
+
+// nginxOf returns the one NGINX manager of actuator a, created on first
+// use; its upstreams are written (validated, reloaded) when the daemon
+// starts (see startNGINX).
+func (d *daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
+	if n, ok := d.nginx[a.Name]; ok {
+		return n
+	}
+	var ups []nginx.Upstream
+	for _, u := range a.NGINX.Upstreams {
+		up := nginx.Upstream{Name: u.Name, Method: u.Method, Zone: "64k"}
+		for _, s := range u.Servers {
+			up.Servers = append(up.Servers, nginx.UpstreamServer{Address: s, Weight: 10})
+		}
+		ups = append(ups, up)
+	}
+	n := nginx.New(nginx.Files{Prefix: a.NGINX.Prefix, MainConf: a.NGINX.Conf, PIDFile: a.NGINX.PIDFile, Include: a.NGINX.Include}, ups)
+	n.Log = log.With("actuator", a.Name)
+	if d.nginx == nil {
+		d.nginx = map[string]*nginx.NGINX{}
+	}
+	d.nginx[a.Name] = n
+	return n
 }
 
 // daemonFleet is a fleet's Pools with its balancer's node operations
 // (lbtune node add|rm) and launch.
 type daemonFleet struct {
 	*actuator.Pools
-	balancer *haproxy.Runtime
+	balancer daemonBalancer
 }
 
 // AddServer registers an existing server in the balancer.

@@ -50,6 +50,16 @@ func newDaemon(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *
 		}
 		d.actuators[a.Name] = ap
 	}
+	// NGINX: write the managed upstreams now (nginx -t, graceful reload,
+	// the old file restored on failure), so weights start from a known file.
+	for name, n := range d.nginx {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := n.Apply(ctx, n.Upstreams())
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("actuator %s: write upstreams: %w", name, err)
+		}
+	}
 	for _, s := range cfg.Sources {
 		src, err := collector.Open(s.URI)
 		if err != nil {

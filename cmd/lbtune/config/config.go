@@ -146,14 +146,31 @@ type HAProxy struct {
 	Standby bool `yaml:"standby"`
 }
 
-// NGINX applies weights by rendering upstream blocks and reloading.
+// NGINX applies weights by rendering upstream blocks into an include file
+// lbtune owns, validating (nginx -t) and reloading gracefully, with
+// rollback on failure.
 type NGINX struct {
-	// Conf is the main nginx.conf (for nginx -t -c).
+	// Conf is the main nginx.conf (for nginx -t -c); it includes Include
+	// inside its http block.
 	Conf string `yaml:"conf"`
 	// Include is the file the managed upstream blocks are rendered into.
 	Include string `yaml:"include"`
 	// Prefix is nginx's -p prefix; empty uses the default.
 	Prefix string `yaml:"prefix"`
+	// PIDFile is the master's pid file (the `pid` directive), for reloads.
+	PIDFile string `yaml:"pid_file"`
+	// Upstreams are the managed upstream blocks, written at start.
+	Upstreams []Upstream `yaml:"upstreams"`
+}
+
+// Upstream is one managed NGINX upstream block.
+type Upstream struct {
+	// Name is the upstream's name (proxy_pass http://NAME), the pool name.
+	Name string `yaml:"name"`
+	// Method is "" (weighted round robin), least_conn, random or "random two".
+	Method string `yaml:"method"`
+	// Servers are host:port addresses.
+	Servers []string `yaml:"servers"`
 }
 
 // Fleet starts and stops local backend processes and registers them in a

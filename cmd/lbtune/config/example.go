@@ -67,10 +67,13 @@ actuators:
   - name: local              # local backend processes registered in HAProxy
     fleet:
       balancer: haproxy
-  # - name: nginx            # render upstreams, nginx -t, graceful reload
+  # - name: nginx            # render upstreams, nginx -t, graceful reload, rollback
   #   nginx:
   #     conf: /etc/nginx/nginx.conf
-  #     include: /etc/nginx/conf.d/lbtune-upstreams.conf
+  #     include: /etc/nginx/conf.d/lbtune-upstreams.conf   # lbtune owns this file
+  #     pid_file: /run/nginx.pid
+  #     upstreams:
+  #       - {name: light, servers: [127.0.0.1:8081, 127.0.0.1:8082]}
   # - name: cloud            # an Auto Scaling group (or launch_template for EC2)
   #   aws:
   #     region: eu-west-1

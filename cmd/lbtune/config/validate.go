@@ -115,8 +115,21 @@ func (c *Config) validateActuators(v *validator) {
 		switch {
 		case a.HAProxy != nil && a.HAProxy.Socket == "":
 			v.addf(p("actuators", i, "haproxy", "socket"), "must be set")
-		case a.NGINX != nil && (a.NGINX.Conf == "" || a.NGINX.Include == ""):
-			v.addf(p("actuators", i, "nginx"), "conf and include must be set")
+		case a.NGINX != nil && (a.NGINX.Conf == "" || a.NGINX.Include == "" || a.NGINX.PIDFile == ""):
+			v.addf(p("actuators", i, "nginx"), "conf, include and pid_file must be set")
+		case a.NGINX != nil:
+			ups := map[string]bool{}
+			for j, u := range a.NGINX.Upstreams {
+				if u.Name == "" || ups[u.Name] {
+					v.addf(p("actuators", i, "nginx", "upstreams", j, "name"), "upstreams need distinct names, got %q", u.Name)
+				}
+				ups[u.Name] = true
+				for k, addr := range u.Servers {
+					if _, _, err := net.SplitHostPort(addr); err != nil {
+						v.addf(p("actuators", i, "nginx", "upstreams", j, "servers", k), "want host:port, got %q", addr)
+					}
+				}
+			}
 		case a.Fleet != nil:
 			c.checkBalancer(v, p("actuators", i, "fleet", "balancer"), a.Fleet.Balancer)
 		case a.AWS != nil:

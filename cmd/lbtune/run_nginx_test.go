@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/lbtune/lbtune/collector"
+)
+
+// TestRunNGINX runs the daemon on a real NGINX (stock Debian, no vts):
+// observed through its access log over syslog UDP, weights applied through
+// the include file lbtune owns. At start the daemon writes the configured
+// upstreams (nginx -t, graceful reload); requests keep succeeding; the
+// daemon sees the traffic in /v1/state.
+func TestRunNGINX(t *testing.T) {
+	const nginxBin = "/usr/sbin/nginx"
+	if _, err := os.Stat(nginxBin); err != nil {
+		t.Fatalf("nginx binary %s missing (apt-get install nginx; CI does): %v", nginxBin, err)
+	}
+	bin := runBinary(t)
+	dir := t.TempDir()
+	var backends []string
+	for range 2 {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+		t.Cleanup(srv.Close)
+		backends = append(backends, strings.TrimPrefix(srv.URL, "http://"))
+	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syslog := udp.LocalAddr().String()
+	udp.Close()
+	front := runFreeAddr(t)
+	include := filepath.Join(dir, "upstreams.conf")
+	// NGINX needs the upstream to exist before lbtune rewrites it.
+	if err := os.WriteFile(include, []byte(fmt.Sprintf("upstream web { server %s; }\n", backends[0])), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	nginxConf := fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 256; }
+http {
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  log_format %[2]s '%[3]s';
+  include %[4]s;
+  server {
+    listen %[5]s;
+    location / {
+      proxy_pass http://web;
+      access_log syslog:server=%[6]s,tag=nginx,nohostname %[2]s;
+    }
+  }
+}
+`, dir, collector.NginxLogFormatName, collector.NginxLogFormat, include, front, syslog)
+	if err := os.WriteFile(conf, []byte(nginxConf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var nout bytes.Buffer
+	ncmd := exec.Command(nginxBin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)
+	ncmd.Stdout, ncmd.Stderr = &nout, &nout
+	if err := ncmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ndone := make(chan struct{})
+	go func() { _ = ncmd.Wait(); close(ndone) }()
+	t.Cleanup(func() { _ = ncmd.Process.Signal(syscall.SIGQUIT); <-ndone })
+	runWaitFor(t, func() bool {
+		c, err := net.Dial("tcp", front)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	addr := runFreeAddr(t)
+	cfg := fmt.Sprintf(`api: {listen: %q, token_file: lbtune.token}
+store: {path: lbtune.db}
+intervals: {scrape: 1s, scrape_timeout: 500ms, decide: 2s}
+sources:
+  - {name: nginx, uri: "nginxlog+udp://%s"}
+actuators:
+  - name: nginx
+    nginx:
+      conf: %q
+      include: %q
+      prefix: %q
+      pid_file: %q
+      upstreams:
+        - {name: web, servers: [%q, %q]}
+pools:
+  - name: web
+    source: nginx
+    actuator: nginx
+    mode: shadow
+    template: {min: 1, max: 2, target_seconds: 0.5, max_weight: 1000}
+`, addr, syslog, conf, include, dir, filepath.Join(dir, "nginx.pid"), backends[0], backends[1])
+	if err := os.WriteFile(filepath.Join(dir, "lbtune.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lbtune.token"), []byte("test-token-0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := runStart(t, bin, dir, addr)
+
+	// The daemon rewrote the include with both configured servers.
+	b, err := os.ReadFile(include)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, be := range backends {
+		if !strings.Contains(string(b), "server "+be+" weight=10") {
+			t.Errorf("include file lacks %s at weight 10:\n%s", be, b)
+		}
+	}
+	// Traffic through NGINX succeeds and the daemon sees it.
+	var seen float64
+	runWaitFor(t, func() bool {
+		for range 20 {
+			resp, err := http.Get("http://" + front + "/")
+			if err != nil {
+				t.Fatalf("request through NGINX: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("request through NGINX: %s", resp.Status)
+			}
+		}
+		var st struct {
+			Pools []struct {
+				Latest *struct {
+					Rate    float64
+					Servers int
+				}
+			}
+		}
+		p.call(t, "GET", "/v1/state", "", "", &st)
+		if l := st.Pools[0].Latest; l != nil && l.Rate > 0 && l.Servers == 2 {
+			seen = l.Rate
+			return true
+		}
+		return false
+	})
+	t.Logf("daemon sees %.1f req/s over both NGINX servers", seen)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-p.done; err != nil {
+		t.Fatalf("SIGTERM: %v\n%s", err, p.stderr)
+	}
+}
