@@ -95,7 +95,8 @@ type Controller struct {
 type controlledPool struct {
 	PoolControl
 	window  []collector.PoolRates
-	ordered int // servers last ordered (serving + booting), 0 = unknown
+	lastAt  time.Time // end of the newest interval in window
+	ordered int       // servers last ordered (serving + booting), 0 = unknown
 }
 
 // ErrNoPools is returned by NewController when no pool is configured.
@@ -170,7 +171,7 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) []Decision {
 		case latest == nil || len(p.window) == 0:
 			d = c.noop(p, now, "noop", "not enough data: need two snapshots")
 		default:
-			d = c.decide(tctx, p, now, latest)
+			d = c.decide(tctx, p, now)
 		}
 		// 5. Record, whatever happened.
 		if c.cfg.Recorder != nil {
@@ -207,6 +208,7 @@ func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
 					continue
 				}
 				p.window = append(p.window, *pr)
+				p.lastAt = s.Time
 				if len(p.window) > c.cfg.Window {
 					p.window = p.window[len(p.window)-c.cfg.Window:]
 				}
@@ -219,9 +221,9 @@ func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
 }
 
 // decide runs steps 2-4 of a tick for one pool.
-func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Time, latest *collector.Snapshot) Decision {
+func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Time) Decision {
 	// 2. Build the observation; never act on stale data.
-	obs := c.observe(p, now, latest)
+	obs := c.observe(p, now)
 	if obs.DataAge > c.cfg.StaleAfter {
 		return c.noop(p, now, "noop", fmt.Sprintf("stale data: latest snapshot is %v old (> %v)", obs.DataAge.Round(time.Second), c.cfg.StaleAfter))
 	}
@@ -269,15 +271,17 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 	return d
 }
 
-// observe builds the Observation of one pool.
-func (c *Controller) observe(p *controlledPool, now time.Time, latest *collector.Snapshot) Observation {
+// observe builds the Observation of one pool. Its data age counts from the
+// newest snapshot that had the pool: a pool missing from later snapshots
+// goes stale.
+func (c *Controller) observe(p *controlledPool, now time.Time) Observation {
 	obs := Observation{
 		Time:     now,
 		Pool:     p.Name,
 		Latest:   p.window[len(p.window)-1],
 		Window:   append([]collector.PoolRates(nil), p.window...),
 		Interval: c.cfg.Interval,
-		DataAge:  now.Sub(latest.Time),
+		DataAge:  now.Sub(p.lastAt),
 		Template: p.Template,
 	}
 	if obs.DataAge < 0 {

@@ -188,3 +188,25 @@ func TestControllerRun(t *testing.T) {
 		t.Errorf("%d decisions recorded in 100 ms at 10 ms intervals, want several", len(rec.got))
 	}
 }
+
+// TestControllerPoolVanishes: a pool absent from the newer snapshots has
+// no fresh data, so after 3 intervals its decisions are stale no-ops.
+func TestControllerPoolVanishes(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const iv = 10 * time.Second
+	ring := NewSnapshotRing(8)
+	app := &ctlApplier{}
+	c, err := NewController(ControllerConfig{Interval: iv, Pools: []PoolControl{{Name: "web", Policy: ctlPolicy{n: 5}}}, Source: ring, Applier: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring.Add(ctlSnap(t0, 0))
+	ring.Add(ctlSnap(t0.Add(iv), 10))
+	for i := 2; i < 7; i++ {
+		ring.Add(collector.Snapshot{Time: t0.Add(time.Duration(i) * iv), Source: "test"})
+	}
+	d := c.Tick(context.Background(), t0.Add(6*iv))[0]
+	if d.Outcome != "noop" || !strings.Contains(d.Reason, "stale") || len(app.scales) != 0 {
+		t.Errorf("decision %q (%s), %d scale calls; want a stale no-op", d.Outcome, d.Reason, len(app.scales))
+	}
+}
