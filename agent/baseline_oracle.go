@@ -44,7 +44,7 @@ type OracleConfig struct {
 // per server, and even least_conn (join the shortest queue) has a longer
 // tail: at the M/M/c minimum the simulated p95 exceeds the target in most
 // minutes, at 0.8 x target it meets it in about every minute (measured at
-// 4 to 17 servers, 70-90% utilisation; see docs/RESULTS.md "Baselines").
+// 4 to 17 servers, 70-90% utilisation; see docs/DESIGN.md).
 const DefaultOracleHeadroom = 0.8
 
 // Oracle is the clairvoyant baseline: for every minute it knows the
