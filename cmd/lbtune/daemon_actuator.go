@@ -23,28 +23,22 @@ import (
 func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog.Logger) (agent.Applier, error) {
 	switch {
 	case a.Fleet != nil:
-		b := cfg.Actuator(a.Fleet.Balancer)
-		var rt daemonBalancer
-		if b.HAProxy != nil {
-			rt = &haproxy.Runtime{Socket: b.HAProxy.Socket, Log: log.With("actuator", b.Name)}
-		} else {
-			rt = d.nginxOf(b, log)
-		}
-		templates, limits := map[string]fleet.Template{}, map[string]actuator.Limits{}
+		templates := map[string]fleet.Template{}
 		for _, p := range cfg.Pools {
-			if p.Actuator != a.Name {
-				continue
+			if p.Actuator == a.Name {
+				templates[p.Name] = fleet.Template{Command: strings.Fields(p.Template.Command)}
 			}
-			templates[p.Name] = fleet.Template{Command: strings.Fields(p.Template.Command)}
-			limits[p.Name] = actuator.Limits{Min: p.Template.Min, Max: p.Template.Max, Weight: max(1, p.Template.MaxWeight/2)}
 		}
 		fl := fleet.New(templates)
 		fl.Log = log.With("actuator", a.Name)
-		pools := actuator.NewPools(rt, fl, limits)
-		pools.Log = log.With("actuator", a.Name)
-		d.runners = append(d.runners, pools.Run)
 		d.closers = append(d.closers, fl.Close)
-		return &daemonFleet{Pools: pools, balancer: rt}, nil
+		return d.poolsOver(cfg, a, a.Fleet.Balancer, fl, log), nil
+	case a.AWS != nil:
+		prov, err := daemonAWSProvider(cfg, a, log)
+		if err != nil {
+			return nil, err
+		}
+		return d.poolsOver(cfg, a, a.AWS.Balancer, prov, log), nil
 	case a.NGINX != nil:
 		return &daemonWeightsOnly{kind: "nginx", name: a.Name, weights: d.nginxOf(&a, log)}, nil
 	case a.HAProxy != nil:
@@ -55,6 +49,29 @@ func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog
 		return &daemonWeightsOnly{kind: "haproxy", name: a.Name, weights: rt}, nil
 	}
 	return nil, fmt.Errorf("actuator %s: %s actuators are not wired into lbtune run yet (fleet with an haproxy or nginx balancer, haproxy and nginx are)", a.Name, a.Kind())
+}
+
+// poolsOver returns actuator.Pools over the named balancer actuator and a
+// server provider (local processes, EC2, an Auto Scaling group) for the
+// pools using actuator a; its supervision loop runs with the daemon.
+func (d *daemon) poolsOver(cfg *config.Config, a config.Actuator, balancer string, prov actuator.Provider, log *slog.Logger) agent.Applier {
+	b := cfg.Actuator(balancer)
+	var bal daemonBalancer
+	if b.HAProxy != nil {
+		bal = &haproxy.Runtime{Socket: b.HAProxy.Socket, Log: log.With("actuator", b.Name)}
+	} else {
+		bal = d.nginxOf(b, log)
+	}
+	limits := map[string]actuator.Limits{}
+	for _, p := range cfg.Pools {
+		if p.Actuator == a.Name {
+			limits[p.Name] = actuator.Limits{Min: p.Template.Min, Max: p.Template.Max, Weight: max(1, p.Template.MaxWeight/2)}
+		}
+	}
+	pools := actuator.NewPools(bal, prov, limits)
+	pools.Log = log.With("actuator", a.Name)
+	d.runners = append(d.runners, pools.Run)
+	return &daemonFleet{Pools: pools, balancer: bal}
 }
 
 // daemonBalancer is what a fleet registers its servers in.
