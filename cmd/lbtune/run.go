@@ -105,7 +105,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout
 	// returns nil when gctx ends.
 	d.runLoops(gctx, g.Go)
 
-	names := make([]string, 0, len(d.pools))
+	names := []string{}
 	for _, p := range d.poolList() {
 		names = append(names, fmt.Sprintf("%s (%s)", p.name, p.mode))
 	}
