@@ -84,7 +84,7 @@ func (p *daemonPool) setModeLocked(mode string) error {
 		Interval:   p.d.cfg.Intervals.Decide,
 		Window:     window,
 		StaleAfter: 3 * max(p.d.cfg.Intervals.Decide, p.scrape),
-		Timeout:    p.period,
+		Timeout:    p.tickTimeout(),
 		Pools:      []agent.PoolControl{{Name: p.name, Policy: policy, Template: p.template}},
 		Source:     &daemonRecent{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock},
 		Applier:    daemonTimedApplier(p.applier, p.d.metrics.ActuationLatency),
@@ -102,6 +102,16 @@ func (p *daemonPool) setModeLocked(mode string) error {
 	p.mode = mode
 	p.recMu.Unlock()
 	return nil
+}
+
+// tickTimeout bounds one tick, actuation included: long enough for a drain
+// (30 s) or a local server's start, and for a cloud instance's boot (the
+// AWS provider waits up to 10 minutes). A tick in progress delays the next.
+func (p *daemonPool) tickTimeout() time.Duration {
+	if a := p.d.cfg.Actuator(p.cfg.Actuator); a != nil && a.AWS != nil {
+		return 15 * time.Minute
+	}
+	return max(p.period, time.Minute)
 }
 
 // run ticks the pool's controller every period until ctx ends. Ticks are
