@@ -135,7 +135,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var wg sync.WaitGroup
 	for i, spec := range specs {
 		wg.Go(func() {
-			results[i], errs[i] = agent.Evaluate(ctx, sc, spec, built[i], agent.EvalOptions{Progress: tick})
+			results[i], errs[i] = agent.Evaluate(ctx, sc, spec, built[i], agent.EvalOptions{Guard: evalGuard(spec), Progress: tick})
 		})
 	}
 	wg.Wait()
@@ -187,6 +187,15 @@ func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
 		return policyAgent(sc, p)
 	}
 	return nil, fmt.Errorf("unknown policy %q (want static, threshold, hpa[@U] or oracle)", spec)
+}
+
+// evalGuard returns the guard a policy runs behind in eval: none for the
+// baselines, which are defined unguarded. A guarded policy adds its case.
+func evalGuard(spec string) agent.DecisionGuard {
+	switch name, _, _ := agent.ParseSpec(spec); name {
+	default:
+		return nil
+	}
 }
 
 func evalSpecs(s string) []string {
