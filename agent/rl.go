@@ -524,12 +524,17 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 }
 
 // rlServerLatency is the latency the weight actions compare: a server's p95
-// when known, else its mean.
-func rlServerLatency(s *collector.ServerRates) float64 {
+// when known, else its mean, times the square root of its capacity (1 when
+// unknown). Equalising this, not the raw latency, is the square-root rule
+// for parallel queues (load the servers so that mu_i - lambda_i is
+// proportional to sqrt(mu_i), which minimises the mean response time): a
+// fast server should run with a lower latency than a slow one.
+func rlServerLatency(s *collector.ServerRates, capacity map[string]float64) float64 {
+	l := s.MeanLatencyMs
 	if s.Gauges.P95Ms != nil && *s.Gauges.P95Ms > 0 {
-		return *s.Gauges.P95Ms
+		l = *s.Gauges.P95Ms
 	}
-	return s.MeanLatencyMs
+	return l * math.Sqrt(rlCapOf(capacity, s.Name))
 }
 
 // rlServing lists the servers taking traffic: up, not backup, with requests.
@@ -548,16 +553,16 @@ func rlServing(obs Observation) []*collector.ServerRates {
 // times two, plus one when the servers' latencies are unbalanced.
 func (a *Agent) weightState(obs Observation, post []float64) int {
 	s := 2 * rlArgmax(post)
-	if lo, hi := rlLatencySpread(rlServing(obs)); lo > 0 && hi/lo > a.cfg.ImbalanceRatio {
+	if lo, hi := rlLatencySpread(rlServing(obs), obs.Capacity); lo > 0 && hi/lo > a.cfg.ImbalanceRatio {
 		s++
 	}
 	return s
 }
 
 // rlLatencySpread returns the lowest and highest latency among servers with traffic.
-func rlLatencySpread(srv []*collector.ServerRates) (lo, hi float64) {
+func rlLatencySpread(srv []*collector.ServerRates, capacity map[string]float64) (lo, hi float64) {
 	for _, s := range srv {
-		l := rlServerLatency(s)
+		l := rlServerLatency(s, capacity)
 		if s.Requests <= 0 || l <= 0 {
 			continue
 		}
@@ -590,14 +595,14 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 	case WeightShift:
 		var slow, fast *collector.ServerRates
 		for _, s := range srv {
-			l := rlServerLatency(s)
+			l := rlServerLatency(s, obs.Capacity)
 			if s.Requests <= 0 || l <= 0 {
 				continue
 			}
-			if slow == nil || l > rlServerLatency(slow) {
+			if slow == nil || l > rlServerLatency(slow, obs.Capacity) {
 				slow = s
 			}
-			if fast == nil || l < rlServerLatency(fast) {
+			if fast == nil || l < rlServerLatency(fast, obs.Capacity) {
 				fast = s
 			}
 		}
@@ -623,7 +628,7 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 		w[fast.Name] += step
 		d.Weights = w
 		d.Reason += fmt.Sprintf("; shift weight %d from %s (%.0f ms) to %s (%.0f ms)",
-			step, slow.Name, rlServerLatency(slow), fast.Name, rlServerLatency(fast))
+			step, slow.Name, rlServerLatency(slow, obs.Capacity), fast.Name, rlServerLatency(fast, obs.Capacity))
 	}
 }
 

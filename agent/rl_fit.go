@@ -155,10 +155,10 @@ func (c FitConfig) withDefaults() FitConfig {
 		c.EpisodeLength = 24 * time.Hour
 	}
 	if c.RateMin <= 0 {
-		c.RateMin = 0.5
+		c.RateMin = 0.3
 	}
 	if c.RateMax < c.RateMin {
-		c.RateMax = max(50, c.RateMin)
+		c.RateMax = max(300, c.RateMin)
 	}
 	if c.PeakServers <= 0 {
 		c.PeakServers = 20

@@ -238,7 +238,7 @@ func (t *Trainer) observe(obs Observation, raw Decision) {
 	// (reservoir sampling) so the samples span all episodes.
 	max := t.MaxSamples
 	if max <= 0 {
-		max = 20000
+		max = 4000
 	}
 	t.seen++
 	smp := rlSampleOf(obs, raw)
@@ -344,7 +344,7 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 			post = append([]float64(nil), p...)
 		}
 		ws := 2 * rlArgmax(post)
-		if lo, hi := rlLatencySpread(rlServing(obs)); lo > 0 && hi/lo > imbalance {
+		if lo, hi := rlLatencySpread(rlServing(obs), nil); lo > 0 && hi/lo > imbalance {
 			ws++
 		}
 		steps = append(steps, step{obs: obs, post: post, ws: ws})
@@ -368,7 +368,7 @@ func rlWeightChange(a, b collector.PoolRates) int {
 	fastLat := math.Inf(1)
 	for i := range a.Servers {
 		s := &a.Servers[i]
-		if l := rlServerLatency(s); s.Requests > 0 && l > 0 && l < fastLat {
+		if l := rlServerLatency(s, nil); s.Requests > 0 && l > 0 && l < fastLat {
 			fastLat, fastName = l, s.Name
 		}
 	}

@@ -41,6 +41,7 @@ type Switch struct {
 	agent    *Agent
 	fallback Policy
 	cfg      SwitchConfig
+	counts   map[string]int
 }
 
 // NewSwitch returns a Switch between agent and fallback.
@@ -48,7 +49,7 @@ func NewSwitch(agent *Agent, fallback Policy, cfg SwitchConfig) *Switch {
 	if agent == nil || fallback == nil {
 		panic("agent: switch needs an agent and a fallback")
 	}
-	return &Switch{agent: agent, fallback: fallback, cfg: cfg}
+	return &Switch{agent: agent, fallback: fallback, cfg: cfg, counts: map[string]int{}}
 }
 
 // Name is "agent": the switch is how the agent runs.
@@ -56,6 +57,16 @@ func (s *Switch) Name() string { return "agent" }
 
 // Agent returns the switch's agent.
 func (s *Switch) Agent() *Agent { return s.agent }
+
+// Counts returns how many decisions each switch reason (SwitchAgent and
+// the fallback reasons) has made so far.
+func (s *Switch) Counts() map[string]int {
+	out := make(map[string]int, len(s.counts))
+	for k, v := range s.counts {
+		out[k] = v
+	}
+	return out
+}
 
 // Decide asks both policies and returns the agent's decision unless a
 // switch reason holds.
@@ -81,6 +92,7 @@ func (s *Switch) Decide(ctx context.Context, obs Observation) (Decision, error) 
 	case conf < s.cfg.MinConfidence:
 		reason, why = SwitchUnsure, fmt.Sprintf("most likely load state has posterior %.2f < %.2f", conf, s.cfg.MinConfidence)
 	}
+	s.counts[reason]++
 	if reason == SwitchAgent {
 		ad.Metrics["switch_fallback"] = 0
 		ad.Reason = "agent: " + ad.Reason

@@ -1,0 +1,33 @@
+#!/bin/sh
+# agent-loo.sh: the agent's leave-one-trace-out results (docs/RESULTS.md "Agent").
+# For every trace in TRACES, train the agent on the other traces, then score it on
+# the held-out one beside the baselines. Usage: scripts/agent-loo.sh [OUTDIR]
+set -eu
+BIN=${BIN:-bin/lbtune}
+T=${TRACES_DIR:-../shared/traces}
+OUT=${1:-/tmp/lbtune-loo}
+EPISODES=${EPISODES:-40}
+EXPLORE=${EXPLORE:-8}
+POLICIES=static,threshold,hpa@0.3,hpa@0.4,hpa@0.5,hpa@0.6,hpa@0.7,oracle,agent
+mkdir -p "$OUT"
+# trace name, eval flags (a 72 h slice; busy traces thinned with --scale)
+cat > "$OUT/traces.txt" <<LIST
+nasa-1995-07-13-per-sec --to 24h
+nasa-1995-07-per-min --to 72h
+worldcup98-1998-05-per-min --to 72h
+worldcup98-1998-06-per-min --to 72h --scale 0.1
+worldcup98-1998-07-per-min --to 72h
+LIST
+while read -r name flags; do
+	others=$(for o in $(cut -d' ' -f1 "$OUT/traces.txt"); do [ "$o" = "$name" ] || printf '%s,' "$T/$o.csv"; done)
+	others=${others%,}
+	rm -f "$OUT/$name.db"
+	echo "== $name: train on the other traces" >&2
+	"$BIN" policy train --traces "$others" --out "$OUT/$name.db" --episodes "$EPISODES" --explore-episodes "$EXPLORE" --quiet >&2
+	echo "== $name: eval $flags" >&2
+	# shellcheck disable=SC2086
+	"$BIN" eval --trace "$T/$name.csv" $flags --policies "$POLICIES" --model "$OUT/$name.db" --progress=false > "$OUT/$name.txt"
+	# shellcheck disable=SC2086
+	"$BIN" eval --trace "$T/$name.csv" $flags --policies "$POLICIES" --model "$OUT/$name.db" --progress=false --json > "$OUT/$name.json"
+	cat "$OUT/$name.txt"
+done < "$OUT/traces.txt"

@@ -1,0 +1,19 @@
+#!/bin/sh
+# model.sh: reproduce the shipped default model + policy (datasets/default-agent.db)
+# that `lbtune eval --policies agent` and `make demo` use when no --model is given.
+# Trained on every shipped trace in the simulator (and on the recorded datasets'
+# states, when datasets/*.jsonl.gz exist). Deterministic for a seed.
+set -eu
+BIN=${BIN:-bin/lbtune}
+T=${TRACES_DIR:-../shared/traces}
+OUT=${OUT:-datasets/default-agent.db}
+traces=$(ls "$T"/*.csv | tr '\n' ',' | sed 's/,$//')
+data=""
+for f in datasets/*.jsonl.gz; do
+	[ -e "$f" ] && data="$data --data $f"
+done
+rm -f "$OUT"
+# shellcheck disable=SC2086
+"$BIN" policy train --traces "$traces" $data --out "$OUT" \
+	--episodes "${EPISODES:-60}" --explore-episodes "${EXPLORE:-12}" --policy-seed "${SEED:-1}"
+"$BIN" policy show --model "$OUT"
