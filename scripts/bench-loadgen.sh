@@ -3,12 +3,14 @@
 # wrk's closed-loop ceiling, in the same run against the same trivial backend
 # (lbtune backend /healthz: no work). Recorded in docs/BENCHMARKS.md.
 #
-# Environment: LBTUNE (bin/lbtune), BENCH_DURATION (10s), BENCH_RATES.
+# Environment: LBTUNE (bin/lbtune), BENCH_DURATION (10s), BENCH_RATES,
+# BENCH_WORKERS (the --max-workers values tried: "256 64").
 set -eu
 cd "$(dirname "$0")/.."
 LBTUNE=${LBTUNE:-bin/lbtune}
 DUR=${BENCH_DURATION:-10s}
-RATES=${BENCH_RATES:-2500 5000 7500 10000 12500}
+RATES=${BENCH_RATES:-5000 7500 10000 12500}
+WORKERS=${BENCH_WORKERS:-256 64}
 tmp=$(mktemp -d)
 "$LBTUNE" backend --work sleep --concurrency 0 >"$tmp/addr" 2>"$tmp/backend.log" &
 backend=$!
@@ -20,9 +22,12 @@ echo "backend: $url (pid $backend); $(nproc) CPUs; load average: $(cut -d' ' -f1
 echo "== wrk (closed loop, the ceiling of this backend on this machine)"
 wrk -t2 -c64 -d"$DUR" --latency "$url" | grep -E "Requests/sec|Latency|50%|99%|Socket errors|Non-2xx"
 
-for dist in fixed exp; do
-	for rate in $RATES; do
-		echo "== lbtune load --dist $dist --rate $rate --duration $DUR"
-		"$LBTUNE" load --target "$url" --dist "$dist" --rate "$rate" --duration "$DUR" | grep -E "^requests|^failures|^percentile"
+for workers in $WORKERS; do
+	for dist in exp fixed; do
+		for rate in $RATES; do
+			echo "== lbtune load --dist $dist --rate $rate --duration $DUR --max-workers $workers"
+			"$LBTUNE" load --target "$url" --dist "$dist" --rate "$rate" --duration "$DUR" --max-workers "$workers" |
+				grep -E "^requests|^failures|^percentile"
+		done
 	done
 done

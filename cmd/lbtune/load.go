@@ -42,7 +42,7 @@ func loadRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	distName := fs.String("dist", "exp", "inter-arrival distribution: exp, normal, fixed, zipf")
 	duration := fs.Duration("duration", 0, "how long to send (required)")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
-	maxWorkers := fs.Uint64("max-workers", 0, "cap on requests in flight (0 = unlimited, open loop)")
+	maxWorkers := fs.Uint64("max-workers", 256, "cap on requests in flight (0 = unlimited); open loop until the cap, and an unlimited pool can collapse an overloaded client")
 	out := fs.String("out", "", "write per-request records here (.csv for CSV, else JSON lines)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	seed := fs.Uint64("seed", 0, "random seed (0 = from the clock)")
