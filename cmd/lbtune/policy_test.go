@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// policyExec runs lbtune in-process and returns stdout, stderr and the exit code.
+func policyExec(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runMain(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// TestPolicyTrainShowEval trains the agent on a small trace, explains it
+// and scores it with eval --policies agent --model.
+func TestPolicyTrainShowEval(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.csv")
+	var b strings.Builder
+	b.WriteString("t,rps\n")
+	for i := range 180 { // 3 h per minute: a morning ramp, a spike, an evening fall
+		r := 4.0 + float64(i)/10
+		if i > 120 {
+			r = 22 - float64(i-120)/4
+		}
+		if i >= 90 && i < 93 {
+			r *= 3
+		}
+		fmt.Fprintf(&b, "%d,%.4f\n", 60*i, r)
+	}
+	if err := os.WriteFile(trace, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "m.db")
+	out, errs, code := policyExec(t, "policy", "train", "--traces", trace, "--out", store, "--episodes", "4",
+		"--explore-episodes", "2", "--episode-length", "1h", "--rate-min", "2", "--rate-max", "20", "--quiet", "--json")
+	if code != 0 {
+		t.Fatalf("policy train: exit %d: %s", code, errs)
+	}
+	var rep policyTrainReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.K < 1 || rep.Episodes != 4 || rep.PolicyKey != "agent/v000001" {
+		t.Fatalf("policy train report %+v (%v): %s", rep, err, out)
+	}
+
+	out, errs, code = policyExec(t, "policy", "show", "--model", store)
+	if code != 0 {
+		t.Fatalf("policy show: exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"Load states", "preferred", "Fallback (threshold policy)", "Guard:", "rate rps"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("policy show lacks %q:\n%s", want, out)
+		}
+	}
+	out, errs, code = policyExec(t, "policy", "show", "--model", store, "--json")
+	var show policyShowReport
+	if code != 0 || json.Unmarshal([]byte(out), &show) != nil || len(show.States) != rep.K {
+		t.Fatalf("policy show --json: exit %d, %d states for k=%d: %s%s", code, len(show.States), rep.K, errs, out)
+	}
+
+	out, errs, code = policyExec(t, "eval", "--trace", trace, "--policies", "threshold,agent", "--model", store, "--json", "--progress=false")
+	if code != 0 {
+		t.Fatalf("eval agent: exit %d: %s", code, errs)
+	}
+	var rows []struct {
+		Policy      string  `json:"policy"`
+		ServerHours float64 `json:"server_hours"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 2 || rows[1].Policy != "agent" || rows[1].ServerHours <= 0 {
+		t.Fatalf("eval rows %+v (%v)", rows, err)
+	}
+
+	// Errors: a missing store, an unknown subcommand.
+	if _, errs, code := policyExec(t, "policy", "show", "--model", filepath.Join(dir, "none.db")); code != 1 || !strings.Contains(errs, "lbtune policy:") {
+		t.Errorf("show of a missing store: exit %d, %q", code, errs)
+	}
+	if _, _, code := policyExec(t, "policy", "frobnicate"); code != 2 {
+		t.Errorf("unknown subcommand: exit %d, want 2", code)
+	}
+}
