@@ -114,20 +114,20 @@ pools:
   - name: light
     source: haproxy
     actuator: haproxy
-    template: {min: 1, max: 6, target_seconds: 0.25, service_rate: 40, max_weight: 256}
+    template: {min: 1, max: 6, target_seconds: 0.4, service_rate: 40, max_weight: 256}
   - name: heavy
     source: haproxy
     actuator: haproxy
-    template: {min: 1, max: 6, target_seconds: 1.2, service_rate: 6.7, max_weight: 256}
+    template: {min: 1, max: 6, target_seconds: 2, service_rate: 6.7, max_weight: 256}
 EOF
-  # Low, high, a spike, medium, idle: one cycle is 7 min, repeated.
+  # Low, high, a spike, medium, idle: one cycle is 10 min, repeated.
   cat >"$dir/phases.yaml" <<'EOF'
-- {duration: 90s, rate: 30}
-- {duration: 90s, rate: 110}
-- {duration: 3s,  rate: 250}
-- {duration: 90s, rate: 60}
-- {duration: 60s, rate: 10}
-- {duration: 87s, rate: 80}
+- {duration: 120s, rate: 30}
+- {duration: 120s, rate: 110}
+- {duration: 3s,   rate: 250}
+- {duration: 117s, rate: 60}
+- {duration: 150s, rate: 10}
+- {duration: 90s,  rate: 80}
 EOF
   say "HAProxy testbed up: $front (pools light, heavy; 6 job backends each)"
   pool=light
