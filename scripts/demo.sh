@@ -143,13 +143,24 @@ fi
 "$bin" config check "$dir/lbtune.yaml" >/dev/null
 
 # 3. The daemon, then the load.
-"$bin" run --config "$dir/lbtune.yaml" >"$dir/lbtune.out" 2>"$dir/lbtune.log" &
-daemon_pid=$!
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  kill -0 "$daemon_pid" 2>/dev/null || { say "lbtune run failed:"; tail -5 "$dir/lbtune.log"; exit 1; }
-  sleep 0.1
-done
+start_daemon() {
+  "$bin" run --config "$dir/lbtune.yaml" >"$dir/lbtune.out" 2>"$dir/lbtune.log" &
+  daemon_pid=$!
+  for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$daemon_pid" 2>/dev/null || { daemon_pid=""; return 1; }
+    sleep 0.1
+  done
+  return 1
+}
+if ! start_daemon; then
+  say "lbtune run failed: $(tail -1 "$dir/lbtune.log")"
+  if [ -z "$model" ]; then exit 1; fi
+  say "retrying without the default model: the threshold fallback decides"
+  sed -i "s|\"$model\"|\"\"|" "$dir/lbtune.yaml"
+  model="" policy="threshold fallback only (the default model did not load; see above)"
+  start_daemon || { say "lbtune run failed again: $(tail -1 "$dir/lbtune.log")"; exit 1; }
+fi
 if [ "$mode" = testbed ]; then
   "$bin" load --mix "/light=70,/heavy=30" --base "http://$front" --phases "$dir/phases.yaml" \
     --duration "${duration:-24h}" --json >"$dir/load.json" 2>"$dir/load.log" &
