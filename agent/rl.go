@@ -105,7 +105,7 @@ func DefaultRLConfig() RLConfig {
 		ScaleInWindow: 10 * time.Minute,
 		ScaleInZ:      1,
 		Levels: []Level{
-			{Z: 1, Tail: 0.04}, {Z: 1.5, Tail: 0.03}, {Z: 2, Tail: 0.03}, {Z: 2.5, Tail: 0.025},
+			{Z: 0, Tail: 0.05}, {Z: 0.5, Tail: 0.05}, {Z: 1, Tail: 0.04}, {Z: 1.5, Tail: 0.03},
 		},
 		Alpha: 0.05, Gamma: 0.5, Block: 20,
 		Epsilon: 0.3, EpsilonDecay: 0.9997, EpsilonMin: 0.02,
