@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbtune/lbtune/actuator/haproxy"
+	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/testbed/backend"
 	"github.com/lbtune/lbtune/testbed/dist"
 	"github.com/lbtune/lbtune/testbed/loadgen"
@@ -136,6 +139,54 @@ func TestUpLoadDown(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("explore changes weights in both balancers", func(t *testing.T) {
+		hp := &haproxy.Runtime{Socket: st.HAProxy.Socket}
+		ng := nginx.New(st.NGINX.Files(), st.NGINXUpstreams())
+		for _, tc := range []struct {
+			name   string
+			setter WeightSetter
+			// weightOf reads the weight the balancer now uses for a server.
+			weightOf func(c Change) int
+		}{
+			{name: "haproxy", setter: hp, weightOf: func(c Change) int {
+				s, err := hp.ServerStat(ctx, c.Pool, c.Server)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.Weight
+			}},
+			{name: "nginx", setter: ng, weightOf: func(c Change) int {
+				// The live include file NGINX was reloaded with: "server ADDR weight=N; # NAME".
+				b, err := os.ReadFile(st.NGINX.Include)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, line := range strings.Split(string(b), "\n") {
+					var w int
+					if i := strings.Index(line, "weight="); i >= 0 && strings.HasSuffix(line, "# "+c.Server) {
+						if _, err := fmt.Sscanf(line[i:], "weight=%d;", &w); err == nil {
+							return w
+						}
+					}
+				}
+				return -1
+			}},
+		} {
+			e := NewExplorer(st, tc.setter, 300*time.Millisecond, 30, rand.NewPCG(5, 5))
+			ectx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+			var changes []Change
+			err := e.Run(ectx, func(c Change) error { changes = append(changes, c); return nil })
+			cancel()
+			if err != nil || len(changes) == 0 {
+				t.Fatalf("%s: %d changes, %v", tc.name, len(changes), err)
+			}
+			last := changes[len(changes)-1]
+			if got := tc.weightOf(last); got != last.New {
+				t.Errorf("%s: %s/%s weight %d, want %d", tc.name, last.Pool, last.Server, got, last.New)
+			}
+		}
+	})
 
 	down, err := Down(ctx, c.StateDir)
 	if err != nil {
