@@ -109,7 +109,7 @@ func TestTestbedCommands(t *testing.T) {
 			t.Errorf("status after down: exit %d, want 1", code)
 		}
 	})
-	t.Run("backend prints its address and stops on SIGTERM", func(t *testing.T) {
+	t.Run("backend prints its address, load stops on SIGINT, backend stops on SIGINT", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, "backend", "--work", "sleep")
@@ -121,6 +121,27 @@ func TestTestbedCommands(t *testing.T) {
 		if err != nil || !strings.HasPrefix(line, "127.0.0.1:") {
 			t.Fatalf("first line %q, %v", line, err)
 		}
+		// lbtune load stops on SIGINT and still prints its summary.
+		load := exec.CommandContext(ctx, bin, "load", "--target", "http://"+strings.TrimSpace(line)+"/light", "--rate", "100", "--duration", "60s", "--json")
+		var lout strings.Builder
+		load.Stdout = &lout
+		if err := load.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		_ = load.Process.Signal(os.Interrupt)
+		if err := load.Wait(); err != nil {
+			t.Fatalf("load after SIGINT: %v", err)
+		}
+		var sum struct {
+			Interrupted bool    `json:"interrupted"`
+			Requests    int     `json:"requests"`
+			DurationS   float64 `json:"duration_s"`
+		}
+		if err := json.Unmarshal([]byte(lout.String()), &sum); err != nil || !sum.Interrupted || sum.Requests < 50 || sum.DurationS > 10 {
+			t.Fatalf("summary after SIGINT %+v, %v", sum, err)
+		}
+
 		_ = cmd.Process.Signal(os.Interrupt)
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("backend exit: %v", err)
