@@ -258,8 +258,11 @@ http {
 					t.Errorf("server %s: bad percentiles %+v", s.Name, g)
 				}
 			}
-			if total != uint64(ok) {
-				t.Errorf("logged %d upstream requests, %d got a 200", total, ok)
+			// Each of load's 4 workers may have one request in flight when
+			// its deadline cancels it: NGINX logs that request (499 or a
+			// late 200) although the client saw no 200.
+			if total < uint64(ok) || total > uint64(ok)+loadWorkers {
+				t.Errorf("logged %d upstream requests, %d got a 200 (want %d..%d)", total, ok, ok, ok+loadWorkers)
 			}
 			r, err := Rate(ptrSnap(before[src]), &after)
 			if err != nil {

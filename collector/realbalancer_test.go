@@ -141,8 +141,11 @@ func startHAProxy(t *testing.T, servers []string) realHAProxy {
 	return h
 }
 
-// load sends GETs to url from 4 clients until d has passed or max requests
-// were sent, and returns how many got a 200.
+// loadWorkers is how many requests load keeps in flight.
+const loadWorkers = 4
+
+// load sends GETs to url from loadWorkers clients until d has passed or max
+// requests were sent, and returns how many got a 200.
 func load(t *testing.T, url string, d time.Duration, max int) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -151,7 +154,7 @@ func load(t *testing.T, url string, d time.Duration, max int) int {
 	sent, ok := 0, 0
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 5 * time.Second}
-	for range 4 {
+	for range loadWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
