@@ -26,6 +26,9 @@ type PolicyTree struct {
 	Agreement float64 `json:"agreement"`
 	// Baseline is the agreement of always predicting the most common class.
 	Baseline float64 `json:"baseline"`
+	// ChangeAgreement is the agreement on the held-out decisions that
+	// changed the pool's size (where "keep" is wrong).
+	ChangeAgreement float64 `json:"change_agreement"`
 	// Train and Test are the numbers of samples fitted and held out.
 	Train int `json:"train"`
 	Test  int `json:"test"`
@@ -34,8 +37,9 @@ type PolicyTree struct {
 
 // Distil fits a CART tree of at most depth levels (golearn's Gini
 // classifier) to the agent's decision samples (features SampleFeatures,
-// classes ActionClasses) on a random (1 - holdout) share, and measures its
-// agreement with the agent on the rest. At most maxFit samples are fitted
+// classes ActionClasses) on a random (1 - holdout) share, with the most
+// common class capped at 3 times all others, and measures its
+// agreement with the agent on the rest (as they come, unbalanced). At most maxFit samples are fitted
 // (golearn's CART tries every distinct value of every feature as a split).
 func Distil(samples []Sample, depth int, holdout float64, maxFit int, seed uint64) (*PolicyTree, error) {
 	if len(samples) < 20 {
@@ -45,6 +49,7 @@ func Distil(samples []Sample, depth int, holdout float64, maxFit int, seed uint6
 	idx := rng.Perm(len(samples))
 	nTest := max(int(holdout*float64(len(samples))), 1)
 	test, fit := idx[:nTest], idx[nTest:]
+	fit = rlBalance(samples, fit)
 	if maxFit > 0 && len(fit) > maxFit {
 		fit = fit[:maxFit]
 	}
@@ -66,10 +71,17 @@ func Distil(samples []Sample, depth int, holdout float64, maxFit int, seed uint6
 	}
 	pred := tree.Predict(held)
 	counts := make([]int, len(ActionClasses))
-	agree := 0
+	agree, changes, changeAgree := 0, 0, 0
 	for i, j := range test {
-		if int(pred[i]) == samples[j].Action {
+		hit := int(pred[i]) == samples[j].Action
+		if hit {
 			agree++
+		}
+		if samples[j].Action != rlActionClass(0) {
+			changes++
+			if hit {
+				changeAgree++
+			}
 		}
 		counts[samples[j].Action]++
 	}
@@ -79,10 +91,50 @@ func Distil(samples []Sample, depth int, holdout float64, maxFit int, seed uint6
 	}
 	pt := &PolicyTree{Agreement: float64(agree) / float64(len(test)), Baseline: float64(top) / float64(len(test)),
 		Train: len(fit), Test: len(test), Depth: depth}
+	if changes > 0 {
+		pt.ChangeAgreement = float64(changeAgree) / float64(changes)
+	}
 	if tree.RootNode != nil {
 		pt.Rules = rlRules(tree.RootNode)
 	}
 	return pt, nil
+}
+
+// rlBalanceRatio caps the most common class at this many times the others.
+const rlBalanceRatio = 3
+
+// rlBalance caps the most common action class (the pool mostly keeps its
+// size) at rlBalanceRatio times the number of all other samples, so the
+// tree learns when the agent changes the pool instead of predicting "keep"
+// everywhere.
+func rlBalance(samples []Sample, rows []int) []int {
+	counts := make([]int, len(ActionClasses))
+	for _, j := range rows {
+		counts[samples[j].Action]++
+	}
+	top := 0
+	for c := range counts {
+		if counts[c] > counts[top] {
+			top = c
+		}
+	}
+	others := len(rows) - counts[top]
+	limit := rlBalanceRatio * others
+	if others == 0 || counts[top] <= limit {
+		return rows
+	}
+	out := make([]int, 0, limit+others)
+	kept := 0
+	for _, j := range rows {
+		if samples[j].Action == top {
+			if kept >= limit {
+				continue
+			}
+			kept++
+		}
+		out = append(out, j)
+	}
+	return out
 }
 
 // rlInstances builds golearn instances of the chosen samples: one float

@@ -358,8 +358,9 @@ func policyPrint(w io.Writer, r policyShowReport) {
 		fmt.Fprintf(w, "No policy tree: %s\n", r.TreeReason)
 		return
 	}
-	fmt.Fprintf(w, "The policy as rules (depth-%d tree over %d decisions; agrees with the agent on %.1f%% of %d held-out decisions, always-'%s' would on %.1f%%):\n",
-		r.Tree.Depth, r.Tree.Train, 100*r.Tree.Agreement, r.Tree.Test, "most common", 100*r.Tree.Baseline)
+	fmt.Fprintf(w, "The policy as rules (depth-%d tree over %d decisions; agrees with the agent on %.1f%% of %d held-out decisions\n"+
+		"  (always the most common action would: %.1f%%), and on %.1f%% of the held-out decisions that changed the pool):\n",
+		r.Tree.Depth, r.Tree.Train, 100*r.Tree.Agreement, r.Tree.Test, 100*r.Tree.Baseline, 100*r.Tree.ChangeAgreement)
 	for _, rule := range r.Tree.Rules {
 		fmt.Fprintln(w, "  "+rule)
 	}
