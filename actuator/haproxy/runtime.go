@@ -300,7 +300,7 @@ func (r *Runtime) waitIdle(ctx context.Context, backend, server string, timeout 
 	}
 }
 
-// Stats returns the parsed `show stat` rows.
+// Stats returns the parsed server rows of `show stat`.
 func (r *Runtime) Stats(ctx context.Context) ([]Stat, error) {
 	out, err := r.Exec(ctx, "show stat")
 	if err != nil {
@@ -328,7 +328,7 @@ func (r *Runtime) ServerStat(ctx context.Context, backend, server string) (Stat,
 	return Stat{}, fmt.Errorf("haproxy show stat: %s/%s: %w", backend, server, ErrNoServer)
 }
 
-// Servers returns the server rows of backend (no FRONTEND/BACKEND rows).
+// Servers returns the server rows of backend.
 func (r *Runtime) Servers(ctx context.Context, backend string) ([]Stat, error) {
 	rows, err := r.Stats(ctx)
 	if err != nil {
@@ -336,7 +336,7 @@ func (r *Runtime) Servers(ctx context.Context, backend string) ([]Stat, error) {
 	}
 	var out []Stat
 	for _, s := range rows {
-		if s.Proxy == backend && s.Server != "FRONTEND" && s.Server != "BACKEND" {
+		if s.Proxy == backend {
 			out = append(out, s)
 		}
 	}

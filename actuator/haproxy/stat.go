@@ -1,111 +1,79 @@
 package haproxy
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
+	"time"
+
+	"github.com/lbtune/lbtune/collector"
 )
 
-// Stat is the part of one `show stat` row the actuator needs.
+// Stat is the part of one `show stat` server row the actuator needs.
 type Stat struct {
-	Proxy  string // pxname: frontend/backend name
-	Server string // svname: server name, or FRONTEND / BACKEND
-	// Status is e.g. "UP", "DOWN", "DRAIN", "MAINT", "UP 1/3", "no check".
+	Proxy  string // pxname: the backend's name
+	Server string // svname: the server's name
+	// Status is HAProxy's word for the server's state: "UP", "DOWN",
+	// "DRAIN" or "MAINT" (HAProxy's "UP 1/3" and "no check" are "UP",
+	// "NOLB" is "DRAIN", "MAINT (via ...)" is "MAINT").
 	Status string
-	// Weight is the effective weight (for a BACKEND row, the sum over usable servers).
+	// Weight is the server's effective weight.
 	Weight int
 	// Scur is the number of current sessions.
 	Scur int
-	// CheckStatus is the last health check's result, e.g. "L7OK", "L4CON".
-	CheckStatus string
-	// Addr is the server's address (empty for non-server rows).
+	// Addr is the server's address (its name when HAProxy gives none).
 	Addr string
 }
 
-// Serving reports whether HAProxy sends new traffic to the server: UP
-// (including "UP 1/3" while a check confirms it) and not drained.
+// Serving reports whether HAProxy sends new traffic to the server: up (a
+// backup server counts) and not drained.
 func (s Stat) Serving() bool {
-	return strings.HasPrefix(s.Status, "UP") || s.Status == "no check"
+	return s.Status == "UP"
 }
 
 // ErrBadStat marks `show stat` output that is not HAProxy's CSV.
 var ErrBadStat = errors.New("malformed show stat output")
 
-// ParseStat parses `show stat` CSV output (also /stats;csv): a header line
-// "# pxname,svname,..." naming the columns, then one row per proxy/server.
-// Columns are found by name, so extra or reordered columns are fine.
-func ParseStat(r io.Reader) ([]Stat, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-	var col map[string]int
-	var out []Stat
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		if col == nil {
-			if !strings.HasPrefix(text, "# ") {
-				return nil, fmt.Errorf("%w: line 1 is not a '# pxname,...' header", ErrBadStat)
-			}
-			col = map[string]int{}
-			for i, name := range strings.Split(strings.TrimPrefix(text, "# "), ",") {
-				col[name] = i
-			}
-			for _, need := range []string{"pxname", "svname", "scur", "status", "weight"} {
-				if _, ok := col[need]; !ok {
-					return nil, fmt.Errorf("%w: header has no %q column", ErrBadStat, need)
-				}
-			}
-			continue
-		}
-		f := strings.Split(text, ",")
-		get := func(name string) string {
-			i, ok := col[name]
-			if !ok || i >= len(f) {
-				return ""
-			}
-			return f[i]
-		}
-		if len(f) <= col["weight"] || len(f) <= col["scur"] || len(f) <= col["status"] {
-			return nil, fmt.Errorf("%w: line %d has %d fields", ErrBadStat, line, len(f))
-		}
-		s := Stat{Proxy: get("pxname"), Server: get("svname"), Status: get("status"),
-			CheckStatus: get("check_status"), Addr: get("addr")}
-		var err error
-		if s.Scur, err = atoiEmpty(get("scur")); err != nil {
-			return nil, fmt.Errorf("%w: line %d scur: %v", ErrBadStat, line, err)
-		}
-		if s.Weight, err = atoiEmpty(get("weight")); err != nil {
-			return nil, fmt.Errorf("%w: line %d weight: %v", ErrBadStat, line, err)
-		}
-		out = append(out, s)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read show stat: %w", err)
-	}
-	if col == nil {
-		return nil, fmt.Errorf("%w: empty output", ErrBadStat)
-	}
-	return out, nil
+// statusWords maps the collector's states to HAProxy's status words.
+var statusWords = map[collector.State]string{
+	collector.StateUp:     "UP",
+	collector.StateBackup: "UP",
+	collector.StateDown:   "DOWN",
+	collector.StateDrain:  "DRAIN",
+	collector.StateMaint:  "MAINT",
 }
 
-// atoiEmpty parses a non-negative integer field; "" is 0.
-func atoiEmpty(s string) (int, error) {
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
+// ParseStat parses `show stat` CSV output (also /stats;csv) into its server
+// rows (no FRONTEND or BACKEND rows). The CSV is read by the collector's
+// parser (collector.ParseHAProxyCSV), so the actuator and the collector
+// agree on every column and state; its errors wrap ErrBadStat.
+func ParseStat(r io.Reader) ([]Stat, error) {
+	data, err := io.ReadAll(r)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("read show stat: %w", err)
 	}
-	if n < 0 {
-		return 0, fmt.Errorf("negative value %d", n)
+	if strings.TrimSpace(string(data)) == "" {
+		return nil, fmt.Errorf("%w: empty output", ErrBadStat)
 	}
-	return n, nil
+	// The rows carry no clock and the actuator reads only state, so the
+	// snapshot's time is a fixed stand-in.
+	snap, err := collector.ParseHAProxyCSV(data, "show stat", time.Unix(0, 0))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadStat, err)
+	}
+	var out []Stat
+	for _, p := range snap.Pools {
+		for _, s := range p.Servers {
+			out = append(out, Stat{
+				Proxy:  p.Name,
+				Server: s.Name,
+				Status: statusWords[s.State],
+				Weight: s.Weight,
+				Scur:   int(s.Gauges.Active),
+				Addr:   s.Address,
+			})
+		}
+	}
+	return out, nil
 }
