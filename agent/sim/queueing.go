@@ -42,21 +42,9 @@ func MMcMeanResponse(lambda, mu float64, c int) float64 {
 // T = W + S with S ~ Exp(μ) and W = 0 with probability 1-C, otherwise
 // Exp(α) with α = cμ - λ, so
 // P(T > t) = (1-C)e^{-μt} + C·(α e^{-μt} - μ e^{-αt})/(α - μ)  (α ≠ μ).
-// It returns 1 when λ >= cμ.
+// It returns 1 when λ >= cμ. It is GGcResponseTail with scv = 1.
 func MMcResponseTail(lambda, mu float64, c int, t float64) float64 {
-	if lambda >= float64(c)*mu {
-		return 1
-	}
-	pc := ErlangC(c, lambda/mu)
-	alpha := float64(c)*mu - lambda
-	es := math.Exp(-mu * t)
-	var hypo float64
-	if math.Abs(alpha-mu) < 1e-9*mu {
-		hypo = es * (1 + mu*t)
-	} else {
-		hypo = (alpha*es - mu*math.Exp(-alpha*t)) / (alpha - mu)
-	}
-	return (1-pc)*es + pc*hypo
+	return GGcResponseTail(lambda, mu, c, 1, t)
 }
 
 // MMcResponseQuantile is the q-quantile (0 < q < 1) of the M/M/c response
@@ -82,21 +70,10 @@ func MMcResponseQuantile(lambda, mu float64, c int, q float64) float64 {
 
 // MinServers is the least c in [1, maxC] whose M/M/c response-time
 // q-quantile is at most target seconds at arrival rate lambda and service
-// rate mu; maxC when none is. At lambda = 0 it is 1.
+// rate mu; maxC when none is. At lambda = 0 it is 1. It is MinServersSCV
+// with scv = 1.
 func MinServers(lambda, mu, target, q float64, maxC int) int {
-	if maxC < 1 {
-		maxC = 1
-	}
-	c := int(lambda/mu) + 1
-	if c < 1 {
-		c = 1
-	}
-	for ; c < maxC; c++ {
-		if MMcResponseTail(lambda, mu, c, target) <= 1-q {
-			return c
-		}
-	}
-	return maxC
+	return MinServersSCV(lambda, mu, 1, target, q, maxC)
 }
 
 // GGcResponseTail approximates P(T > t) for a G/G/c-like pool with Poisson
