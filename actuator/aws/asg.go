@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"sync"
-	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -63,23 +61,12 @@ func NewASG(asg *autoscaling.Client, ec2c *ec2.Client, templates map[string]ASGT
 		return nil, err
 	}
 	return &ASG{asg: asg, ec2: ec2c, templates: templates, claimed: map[string]bool{},
-		http: &http.Client{Timeout: 2 * time.Second}}, nil
+		http: healthClient()}, nil
 }
 
-func (a *ASG) log() *slog.Logger {
-	if a.Log != nil {
-		return a.Log
-	}
-	return slog.Default()
-}
+func (a *ASG) log() *slog.Logger { return orDefault(a.Log) }
 
-func (a *ASG) template(pool string) (ASGTemplate, error) {
-	t, ok := a.templates[pool]
-	if !ok {
-		return t, fmt.Errorf("asg pool %q: %w", pool, actuator.ErrUnknownPool)
-	}
-	return t, nil
-}
+func (a *ASG) template(pool string) (ASGTemplate, error) { return lookup("asg", a.templates, pool) }
 
 // describe returns the group.
 func (a *ASG) describe(ctx context.Context, group string) (astypes.AutoScalingGroup, error) {
@@ -263,6 +250,6 @@ func (a *ASG) Members(ctx context.Context, pool string) ([]actuator.Member, erro
 			ms = append(ms, m)
 		}
 	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].Started.Before(ms[j].Started) })
+	sortByStart(ms)
 	return ms, nil
 }

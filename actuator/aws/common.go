@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
+
+	"github.com/lbtune/lbtune/actuator"
 )
 
 // PoolTag is the tag key carrying an instance's pool name.
@@ -84,4 +88,30 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
+}
+
+// orDefault returns l, or slog.Default() when l is nil.
+func orDefault(l *slog.Logger) *slog.Logger {
+	if l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
+// lookup returns pool's template; the error names the provider kind ("asg",
+// "ec2") and wraps actuator.ErrUnknownPool.
+func lookup[T any](kind string, templates map[string]T, pool string) (T, error) {
+	t, ok := templates[pool]
+	if !ok {
+		return t, fmt.Errorf("%s pool %q: %w", kind, pool, actuator.ErrUnknownPool)
+	}
+	return t, nil
+}
+
+// healthClient is the HTTP client of the providers' readiness checks.
+func healthClient() *http.Client { return &http.Client{Timeout: 2 * time.Second} }
+
+// sortByStart orders members oldest first.
+func sortByStart(ms []actuator.Member) {
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Started.Before(ms[j].Started) })
 }

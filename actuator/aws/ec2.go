@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"sort"
 	"sync"
-	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -70,23 +69,12 @@ func NewEC2(client *ec2.Client, templates map[string]EC2Template) (*EC2, error) 
 		return nil, err
 	}
 	return &EC2{client: client, templates: templates, terminated: map[string]bool{},
-		http: &http.Client{Timeout: 2 * time.Second}}, nil
+		http: healthClient()}, nil
 }
 
-func (e *EC2) log() *slog.Logger {
-	if e.Log != nil {
-		return e.Log
-	}
-	return slog.Default()
-}
+func (e *EC2) log() *slog.Logger { return orDefault(e.Log) }
 
-func (e *EC2) template(pool string) (EC2Template, error) {
-	t, ok := e.templates[pool]
-	if !ok {
-		return t, fmt.Errorf("ec2 pool %q: %w", pool, actuator.ErrUnknownPool)
-	}
-	return t, nil
-}
+func (e *EC2) template(pool string) (EC2Template, error) { return lookup("ec2", e.templates, pool) }
 
 // Launch runs one instance for pool (RunInstances, tagged), waits until it
 // is running with a private address (DescribeInstances) and, if set, until
@@ -244,7 +232,7 @@ func (e *EC2) Members(ctx context.Context, pool string) ([]actuator.Member, erro
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	sortByStart(out)
 	return out, nil
 }
 
