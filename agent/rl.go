@@ -110,7 +110,7 @@ func DefaultRLConfig() RLConfig {
 		Alpha: 0.05, Gamma: 0.5, Block: 20,
 		Epsilon: 0.3, EpsilonDecay: 0.9997, EpsilonMin: 0.02,
 		ImbalanceRatio: 1.25, ShiftFraction: 0.15,
-		Reward: RewardConfig{Latency: 1, Violation: 2, Errors: 10, ServerCost: 0.05},
+		Reward: RewardConfig{Latency: 1, Violation: 4, Errors: 10, ServerCost: 0.05},
 	}
 }
 
