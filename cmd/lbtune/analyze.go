@@ -26,14 +26,17 @@ func analyzeRun(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "Usage: lbtune analyze [--json] FILE   (lbtune load --out records, CSV or JSONL, or an HAProxy httplog; - for stdin)")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	// Flags may also follow the file ("analyze out.csv --json").
+	pos, err := datasetParse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return fmt.Errorf("%w: want exactly one FILE", errUsage)
 	}
+	name := pos[0]
 	in := io.Reader(os.Stdin)
-	if name := fs.Arg(0); name != "-" {
+	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
 			return fmt.Errorf("open: %w", err)
@@ -43,7 +46,7 @@ func analyzeRun(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	r, err := analyze.Analyze(in)
 	if err != nil {
-		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -29,6 +29,7 @@ func TestTestbedCommands(t *testing.T) {
 			{"load", "--target", "http://x/", "--rate", "1", "--duration", "1s", "--dist", "pareto"},
 			{"backend", "--work", "gpu"},
 			{"analyze"},
+			{"analyze", "a.csv", "b.csv"},
 			{"testbed"},
 			{"testbed", "sideways"},
 		} {
@@ -38,20 +39,24 @@ func TestTestbedCommands(t *testing.T) {
 		}
 	})
 	t.Run("analyze shared haproxy log", func(t *testing.T) {
-		code, out, stderr := recordExec(t, bin, "analyze", "--json", filepath.Join(recordCaptures, "haproxy", "haproxy.log"))
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
-		var r struct {
-			Total struct {
-				Requests int `json:"requests"`
-				Response struct {
-					Mean, Variance, Min, Max, SCV float64
-				} `json:"response_ms"`
-			} `json:"total"`
-		}
-		if err := json.Unmarshal([]byte(out), &r); err != nil || r.Total.Requests != 489 || r.Total.Response.SCV <= 0 {
-			t.Fatalf("report %+v, %v", r, err)
+		log := filepath.Join(recordCaptures, "haproxy", "haproxy.log")
+		// The flag may come before or after the file.
+		for _, args := range [][]string{{"analyze", "--json", log}, {"analyze", log, "--json"}} {
+			code, out, stderr := recordExec(t, bin, args...)
+			if code != 0 {
+				t.Fatalf("%v: exit %d: %s", args, code, stderr)
+			}
+			var r struct {
+				Total struct {
+					Requests int `json:"requests"`
+					Response struct {
+						Mean, Variance, Min, Max, SCV float64
+					} `json:"response_ms"`
+				} `json:"total"`
+			}
+			if err := json.Unmarshal([]byte(out), &r); err != nil || r.Total.Requests != 489 || r.Total.Response.SCV <= 0 {
+				t.Fatalf("%v: report %+v, %v", args, r, err)
+			}
 		}
 	})
 	t.Run("testbed up, load through both balancers, down", func(t *testing.T) {
