@@ -246,15 +246,18 @@ func runProof(t *testing.T, setup balancerSetup) {
 	go func() { runDone <- pools.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-runDone })
 
-	// Load: constant rate for as long as the actions take; 30 ms jobs, so a
-	// drained server usually has requests in flight.
+	// Load: constant rate for as long as the actions take (cancelled when
+	// they are done; bounded at 10 minutes, several times a full run's
+	// length, in case the test hangs); 30 ms jobs, so a drained server
+	// usually has requests in flight.
+	const loadBound = 10 * time.Minute
 	load := func(ctx context.Context) <-chan loadgen.Summary {
 		out := make(chan loadgen.Summary, 1)
 		go func() {
 			s, err := loadgen.Run(ctx, loadgen.Config{
 				Targets:  []loadgen.Weighted{{URL: front + "/job?ms=30", Weight: 1}},
-				Schedule: loadgen.Constant(rate, dist.Fixed, time.Hour),
-				Duration: time.Hour, Timeout: 10 * time.Second, Seed: 1,
+				Schedule: loadgen.Constant(rate, dist.Fixed, loadBound),
+				Duration: loadBound, Timeout: 10 * time.Second, Seed: 1,
 			})
 			if err != nil {
 				t.Errorf("load: %v", err)
