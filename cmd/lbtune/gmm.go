@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"syscall"
 	"time"
 
@@ -105,12 +106,7 @@ func gmmRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return enc.Encode(res)
 	}
 	fmt.Fprintf(stdout, "samples %d, dims %d, covariance %s\n", n, d, ct)
-	ks := make([]int, 0, len(sel.Fits))
-	for kk := range sel.Fits {
-		ks = append(ks, kk)
-	}
-	sort.Ints(ks)
-	for _, kk := range ks {
+	for _, kk := range slices.Sorted(maps.Keys(sel.Fits)) {
 		mark := ""
 		if kk == sel.K {
 			mark = "  <- lowest BIC"

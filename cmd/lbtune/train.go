@@ -6,7 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -279,12 +280,7 @@ func trainPrint(w io.Writer, rep trainReport, m *model.Model) {
 		fmt.Fprintf(w, "note: %s imputed in %.0f%% of samples\n", name, 100*share)
 	}
 	fmt.Fprintln(w, "\nBIC by number of clusters (lower is better):")
-	ks := make([]int, 0, len(rep.BIC))
-	for k := range rep.BIC {
-		ks = append(ks, k)
-	}
-	sort.Ints(ks)
-	for _, k := range ks {
+	for _, k := range slices.Sorted(maps.Keys(rep.BIC)) {
 		mark := ""
 		if k == rep.K {
 			mark = "  <- chosen"
