@@ -276,8 +276,8 @@ func trainNewReport(o trainOptions, in *trainInput, m *model.Model, key string) 
 func trainPrint(w io.Writer, rep trainReport, m *model.Model) {
 	fmt.Fprintf(w, "trained on %d pool-intervals of %s (%d dropped at counter resets)\n",
 		rep.Samples, strings.Join(rep.Pools, ", "), rep.SampleStats.Reset)
-	for name, share := range rep.Imputed {
-		fmt.Fprintf(w, "note: %s imputed in %.0f%% of samples\n", name, 100*share)
+	for _, name := range slices.Sorted(maps.Keys(rep.Imputed)) {
+		fmt.Fprintf(w, "note: %s imputed in %.0f%% of samples\n", name, 100*rep.Imputed[name])
 	}
 	fmt.Fprintln(w, "\nBIC by number of clusters (lower is better):")
 	for _, k := range slices.Sorted(maps.Keys(rep.BIC)) {
