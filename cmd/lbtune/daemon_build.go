@@ -95,6 +95,28 @@ func (d *daemon) addLoop(name string, src collector.Source) *collector.Loop {
 	return l
 }
 
+// daemonGuardConfig is the guard's defaults overridden by the config's
+// non-zero limits.
+func daemonGuardConfig(g config.Guard) agent.GuardConfig {
+	c := agent.DefaultGuardConfig()
+	set := func(dst *time.Duration, v time.Duration) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	set(&c.UpCooldown, g.UpCooldown)
+	set(&c.DownCooldown, g.DownCooldown)
+	set(&c.SpikeHold, g.SpikeHold)
+	set(&c.MinLifetime, g.MinLifetime)
+	if g.MaxStepUp > 0 {
+		c.MaxStepUp = g.MaxStepUp
+	}
+	if g.MaxStepDown > 0 {
+		c.MaxStepDown = g.MaxStepDown
+	}
+	return c
+}
+
 // daemonSimScrape is the wall-clock scrape interval of a simulated pool:
 // one scrape interval of simulated time, but not more often than every
 // 100 ms, which a store commit (an fsync) can sustain.
@@ -141,7 +163,7 @@ func (d *daemon) newPool(pc config.Pool, wall func() time.Time) (*daemonPool, er
 		p.source = d.cfg.Source(pc.Source).URI
 		p.applier = d.actuators[pc.Actuator]
 	}
-	p.guard = agent.NewGuard(agent.DefaultGuardConfig(), p.clock)
+	p.guard = agent.NewGuard(daemonGuardConfig(d.cfg.Guard), p.clock)
 	if p.auto, p.fallback, err = d.policies(pc, p.template); err != nil {
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 	}

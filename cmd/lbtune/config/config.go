@@ -48,6 +48,9 @@ type Config struct {
 	Mode string `yaml:"mode"`
 	// Reward weighs the terms of the reward the agent maximises.
 	Reward Reward `yaml:"reward"`
+	// Guard sets the safety limits on every decision; zero fields keep the
+	// built-in defaults.
+	Guard Guard `yaml:"guard"`
 	// Sources are the balancer statistics endpoints, by name.
 	Sources []Source `yaml:"sources"`
 	// Actuators are the ways decisions are applied, by name.
@@ -100,6 +103,24 @@ type Reward struct {
 	Latency    float64 `yaml:"latency"`
 	Errors     float64 `yaml:"errors"`
 	ServerCost float64 `yaml:"server_cost"`
+}
+
+// Guard are the limits the guard enforces on every automatic decision
+// (manual +1/-1 only obey the template's min and max). Zero keeps the
+// default shown in `lbtune config example`.
+type Guard struct {
+	// UpCooldown is the least time between two scale-ups (default 30s).
+	UpCooldown time.Duration `yaml:"up_cooldown"`
+	// DownCooldown is the least time between a scale-up and a scale-in (5m).
+	DownCooldown time.Duration `yaml:"down_cooldown"`
+	// MaxStepUp and MaxStepDown bound servers added/removed per decision (10, 2).
+	MaxStepUp   int `yaml:"max_step_up"`
+	MaxStepDown int `yaml:"max_step_down"`
+	// SpikeHold is how long a scale-up must be asked for (5s): shorter
+	// load spikes are ignored.
+	SpikeHold time.Duration `yaml:"spike_hold"`
+	// MinLifetime is how long a server runs before it may be removed (5m).
+	MinLifetime time.Duration `yaml:"min_lifetime"`
 }
 
 // Source is one balancer statistics endpoint.

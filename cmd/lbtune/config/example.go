@@ -49,6 +49,16 @@ reward:
   latency: 1
   errors: 10
   server_cost: 0.05
+
+# Safety limits on every automatic decision (manual +1/-1 obey only the
+# template's min and max). Every clamp is recorded with its reason.
+guard:
+  up_cooldown: 30s     # least time between two scale-ups
+  down_cooldown: 5m    # least time between a scale-up and a scale-in
+  max_step_up: 10      # servers added per decision at most
+  max_step_down: 2     # servers removed per decision at most
+  spike_hold: 5s       # a scale-up must be asked for this long: shorter spikes are ignored
+  min_lifetime: 5m     # a server runs this long before it may be removed
 `
 
 const exampleReal = `

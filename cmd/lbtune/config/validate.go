@@ -75,6 +75,10 @@ func (c *Config) validateTop(v *validator) {
 	if len(c.Pools) == 0 {
 		v.addf(p("pools"), "at least one pool is needed")
 	}
+	g := c.Guard
+	if g.UpCooldown < 0 || g.DownCooldown < 0 || g.SpikeHold < 0 || g.MinLifetime < 0 || g.MaxStepUp < 0 || g.MaxStepDown < 0 {
+		v.addf(p("guard"), "limits must not be negative")
+	}
 }
 
 func (c *Config) validateSources(v *validator) {
