@@ -70,7 +70,9 @@ func (d *daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 				break
 			}
 		}
-		delete(d.loops, p.source)
+		if p.sim != nil { // a real source may serve other pools
+			delete(d.loops, p.source)
+		}
 		d.mu.Unlock()
 		if err := d.store.Delete(datasets.BucketMeta, daemonStateKey(p.name)); err != nil {
 			return "", fmt.Errorf("template down %s: %w", pc.Name, err)
