@@ -80,16 +80,24 @@ func TestAgentWeightsHeterogeneous(t *testing.T) {
 		return p95Of(lat)
 	}
 	equal := score([]int{1, 1, 1})
-	// Best static weights: a grid over ratios 1 : b : c (the slow server
-	// gets the least), b up to 16, c up to 48.
+	// Best static weights: a coarse grid over ratios 1 : b : c (the slow
+	// server gets the least, b up to 16, c up to 48), then every ratio
+	// within 2 of the coarse winner.
 	best, bestW := math.Inf(1), []int(nil)
-	for a := 1; a <= 1; a++ {
-		for b := 1; b <= 16; b++ {
-			for c := b; c <= 48; c++ {
-				if p := score([]int{a, b, c}); p < best {
-					best, bestW = p, []int{a, b, c}
-				}
-			}
+	try := func(w []int) {
+		if p := score(w); p < best {
+			best, bestW = p, w
+		}
+	}
+	for b := 1; b <= 16; b += 3 {
+		for c := b; c <= 48; c += 4 {
+			try([]int{1, b, c})
+		}
+	}
+	cb, cc := bestW[1], bestW[2]
+	for b := max(1, cb-2); b <= cb+2; b++ {
+		for c := max(b, cc-3); c <= cc+3; c++ {
+			try([]int{1, b, c})
 		}
 	}
 
