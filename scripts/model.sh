@@ -15,5 +15,5 @@ done
 rm -f "$OUT"
 # shellcheck disable=SC2086
 "$BIN" policy train --traces "$traces" $data --out "$OUT" \
-	--episodes "${EPISODES:-60}" --explore-episodes "${EXPLORE:-12}" --policy-seed "${SEED:-1}"
+	--episodes "${EPISODES:-40}" --explore-episodes "${EXPLORE:-8}" --policy-seed "${SEED:-1}"
 "$BIN" policy show --model "$OUT"
