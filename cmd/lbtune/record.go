@@ -61,6 +61,11 @@ func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if c, ok := src.(io.Closer); ok {
 		defer c.Close()
 	}
+	// A listening source (nginxlog+udp) may have been given port 0: say
+	// where NGINX must send its log.
+	if l, ok := src.(interface{ Addr() string }); ok {
+		fmt.Fprintf(stderr, "record: %s listening on %s\n", src, l.Addr())
+	}
 	_, statErr := os.Stat(*db)
 	created := errors.Is(statErr, os.ErrNotExist)
 	store, err := datasets.Open(*db)
