@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -78,6 +79,9 @@ func loadRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	// Schedule: exactly one of --rate, --phases, --trace.
+	if *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0) {
+		return fmt.Errorf("%w: --rate %v must be a positive req/s", errUsage, *rate)
+	}
 	var sched loadgen.Schedule
 	n := 0
 	for _, set := range []bool{*rate > 0, *phases != "", *trace != ""} {
