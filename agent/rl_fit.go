@@ -160,13 +160,13 @@ func (c FitConfig) withDefaults() FitConfig {
 		c.ModelEpisodes = 12
 	}
 	if c.EpisodeLength <= 0 {
-		c.EpisodeLength = 24 * time.Hour
+		c.EpisodeLength = 12 * time.Hour
 	}
 	if c.RateMin <= 0 {
 		c.RateMin = 0.3
 	}
 	if c.RateMax < c.RateMin {
-		c.RateMax = max(300, c.RateMin)
+		c.RateMax = max(1000, c.RateMin)
 	}
 	if c.PeakServers <= 0 {
 		c.PeakServers = 20

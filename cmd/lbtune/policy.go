@@ -74,9 +74,9 @@ func (f *policyTrainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.traces, "traces", "", "comma-separated t,rps trace CSVs to train the policy on in the simulator")
 	fs.IntVar(&f.episodes, "episodes", 60, "learning episodes (each a random slice of a random trace)")
 	fs.IntVar(&f.explore, "explore-episodes", 12, "exploration episodes whose states train the load-state model")
-	fs.DurationVar(&f.length, "episode-length", 24*time.Hour, "length of each episode's slice")
+	fs.DurationVar(&f.length, "episode-length", 12*time.Hour, "length of each episode's slice")
 	fs.Float64Var(&f.rateMin, "rate-min", 0.3, "smallest mean rate (req/s) an episode is scaled to")
-	fs.Float64Var(&f.rateMax, "rate-max", 300, "largest mean rate (req/s) an episode is scaled to")
+	fs.Float64Var(&f.rateMax, "rate-max", 1000, "largest mean rate (req/s) an episode is scaled to")
 	fs.Uint64Var(&f.seed, "policy-seed", 1, "seed of policy training")
 }
 
