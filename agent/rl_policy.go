@@ -148,6 +148,11 @@ func (t *PolicyTable) Validate() error {
 	if t.K < 1 || len(t.Levels) == 0 {
 		return fmt.Errorf("policy %q: %d states, %d levels", t.Name, t.K, len(t.Levels))
 	}
+	for i, l := range t.Levels {
+		if math.IsNaN(l.Z) || math.IsInf(l.Z, 0) || l.Z < 0 || !(l.Tail > 0 && l.Tail < 1) {
+			return fmt.Errorf("policy %q: level %d (z %v, tail %v) out of range", t.Name, i, l.Z, l.Tail)
+		}
+	}
 	if len(t.Q) != t.K || len(t.N) != t.K || len(t.WeightQ) != 2*t.K {
 		return fmt.Errorf("policy %q: tables do not match %d states", t.Name, t.K)
 	}
