@@ -214,6 +214,8 @@ type rlBlock struct {
 	left   int
 	sum    float64
 	n      int
+	// explored marks a level chosen at random (epsilon-greedy), not greedily.
+	explored bool
 }
 
 // NewAgent returns an agent using table (which it updates when learning),
@@ -260,6 +262,14 @@ func (a *Agent) SetLearning(on bool) { a.learn = on }
 // SetExploration sets the current exploration rate (1: every level choice
 // at random, as offline training in the simulator does).
 func (a *Agent) SetExploration(eps float64) { a.eps = eps }
+
+// Exploration returns the current exploration rate (epsilon): the chance
+// that the next level choice, and each weight action, is made at random
+// when learning is on.
+func (a *Agent) Exploration() float64 { return a.eps }
+
+// Learning reports whether online learning is on.
+func (a *Agent) Learning() bool { return a.learn }
 
 // rlMeasure is what the agent reads from one observation.
 type rlMeasure struct {
@@ -369,6 +379,7 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 		a.smooth[k] += rlSmoothing * (p - a.smooth[k])
 	}
 	var level int
+	explored := false
 	switch {
 	case !a.learn:
 		// Switch level only for a clear gain: a switching cost against
@@ -380,21 +391,21 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 		}
 		a.greedy = level
 	case a.blk.left > 0:
-		level = a.blk.level
+		level, explored = a.blk.level, a.blk.explored
 		a.blk.left--
 	default:
 		if a.blk.active && a.blk.n > 0 {
 			a.table.updateLevel(a.blk.post, a.blk.level, a.blk.sum/float64(a.blk.n), a.cfg)
 		}
-		level = a.choose(a.table.levelValues(post), len(a.cfg.Levels))
+		level, explored = a.choose(a.table.levelValues(post), len(a.cfg.Levels))
 		a.eps = math.Max(a.cfg.EpsilonMin, a.eps*a.cfg.EpsilonDecay)
-		a.blk = rlBlock{active: true, post: append(a.blk.post[:0], post...), level: level, left: a.cfg.Block - 1}
+		a.blk = rlBlock{active: true, post: append(a.blk.post[:0], post...), level: level, left: a.cfg.Block - 1, explored: explored}
 	}
 	if a.levelHist == nil {
 		a.levelHist = map[int]int{}
 	}
 	a.levelHist[level]++
-	waction := a.choose(a.table.WeightQ[wstate], numWeightActions)
+	waction, wexplored := a.choose(a.table.WeightQ[wstate], numWeightActions)
 	a.prev = &rlStep{level: level, wstate: wstate, waction: waction}
 
 	d := Decision{Time: obs.Time, Pool: obs.Pool, Policy: a.Name(), Metrics: map[string]float64{}}
@@ -405,6 +416,22 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	d.Metrics["error_ratio"] = m.errRatio
 	d.Metrics["state"] = float64(rlArgmax(post))
 	d.Metrics["confidence"] = post[rlArgmax(post)]
+	if a.learn {
+		// Online learning: say which actions were chosen at random, so an
+		// operator (and the decision log) can tell exploration from policy.
+		d.Metrics["epsilon"] = a.eps
+		if explored || wexplored {
+			d.Metrics["explore"] = 1
+			what := "level"
+			switch {
+			case explored && wexplored:
+				what = "level and weights"
+			case wexplored:
+				what = "weights"
+			}
+			d.Reason = fmt.Sprintf("explore (%s at random, epsilon %.3f): %s", what, a.eps, d.Reason)
+		}
+	}
 	a.lastRaw = d
 	return d, nil
 }
@@ -450,12 +477,12 @@ func (a *Agent) updateServiceRate(obs Observation, m rlMeasure) {
 }
 
 // choose picks an action from its values: epsilon-greedy when learning,
-// greedy otherwise.
-func (a *Agent) choose(values []float64, n int) int {
+// greedy otherwise; explored reports an action drawn at random.
+func (a *Agent) choose(values []float64, n int) (action int, explored bool) {
 	if a.learn && a.rng.Float64() < a.eps {
-		return a.rng.IntN(n)
+		return a.rng.IntN(n), true
 	}
-	return rlArgmax(values)
+	return rlArgmax(values), false
 }
 
 // planPool sizes the pool for the forecast rate at the chosen level.

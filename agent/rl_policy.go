@@ -70,6 +70,27 @@ func NewPolicyTable(k int, cfg RLConfig) *PolicyTable {
 	return t
 }
 
+// Clone returns a deep copy of t: an agent learning online updates its own
+// copy, so tables shared between pools (and read by the API) never change
+// under a reader.
+func (t *PolicyTable) Clone() *PolicyTable {
+	c := *t
+	c.Levels = append([]Level(nil), t.Levels...)
+	c.Config.Levels = append([]Level(nil), t.Config.Levels...)
+	c.Q, c.N, c.WeightQ = rlCloneRows(t.Q), rlCloneRows(t.N), rlCloneRows(t.WeightQ)
+	c.TrainedOn = append([]string(nil), t.TrainedOn...)
+	c.States = append([]StateSummary(nil), t.States...)
+	return &c
+}
+
+func rlCloneRows(rows [][]float64) [][]float64 {
+	out := make([][]float64, len(rows))
+	for i, r := range rows {
+		out[i] = append([]float64(nil), r...)
+	}
+	return out
+}
+
 // Trained reports whether the table holds any experience.
 func (t *PolicyTable) Trained() bool { return t != nil && t.Steps > 0 }
 

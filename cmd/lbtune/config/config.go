@@ -85,6 +85,27 @@ type Store struct {
 type Model struct {
 	// Path is a bbolt store written by `lbtune train`.
 	Path string `yaml:"path"`
+	// Learning turns on online learning of the policy while running.
+	Learning Learning `yaml:"learning"`
+}
+
+// Learning configures online learning: each pool in auto mode explores
+// epsilon-greedily (the guard still clamps every decision), updates its
+// own copy of the policy from the rewards it observes, and saves it to the
+// store every SaveEvery (and at shutdown), resuming from it on restart.
+type Learning struct {
+	// Enabled turns online learning on; off by default.
+	Enabled bool `yaml:"enabled"`
+	// Epsilon is the starting exploration rate, in [0, 1].
+	Epsilon float64 `yaml:"epsilon"`
+	// Decay multiplies epsilon at every headroom-level choice (every block
+	// of 20 decisions), in (0, 1].
+	Decay float64 `yaml:"decay"`
+	// MinEpsilon is the floor epsilon decays to, in [0, Epsilon].
+	MinEpsilon float64 `yaml:"min_epsilon"`
+	// SaveEvery is how often the learned policy is saved as a new version,
+	// in the pool's time (simulated time for a simulated pool).
+	SaveEvery time.Duration `yaml:"save_every"`
 }
 
 // Intervals are the daemon's periods.
@@ -304,6 +325,7 @@ func Default() Config {
 		Intervals: Intervals{Scrape: time.Second, ScrapeTimeout: 800 * time.Millisecond, Decide: 15 * time.Second},
 		Mode:      ModeAuto,
 		Reward:    Reward{Latency: 1, Errors: 10, ServerCost: 0.05},
+		Model:     Model{Learning: Learning{Epsilon: 0.1, Decay: 0.99, MinEpsilon: 0.02, SaveEvery: 10 * time.Minute}},
 	}
 }
 

@@ -36,6 +36,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad-listen.bad.yaml", "bad-listen.bad.yaml:2: api.listen: want host:port, got \"localhost\""},
 		{"bad-weight.bad.yaml", "bad-weight.bad.yaml:4: pools[0].template.max_weight: want 1..1000, got 5000"},
 		{"negative-guard.bad.yaml", "negative-guard.bad.yaml:1: guard: limits must not be negative"},
+		{"learning-epsilon.bad.yaml", "learning-epsilon.bad.yaml:4: model.learning.epsilon: want 0..1, got 1.5"},
 	}
 	files, err := filepath.Glob("testdata/*.bad.yaml")
 	if err != nil {
@@ -72,6 +73,9 @@ func TestLoadGood(t *testing.T) {
 	}
 	if c.Intervals.ScrapeTimeout != 500*time.Millisecond || c.Mode != ModeAuto || c.Reward.Errors != 10 {
 		t.Errorf("got %+v mode %q reward %+v; want file values over defaults", c.Intervals, c.Mode, c.Reward)
+	}
+	if l := c.Model.Learning; l.Enabled || l.Epsilon != 0.1 || l.SaveEvery != 10*time.Minute {
+		t.Errorf("learning %+v, want off with the defaults (epsilon 0.1, save every 10m)", l)
 	}
 	if want := filepath.Join("testdata", "lbtune.db"); c.Store.Path != want {
 		t.Errorf("store path %q, want %q (relative to the config file)", c.Store.Path, want)

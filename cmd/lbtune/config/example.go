@@ -32,6 +32,17 @@ store:
 model:
   # Model + policy written by 'lbtune train'. Empty: threshold fallback only.
   path: ""
+  # Online learning (needs a model): each pool in auto mode explores
+  # epsilon-greedily (the guard still clamps every decision; explored
+  # decisions say "explore" in their reason), learns from the rewards it
+  # observes in its own copy of the policy, saves it to the store as a new
+  # version every save_every and at shutdown, and resumes from it on restart.
+  learning:
+    enabled: false
+    epsilon: 0.1       # starting exploration rate, 0..1
+    decay: 0.99        # epsilon x decay at each headroom-level choice (every 20 decisions), (0, 1]
+    min_epsilon: 0.02  # floor of the decay, 0..epsilon
+    save_every: 10m    # pool time (simulated time for a simulated pool)
 
 intervals:
   scrape: 1s           # collector period

@@ -75,6 +75,22 @@ func (c *Config) validateTop(v *validator) {
 	if len(c.Pools) == 0 {
 		v.addf(p("pools"), "at least one pool is needed")
 	}
+	l := c.Model.Learning
+	if !(l.Epsilon >= 0 && l.Epsilon <= 1) {
+		v.addf(p("model", "learning", "epsilon"), "want 0..1, got %v", l.Epsilon)
+	}
+	if !(l.Decay > 0 && l.Decay <= 1) {
+		v.addf(p("model", "learning", "decay"), "want a factor in (0, 1], got %v", l.Decay)
+	}
+	if !(l.MinEpsilon >= 0 && l.MinEpsilon <= l.Epsilon) {
+		v.addf(p("model", "learning", "min_epsilon"), "want 0..epsilon (%v), got %v", l.Epsilon, l.MinEpsilon)
+	}
+	if l.SaveEvery <= 0 {
+		v.addf(p("model", "learning", "save_every"), "must be positive")
+	}
+	if l.Enabled && c.Model.Path == "" {
+		v.addf(p("model", "learning", "enabled"), "online learning needs a trained model (model.path): an untrained agent never decides")
+	}
 	g := c.Guard
 	if g.UpCooldown < 0 || g.DownCooldown < 0 || g.SpikeHold < 0 || g.MinLifetime < 0 || g.MaxStepUp < 0 || g.MaxStepDown < 0 {
 		v.addf(p("guard"), "limits must not be negative")
