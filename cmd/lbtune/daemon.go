@@ -49,6 +49,8 @@ type daemon struct {
 	closers []func() error
 	// wall is the wall clock.
 	wall func() time.Time
+	// learnEpsilon is each learning pool's exploration rate (/metrics).
+	learnEpsilon *prometheus.GaugeVec
 
 	mu sync.Mutex // guards loops and pools (template up/down change them)
 	// loops are the collector loops, by source name.

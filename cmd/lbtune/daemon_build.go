@@ -39,7 +39,11 @@ func newDaemon(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *
 		cfg: cfg, store: store, reg: reg, metrics: api.NewMetrics(reg), log: log,
 		started: wall(), token: token, loops: map[string]*daemonLoop{}, wall: wall,
 	}
-	if d.policies, d.trained, d.model, err = daemonPolicies(cfg, log); err != nil {
+	d.learnEpsilon = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lbtune_agent_epsilon", Help: "Current exploration rate of each pool's online-learning agent.",
+	}, []string{"pool"})
+	reg.MustRegister(d.learnEpsilon)
+	if d.policies, d.trained, d.model, err = daemonPolicies(cfg, store, log); err != nil {
 		return nil, err
 	}
 	d.actuators = map[string]agent.Applier{}
@@ -166,6 +170,9 @@ func (d *daemon) newPool(pc config.Pool, wall func() time.Time) (*daemonPool, er
 	p.guard = agent.NewGuard(daemonGuardConfig(d.cfg.Guard), p.clock)
 	if p.auto, p.fallback, err = d.policies(pc, p.template); err != nil {
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
+	}
+	if sw, ok := p.auto.(*agent.Switch); ok && d.cfg.Model.Learning.Enabled && d.trained != nil {
+		p.learner = &daemonLearner{agent: sw.Agent(), cfg: d.cfg.Model.Learning, saved: p.clock()}
 	}
 	mode := d.cfg.PoolMode(&pc)
 	if resumed {

@@ -17,6 +17,8 @@ import (
 
 // daemonPolicyFactory builds a pool's policies: auto (the agent behind its
 // fallback switch) and fallback (the threshold policy alone).
+// With online learning on, auto's agent learns into its own table, started
+// from the pool's last saved one (daemon_learn.go).
 type daemonPolicyFactory func(pc config.Pool, t agent.Template) (auto, fallback agent.Policy, err error)
 
 // daemonModel is the trained model and policy table the agent runs with.
@@ -31,7 +33,7 @@ type daemonModel struct {
 // the model for /v1/model (nil without a model). Without a model the agent
 // is untrained, and its switch hands every decision to the threshold
 // fallback, saying so in each decision's reason.
-func daemonPolicies(cfg *config.Config, log *slog.Logger) (daemonPolicyFactory, *daemonModel, json.RawMessage, error) {
+func daemonPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (daemonPolicyFactory, *daemonModel, json.RawMessage, error) {
 	var dm *daemonModel
 	var desc json.RawMessage
 	if cfg.Model.Path == "" {
@@ -64,8 +66,20 @@ func daemonPolicies(cfg *config.Config, log *slog.Logger) (daemonPolicyFactory, 
 				// Forecast over the time a new server takes to serve.
 				rc.Horizon = pc.Sim.BootDelay + cfg.Intervals.Decide
 			}
-			// The table is shared read-only: online learning is off.
-			ag = agent.NewAgent(dm.table, agent.ModelStates{Model: dm.model}, rc, src)
+			table := dm.table // shared read-only while not learning
+			if lc := cfg.Model.Learning; lc.Enabled {
+				tb, resumed, err := daemonLearnedTable(store, pc.Name, dm.table)
+				if err != nil {
+					return nil, nil, err
+				}
+				table = tb
+				rc.Epsilon, rc.EpsilonDecay, rc.EpsilonMin = lc.Epsilon, lc.Decay, lc.MinEpsilon
+				if resumed {
+					rc.Epsilon = max(min(tb.Config.Epsilon, lc.Epsilon), lc.MinEpsilon)
+				}
+				log.Info("online learning", "pool", pc.Name, "resumed", resumed, "updates", tb.Steps, "epsilon", rc.Epsilon)
+			}
+			ag = agent.NewAgent(table, agent.ModelStates{Model: dm.model}, rc, src)
 		}
 		return agent.NewSwitch(ag, fallback(), agent.DefaultSwitchConfig()), fallback(), nil
 	}

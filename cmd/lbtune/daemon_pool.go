@@ -47,6 +47,8 @@ type daemonPool struct {
 
 	mu  sync.Mutex // serialises ticks, mode changes and manual scaling
 	ctl *agent.Controller
+	// learner is the pool's online learning; nil when off.
+	learner *daemonLearner
 	// templateSpec is the YAML of a pool started by `template up`.
 	templateSpec string
 
@@ -98,6 +100,7 @@ func (p *daemonPool) setModeLocked(mode string) error {
 		return fmt.Errorf("pool %s: %w", p.name, err)
 	}
 	p.ctl = ctl
+	p.learner.setMode(mode)
 	p.recMu.Lock()
 	p.mode = mode
 	p.recMu.Unlock()
@@ -144,7 +147,10 @@ func (p *daemonPool) tick(ctx context.Context) []agent.Decision {
 	if p.paused || ctx.Err() != nil {
 		return nil
 	}
-	return p.ctl.Tick(ctx, p.clock())
+	now := p.clock()
+	decs := p.ctl.Tick(ctx, now)
+	p.learnAfterTick(now)
+	return decs
 }
 
 // Record stores a decision with the next id, its reward, updates the

@@ -120,6 +120,9 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout
 		if perr := p.persist(); perr != nil {
 			log.Warn("persist pool state", "pool", p.name, "err", perr)
 		}
+		if serr := p.saveLearned(p.clock()); serr != nil {
+			log.Warn("save learned policy", "pool", p.name, "err", serr)
+		}
 		p.mu.Unlock()
 	}
 	for _, c := range d.closers {

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/datasets"
+)
+
+// TestRunOnlineLearning runs the daemon in process on the --sim example,
+// sped up, with the shipped model and online learning on (epsilon 1, so
+// every agent decision explores): within a bounded time it must record
+// explore decisions, export epsilon in /metrics and save a learned policy
+// version; a new daemon on the same store resumes from that version.
+func TestRunOnlineLearning(t *testing.T) {
+	model, err := filepath.Abs(filepath.Join("..", "..", "datasets", "default-agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(model); err != nil {
+		t.Fatalf("shipped model missing: %v", err)
+	}
+	dir := t.TempDir()
+	addr := runFreeAddr(t)
+	y := config.Example(true)
+	for old, repl := range map[string]string{
+		"listen: 127.0.0.1:9464": "listen: " + addr,
+		"speedup: 10 ":           "speedup: 30 ",
+		`path: ""`:               "path: " + model,
+		"enabled: false":         "enabled: true",
+		"epsilon: 0.1 ":          "epsilon: 1 ",
+		"min_epsilon: 0.02":      "min_epsilon: 0.5",
+		"save_every: 10m":        "save_every: 1m",
+	} {
+		if !strings.Contains(y, old) {
+			t.Fatalf("example lacks %q", old)
+		}
+		y = strings.Replace(y, old, repl, 1)
+	}
+	path := filepath.Join(dir, "lbtune.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.TokenFile = ""
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runDaemon(ctx, cfg, log, io.Discard) }()
+	// The store cannot be read while the daemon holds it, so run a fixed
+	// span, scraping /metrics: 12 s at 30x is 6 simulated minutes, about
+	// 6 saves at one per simulated minute.
+	var metrics string
+	deadline := time.Now().Add(12 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("runDaemon: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("daemon did not stop within 20 s of cancel")
+	}
+	if !strings.Contains(metrics, `lbtune_agent_epsilon{pool="web"}`) {
+		t.Errorf("/metrics lacks lbtune_agent_epsilon for pool web")
+	}
+
+	st, err := datasets.Open(cfg.Store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := daemonReadDecisions(st, "web", time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	explore, agentDecided := 0, 0
+	for _, r := range recs {
+		if r.Policy == "agent" && r.Metrics["switch_fallback"] == 0 {
+			agentDecided++
+		}
+		if strings.HasPrefix(r.Reason, "agent: explore (") && r.Metrics["explore"] == 1 {
+			explore++
+		}
+	}
+	if explore == 0 {
+		t.Errorf("%d decisions (%d by the agent), none recorded as explore", len(recs), agentDecided)
+	}
+	keys, err := st.Keys(datasets.BucketPolicies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []string
+	for _, k := range keys {
+		if strings.HasPrefix(k, daemonLearnedName("web")+"/v") {
+			versions = append(versions, k)
+		}
+	}
+	if len(versions) < 2 {
+		t.Errorf("learned policy versions %v: want periodic saves (every simulated minute) and one at shutdown", versions)
+	}
+	saved, err := agent.LoadPolicy(st, daemonLearnedName("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d decisions, %d by the agent, %d explore; versions %v; saved epsilon %.3f", len(recs), agentDecided, explore, versions, saved.Config.Epsilon)
+
+	// A restart resumes from the latest saved version.
+	d, err := newDaemon(cfg, log, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.store.Close()
+	p, err := d.pool("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.learner == nil {
+		t.Fatal("restarted pool is not learning")
+	}
+	got := p.learner.agent.Table()
+	if got.Name != saved.Name || got.Steps != saved.Steps || got.Q[0][0] != saved.Q[0][0] || got.WeightQ[0][0] != saved.WeightQ[0][0] {
+		t.Errorf("restart started from %s (%d updates), want the saved %s (%d updates)", got.Name, got.Steps, saved.Name, saved.Steps)
+	}
+	if eps := p.learner.agent.Exploration(); eps < 0.5 || eps > 1 {
+		t.Errorf("resumed epsilon %v, want within [min_epsilon 0.5, 1]", eps)
+	}
+}
