@@ -26,7 +26,7 @@ func init() {
 
 // haproxyColumns are the `show stat` columns ParseHAProxyCSV requires. addr
 // is optional (older versions lack it; the server name stands in).
-var haproxyColumns = []string{
+var haproxyColumns = [...]string{
 	"pxname", "svname", "qcur", "scur", "stot", "bin", "bout", "econ", "eresp",
 	"status", "weight", "bck", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "ttime",
 }
@@ -89,7 +89,7 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 	snap := Snapshot{Time: at.UTC(), Source: source}
 	pools := map[string]int{}      // pool name -> index in snap.Pools
 	queues := map[string]float64{} // backend qcur
-	seen := map[string]bool{}      // pool/server already read
+	last := -1                     // index of the previous row's pool: a backend's rows are contiguous
 	for line := 2; ; line++ {
 		nfields, err := r.next()
 		if errors.Is(err, io.EOF) {
@@ -102,11 +102,11 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 			return fail("line %d: %d fields, header has %d", line, nfields, ncol)
 		}
 		get := r.field
-		px, sv := string(get(idx[0])), string(get(idx[1]))
-		if px == "" || sv == "" {
+		px, sv := get(idx[0]), get(idx[1])
+		if len(px) == 0 || len(sv) == 0 {
 			return fail("line %d: empty pxname or svname", line)
 		}
-		switch sv {
+		switch string(sv) {
 		case "FRONTEND":
 			continue
 		case "BACKEND":
@@ -114,33 +114,38 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 			if err != nil {
 				return fail("line %d: backend %s qcur: %v", line, px, err)
 			}
-			queues[px] = q
+			queues[string(px)] = q
 			continue
 		}
-		key := px + "/" + sv
-		if seen[key] {
-			return fail("line %d: server %s listed twice", line, key)
+		var addr []byte
+		if hasAddr {
+			addr = get(addrCol)
 		}
-		seen[key] = true
-		server, err := haproxyServer(get, idx)
+		server, err := haproxyServer(get, idx, addr)
 		if err != nil {
-			return fail("line %d: server %s: %v", line, key, err)
+			return fail("line %d: server %s/%s: %v", line, px, sv, err)
 		}
-		server.Address = sv
-		if hasAddr && len(get(addrCol)) > 0 {
-			server.Address = string(get(addrCol))
-		}
-		pi, ok := pools[px]
-		if !ok {
-			pi = len(snap.Pools)
-			pools[px] = pi
-			snap.Pools = append(snap.Pools, Pool{Name: px})
+		pi := last
+		if pi < 0 || snap.Pools[pi].Name != string(px) {
+			var ok bool
+			if pi, ok = pools[string(px)]; !ok {
+				pi = len(snap.Pools)
+				pools[string(px)] = pi
+				snap.Pools = append(snap.Pools, Pool{Name: string(px)})
+			}
+			last = pi
 		}
 		snap.Pools[pi].Servers = append(snap.Pools[pi].Servers, server)
 	}
 	for i := range snap.Pools {
-		snap.Pools[i].Queue = queues[snap.Pools[i].Name]
-		sortServers(snap.Pools[i].Servers)
+		p := &snap.Pools[i]
+		p.Queue = queues[p.Name]
+		sortServersByName(p.Servers)
+		for j := 1; j < len(p.Servers); j++ {
+			if p.Servers[j].Name == p.Servers[j-1].Name {
+				return fail("server %s/%s listed twice", p.Name, p.Servers[j].Name)
+			}
+		}
 	}
 	sortPools(snap.Pools)
 	if err := snap.Validate(); err != nil {
@@ -229,47 +234,58 @@ func (c *csvLines) quoted(line []byte) (int, error) {
 	return len(rec), nil
 }
 
-// haproxyServer reads one server row; idx follows haproxyColumns.
-func haproxyServer(get func(int) []byte, idx []int) (Server, error) {
-	var errs []error
-	c := func(i int) uint64 {
+// haproxyServer reads one server row; idx follows haproxyColumns. addr is
+// the row's addr field (nil when the CSV has none): Address falls back to
+// the server name.
+func haproxyServer(get func(int) []byte, idx []int, addr []byte) (Server, error) {
+	var (
+		num  [len(haproxyColumns)]float64
+		cnt  [len(haproxyColumns)]uint64
+		errs []error
+	)
+	for _, i := range haproxyCounterCols {
 		v, err := counter(get(idx[i]))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", haproxyColumns[i], err))
 		}
-		return v
+		cnt[i] = v
 	}
-	g := func(i int) float64 {
+	for _, i := range haproxyGaugeCols {
 		v, err := gauge(get(idx[i]))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", haproxyColumns[i], err))
 		}
-		return v
+		num[i] = v
 	}
-	s := Server{Name: string(get(idx[1]))}
-	s.Gauges.Queue = g(2)
-	s.Gauges.Active = g(3)
-	s.Counters.Requests = c(4)
-	s.Counters.BytesIn = c(5)
-	s.Counters.BytesOut = c(6)
-	s.Counters.Errors = c(7) + c(8)
-	for k := 0; k < 5; k++ {
-		s.Counters.Responses[k] = c(12 + k)
+	if num[10] > 1<<20 {
+		errs = append(errs, fmt.Errorf("weight %v out of range", num[10]))
 	}
-	s.Gauges.AvgResponseMs = g(17)
-	w := g(10)
-	if w > 1<<20 {
-		errs = append(errs, fmt.Errorf("weight %v out of range", w))
-	}
-	s.Weight = int(w)
-	s.Backup = c(11) > 0
 	if len(errs) > 0 {
 		return Server{}, errors.Join(errs...)
 	}
-	st, err := haproxyState(string(get(idx[9])))
+	st, err := haproxyState(get(idx[9]))
 	if err != nil {
 		return Server{}, err
 	}
+	// One allocation for name and address.
+	sv := get(idx[1])
+	if len(addr) == 0 {
+		addr = sv
+	}
+	both := string(append(append(make([]byte, 0, len(sv)+len(addr)), sv...), addr...))
+	s := Server{Name: both[:len(sv)], Address: both[len(sv):]}
+	s.Gauges.Queue = num[2]
+	s.Gauges.Active = num[3]
+	s.Counters.Requests = cnt[4]
+	s.Counters.BytesIn = cnt[5]
+	s.Counters.BytesOut = cnt[6]
+	s.Counters.Errors = cnt[7] + cnt[8]
+	for k := 0; k < 5; k++ {
+		s.Counters.Responses[k] = cnt[12+k]
+	}
+	s.Gauges.AvgResponseMs = num[17]
+	s.Weight = int(num[10])
+	s.Backup = cnt[11] > 0
 	if s.Backup && st == StateUp {
 		st = StateBackup
 	}
@@ -277,16 +293,22 @@ func haproxyServer(get func(int) []byte, idx []int) (Server, error) {
 	return s, nil
 }
 
-// haproxyState maps a `show stat` status string to a State.
-func haproxyState(status string) (State, error) {
+// Positions in haproxyColumns read as counters and as gauges.
+var (
+	haproxyCounterCols = []int{4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 16}
+	haproxyGaugeCols   = []int{2, 3, 10, 17}
+)
+
+// haproxyState maps a `show stat` status field to a State.
+func haproxyState(status []byte) (State, error) {
 	switch {
-	case status == "no check", strings.HasPrefix(status, "UP"):
+	case string(status) == "no check", bytes.HasPrefix(status, []byte("UP")):
 		return StateUp, nil
-	case strings.HasPrefix(status, "DOWN"):
+	case bytes.HasPrefix(status, []byte("DOWN")):
 		return StateDown, nil
-	case strings.HasPrefix(status, "DRAIN"), strings.HasPrefix(status, "NOLB"):
+	case bytes.HasPrefix(status, []byte("DRAIN")), bytes.HasPrefix(status, []byte("NOLB")):
 		return StateDrain, nil
-	case strings.HasPrefix(status, "MAINT"):
+	case bytes.HasPrefix(status, []byte("MAINT")):
 		return StateMaint, nil
 	}
 	return "", fmt.Errorf("unknown status %q", status)

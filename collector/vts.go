@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -144,14 +145,21 @@ func sortPools(ps []Pool) {
 // address listed twice in one upstream) to "NAME#2", "NAME#3"... so every
 // server is addressable by name.
 func sortServers(ss []Server) {
-	sort.SliceStable(ss, func(i, j int) bool { return ss[i].Name < ss[j].Name })
-	seen := make(map[string]int, len(ss))
-	for i := range ss {
-		seen[ss[i].Name]++
-		if n := seen[ss[i].Name]; n > 1 {
-			ss[i].Name = fmt.Sprintf("%s#%d", ss[i].Name, n)
+	sortServersByName(ss)
+	// Sorted, so duplicates are adjacent: number each run of one name.
+	for i := 0; i < len(ss); {
+		j := i + 1
+		for j < len(ss) && ss[j].Name == ss[i].Name {
+			ss[j].Name = fmt.Sprintf("%s#%d", ss[j].Name, j-i+1)
+			j++
 		}
+		i = j
 	}
+}
+
+// sortServersByName orders servers by name, keeping the order of equal names.
+func sortServersByName(ss []Server) {
+	slices.SortStableFunc(ss, func(a, b Server) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // vtsHTTP scrapes a live vts status page.
