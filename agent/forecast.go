@@ -2,6 +2,8 @@ package agent
 
 import (
 	"math"
+
+	"github.com/lbtune/lbtune/agent/sim"
 )
 
 // Forecaster predicts a pool's arrival rate a few minutes ahead from the
@@ -96,56 +98,12 @@ func (f *Forecaster) Peak() float64 {
 	return p
 }
 
-// fcErlangC is the probability that an arrival waits in an M/M/c queue
-// offered a = λ/μ erlangs: C = B / (1 - ρ(1 - B)), B the Erlang-B
-// probability from the stable recurrence B(k) = aB(k-1) / (k + aB(k-1)).
-// It is 1 when ρ = a/c >= 1.
-func fcErlangC(c int, a float64) float64 {
-	if c <= 0 || a >= float64(c) {
-		return 1
-	}
-	b := 1.0
-	for k := 1; k <= c; k++ {
-		b = a * b / (float64(k) + a*b)
-	}
-	rho := a / float64(c)
-	return b / (1 - rho*(1-b))
-}
-
-// fcResponseTail is P(T > t) for the response time of an M/M/c FCFS queue
-// with arrival rate lambda and per-server service rate mu (per second):
-// T = W + S, S ~ Exp(μ), W = 0 with probability 1-C and Exp(α), α = cμ-λ,
-// otherwise, so P(T > t) = (1-C)e^{-μt} + C(αe^{-μt} - μe^{-αt})/(α-μ).
-// It is 1 when λ >= cμ.
-func fcResponseTail(lambda, mu float64, c int, t float64) float64 {
-	if lambda >= float64(c)*mu {
-		return 1
-	}
-	pc := fcErlangC(c, lambda/mu)
-	alpha := float64(c)*mu - lambda
-	es := math.Exp(-mu * t)
-	var hypo float64
-	if math.Abs(alpha-mu) < 1e-9*mu {
-		hypo = es * (1 + mu*t)
-	} else {
-		hypo = (alpha*es - mu*math.Exp(-alpha*t)) / (alpha - mu)
-	}
-	return (1-pc)*es + pc*hypo
-}
-
-// fcMeanResponse is the M/M/c mean response time C/(cμ-λ) + 1/μ in seconds;
-// +Inf when λ >= cμ.
-func fcMeanResponse(lambda, mu float64, c int) float64 {
-	if lambda >= float64(c)*mu {
-		return math.Inf(1)
-	}
-	return fcErlangC(c, lambda/mu)/(float64(c)*mu-lambda) + 1/mu
-}
-
 // fcPlanServers is the least c in [1, maxC] for which an M/M/c queue with
-// arrival rate lambda and service rate mu keeps P(T > target) <= tail;
-// maxC when none does. A tail no number of servers reaches (below 1.2 x
-// e^{-μ·target}, the service time's own tail) is raised to that floor.
+// arrival rate lambda and service rate mu keeps P(T > target) <= tail
+// (sim.MMcResponseTail); maxC when none does. A tail no number of servers
+// reaches (below 1.2 x e^{-μ·target}, the service time's own tail) is
+// raised to that floor. Unlike sim.MinServers, it searches from c =
+// floor(λ/μ) and floors the tail.
 func fcPlanServers(lambda, mu, target, tail float64, maxC int) int {
 	if maxC < 1 {
 		maxC = 1
@@ -156,14 +114,14 @@ func fcPlanServers(lambda, mu, target, tail float64, maxC int) int {
 	tail = math.Max(tail, 1.2*math.Exp(-mu*target))
 	c := max(int(lambda/mu), 1)
 	for ; c < maxC; c++ {
-		if fcResponseTail(lambda, mu, c, target) <= tail {
+		if sim.MMcResponseTail(lambda, mu, c, target) <= tail {
 			return c
 		}
 	}
 	return maxC
 }
 
-// fcServiceRate solves fcMeanResponse(lambda, mu, c) = meanLatency for
+// fcServiceRate solves sim.MMcMeanResponse(lambda, mu, c) = meanLatency for
 // mu by bisection: the per-server service rate that explains the observed
 // mean latency (seconds) of c servers at arrival rate lambda. It returns 0
 // when the observation cannot inform it (no traffic, no latency).
@@ -171,19 +129,19 @@ func fcServiceRate(lambda float64, c int, meanLatency float64) float64 {
 	if lambda <= 0 || c < 1 || meanLatency <= 0 {
 		return 0
 	}
-	// fcMeanResponse falls as mu grows; mu is at least 1/meanLatency (no
+	// The mean response falls as mu grows; mu is at least 1/meanLatency (no
 	// queueing) and above lambda/c (stability).
 	lo := math.Max(1/meanLatency, lambda/float64(c)) * (1 + 1e-9)
-	if fcMeanResponse(lambda, lo, c) <= meanLatency {
+	if sim.MMcMeanResponse(lambda, lo, c) <= meanLatency {
 		return lo
 	}
 	hi := 2 * lo
-	for fcMeanResponse(lambda, hi, c) > meanLatency {
+	for sim.MMcMeanResponse(lambda, hi, c) > meanLatency {
 		hi *= 2
 	}
 	for range 60 {
 		mid := (lo + hi) / 2
-		if fcMeanResponse(lambda, mid, c) > meanLatency {
+		if sim.MMcMeanResponse(lambda, mid, c) > meanLatency {
 			lo = mid
 		} else {
 			hi = mid

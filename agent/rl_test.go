@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbtune/lbtune/agent/sim"
 	"github.com/lbtune/lbtune/datasets"
 )
 
@@ -77,10 +78,10 @@ func TestQueueingSizing(t *testing.T) {
 				t.Fatalf("fcPlanServers = %d, want %d", got, tc.want)
 			}
 			if tc.lambda > 0 && tc.tail > 0.01 {
-				if p := fcResponseTail(tc.lambda, tc.mu, got, tc.target); p > tc.tail {
+				if p := sim.MMcResponseTail(tc.lambda, tc.mu, got, tc.target); p > tc.tail {
 					t.Fatalf("tail at plan %.4f > %.4f", p, tc.tail)
 				}
-				if p := fcResponseTail(tc.lambda, tc.mu, got-1, tc.target); p <= tc.tail {
+				if p := sim.MMcResponseTail(tc.lambda, tc.mu, got-1, tc.target); p <= tc.tail {
 					t.Fatalf("one server fewer already meets the tail (%.4f)", p)
 				}
 			}
@@ -88,10 +89,10 @@ func TestQueueingSizing(t *testing.T) {
 	}
 	t.Run("M/M/1 closed form", func(t *testing.T) {
 		// M/M/1: T ~ Exp(μ-λ), so P(T>t) = e^{-(μ-λ)t} and E[T] = 1/(μ-λ).
-		if got, want := fcResponseTail(5, 10, 1, 0.3), math.Exp(-5*0.3); math.Abs(got-want) > 1e-9 {
+		if got, want := sim.MMcResponseTail(5, 10, 1, 0.3), math.Exp(-5*0.3); math.Abs(got-want) > 1e-9 {
 			t.Fatalf("tail = %v, want %v", got, want)
 		}
-		if got := fcMeanResponse(5, 10, 1); math.Abs(got-0.2) > 1e-9 {
+		if got := sim.MMcMeanResponse(5, 10, 1); math.Abs(got-0.2) > 1e-9 {
 			t.Fatalf("mean = %v, want 0.2", got)
 		}
 	})
@@ -100,7 +101,7 @@ func TestQueueingSizing(t *testing.T) {
 			for _, rho := range []float64{0.2, 0.6, 0.9} {
 				mu := 12.5
 				lambda := rho * float64(c) * mu
-				got := fcServiceRate(lambda, c, fcMeanResponse(lambda, mu, c))
+				got := fcServiceRate(lambda, c, sim.MMcMeanResponse(lambda, mu, c))
 				if math.Abs(got-mu)/mu > 1e-6 {
 					t.Errorf("c=%d rho=%.1f: estimated %v, want %v", c, rho, got, mu)
 				}
