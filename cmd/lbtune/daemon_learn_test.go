@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,12 +18,11 @@ import (
 	"github.com/lbtune/lbtune/datasets"
 )
 
-// TestRunOnlineLearning runs the daemon in process on the --sim example,
-// sped up, with the shipped model and online learning on (epsilon 1, so
-// every agent decision explores): within a bounded time it must record
-// explore decisions, export epsilon in /metrics and save a learned policy
-// version; a new daemon on the same store resumes from that version.
-func TestRunOnlineLearning(t *testing.T) {
+// runLearnConfig writes the --sim example into dir, sped up 30x, with the
+// shipped model and online learning on (epsilon 1 decaying to 0.5, saved
+// every simulated minute), and returns its path.
+func runLearnConfig(t *testing.T, dir, addr string) string {
+	t.Helper()
 	model, err := filepath.Abs(filepath.Join("..", "..", "datasets", "default-agent.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -29,17 +30,16 @@ func TestRunOnlineLearning(t *testing.T) {
 	if _, err := os.Stat(model); err != nil {
 		t.Fatalf("shipped model missing: %v", err)
 	}
-	dir := t.TempDir()
-	addr := runFreeAddr(t)
 	y := config.Example(true)
 	for old, repl := range map[string]string{
-		"listen: 127.0.0.1:9464": "listen: " + addr,
-		"speedup: 10 ":           "speedup: 30 ",
-		`path: ""`:               "path: " + model,
-		"enabled: false":         "enabled: true",
-		"epsilon: 0.1 ":          "epsilon: 1 ",
-		"min_epsilon: 0.02":      "min_epsilon: 0.5",
-		"save_every: 10m":        "save_every: 1m",
+		"listen: 127.0.0.1:9464":   "listen: " + addr,
+		"token_file: lbtune.token": `token_file: ""`,
+		"speedup: 10 ":             "speedup: 30 ",
+		`path: ""`:                 "path: " + model,
+		"enabled: false":           "enabled: true",
+		"epsilon: 0.1 ":            "epsilon: 1 ",
+		"min_epsilon: 0.02":        "min_epsilon: 0.5",
+		"save_every: 10m":          "save_every: 1m",
 	} {
 		if !strings.Contains(y, old) {
 			t.Fatalf("example lacks %q", old)
@@ -50,11 +50,83 @@ func TestRunOnlineLearning(t *testing.T) {
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// runLatestLearned reads the latest learned policy of pool web from the
+// store at path.
+func runLatestLearned(t *testing.T, path string) *agent.PolicyTable {
+	t.Helper()
+	st, err := datasets.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tb, err := agent.LoadPolicy(st, daemonLearnedName("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// TestRunKillRestartLearning kills a learning daemon with SIGKILL after a
+// few periodic saves, and checks the restart resumes from the latest saved
+// version of the learned policy.
+func TestRunKillRestartLearning(t *testing.T) {
+	bin := runBinary(t)
+	dir := t.TempDir()
+	addr := runFreeAddr(t)
+	runLearnConfig(t, dir, addr)
+	p := runStart(t, bin, dir, addr)
+	// 5 s at 30x: about two simulated minutes, two saves.
+	time.Sleep(5 * time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	saved := runLatestLearned(t, filepath.Join(dir, "lbtune.db"))
+
+	p = runStart(t, bin, dir, addr)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no exit 15 s after SIGTERM\n%s", p.stderr)
+	}
+	var resumed bool
+	for _, line := range strings.Split(p.stderr.String(), "\n") {
+		var rec struct {
+			Msg     string
+			Resumed bool
+			Updates int
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "online learning" {
+			resumed = rec.Resumed && rec.Updates == saved.Steps
+			if !resumed {
+				t.Errorf("restart: %s; want resumed from the saved version with %d updates", line, saved.Steps)
+			}
+		}
+	}
+	if !resumed {
+		t.Errorf("no resumed online learning in the restart's log:\n%s", p.stderr)
+	}
+}
+
+// TestRunOnlineLearning runs the daemon in process on the --sim example,
+// sped up, with the shipped model and online learning on (epsilon 1, so
+// every agent decision explores): within a bounded time it must record
+// explore decisions, export epsilon in /metrics and save a learned policy
+// version; a new daemon on the same store resumes from that version.
+func TestRunOnlineLearning(t *testing.T) {
+	dir := t.TempDir()
+	addr := runFreeAddr(t)
+	path := runLearnConfig(t, dir, addr)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.API.TokenFile = ""
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	ctx, cancel := context.WithCancel(context.Background())
