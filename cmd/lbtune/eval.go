@@ -158,7 +158,8 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // evalPolicy builds the policy named by spec for pool p of the scenario
 // (one value per pool and run: policies keep state). Specs: static,
-// threshold, hpa[@U] (target utilisation U in (0, 1], default 0.6), oracle.
+// threshold, hpa[@U] (target utilisation U in (0, 1], default 0.6), oracle,
+// agent (the trained policy of --model, or the shipped default).
 func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
 	name, param, err := agent.ParseSpec(spec)
 	if err != nil {
@@ -186,7 +187,7 @@ func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
 	case "agent":
 		return policyAgent(sc, p)
 	}
-	return nil, fmt.Errorf("unknown policy %q (want static, threshold, hpa[@U] or oracle)", spec)
+	return nil, fmt.Errorf("unknown policy %q (want static, threshold, hpa[@U], oracle or agent)", spec)
 }
 
 // evalGuard returns the guard a policy runs behind in eval: none for the
