@@ -3,14 +3,20 @@ GO      ?= go
 BIN     := bin/lbtune
 PKGS    := ./...
 
-.PHONY: build test test-short bench bench-gmm demo datasets model proof-drain fuzz clean
+.PHONY: build deps test test-short bench bench-gmm demo datasets model proof-drain fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/lbtune
 
-# test: vet, then every test (unit + integration against real HAProxy/NGINX
-# started on 127.0.0.1 by the tests) under the race detector.
-test:
+# deps: install the Debian packages the tests use (haproxy, nginx, wrk,
+# chromium) when missing; needs root and apt-get.
+deps:
+	scripts/deps.sh
+
+# test: install what is missing, vet, then every test (unit + integration
+# against real HAProxy/NGINX started on 127.0.0.1 by the tests, headless
+# Chromium for the dashboard) under the race detector.
+test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
 
