@@ -72,6 +72,16 @@ type RLConfig struct {
 	ScaleInZ float64 `json:"scale_in_z"`
 	// Levels are the server actions, from least to most headroom.
 	Levels []Level `json:"levels"`
+	// BreachP95 and HoldP95 make the plan tail-aware, as fractions of the
+	// p95 target. When the pool's observed p95 over the last interval is
+	// above BreachP95 x target, the pool is planned at the most cautious
+	// level whatever level was chosen: the forecast and the M/M/c model
+	// missed, and the observed tail says so before a minute's SLO is lost.
+	// While it is above HoldP95 x target the pool does not shrink; the gap
+	// between the two is hysteresis, so a scale-in is not followed by a
+	// breach scale-out (a reversal).
+	BreachP95 float64 `json:"breach_p95"`
+	HoldP95   float64 `json:"hold_p95"`
 	// Alpha is the learning rate and Gamma the discount of the weight
 	// Q-values. The levels are learned as options held for Block
 	// intervals, valued by their mean reward per interval (no discounting:
@@ -96,7 +106,9 @@ type RLConfig struct {
 
 // DefaultRLConfig returns the agent's defaults: a 2 min horizon (60 s boot
 // + 60 s interval), a 10 min scale-in window with one sigma of extra
-// headroom, four headroom levels learned as 20-interval options, learning
+// headroom, four headroom levels learned as 20-interval options, the most
+// cautious level when the observed p95 passes 90% of the target and no
+// scale-in while it is above 75%, learning
 // rate 0.05, weight discount 0.5, exploration from 0.3 decaying by 0.9997
 // per block to 0.02.
 func DefaultRLConfig() RLConfig {
@@ -107,6 +119,7 @@ func DefaultRLConfig() RLConfig {
 		Levels: []Level{
 			{Z: 0, Tail: 0.05}, {Z: 0.5, Tail: 0.05}, {Z: 1, Tail: 0.04}, {Z: 1.5, Tail: 0.03},
 		},
+		BreachP95: 0.9, HoldP95: 0.75,
 		Alpha: 0.05, Gamma: 0.5, Block: 20,
 		Epsilon: 0.3, EpsilonDecay: 0.9997, EpsilonMin: 0.02,
 		ImbalanceRatio: 1.25, ShiftFraction: 0.15,
@@ -127,6 +140,12 @@ func (c RLConfig) withDefaults() RLConfig {
 	}
 	if len(c.Levels) == 0 {
 		c.Levels = d.Levels
+	}
+	if c.BreachP95 <= 0 {
+		c.BreachP95 = d.BreachP95
+	}
+	if c.HoldP95 <= 0 {
+		c.HoldP95 = d.HoldP95
 	}
 	if c.Alpha <= 0 {
 		c.Alpha = d.Alpha
@@ -189,6 +208,9 @@ type Agent struct {
 	levelHist map[int]int
 	// lastRaw is the latest decision as the agent made it, before any guard.
 	lastRaw Decision
+	// noTailOverride turns the tail-aware override off (offline training:
+	// see Fit).
+	noTailOverride bool
 }
 
 // rlTimedPlan is a planned server count at a decision time.
@@ -493,6 +515,16 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 		steps = a.cfg.Horizon.Seconds() / obs.Interval.Seconds()
 	}
 	mean, sigma := a.fc.Forecast(steps)
+	// Tail-aware: an observed p95 near the target overrides the learned
+	// level with the most cautious one (see RLConfig.BreachP95).
+	targetMs := float64(obs.Template.TargetP95) / float64(time.Millisecond)
+	top := a.cfg.Levels[len(a.cfg.Levels)-1]
+	tail := targetMs > 0 && !a.noTailOverride
+	breach := tail && m.p95Ms > a.cfg.BreachP95*targetMs
+	if breach {
+		lv = top
+		d.Metrics["breach"] = 1
+	}
 	lambda := mean + lv.Z*sigma
 	d.Metrics["forecast_rps"] = mean
 	d.Metrics["plan_rps"] = lambda
@@ -520,7 +552,6 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	// the window, shrink only to their maximum.
 	// The scale-in plan uses the most cautious level whatever the level
 	// chosen, so a switch between levels never shrinks the pool by itself.
-	top := a.cfg.Levels[len(a.cfg.Levels)-1]
 	inPlan := max(fcPlanServers(mean+(top.Z+a.cfg.ScaleInZ)*sigma, a.mu, target, top.Tail, hi), plan)
 	a.plans = append(a.plans, rlTimedPlan{at: obs.Time, n: inPlan})
 	cut := obs.Time.Add(-a.cfg.ScaleInWindow)
@@ -534,10 +565,17 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 		stable = max(stable, p.n)
 	}
 	switch {
+	case plan > m.servers && breach:
+		d.Servers = plan
+		d.Reason = fmt.Sprintf("scale out %d -> %d: observed p95 %.0f ms above %.0f%% of the target %v, planning the most cautious level: forecast %.1f rps (+%.1fσ) needs %d servers at %.1f rps each",
+			m.servers, plan, m.p95Ms, 100*a.cfg.BreachP95, obs.Template.TargetP95, mean, lv.Z, plan, a.mu)
 	case plan > m.servers:
 		d.Servers = plan
 		d.Reason = fmt.Sprintf("scale out %d -> %d: forecast %.1f rps (+%.1fσ) needs %d servers at %.1f rps each for p95 %v",
 			m.servers, plan, mean, lv.Z, plan, a.mu, obs.Template.TargetP95)
+	case stable < m.servers && tail && m.p95Ms > a.cfg.HoldP95*targetMs:
+		d.Reason = fmt.Sprintf("keep %d servers: plan %d but the observed p95 %.0f ms is above %.0f%% of the target %v",
+			m.servers, stable, m.p95Ms, 100*a.cfg.HoldP95, obs.Template.TargetP95)
 	case stable < m.servers && a.fc.Trend() > 0:
 		d.Reason = fmt.Sprintf("keep %d servers: plan %d but the rate is rising (%+.1f rps per interval)", m.servers, stable, a.fc.Trend())
 	case stable < m.servers:

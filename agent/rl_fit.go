@@ -92,6 +92,7 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 		tb.Q[0] = make([]float64, levels)
 		tb.Q[0][rng.IntN(levels)] = 1
 		a := NewAgent(tb, nil, cfg.RL, rand.NewPCG(cfg.Seed, uint64(e)))
+		a.noTailOverride = true
 		a.cfg.Horizon = sc.Sim.Pools[0].BootDelay + sc.Interval
 		ep, err := cfg.run(sc)
 		if err != nil {
@@ -121,6 +122,13 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	states := ModelStates{Model: m}
 	tb := NewPolicyTable(m.K(), cfg.RL)
 	a := NewAgent(tb, states, cfg.RL, rand.NewPCG(cfg.Seed, 0xa9e7))
+	// The levels are valued for what the plan alone does in each load
+	// state: the tail-aware override (RLConfig.BreachP95) would patch a
+	// cheap level's misses and hide the difference the experiment measures.
+	// With it in the loop the learned levels came out cheaper and the
+	// override fired more often (WorldCup June 2 and July 4 reversals held
+	// out, against 0 and 1 without). It applies when the policy runs.
+	a.noTailOverride = true
 	tr := &Trainer{Agent: a, Guard: cfg.Guard}
 	// Offline, every block's level is drawn uniformly: a randomised
 	// experiment, so each state's mean reward per level is not confounded

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
 )
 
@@ -273,5 +274,66 @@ func TestDistil(t *testing.T) {
 	}
 	if _, err := Distil(samples[:5], 3, 0.3, 0, 1); !errors.Is(err, ErrFewSamples) {
 		t.Fatalf("5 samples: err = %v, want ErrFewSamples", err)
+	}
+}
+
+// withP95 returns obs with every server's p95 gauge set to ms.
+func withP95(obs Observation, ms float64) Observation {
+	srv := append([]collector.ServerRates(nil), obs.Latest.Servers...)
+	for i := range srv {
+		srv[i].Gauges.P95Ms = &ms
+	}
+	obs.Latest.Servers = srv
+	return obs
+}
+
+func TestAgentTailAware(t *testing.T) {
+	ctx := context.Background()
+	// Two agents with the same history at 60 rps on 5 servers (20 rps
+	// each, p95 target 200 ms); one then sees a p95 of 190 ms, above 90% of
+	// the target: it plans the most cautious level, so at least as many
+	// servers as the other, and more than the least cautious level's plan.
+	run := func(p95 float64) Decision {
+		a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+		var d Decision
+		for i := range 10 {
+			d, _ = a.Decide(ctx, withP95(poolObs(time.Duration(i)*time.Minute, 60, 5), 80))
+		}
+		d, _ = a.Decide(ctx, withP95(poolObs(10*time.Minute, 60, 5), p95))
+		return d
+	}
+	calm, breach := run(80), run(190)
+	if breach.Metrics["breach"] != 1 || calm.Metrics["breach"] != 0 {
+		t.Fatalf("breach flag: calm %v, breach %v", calm.Metrics["breach"], breach.Metrics["breach"])
+	}
+	if breach.Metrics["plan_servers"] < calm.Metrics["plan_servers"] || breach.Metrics["plan_rps"] <= calm.Metrics["plan_rps"] {
+		t.Fatalf("breach plan %v servers for %.1f rps, calm %v for %.1f: want more headroom on a breach",
+			breach.Metrics["plan_servers"], breach.Metrics["plan_rps"], calm.Metrics["plan_servers"], calm.Metrics["plan_rps"])
+	}
+
+	// After a flash crowd the pool does not shrink while the observed p95
+	// stays above 75% of the target, and does once it falls.
+	a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+	servers := 5
+	for i := range 10 {
+		a.Decide(ctx, withP95(poolObs(time.Duration(i)*time.Minute, 60, servers), 80))
+	}
+	d, _ := a.Decide(ctx, withP95(poolObs(10*time.Minute, 300, servers), 80))
+	servers = d.Servers
+	for i := 11; i < 40; i++ {
+		d, _ := a.Decide(ctx, withP95(poolObs(time.Duration(i)*time.Minute, 60, servers), 160))
+		if d.Servers != 0 && d.Servers < servers {
+			t.Fatalf("minute %d: scaled in to %d with p95 160 ms of a 200 ms target (%s)", i, d.Servers, d.Reason)
+		}
+	}
+	shrunk := false
+	for i := 40; i < 60; i++ {
+		d, _ := a.Decide(ctx, withP95(poolObs(time.Duration(i)*time.Minute, 60, servers), 80))
+		if d.Servers != 0 && d.Servers < servers {
+			shrunk, servers = true, d.Servers
+		}
+	}
+	if !shrunk {
+		t.Fatalf("p95 back at 80 ms: never scaled in from %d", servers)
 	}
 }
