@@ -73,7 +73,7 @@ func runLatestLearned(t *testing.T, path string) *agent.PolicyTable {
 // few periodic saves, and checks the restart resumes from the latest saved
 // version of the learned policy.
 func TestRunKillRestartLearning(t *testing.T) {
-	bin := runBinary(t)
+	bin := lbtuneBinary(t)
 	dir := t.TempDir()
 	addr := runFreeAddr(t)
 	runLearnConfig(t, dir, addr)

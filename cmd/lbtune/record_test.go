@@ -24,17 +24,13 @@ import (
 // recordCaptures is ../shared/captures seen from this package directory.
 const recordCaptures = "../../../shared/captures"
 
-// TestRecord builds the lbtune binary once and runs `lbtune record` against
+// TestRecord runs the test binary of lbtune (lbtuneBinary) as `lbtune record` against
 // replayed captures, bad sources, a signal and a real HAProxy under load.
 func TestRecord(t *testing.T) {
 	if _, err := os.Stat(recordCaptures); err != nil {
 		t.Fatalf("captures missing: %v", err)
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "lbtune")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := lbtuneBinary(t)
 	t.Run("replay", func(t *testing.T) { recordTestReplay(t, bin) })
 	t.Run("bad sources", func(t *testing.T) { recordTestBad(t, bin) })
 	t.Run("SIGTERM stops cleanly", func(t *testing.T) { recordTestSignal(t, bin) })

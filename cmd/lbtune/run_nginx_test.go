@@ -27,7 +27,7 @@ func TestRunNGINX(t *testing.T) {
 	if _, err := os.Stat(nginxBin); err != nil {
 		t.Fatalf("nginx binary %s missing (apt-get install nginx; CI does): %v", nginxBin, err)
 	}
-	bin := runBinary(t)
+	bin := lbtuneBinary(t)
 	dir := t.TempDir()
 	var backends []string
 	for range 2 {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,32 +18,6 @@ import (
 	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/datasets"
 )
-
-var (
-	runBinOnce sync.Once
-	runBinPath string
-	runBinErr  error
-)
-
-// runBinary builds lbtune once for the tests that exec it.
-func runBinary(t *testing.T) string {
-	t.Helper()
-	runBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lbtune-run-test")
-		if err != nil {
-			runBinErr = err
-			return
-		}
-		runBinPath = filepath.Join(dir, "lbtune")
-		if out, err := exec.Command("go", "build", "-o", runBinPath, ".").CombinedOutput(); err != nil {
-			runBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if runBinErr != nil {
-		t.Fatal(runBinErr)
-	}
-	return runBinPath
-}
 
 // runFreeAddr returns a free 127.0.0.1 port.
 func runFreeAddr(t *testing.T) string {
@@ -163,7 +136,7 @@ func runDecisions(t *testing.T, path string) []daemonRecord {
 // action applied exactly once, then a SIGTERM stops it cleanly with the
 // store intact.
 func TestRunKillRestart(t *testing.T) {
-	bin := runBinary(t)
+	bin := lbtuneBinary(t)
 	dir := t.TempDir()
 	addr := runFreeAddr(t)
 	token := runWriteConfig(t, dir, addr, 30)
@@ -294,7 +267,7 @@ func runWaitFor(t *testing.T, cond func() bool) {
 // TestRunCommands drives a running daemon with the operator commands (each
 // exec'd as `lbtune CMD`), then stops it and plots its store.
 func TestRunCommands(t *testing.T) {
-	bin := runBinary(t)
+	bin := lbtuneBinary(t)
 	dir := t.TempDir()
 	addr := runFreeAddr(t)
 	runWriteConfig(t, dir, addr, 30)
@@ -403,7 +376,7 @@ func TestRunCommands(t *testing.T) {
 // config for bad invocations, and that config example output passes
 // config check.
 func TestRunUsage(t *testing.T) {
-	bin := runBinary(t)
+	bin := lbtuneBinary(t)
 	dir := t.TempDir()
 	example := filepath.Join(dir, "example.yaml")
 	out, err := exec.Command(bin, "config", "example").Output()

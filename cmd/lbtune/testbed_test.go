@@ -13,14 +13,11 @@ import (
 	"time"
 )
 
-// TestTestbedCommands builds lbtune and drives backend, load, analyze and
+// TestTestbedCommands drives backend, load, analyze and
 // testbed through the binary, the way scripts/datasets.sh does.
 func TestTestbedCommands(t *testing.T) {
+	bin := lbtuneBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "lbtune")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	t.Run("usage errors", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"load", "--target", "http://127.0.0.1:1/", "--rate", "10"},                              // no --duration
