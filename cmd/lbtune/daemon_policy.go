@@ -143,27 +143,21 @@ func daemonLevelName(i int, l agent.Level) string {
 
 // describe is /v1/model.
 func (dm *daemonModel) describe() (json.RawMessage, error) {
+	type policy struct {
+		Name      string        `json:"name"`
+		Created   time.Time     `json:"created"`
+		Steps     int           `json:"updates"`
+		Episodes  int           `json:"episodes"`
+		TrainedOn []string      `json:"trained_on"`
+		Levels    []agent.Level `json:"levels"`
+	}
 	return json.Marshal(struct {
 		Path       string        `json:"path"`
 		LoadStates int           `json:"load_states"`
 		Clusters   []api.Cluster `json:"clusters"`
-		Policy     struct {
-			Name      string        `json:"name"`
-			Created   time.Time     `json:"created"`
-			Steps     int           `json:"updates"`
-			Episodes  int           `json:"episodes"`
-			TrainedOn []string      `json:"trained_on"`
-			Levels    []agent.Level `json:"levels"`
-		} `json:"policy"`
+		Policy     policy        `json:"policy"`
 	}{
 		Path: dm.path, LoadStates: dm.model.K(), Clusters: dm.clusters(),
-		Policy: struct {
-			Name      string        `json:"name"`
-			Created   time.Time     `json:"created"`
-			Steps     int           `json:"updates"`
-			Episodes  int           `json:"episodes"`
-			TrainedOn []string      `json:"trained_on"`
-			Levels    []agent.Level `json:"levels"`
-		}{dm.table.Name, dm.table.Created, dm.table.Steps, dm.table.Episodes, dm.table.TrainedOn, dm.table.Levels},
+		Policy: policy{dm.table.Name, dm.table.Created, dm.table.Steps, dm.table.Episodes, dm.table.TrainedOn, dm.table.Levels},
 	})
 }
