@@ -72,13 +72,18 @@ func DefaultScenario(tr *sim.Trace, peakServers int, seed uint64) (Scenario, err
 }
 
 // Oracle returns the oracle for pool i of the scenario.
-func (sc *Scenario) Oracle(i int) *Oracle {
+func (sc *Scenario) Oracle(i int) *Oracle { return sc.OracleAt(i, 0) }
+
+// OracleAt is Oracle sized for a p95 of headroom x the target instead of
+// DefaultOracleHeadroom (0: the default): eval's oracle@H, which traces the
+// clairvoyant frontier of server-hours against SLO violation.
+func (sc *Scenario) OracleAt(i int, headroom float64) *Oracle {
 	cfg := sc.Sim.WithDefaults()
 	p := cfg.Pools[i]
 	t := sc.Templates[i]
 	return NewOracle(OracleConfig{
 		Trace: cfg.Trace, Share: p.Share, ServiceRate: p.Speed / p.MeanService(), Slots: p.Slots, SCV: p.ServiceSCV(), TargetP95: t.TargetP95,
-		BootDelay: p.BootDelay, Interval: sc.Interval, Start: cfg.Start, Min: t.Min, Max: t.Max,
+		BootDelay: p.BootDelay, Interval: sc.Interval, Start: cfg.Start, Min: t.Min, Max: t.Max, Headroom: headroom,
 	})
 }
 

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +36,7 @@ const evalProgressMin = 7 * 24 * time.Hour
 func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval", stderr)
 	tracePath := fs.String("trace", "", "t,rps trace CSV (required)")
-	policies := fs.String("policies", "static,threshold,hpa,oracle", "comma-separated policy specs: static, threshold, hpa[@U], oracle")
+	policies := fs.String("policies", "static,threshold,hpa,oracle", "comma-separated policy specs: static, threshold, hpa[@U] (target utilisation), oracle[@H] (p95 headroom, default 0.8), agent")
 	configPath := fs.String("config", "", "scenario YAML (pools, templates); default: the one-pool scenario sized by --peak-servers")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives every policy the same arrivals")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per policy")
@@ -43,6 +46,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	to := fs.String("to", "", "evaluate up to this offset of the trace (e.g. 96h, 4d)")
 	interval := fs.Duration("interval", 0, "decision interval (default 30s, or the config's)")
 	progress := fs.Bool("progress", true, "draw a progress bar on stderr for long runs")
+	decisionsDir := fs.String("decisions", "", "write every decision of each policy to DIR/POLICY.jsonl (created)")
 	fs.StringVar(&policyModelPath, "model", "", "agent: store with the trained model and policy (default "+policyDefaultModel+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -132,13 +136,35 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		mu.Unlock()
 	}
+	recs := make([]*evalDecisionLog, len(specs))
+	if *decisionsDir != "" {
+		if err := os.MkdirAll(*decisionsDir, 0o755); err != nil {
+			return fmt.Errorf("--decisions: %w", err)
+		}
+		for i, spec := range specs {
+			if recs[i], err = newEvalDecisionLog(filepath.Join(*decisionsDir, spec+".jsonl")); err != nil {
+				return err
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	for i, spec := range specs {
 		wg.Go(func() {
-			results[i], errs[i] = agent.Evaluate(ctx, sc, spec, built[i], agent.EvalOptions{Guard: evalGuard(spec), Progress: tick})
+			opts := agent.EvalOptions{Guard: evalGuard(spec), Progress: tick}
+			if recs[i] != nil {
+				opts.Recorder = recs[i]
+			}
+			results[i], errs[i] = agent.Evaluate(ctx, sc, spec, built[i], opts)
 		})
 	}
 	wg.Wait()
+	for i, r := range recs {
+		if r != nil {
+			if err := r.Close(); err != nil && errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
 	if bar != nil {
 		_ = bar.Finish()
 	}
@@ -165,7 +191,7 @@ func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !math.IsNaN(param) && name != "hpa" {
+	if !math.IsNaN(param) && name != "hpa" && name != "oracle" {
 		return nil, fmt.Errorf("policy %q takes no parameter", spec)
 	}
 	switch name {
@@ -183,11 +209,17 @@ func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
 		}
 		return agent.NewHPA(spec, cfg), nil
 	case "oracle":
-		return sc.Oracle(p), nil
+		if math.IsNaN(param) {
+			return sc.Oracle(p), nil
+		}
+		if !(param > 0 && param <= 1) {
+			return nil, fmt.Errorf("policy %q: headroom must be in (0, 1] (fraction of the p95 target the oracle sizes for)", spec)
+		}
+		return sc.OracleAt(p, param), nil
 	case "agent":
 		return policyAgent(sc, p)
 	}
-	return nil, fmt.Errorf("unknown policy %q (want static, threshold, hpa[@U], oracle or agent)", spec)
+	return nil, fmt.Errorf("unknown policy %q (want static, threshold, hpa[@U], oracle[@H] or agent)", spec)
 }
 
 // evalGuard returns the guard a policy runs behind in eval: none for the
@@ -244,4 +276,45 @@ func evalTable(w io.Writer, path string, tr *sim.Trace, sc agent.Scenario, scale
 			r.Policy, r.SLOViolationPct, r.MeanMs, r.P95Ms, r.P99Ms, r.Failed, r.ServerHours, r.Actions, r.Reversals, r.Cost)
 	}
 	tw.Flush()
+}
+
+// evalDecisionLog writes an eval run's decisions as JSON lines.
+type evalDecisionLog struct {
+	path string
+	f    *os.File
+	w    *bufio.Writer
+	enc  *json.Encoder
+	err  error
+}
+
+func newEvalDecisionLog(path string) (*evalDecisionLog, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--decisions: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	return &evalDecisionLog{path: path, f: f, w: w, enc: json.NewEncoder(w)}, nil
+}
+
+// Record appends d; the first write error is kept and returned by Close.
+func (l *evalDecisionLog) Record(_ context.Context, d agent.Decision) error {
+	if l.err == nil {
+		l.err = l.enc.Encode(d)
+	}
+	return l.err
+}
+
+// Close flushes and closes the file.
+func (l *evalDecisionLog) Close() error {
+	err := l.err
+	if ferr := l.w.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--decisions %s: %w", l.path, err)
+	}
+	return nil
 }

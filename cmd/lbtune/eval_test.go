@@ -47,6 +47,8 @@ func TestEvalBadInput(t *testing.T) {
 		{"unknown policy", []string{"--trace", good, "--policies", "static,magic"}, true, `unknown policy "magic"`},
 		{"hpa target out of range", []string{"--trace", good, "--policies", "hpa@1.5"}, true, "target utilisation"},
 		{"parameter on static", []string{"--trace", good, "--policies", "static@3"}, true, "takes no parameter"},
+		{"oracle headroom out of range", []string{"--trace", good, "--policies", "oracle@1.2"}, true, "headroom must be in (0, 1]"},
+		{"decisions dir is a file", []string{"--trace", good, "--policies", "static", "--decisions", good}, false, "--decisions"},
 		{"no trace", []string{"--policies", "static"}, true, "--trace is required"},
 		{"bad scale", []string{"--trace", good, "--scale", "-1"}, true, "--scale"},
 		{"bad offset", []string{"--trace", good, "--to", "soon"}, true, "--to"},
@@ -131,4 +133,53 @@ func evalTableLine(t *testing.T, table, policy string) string {
 	}
 	t.Fatalf("no table row for %s in\n%s", policy, table)
 	return ""
+}
+
+// TestEvalOracleHeadroomAndDecisions checks that oracle@H sizes with less
+// headroom as H grows (fewer or equal server-hours) and that --decisions
+// writes every interval's decision of every policy as a JSON line.
+func TestEvalOracleHeadroomAndDecisions(t *testing.T) {
+	trace := evalTestTrace(t)
+	dir := filepath.Join(t.TempDir(), "dec")
+	args := []string{"--trace", trace, "--policies", "oracle@0.7,oracle,oracle@1,hpa@0.5", "--peak-servers", "8", "--json", "--decisions", dir}
+	var out, errb bytes.Buffer
+	if err := evalRun(context.Background(), args, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		Policy      string         `json:"policy"`
+		ServerHours float64        `json:"server_hours"`
+		Decisions   map[string]int `json:"decisions"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want 4", len(rows))
+	}
+	if !(rows[0].ServerHours >= rows[1].ServerHours && rows[1].ServerHours >= rows[2].ServerHours) || rows[0].ServerHours == rows[2].ServerHours {
+		t.Errorf("server-hours at headroom 0.7, 0.8, 1: %.2f %.2f %.2f, want falling", rows[0].ServerHours, rows[1].ServerHours, rows[2].ServerHours)
+	}
+	for _, r := range rows {
+		b, err := os.ReadFile(filepath.Join(dir, r.Policy+".jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		total := 0
+		for _, n := range r.Decisions {
+			total += n
+		}
+		if len(lines) != total || total == 0 {
+			t.Errorf("%s: %d decision lines, result counts %d", r.Policy, len(lines), total)
+		}
+		var d struct {
+			Policy string             `json:"policy"`
+			Reason string             `json:"reason"`
+			Metric map[string]float64 `json:"metrics"`
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &d); err != nil || d.Reason == "" {
+			t.Errorf("%s: last line %q: %v", r.Policy, lines[len(lines)-1], err)
+		}
+	}
 }
