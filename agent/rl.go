@@ -364,6 +364,11 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 		return Decision{}, err
 	}
 	m := rlMeasureObs(obs)
+	if obs.Interval > 0 {
+		// The rate is a count over the interval: tell the forecast, so its
+		// sigma leaves out the Poisson counting noise M/M/c already prices.
+		a.fc.IntervalSeconds = obs.Interval.Seconds()
+	}
 	a.fc.Observe(m.rate)
 	a.updateServiceRate(obs, m)
 
@@ -530,6 +535,7 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	d.Metrics["plan_rps"] = lambda
 	d.Metrics["level"] = float64(level)
 	d.Metrics["service_rate"] = a.mu
+	d.Metrics["servers"] = float64(m.servers)
 	target := obs.Template.TargetP95.Seconds()
 	if a.mu <= 0 || target <= 0 || m.servers == 0 {
 		d.Reason = fmt.Sprintf("keep %d servers: service rate or target unknown", m.servers)

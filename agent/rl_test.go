@@ -52,6 +52,48 @@ func TestForecaster(t *testing.T) {
 			t.Fatalf("sigma = %.1f, want about 10-14", s)
 		}
 	})
+	// Rates counted over 30 s intervals of a constant 1 req/s Poisson
+	// stream vary only by counting noise (sd sqrt(1/30) = 0.18 rps). With
+	// IntervalSeconds set, that variance is taken out of the one-step error
+	// before the sqrt(steps) scaling (Holt's own prediction noise stays),
+	// but never below the level's share of it (sqrt(1/3 x 1/30) = 0.105):
+	// sigma drops by a third or more. A rate that really moves (sd 1 rps on
+	// top) keeps almost all of its sigma.
+	t.Run("counting noise left out", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			extra  float64 // sd of real rate changes on top of the counts, rps
+			lo, hi float64 // bounds on sigma(4 steps) with / without IntervalSeconds
+		}{
+			{"pure counting noise", 0, 0.3, 0.7},
+			{"real variation", 1, 0.95, 1},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				plain, aware := NewForecaster(), NewForecaster()
+				aware.IntervalSeconds = 30
+				rng := rand.New(rand.NewPCG(5, 5))
+				for range 3000 {
+					// Poisson(30) by summing exponential gaps within 30 s.
+					n, at := 0, rng.ExpFloat64()
+					for at < 30 {
+						n++
+						at += rng.ExpFloat64()
+					}
+					r := math.Max(float64(n)/30+tc.extra*rng.NormFloat64(), 0)
+					plain.Observe(r)
+					aware.Observe(r)
+				}
+				_, sp := plain.Forecast(4)
+				_, sa := aware.Forecast(4)
+				if r := sa / sp; r < tc.lo || r > tc.hi {
+					t.Errorf("sigma with IntervalSeconds %.3f, without %.3f: ratio %.2f, want in [%.2f, %.2f]", sa, sp, r, tc.lo, tc.hi)
+				}
+				if floor := math.Sqrt(aware.Alpha / (2 - aware.Alpha) / 30); sa < floor*0.9 {
+					t.Errorf("sigma %.3f below the level's counting noise %.3f", sa, floor)
+				}
+			})
+		}
+	})
 }
 
 func TestQueueingSizing(t *testing.T) {
