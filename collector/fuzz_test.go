@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,10 +57,74 @@ func FuzzParseHAProxyCSV(f *testing.F) {
 	at := time.Unix(1795856495, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseHAProxyCSV(data, "fuzz", at)
-		if err == nil {
-			if verr := s.Validate(); verr != nil {
-				t.Fatalf("ParseHAProxyCSV returned an invalid snapshot: %v", verr)
+		if err != nil {
+			return
+		}
+		if verr := s.Validate(); verr != nil {
+			t.Fatalf("ParseHAProxyCSV returned an invalid snapshot: %v", verr)
+		}
+		for _, p := range s.Pools {
+			for _, sv := range p.Servers {
+				if strings.HasPrefix(sv.CheckStatus, "* ") {
+					t.Fatalf("server %s/%s: check status %q keeps the in-progress prefix", p.Name, sv.Name, sv.CheckStatus)
+				}
+				if g := sv.Gauges; g.AvgResponseMs != g.TotalTimeMs {
+					t.Fatalf("server %s/%s: AvgResponseMs %v is not ttime %v", p.Name, sv.Name, g.AvgResponseMs, g.TotalTimeMs)
+				}
 			}
+		}
+	})
+}
+
+// fuzzProc seeds a /proc parser's fuzz target with the testdata file and
+// this machine's own file.
+func fuzzProc(f *testing.F, name string) {
+	f.Helper()
+	for _, p := range []string{filepath.Join("testdata/proc", name), filepath.Join("/proc", name)} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			if p == filepath.Join("/proc", name) {
+				continue // not Linux: the testdata seed is enough
+			}
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+// The /proc parsers: no panic, and an error or plausible values.
+
+func FuzzParseProcStat(f *testing.F) {
+	fuzzProc(f, "stat")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		busy, total, err := parseProcStat(data)
+		if err == nil && (busy < 0 || busy > total) {
+			t.Fatalf("busy %v total %v", busy, total)
+		}
+	})
+}
+
+func FuzzParseMeminfo(f *testing.F) {
+	fuzzProc(f, "meminfo")
+	f.Fuzz(func(t *testing.T, data []byte) { _, _, _ = parseMeminfo(data) })
+}
+
+func FuzzParseNetDev(f *testing.F) {
+	fuzzProc(f, "net/dev")
+	f.Fuzz(func(t *testing.T, data []byte) { _, _, _ = parseNetDev(data) })
+}
+
+func FuzzParseNetSNMP(f *testing.F) {
+	fuzzProc(f, "net/snmp")
+	f.Fuzz(func(t *testing.T, data []byte) { _, _ = parseNetSNMP(data) })
+}
+
+func FuzzParseLoadavg(f *testing.F) {
+	fuzzProc(f, "loadavg")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l1, l5, l15, err := parseLoadavg(data)
+		if err == nil && (bad(l1) || bad(l5) || bad(l15)) {
+			t.Fatalf("load averages %v %v %v", l1, l5, l15)
 		}
 	})
 }

@@ -31,6 +31,10 @@ var haproxyColumns = [...]string{
 	"status", "weight", "bck", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "ttime",
 }
 
+// haproxyOptionalColumns are read when the header has them (every version
+// since 1.5 does); a missing one reads as empty: 0 or "".
+var haproxyOptionalColumns = [...]string{"qtime", "ctime", "rtime", "check_status"}
+
 // ParseHAProxyCSV parses HAProxy statistics CSV (`show stat` on the stats
 // socket, or GET /stats;csv) into a Snapshot labelled with source, taken at
 // time at (the CSV carries no clock).
@@ -42,7 +46,11 @@ var haproxyColumns = [...]string{
 // stats listener) are left out. Per server: Requests is stot (every stream
 // sent to the server, in HTTP and TCP mode; hrsp_* count only the ones that
 // got a response), Errors is econ+eresp, Gauges.Active is scur, Queue qcur,
-// AvgResponseMs ttime (HAProxy's average over the last 1024 requests).
+// AvgResponseMs ttime (HAProxy's average over the last 1024 requests), and
+// QueueTimeMs, ConnectTimeMs, ResponseTimeMs, TotalTimeMs are qtime, ctime,
+// rtime, ttime (the same kind of average). CheckStatus is check_status
+// without the "* " HAProxy prefixes while a check is running ("" for a
+// server without check).
 // Status maps to State: "UP", "UP 1/3" (going down, still serving) and
 // "no check" are up; "DOWN" and "DOWN 1/2" (coming up, not serving yet) are
 // down; "DRAIN" and "NOLB" are drain; "MAINT..." is maint. A usable server
@@ -79,9 +87,20 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 		idx[i] = c
 	}
 	addrCol, hasAddr := col["addr"]
+	var opt [len(haproxyOptionalColumns)]int
+	for i, name := range haproxyOptionalColumns {
+		c, ok := col[name]
+		if !ok {
+			c = -1
+		}
+		opt[i] = c
+	}
 	// Split each row only as far as the last column read; count the rest.
 	r.limit = addrCol
 	for _, c := range idx {
+		r.limit = max(r.limit, c)
+	}
+	for _, c := range opt {
 		r.limit = max(r.limit, c)
 	}
 	r.limit++
@@ -90,6 +109,12 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 	pools := map[string]int{}      // pool name -> index in snap.Pools
 	queues := map[string]float64{} // backend qcur
 	last := -1                     // index of the previous row's pool: a backend's rows are contiguous
+	// Every server goes into one array, sized by the line count (an upper
+	// bound on the rows): a pool's Servers is the run of its contiguous rows
+	// there, capped so that an append copies. A backend whose rows were
+	// split (HAProxy never does) appends to a slice of its own.
+	all := make([]Server, 0, bytes.Count(data, []byte("\n"))+1)
+	start := 0 // where the run of pool `last` starts in all
 	for line := 2; ; line++ {
 		nfields, err := r.next()
 		if errors.Is(err, io.EOF) {
@@ -121,7 +146,7 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 		if hasAddr {
 			addr = get(addrCol)
 		}
-		server, err := haproxyServer(get, idx, addr)
+		server, err := haproxyServer(get, idx, &opt, addr)
 		if err != nil {
 			return fail("line %d: server %s/%s: %v", line, px, sv, err)
 		}
@@ -133,9 +158,14 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 				pools[string(px)] = pi
 				snap.Pools = append(snap.Pools, Pool{Name: string(px)})
 			}
-			last = pi
+			last, start = pi, len(all)
 		}
-		snap.Pools[pi].Servers = append(snap.Pools[pi].Servers, server)
+		if p := &snap.Pools[pi]; len(p.Servers) == len(all)-start {
+			all = append(all, server)
+			p.Servers = all[start:len(all):len(all)]
+		} else {
+			p.Servers = append(p.Servers, server)
+		}
 	}
 	for i := range snap.Pools {
 		p := &snap.Pools[i]
@@ -234,15 +264,26 @@ func (c *csvLines) quoted(line []byte) (int, error) {
 	return len(rec), nil
 }
 
-// haproxyServer reads one server row; idx follows haproxyColumns. addr is
-// the row's addr field (nil when the CSV has none): Address falls back to
-// the server name.
-func haproxyServer(get func(int) []byte, idx []int, addr []byte) (Server, error) {
+// haproxyServer reads one server row; idx follows haproxyColumns, opt
+// haproxyOptionalColumns (-1: not in the header). addr is the row's addr
+// field (nil when the CSV has none): Address falls back to the server name.
+func haproxyServer(get func(int) []byte, idx []int, opt *[len(haproxyOptionalColumns)]int, addr []byte) (Server, error) {
 	var (
-		num  [len(haproxyColumns)]float64
-		cnt  [len(haproxyColumns)]uint64
-		errs []error
+		num   [len(haproxyColumns)]float64
+		cnt   [len(haproxyColumns)]uint64
+		times [3]float64 // qtime, ctime, rtime
+		errs  []error
 	)
+	for i := range times {
+		if opt[i] < 0 {
+			continue
+		}
+		v, err := gauge(get(opt[i]))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", haproxyOptionalColumns[i], err))
+		}
+		times[i] = v
+	}
 	for _, i := range haproxyCounterCols {
 		v, err := counter(get(idx[i]))
 		if err != nil {
@@ -284,6 +325,11 @@ func haproxyServer(get func(int) []byte, idx []int, addr []byte) (Server, error)
 		s.Counters.Responses[k] = cnt[12+k]
 	}
 	s.Gauges.AvgResponseMs = num[17]
+	s.Gauges.QueueTimeMs, s.Gauges.ConnectTimeMs, s.Gauges.ResponseTimeMs = times[0], times[1], times[2]
+	s.Gauges.TotalTimeMs = num[17]
+	if c := opt[3]; c >= 0 {
+		s.CheckStatus = haproxyCheckStatus(get(c))
+	}
 	s.Weight = int(num[10])
 	s.Backup = cnt[11] > 0
 	if s.Backup && st == StateUp {
@@ -298,6 +344,25 @@ var (
 	haproxyCounterCols = []int{4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 16}
 	haproxyGaugeCols   = []int{2, 3, 10, 17}
 )
+
+// haproxyCheckStatuses are the check_status values of HAProxy 2.6
+// (get_check_status_info): returned without allocating.
+var haproxyCheckStatuses = [...]string{
+	"L7OK", "L4CON", "L4OK", "L4TOUT", "L6OK", "L6TOUT", "L6RSP", "L7TOUT", "L7RSP", "L7OKC",
+	"L7STS", "INI", "SOCKERR", "PROCERR", "PROCTOUT", "PROCOK", "UNK",
+}
+
+// haproxyCheckStatus is a check_status field without the "* " HAProxy puts
+// in front while a check is in progress (the status is the last result).
+func haproxyCheckStatus(b []byte) string {
+	b = bytes.TrimPrefix(b, []byte("* "))
+	for _, s := range haproxyCheckStatuses {
+		if string(b) == s {
+			return s
+		}
+	}
+	return string(b)
+}
 
 // haproxyState maps a `show stat` status field to a State.
 func haproxyState(status []byte) (State, error) {

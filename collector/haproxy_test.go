@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -81,6 +82,40 @@ func TestHAProxyCaptures(t *testing.T) {
 	if e := snaps[8].Pool("app").Server("s2").Counters.Errors; e == 0 {
 		t.Errorf("s2 errors after the kill = 0, want econ > 0")
 	}
+	// Check status and the four time averages, as in the capture's
+	// check_status, qtime, ctime, rtime, ttime columns.
+	checks := []struct {
+		name                string
+		capture             int
+		server              string
+		check               string
+		qtime, ctime, rtime float64
+		ttime               float64
+	}{
+		{"passing check", 2, "s1", "L7OK", 0, 0, 6, 6},
+		{"slow server", 2, "s3", "L7OK", 0, 0, 52, 52},
+		{"check in progress: '* L7OK' read as L7OK", 7, "s2", "L7OK", 0, 0, 21, 21},
+		{"going down: connection refused", 8, "s2", "L4CON", 0, 0, 21, 21},
+		{"down", 9, "s2", "L4CON", 0, 0, 21, 21},
+		{"maint: no check status", 6, "s3", "", 0, 0, 52, 52},
+		{"new server: connect time", 12, "s4", "L7OK", 0, 1, 13, 13},
+	}
+	for _, tc := range checks {
+		t.Run(tc.name, func(t *testing.T) {
+			sv := snaps[tc.capture-1].Pool("app").Server(tc.server)
+			if sv == nil {
+				t.Fatalf("no server %s", tc.server)
+			}
+			g := sv.Gauges
+			if sv.CheckStatus != tc.check || g.QueueTimeMs != tc.qtime || g.ConnectTimeMs != tc.ctime || g.ResponseTimeMs != tc.rtime || g.TotalTimeMs != tc.ttime {
+				t.Errorf("check %q q/c/r/t %v/%v/%v/%v, want %q %v/%v/%v/%v", sv.CheckStatus, g.QueueTimeMs, g.ConnectTimeMs, g.ResponseTimeMs, g.TotalTimeMs,
+					tc.check, tc.qtime, tc.ctime, tc.rtime, tc.ttime)
+			}
+			if g.AvgResponseMs != g.TotalTimeMs {
+				t.Errorf("AvgResponseMs %v, want ttime %v as before", g.AvgResponseMs, g.TotalTimeMs)
+			}
+		})
+	}
 }
 
 func TestHAProxyEveryCaptureFile(t *testing.T) {
@@ -137,6 +172,9 @@ func TestHAProxyBadInput(t *testing.T) {
 		{"non-numeric counter", strings.Replace(string(good), "app,s1,0,0,3,5,,1578", "app,s1,0,0,3,5,,x578", 1), "stot"},
 		{"unknown status", strings.Replace(string(good), ",UP,5,1,0", ",WEIRD,5,1,0", 1), "unknown status"},
 		{"negative gauge", strings.Replace(string(good), "app,s1,0,0,3", "app,s1,0,0,-3", 1), "bad value"},
+		{"negative rtime", strings.Replace(string(good), "0,0,6,6,,,,Layer7", "0,0,-6,6,,,,Layer7", 1), "rtime"},
+		{"NaN qtime", strings.Replace(string(good), "0,0,6,6,,,,Layer7", "NaN,0,6,6,,,,Layer7", 1), "qtime"},
+		{"non-numeric ctime", strings.Replace(string(good), "0,0,6,6,,,,Layer7", "0,x,6,6,,,,Layer7", 1), "ctime"},
 		{"unterminated quote", header + "\napp,\"s1,0\n", "line"},
 	}
 	for _, tc := range tests {
@@ -265,6 +303,59 @@ func TestRealHAProxy(t *testing.T) {
 				t.Errorf("s1 weight %d, want 3", w)
 			}
 		})
+	}
+}
+
+// TestRealHAProxyChecks runs HAProxy 2.6 with an HTTP health check on a
+// live server (L7OK), on a port where nothing listens (L4CON) and a server
+// without check (""), and reads check_status through the stats socket.
+func TestRealHAProxyChecks(t *testing.T) {
+	live := backends(t, 2)
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // nothing listens here
+	h := startHAProxyBackend(t, []string{
+		"option httpchk GET /",
+		"default-server inter 100ms fall 1 rise 1",
+		"server ok " + live[0] + " check",
+		"server refused " + dead + " check",
+		"server nocheck " + live[1],
+	})
+	src, err := Open("haproxy+unix://" + h.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		check string
+		state State
+	}{"ok": {"L7OK", StateUp}, "refused": {"L4CON", StateDown}, "nocheck": {"", StateUp}}
+	var got map[string]Server
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		snap, err := src.Scrape(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[string]Server{}
+		done := true
+		for _, sv := range snap.Pool("app").Servers {
+			got[sv.Name] = sv
+			if w := want[sv.Name]; sv.CheckStatus != w.check || sv.State != w.state {
+				done = false
+			}
+		}
+		if done && len(got) == len(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for name, w := range want {
+		if sv := got[name]; sv.CheckStatus != w.check || sv.State != w.state {
+			t.Errorf("server %s: check %q state %s, want %q %s", name, sv.CheckStatus, sv.State, w.check, w.state)
+		}
 	}
 }
 

@@ -17,6 +17,9 @@ type Rates struct {
 	Start, End time.Time
 	// Pools are the pools present in the later snapshot, in its order.
 	Pools []PoolRates
+	// Host are the host signals over the interval; nil unless both
+	// snapshots carry Host.
+	Host *HostRates
 }
 
 // Seconds is the length of the interval in seconds.
@@ -53,6 +56,9 @@ type ServerRates struct {
 	Weight  int
 	State   State
 	Backup  bool
+	// CheckStatus is the server's health-check result at the end of the
+	// interval ("" when none).
+	CheckStatus string
 	// Reset is true when any counter of this server went backwards (a
 	// balancer restart, a vts control reset) or the server is new.
 	Reset bool
@@ -120,13 +126,17 @@ func Rate(prev, cur *Snapshot) (Rates, error) {
 		}
 		r.Pools[i] = pr
 	}
+	if prev.Host != nil && cur.Host != nil {
+		hr := hostRates(prev.Host, cur.Host, dt)
+		r.Host = &hr
+	}
 	return r, nil
 }
 
 func serverRates(prev, cur *Server, dt float64) ServerRates {
 	sr := ServerRates{
 		Name: cur.Name, Address: cur.Address, Weight: cur.Weight,
-		State: cur.State, Backup: cur.Backup, Gauges: cur.Gauges,
+		State: cur.State, Backup: cur.Backup, CheckStatus: cur.CheckStatus, Gauges: cur.Gauges,
 	}
 	var p Counters
 	if prev == nil {

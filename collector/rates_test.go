@@ -110,11 +110,19 @@ func TestValidate(t *testing.T) {
 		{"bad state", func(s *Snapshot) { s.Pools[0].Servers[0].State = "weird" }},
 		{"negative active", func(s *Snapshot) { s.Pools[0].Servers[0].Gauges.Active = -1 }},
 		{"nan p95", func(s *Snapshot) { s.Pools[0].Servers[0].Gauges.P95Ms = &nan }},
+		{"negative queue time", func(s *Snapshot) { s.Pools[0].Servers[0].Gauges.QueueTimeMs = -1 }},
+		{"nan connect time", func(s *Snapshot) { s.Pools[0].Servers[0].Gauges.ConnectTimeMs = nan }},
+		{"infinite response time", func(s *Snapshot) { s.Pools[0].Servers[0].Gauges.ResponseTimeMs = math.Inf(1) }},
+		{"negative total time", func(s *Snapshot) { s.Pools[0].Servers[0].Gauges.TotalTimeMs = -0.5 }},
+		{"nan host load", func(s *Snapshot) { s.Host = &Host{Load1: nan} }},
+		{"negative host cpu", func(s *Snapshot) { s.Host = &Host{CPUBusySeconds: -1, CPUTotalSeconds: 1} }},
+		{"host busy above total", func(s *Snapshot) { s.Host = &Host{CPUBusySeconds: 2, CPUTotalSeconds: 1} }},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
 			s := ok
 			s.Pools = []Pool{{Name: "p", Servers: []Server{{Name: "s", State: StateUp}}}}
+			s.Host = nil
 			tc.mod(&s)
 			if err := s.Validate(); err == nil {
 				t.Error("invalid snapshot accepted")

@@ -114,6 +114,17 @@ type realHAProxy struct {
 // addresses, stats socket level admin in t.TempDir()).
 func startHAProxy(t *testing.T, servers []string) realHAProxy {
 	t.Helper()
+	lines := make([]string, len(servers))
+	for i, s := range servers {
+		lines[i] = fmt.Sprintf("server s%d %s weight %d", i+1, s, len(servers)-i)
+	}
+	return startHAProxyBackend(t, lines)
+}
+
+// startHAProxyBackend runs HAProxy whose backend app has the given lines
+// (server and option lines).
+func startHAProxyBackend(t *testing.T, backend []string) realHAProxy {
+	t.Helper()
 	needBinary(t, haproxyBin)
 	dir := t.TempDir()
 	h := realHAProxy{
@@ -127,8 +138,8 @@ func startHAProxy(t *testing.T, servers []string) realHAProxy {
 	cfg.WriteString("defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n")
 	fmt.Fprintf(&cfg, "frontend fe\n  bind %s\n  default_backend app\n", h.frontend)
 	cfg.WriteString("backend app\n  balance roundrobin\n")
-	for i, s := range servers {
-		fmt.Fprintf(&cfg, "  server s%d %s weight %d\n", i+1, s, len(servers)-i)
+	for _, l := range backend {
+		fmt.Fprintf(&cfg, "  %s\n", l)
 	}
 	fmt.Fprintf(&cfg, "listen stats\n  bind %s\n  stats enable\n  stats uri /stats\n", stats)
 	path := filepath.Join(dir, "haproxy.cfg")

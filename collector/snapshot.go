@@ -41,6 +41,10 @@ type Snapshot struct {
 	Source string `json:"source"`
 	// Pools are the upstream groups (NGINX) or backends (HAProxy), sorted by name.
 	Pools []Pool `json:"pools"`
+	// Host holds the resource signals of the machine lbtune ran on when
+	// the snapshot was taken (the balancer host's signals when lbtune runs
+	// on it); nil when not collected (see HostReader, WithHost).
+	Host *Host `json:"host,omitempty"`
 }
 
 // Pool is one group of interchangeable servers behind a balancer: an NGINX
@@ -75,6 +79,10 @@ type Server struct {
 	State State `json:"state"`
 	// Backup marks a backup server.
 	Backup bool `json:"backup,omitempty"`
+	// CheckStatus is the result of the server's last health check as the
+	// balancer names it (HAProxy check_status: "L7OK", "L4CON", "L4TOUT",
+	// "INI", ...); "" when the server has no check or the source has none.
+	CheckStatus string `json:"check_status,omitempty"`
 	// Counters are cumulative since the balancer (re)started.
 	Counters Counters `json:"counters"`
 	// Gauges are instantaneous values.
@@ -110,6 +118,15 @@ type Gauges struct {
 	// AvgResponseMs is the balancer's own moving average of response time in
 	// ms (vts requestMsec, HAProxy rtime/ttime); 0 when unknown.
 	AvgResponseMs float64 `json:"avg_response_ms,omitempty"`
+	// QueueTimeMs, ConnectTimeMs, ResponseTimeMs and TotalTimeMs are the
+	// balancer's moving averages (HAProxy qtime, ctime, rtime, ttime: over
+	// the last 1024 requests) of the time a request waited in a queue, took
+	// to connect to the server, waited for the response headers, and spent
+	// in total, in ms; 0 when unknown.
+	QueueTimeMs    float64 `json:"queue_time_ms,omitempty"`
+	ConnectTimeMs  float64 `json:"connect_time_ms,omitempty"`
+	ResponseTimeMs float64 `json:"response_time_ms,omitempty"`
+	TotalTimeMs    float64 `json:"total_time_ms,omitempty"`
 	// P50Ms, P95Ms, P99Ms are latency percentiles over the last interval
 	// where the source gives them (access logs, simulator); nil otherwise.
 	P50Ms *float64 `json:"p50_ms,omitempty"`
@@ -138,10 +155,16 @@ func (p *Pool) Server(name string) *Server {
 }
 
 // Validate reports the first structural problem in s: a zero time, an empty
-// pool or server name, an unknown state, a negative or non-finite gauge.
+// pool or server name, an unknown state, a negative or non-finite gauge, or
+// a Host that fails Host.Validate.
 func (s *Snapshot) Validate() error {
 	if s.Time.IsZero() {
 		return fmt.Errorf("snapshot from %q has no time", s.Source)
+	}
+	if s.Host != nil {
+		if err := s.Host.Validate(); err != nil {
+			return fmt.Errorf("snapshot from %q: %w", s.Source, err)
+		}
 	}
 	for _, p := range s.Pools {
 		if p.Name == "" {
@@ -163,7 +186,7 @@ func (s *Snapshot) Validate() error {
 				return fmt.Errorf("snapshot from %q: pool %s server %s: unknown state %q", s.Source, p.Name, sv.Name, sv.State)
 			}
 			g := sv.Gauges
-			for _, v := range []float64{g.Active, g.Queue, g.AvgResponseMs} {
+			for _, v := range [...]float64{g.Active, g.Queue, g.AvgResponseMs, g.QueueTimeMs, g.ConnectTimeMs, g.ResponseTimeMs, g.TotalTimeMs} {
 				if bad(v) {
 					return fmt.Errorf("snapshot from %q: pool %s server %s: bad gauge %v", s.Source, p.Name, sv.Name, v)
 				}

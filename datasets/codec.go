@@ -13,10 +13,13 @@ import (
 
 // Stored snapshot values start with a codec tag. JSON values start with '{'
 // and are still read, so a store written with JSON values stays readable.
-// codecBinary1 (no pool percentiles) is still read; codecBinary2 is written.
+// codecBinary1 (no pool percentiles) and codecBinary2 (no host signals,
+// check status or HAProxy time averages) are still read; codecBinary3 is
+// written.
 const (
 	codecBinary1 byte = 0x01
 	codecBinary2 byte = 0x02
+	codecBinary3 byte = 0x03
 )
 
 // errCorrupt is wrapped by decodeSnapshot for a value it cannot decode.
@@ -38,27 +41,61 @@ var stateCodes = map[collector.State]byte{
 
 var codeStates = [...]collector.State{"", collector.StateUp, collector.StateDown, collector.StateDrain, collector.StateMaint, collector.StateBackup}
 
+// codeChecks are the check statuses stored as one byte (layout 3): the
+// index is the code; 0 means "a string follows". Codes are part of the
+// stored format: append only.
+var codeChecks = [...]string{"", "L7OK", "L4CON", "L4OK", "L4TOUT", "L6OK", "L6TOUT", "L6RSP", "L7TOUT", "L7RSP", "L7OKC", "L7STS", "INI", "SOCKERR", "PROCERR", "PROCTOUT", "PROCOK", "UNK"}
+
+// checkCode returns the byte a check status is stored as: checkNone for
+// "", its index in codeChecks, or 0 (a string follows) for another status.
+func checkCode(s string) byte {
+	if s == "" {
+		return checkNone
+	}
+	for i := 1; i < len(codeChecks); i++ {
+		if codeChecks[i] == s {
+			return byte(i)
+		}
+	}
+	return 0
+}
+
+// checkNone is the code of an empty check status (no check).
+const checkNone = 0xff
+
 // encodeSnapshot appends the compact binary form of sn to dst.
 //
 // Layout (varint = binary.AppendVarint, uvarint = AppendUvarint, f64 =
 // 8 bytes little-endian IEEE 754, str = uvarint length + bytes, list = uvarint
 // n+1, 0 for a nil slice):
 //
-//	0x02 | time: varint Unix ns | source: str | pools: list of
+//	0x03 | time: varint Unix ns | source: str | host: byte 0 (nil) or 1
+//	  followed by cpu_busy_seconds, cpu_total_seconds: f64 | mem_total,
+//	  mem_available, net_rx, net_tx, tcp_established: uvarint | load1, load5,
+//	  load15: f64 | pools: list of
 //	  name str | queue f64 | flags byte | p50, p95, p99: f64 each if its
-//	  flag is set (0x01 values lack the flags and percentiles) | servers: list of
+//	  flag is set | servers: list of
 //	    name str | address str | weight varint | state byte (0: str follows)
-//	    | flags byte | requests, bytes_in, bytes_out, responses[5], errors,
-//	    latency_sum_ms: uvarint each | active, queue, avg_response_ms: f64
+//	    | flags byte | check status byte (0xff: none, 0: str follows, else
+//	    codeChecks) | requests, bytes_in, bytes_out, responses[5], errors,
+//	    latency_sum_ms: uvarint each | active, queue, avg_response_ms,
+//	    queue_time_ms, connect_time_ms, response_time_ms, total_time_ms: num
 //	    | p50, p95, p99: f64 each if its flag is set
+//
+// num is a gauge: uvarint 2n for a whole number n in [0, 2^53) (one byte
+// for the usual small counts and milliseconds), else uvarint 1 then f64.
+// Older layouts: 0x02 has no host byte, no check status byte, and
+// active, queue, avg_response_ms as f64 without the four time averages;
+// 0x01 is 0x02 without the pool flags and percentiles.
 //
 // Times are stored in UTC: a snapshot comes back with Time in UTC.
 // TestCodecCoversSnapshot fails when collector.Snapshot gains a field this
 // layout does not carry.
 func encodeSnapshot(dst []byte, sn *collector.Snapshot) []byte {
-	dst = append(dst, codecBinary2)
+	dst = append(dst, codecBinary3)
 	dst = binary.AppendVarint(dst, sn.Time.UnixNano())
 	dst = appendString(dst, sn.Source)
+	dst = appendHost(dst, sn.Host)
 	dst = appendLen(dst, len(sn.Pools), sn.Pools == nil)
 	for i := range sn.Pools {
 		p := &sn.Pools[i]
@@ -76,7 +113,7 @@ func encodeSnapshot(dst []byte, sn *collector.Snapshot) []byte {
 // encodedSizeHint estimates the encoded size of sn, so encodeSnapshot
 // writes into one allocation instead of growing (and copying) its buffer.
 func encodedSizeHint(sn *collector.Snapshot) int {
-	n := 16 + len(sn.Source)
+	n := 96 + len(sn.Source)
 	for i := range sn.Pools {
 		n += 48 + len(sn.Pools[i].Name)
 		for j := range sn.Pools[i].Servers {
@@ -103,6 +140,12 @@ func appendServer(dst []byte, s *collector.Server) []byte {
 		flags |= flagBackup
 	}
 	dst = appendPercentileFlags(dst, flags, g.P50Ms, g.P95Ms, g.P99Ms)
+	if code := checkCode(s.CheckStatus); code != 0 {
+		dst = append(dst, code)
+	} else {
+		dst = append(dst, 0)
+		dst = appendString(dst, s.CheckStatus)
+	}
 	c := &s.Counters
 	dst = binary.AppendUvarint(dst, c.Requests)
 	dst = binary.AppendUvarint(dst, c.BytesIn)
@@ -112,10 +155,41 @@ func appendServer(dst []byte, s *collector.Server) []byte {
 	}
 	dst = binary.AppendUvarint(dst, c.Errors)
 	dst = binary.AppendUvarint(dst, c.LatencySumMs)
-	dst = appendFloat(dst, g.Active)
-	dst = appendFloat(dst, g.Queue)
-	dst = appendFloat(dst, g.AvgResponseMs)
+	for _, v := range [...]float64{g.Active, g.Queue, g.AvgResponseMs, g.QueueTimeMs, g.ConnectTimeMs, g.ResponseTimeMs, g.TotalTimeMs} {
+		dst = appendNum(dst, v)
+	}
 	return appendPercentileValues(dst, g.P50Ms, g.P95Ms, g.P99Ms)
+}
+
+// appendHost appends the host byte and, for a non-nil h, its signals.
+func appendHost(dst []byte, h *collector.Host) []byte {
+	if h == nil {
+		return append(dst, 0)
+	}
+	dst = append(dst, 1)
+	dst = appendFloat(dst, h.CPUBusySeconds)
+	dst = appendFloat(dst, h.CPUTotalSeconds)
+	for _, v := range [...]uint64{h.MemTotalBytes, h.MemAvailableBytes, h.NetRxBytes, h.NetTxBytes, h.TCPEstablished} {
+		dst = binary.AppendUvarint(dst, v)
+	}
+	dst = appendFloat(dst, h.Load1)
+	dst = appendFloat(dst, h.Load5)
+	return appendFloat(dst, h.Load15)
+}
+
+// maxWholeNum bounds the gauges written as whole numbers: every integer
+// below it is exact in a float64.
+const maxWholeNum = 1 << 53
+
+// appendNum appends a gauge: a whole number in [0, 2^53) as uvarint 2n,
+// anything else (fractions, -0, negative, NaN, Inf: bit for bit) as
+// uvarint 1 and f64.
+func appendNum(dst []byte, v float64) []byte {
+	if v >= 0 && v < maxWholeNum && v == math.Trunc(v) && !math.Signbit(v) {
+		return binary.AppendUvarint(dst, uint64(v)<<1)
+	}
+	dst = append(dst, 1)
+	return appendFloat(dst, v)
 }
 
 // appendPercentiles appends a flags byte (flags plus the presence bits of
@@ -183,12 +257,15 @@ func decodeSnapshotInterned(v []byte, intern map[string]string) (collector.Snaps
 		err := json.Unmarshal(v, &sn)
 		return sn, err
 	}
-	if v[0] != codecBinary1 && v[0] != codecBinary2 {
+	if v[0] < codecBinary1 || v[0] > codecBinary3 {
 		return sn, fmt.Errorf("codec tag %#x: %w", v[0], errCorrupt)
 	}
-	d := decoder{b: v[1:], intern: intern}
+	d := decoder{b: v[1:], intern: intern, layout: v[0]}
 	sn.Time = time.Unix(0, d.varint()).UTC()
 	sn.Source = d.string()
+	if d.layout >= codecBinary3 {
+		sn.Host = d.host()
+	}
 	if n, isNil := d.len(); !isNil {
 		sn.Pools = make([]collector.Pool, n)
 	}
@@ -196,7 +273,7 @@ func decodeSnapshotInterned(v []byte, intern map[string]string) (collector.Snaps
 		p := &sn.Pools[i]
 		p.Name = d.string()
 		p.Queue = d.float()
-		if v[0] >= codecBinary2 {
+		if d.layout >= codecBinary2 {
 			flags := d.byte()
 			if flags&^(flagP50|flagP95|flagP99) != 0 {
 				d.fail("pool flags %#x", flags)
@@ -228,6 +305,7 @@ type decoder struct {
 	b      []byte
 	err    error
 	intern map[string]string
+	layout byte // the value's codec tag
 }
 
 func (d *decoder) fail(format string, a ...any) {
@@ -254,6 +332,17 @@ func (d *decoder) server(s *collector.Server) {
 		d.fail("server flags %#x", flags)
 	}
 	s.Backup = flags&flagBackup != 0
+	if d.layout >= codecBinary3 {
+		switch code := d.byte(); {
+		case code == checkNone:
+		case code == 0:
+			s.CheckStatus = d.string()
+		case int(code) < len(codeChecks):
+			s.CheckStatus = codeChecks[code]
+		default:
+			d.fail("check status code %d", code)
+		}
+	}
 	c := &s.Counters
 	c.Requests = d.uvarint()
 	c.BytesIn = d.uvarint()
@@ -264,10 +353,55 @@ func (d *decoder) server(s *collector.Server) {
 	c.Errors = d.uvarint()
 	c.LatencySumMs = d.uvarint()
 	g := &s.Gauges
-	g.Active = d.float()
-	g.Queue = d.float()
-	g.AvgResponseMs = d.float()
+	if d.layout >= codecBinary3 {
+		g.Active = d.num()
+		g.Queue = d.num()
+		g.AvgResponseMs = d.num()
+		g.QueueTimeMs = d.num()
+		g.ConnectTimeMs = d.num()
+		g.ResponseTimeMs = d.num()
+		g.TotalTimeMs = d.num()
+	} else {
+		g.Active = d.float()
+		g.Queue = d.float()
+		g.AvgResponseMs = d.float()
+	}
 	g.P50Ms, g.P95Ms, g.P99Ms = d.percentiles(flags)
+}
+
+// host reads the host byte and, when it is 1, the signals.
+func (d *decoder) host() *collector.Host {
+	switch b := d.byte(); b {
+	case 0:
+		return nil
+	case 1:
+	default:
+		d.fail("host byte %d", b)
+		return nil
+	}
+	h := &collector.Host{CPUBusySeconds: d.float(), CPUTotalSeconds: d.float()}
+	for _, p := range [...]*uint64{&h.MemTotalBytes, &h.MemAvailableBytes, &h.NetRxBytes, &h.NetTxBytes, &h.TCPEstablished} {
+		*p = d.uvarint()
+	}
+	h.Load1, h.Load5, h.Load15 = d.float(), d.float(), d.float()
+	return h
+}
+
+// num reads a gauge written by appendNum.
+func (d *decoder) num() float64 {
+	v := d.uvarint()
+	switch {
+	case v&1 == 0:
+		if v>>1 >= maxWholeNum {
+			d.fail("whole number %d out of range", v>>1)
+			return 0
+		}
+		return float64(v >> 1)
+	case v == 1:
+		return d.float()
+	}
+	d.fail("number tag %d", v)
+	return 0
 }
 
 // percentiles reads the percentile values whose presence bits are set.

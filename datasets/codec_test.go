@@ -1,9 +1,16 @@
 package datasets
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -29,9 +36,18 @@ func TestCodecRoundTrip(t *testing.T) {
 				Name: "s1", Address: "[::1]:80", Weight: -3, State: "custom", Backup: true,
 				Counters: collector.Counters{Requests: math.MaxUint64, BytesIn: 1, BytesOut: 2,
 					Responses: [5]uint64{3, 4, 5, 6, 7}, Errors: 8, LatencySumMs: 9},
-				Gauges: collector.Gauges{Active: 1.5, Queue: 0.25, AvgResponseMs: 17, P50Ms: f(0), P95Ms: f(95.5), P99Ms: f(math.MaxFloat64)},
-			}, {Name: "s2", State: collector.StateMaint, Gauges: collector.Gauges{P99Ms: f(1)}}}}},
+				Gauges: collector.Gauges{Active: 1.5, Queue: 0.25, AvgResponseMs: 17, P50Ms: f(0), P95Ms: f(95.5), P99Ms: f(math.MaxFloat64),
+					QueueTimeMs: 1, ConnectTimeMs: 2.5, ResponseTimeMs: 1 << 53, TotalTimeMs: math.MaxFloat64},
+				CheckStatus: "L7OK",
+			}, {Name: "s2", State: collector.StateMaint, CheckStatus: "custom check", Gauges: collector.Gauges{P99Ms: f(1)}},
+				{Name: "s3", State: collector.StateDown, CheckStatus: "L4CON", Gauges: collector.Gauges{Active: 1<<53 - 1, Queue: 3, TotalTimeMs: 52}}}}},
+			Host: &collector.Host{CPUBusySeconds: 135327.63, CPUTotalSeconds: 603779.29, MemTotalBytes: 25154039808, MemAvailableBytes: 18785464320,
+				NetRxBytes: math.MaxUint64, NetTxBytes: 0, TCPEstablished: 37, Load1: 1.52, Load5: 0.87, Load15: 0.59},
 		}},
+		{"zero host", collector.Snapshot{Time: t0, Source: "s", Host: &collector.Host{}}},
+		// Gauges that are not whole numbers go as f64, bit for bit.
+		{"odd gauges", collector.Snapshot{Time: t0, Pools: []collector.Pool{{Name: "p", Servers: []collector.Server{{Name: "s",
+			Gauges: collector.Gauges{Active: math.Copysign(0, -1), Queue: -3, AvgResponseMs: 1e300, QueueTimeMs: math.SmallestNonzeroFloat64, ConnectTimeMs: 0.5}}}}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +82,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	v1 = appendFloat(v1, 1)
 	v1 = appendLen(v1, 1, false)
 	old := collector.Server{Name: "s1", Address: "a:1", Weight: 2, State: collector.StateUp, Gauges: collector.Gauges{P95Ms: f(9)}}
-	v1 = appendServer(v1, &old)
+	v1 = appendServerLayout2(v1, &old)
 	got1, err := decodeSnapshot(v1)
 	want1 := collector.Snapshot{Time: t0, Source: "old", Pools: []collector.Pool{{Name: "app", Queue: 1, Servers: []collector.Server{old}}}}
 	if err != nil || !reflect.DeepEqual(got1, want1) {
@@ -80,15 +96,95 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// appendServerLayout2 writes a server as layouts 0x01 and 0x02 did (no
+// check status, three f64 gauges), for tests of reading old values.
+func appendServerLayout2(dst []byte, s *collector.Server) []byte {
+	dst = appendString(dst, s.Name)
+	dst = appendString(dst, s.Address)
+	dst = binary.AppendVarint(dst, int64(s.Weight))
+	dst = append(dst, stateCodes[s.State])
+	var flags byte
+	if s.Backup {
+		flags |= flagBackup
+	}
+	g := &s.Gauges
+	dst = appendPercentileFlags(dst, flags, g.P50Ms, g.P95Ms, g.P99Ms)
+	c := &s.Counters
+	for _, v := range []uint64{c.Requests, c.BytesIn, c.BytesOut, c.Responses[0], c.Responses[1], c.Responses[2], c.Responses[3], c.Responses[4], c.Errors, c.LatencySumMs} {
+		dst = binary.AppendUvarint(dst, v)
+	}
+	dst = appendFloat(dst, g.Active)
+	dst = appendFloat(dst, g.Queue)
+	dst = appendFloat(dst, g.AvgResponseMs)
+	return appendPercentileValues(dst, g.P50Ms, g.P95Ms, g.P99Ms)
+}
+
+// codecLayout2Snapshot is the snapshot whose layout-2 encoding, written
+// by the layout-2 encoder before layout 3 existed, is
+// testdata/snapshot-layout2.hex.
+func codecLayout2Snapshot() collector.Snapshot {
+	f := func(v float64) *float64 { return &v }
+	return collector.Snapshot{
+		Time: time.Date(2026, 11, 28, 9, 0, 0, 123456789, time.UTC), Source: "haproxy+unix:///run/h.sock",
+		Pools: []collector.Pool{
+			{Name: "be_app", Queue: 2.5, P50Ms: f(3), P99Ms: f(120), Servers: []collector.Server{{
+				Name: "s1", Address: "[::1]:80", Weight: 3, State: collector.StateBackup, Backup: true,
+				Counters: collector.Counters{Requests: math.MaxUint64, BytesIn: 1, BytesOut: 2,
+					Responses: [5]uint64{3, 4, 5, 6, 7}, Errors: 8, LatencySumMs: 9},
+				Gauges: collector.Gauges{Active: 1.5, Queue: 0.25, AvgResponseMs: 17, P50Ms: f(0), P95Ms: f(95.5), P99Ms: f(200)},
+			}, {Name: "s2", Address: "10.0.0.2:8080", Weight: 1, State: "custom", Gauges: collector.Gauges{P99Ms: f(1)}}}},
+			{Name: "empty"},
+		},
+	}
+}
+
+// TestCodecReadsLayout2 decodes a 0x02 value captured from the encoder of
+// that layout: stores written before layout 3 read back identically.
+func TestCodecReadsLayout2(t *testing.T) {
+	text, err := os.ReadFile("testdata/snapshot-layout2.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := hex.DecodeString(strings.TrimSpace(string(text)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[0] != codecBinary2 {
+		t.Fatalf("golden tag %#x, want 0x02", v[0])
+	}
+	want := codecLayout2Snapshot()
+	got, err := decodeSnapshot(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("layout 2 value:\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, want))
+	}
+	// Re-encoded, it is a layout 3 value of the same snapshot.
+	v3 := encodeSnapshot(nil, &got)
+	if v3[0] != codecBinary3 {
+		t.Fatalf("encoder writes tag %#x, want 0x03", v3[0])
+	}
+	if again, err := decodeSnapshot(v3); err != nil || !reflect.DeepEqual(again, want) {
+		t.Fatalf("layout 3 re-encoding: %v\n got %s", err, mustJSON(t, again))
+	}
+	for n := 0; n < len(v); n++ {
+		if _, err := decodeSnapshot(v[:n]); err == nil {
+			t.Fatalf("prefix of %d/%d bytes of the layout 2 value decoded without error", n, len(v))
+		}
+	}
+}
+
 // TestCodecCoversSnapshot fails when a field is added to the snapshot types
 // without teaching encodeSnapshot about it: the binary layout would drop it.
 func TestCodecCoversSnapshot(t *testing.T) {
 	want := map[reflect.Type]string{
-		reflect.TypeFor[collector.Snapshot](): "Pools Source Time",
+		reflect.TypeFor[collector.Snapshot](): "Host Pools Source Time",
 		reflect.TypeFor[collector.Pool]():     "Name P50Ms P95Ms P99Ms Queue Servers",
-		reflect.TypeFor[collector.Server]():   "Address Backup Counters Gauges Name State Weight",
+		reflect.TypeFor[collector.Server]():   "Address Backup CheckStatus Counters Gauges Name State Weight",
 		reflect.TypeFor[collector.Counters](): "BytesIn BytesOut Errors LatencySumMs Requests Responses",
-		reflect.TypeFor[collector.Gauges]():   "Active AvgResponseMs P50Ms P95Ms P99Ms Queue",
+		reflect.TypeFor[collector.Gauges]():   "Active AvgResponseMs ConnectTimeMs P50Ms P95Ms P99Ms Queue QueueTimeMs ResponseTimeMs TotalTimeMs",
+		reflect.TypeFor[collector.Host]():     "CPUBusySeconds CPUTotalSeconds Load1 Load15 Load5 MemAvailableBytes MemTotalBytes NetRxBytes NetTxBytes TCPEstablished",
 	}
 	for typ, fields := range want {
 		var got []string
@@ -99,5 +195,58 @@ func TestCodecCoversSnapshot(t *testing.T) {
 		if strings.Join(got, " ") != fields {
 			t.Errorf("%s has fields %v; the store codec knows %q: update encodeSnapshot/decodeSnapshot and this list", typ, got, fields)
 		}
+	}
+}
+
+// TestShippedDatasetsUnchanged reads the shipped datasets/*.jsonl.gz
+// (recorded before the check status, time averages and host signals
+// existed): every snapshot line re-marshals to the same bytes, has none of
+// the new fields, and goes through the store codec unchanged.
+func TestShippedDatasetsUnchanged(t *testing.T) {
+	files, err := filepath.Glob("*.jsonl.gz")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("shipped datasets: %v %v", files, err)
+	}
+	for _, name := range files {
+		t.Run(name, func(t *testing.T) {
+			f, err := os.Open(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			zr, err := gzip.NewReader(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(zr)
+			sc.Buffer(nil, 64<<20)
+			n := 0
+			for line := 0; sc.Scan(); line++ {
+				if line == 0 || !bytes.HasPrefix(sc.Bytes(), []byte(`{"time"`)) {
+					continue // header, events
+				}
+				var sn collector.Snapshot
+				if err := json.Unmarshal(sc.Bytes(), &sn); err != nil {
+					t.Fatalf("line %d: %v", line+1, err)
+				}
+				if again, err := json.Marshal(sn); err != nil || !bytes.Equal(again, sc.Bytes()) {
+					t.Fatalf("line %d re-marshals differently (%v):\n got %s\nwant %s", line+1, err, again, sc.Bytes())
+				}
+				if sn.Host != nil {
+					t.Fatalf("line %d: host signals in an old dataset", line+1)
+				}
+				got, err := decodeSnapshot(encodeSnapshot(nil, &sn))
+				if err != nil || !reflect.DeepEqual(got, sn) {
+					t.Fatalf("line %d: store codec round trip: %v", line+1, err)
+				}
+				n++
+			}
+			if err := sc.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if n < 100 {
+				t.Fatalf("only %d snapshots", n)
+			}
+		})
 	}
 }

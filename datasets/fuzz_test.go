@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lbtune/lbtune/collector"
@@ -108,6 +110,18 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	sn := synth("s", t0, 2, 2, 5)
 	f.Add(encodeSnapshot(nil, &sn))
 	f.Add([]byte(snapLine))
+	// A layout 2 value written by that layout's encoder, and a layout 3
+	// one with every new field: host signals, check statuses, times.
+	if text, err := os.ReadFile("testdata/snapshot-layout2.hex"); err == nil {
+		if v, err := hex.DecodeString(strings.TrimSpace(string(text))); err == nil {
+			f.Add(v)
+		}
+	}
+	sn.Host = &collector.Host{CPUBusySeconds: 1.5, CPUTotalSeconds: 4, MemTotalBytes: 1 << 30, NetRxBytes: 99, TCPEstablished: 3, Load1: 0.25}
+	sn.Pools[0].Servers[0].CheckStatus = "L7OK"
+	sn.Pools[0].Servers[1].CheckStatus = "weird"
+	sn.Pools[0].Servers[1].Gauges.ResponseTimeMs = 2.5
+	f.Add(encodeSnapshot(nil, &sn))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sn, err := decodeSnapshot(data)
 		if err != nil {

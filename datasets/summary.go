@@ -71,6 +71,10 @@ type PoolSummary struct {
 	MaxRate  float64 `json:"max_rate"`
 	// MinServerRate is the smallest per-server request rate in the pool.
 	MinServerRate float64 `json:"min_server_rate"`
+	// MeanCost is the pool's cost figure (collector.PoolRates.Cost with
+	// c1 = c2 = 1: requests in the system plus primary servers up, at the
+	// end of each interval) averaged over the same intervals.
+	MeanCost float64 `json:"mean_cost"`
 }
 
 // Summarizer accumulates a Summary from snapshots given in time order per
@@ -87,6 +91,7 @@ type Summarizer struct {
 type poolAcc struct {
 	servers   map[string]bool
 	sum, max  float64
+	cost      float64 // sum of Cost(1, 1) over the intervals
 	n         int
 	minServer float64
 }
@@ -144,6 +149,7 @@ func (z *Summarizer) Add(sn collector.Snapshot) {
 		total := pr.Requests()
 		acc.sum += total
 		acc.max = math.Max(acc.max, total)
+		acc.cost += pr.Cost(1, 1)
 		acc.n++
 		for _, sr := range pr.Servers {
 			if sr.Reset {
@@ -204,6 +210,7 @@ func (z *Summarizer) Summary() Summary {
 		ps := PoolSummary{Name: name, Servers: len(acc.servers), MaxRate: acc.max, MinServerRate: math.Max(acc.minServer, 0)}
 		if acc.n > 0 {
 			ps.MeanRate = acc.sum / float64(acc.n)
+			ps.MeanCost = acc.cost / float64(acc.n)
 		}
 		s.PoolStats = append(s.PoolStats, ps)
 	}

@@ -133,6 +133,9 @@ func TestSummarizer(t *testing.T) {
 		// a's pool000: 3 servers each +100 requests/s per 1 s step, +100/5
 		// per s over the gap, and 3*100+0+7+14 = 321/s after the restart.
 		{"pool000 max rate", s.PoolStats[0].MaxRate, 321},
+		// pool001 (only in a) at each interval's end: queue seq%3, active
+		// 0+1+2, 3 servers up; seq%3 over the 11 intervals sums to 12.
+		{"pool001 mean cost", s.PoolStats[1].MeanCost, 6 + 12.0/11},
 	}
 	for _, c := range checks {
 		if diff := c.got - c.want; diff > 1e-9 || diff < -1e-9 {
