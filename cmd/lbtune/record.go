@@ -36,6 +36,8 @@ func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	interval := fs.Duration("interval", time.Second, "time between scrapes (replayed captures are read back to back)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM, or the end of a replay)")
 	timeout := fs.Duration("timeout", 0, "timeout of one scrape (0: the interval)")
+	host := fs.Bool("host", false, "also record this machine's CPU, memory, network, TCP connections and load average\nwith every snapshot (the balancer host's signals when lbtune runs on it; Linux /proc)")
+	hostProc := fs.String("host-proc", "/proc", "procfs root read by --host (e.g. /host/proc in a container)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,6 +60,9 @@ func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if *host && collector.IsReplay(src) {
+		return fmt.Errorf("%w: --host reads this machine now: it cannot go with replayed captures (%s)", errUsage, src)
+	}
 	if c, ok := src.(io.Closer); ok {
 		defer c.Close()
 	}
@@ -73,12 +78,19 @@ func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	scraped := src
+	if *host {
+		// A failed host read keeps the balancer's snapshot (without host
+		// signals) and is logged once.
+		scraped = collector.WithHost(src, collector.HostReader{Root: *hostProc}, logger)
+	}
 	loop := &collector.Loop{
-		Source:   src,
+		Source:   scraped,
 		Interval: *interval,
 		Timeout:  *timeout,
 		Appender: store,
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   logger,
 		FailFast: true,
 	}
 	if collector.IsReplay(src) {

@@ -35,6 +35,70 @@ func TestRecord(t *testing.T) {
 	t.Run("bad sources", func(t *testing.T) { recordTestBad(t, bin) })
 	t.Run("SIGTERM stops cleanly", func(t *testing.T) { recordTestSignal(t, bin) })
 	t.Run("real HAProxy 15s", func(t *testing.T) { recordTestHAProxy(t, bin) })
+	t.Run("host signals", func(t *testing.T) { recordTestHost(t, bin) })
+}
+
+// recordTestHost records a stats page with --host: with this machine's
+// /proc every snapshot carries host signals; with a broken procfs root the
+// snapshots are still recorded, without them, and the failure is logged
+// once; with replayed captures --host is a usage error.
+func recordTestHost(t *testing.T, bin string) {
+	csv, err := os.ReadFile(filepath.Join(recordCaptures, "haproxy", "captures", "02-load-baseline", "show_stat.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(csv) }))
+	defer stats.Close()
+	source := "haproxy+" + stats.URL + "/stats;csv"
+	broken := t.TempDir() // no stat, meminfo, ... in it
+	tests := []struct {
+		name     string
+		args     []string
+		wantHost bool
+		wantWarn int
+	}{
+		{"this machine", []string{"--host"}, true, 0},
+		{"broken procfs root", []string{"--host", "--host-proc", broken}, false, 1},
+		{"without --host", nil, false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "h.db")
+			args := append([]string{"record", "--source", source, "--db", db, "--interval", "200ms", "--duration", "1100ms"}, tc.args...)
+			code, _, errOut := recordExec(t, bin, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			snaps := recordStored(t, db)
+			if len(snaps) < 3 {
+				t.Fatalf("stored %d snapshots in 1.1 s at 200ms, want >= 3", len(snaps))
+			}
+			for i, sn := range snaps {
+				if (sn.Host != nil) != tc.wantHost {
+					t.Fatalf("snapshot %d: host %+v, want present=%v", i, sn.Host, tc.wantHost)
+				}
+				if sn.Pool("app") == nil {
+					t.Fatalf("snapshot %d lost the balancer data", i)
+				}
+			}
+			if tc.wantHost {
+				r, err := collector.Rate(&snaps[0], &snaps[len(snaps)-1])
+				if err != nil || r.Host == nil || r.Host.CPUBusy < 0 || r.Host.CPUBusy > 1 || r.Host.MemTotalBytes == 0 {
+					t.Errorf("host rates %+v, %v", r.Host, err)
+				}
+			}
+			if n := strings.Count(errOut, "level=WARN"); n != tc.wantWarn {
+				t.Errorf("%d warnings, want %d:\n%s", n, tc.wantWarn, errOut)
+			}
+			if tc.wantWarn > 0 && !strings.Contains(errOut, filepath.Join(broken, "stat")) {
+				t.Errorf("warning does not name the file:\n%s", errOut)
+			}
+		})
+	}
+	code, _, errOut := recordExec(t, bin, "record", "--host", "--source", "haproxy+file:"+recordCaptures+"/haproxy/captures", "--db", filepath.Join(t.TempDir(), "r.db"))
+	if code != 2 || !strings.Contains(errOut, "--host") {
+		t.Errorf("--host with a replay: exit %d, stderr %q; want 2 naming --host", code, errOut)
+	}
 }
 
 // recordExec runs the binary and returns exit code, stdout and stderr.
