@@ -45,7 +45,7 @@ func TestCodecRoundTrip(t *testing.T) {
 				NetRxBytes: math.MaxUint64, NetTxBytes: 0, TCPEstablished: 37, Load1: 1.52, Load5: 0.87, Load15: 0.59},
 		}},
 		{"zero host", collector.Snapshot{Time: t0, Source: "s", Host: &collector.Host{}}},
-		// Gauges that are not whole numbers go as f64, bit for bit.
+		// Gauges go bit for bit: -0 is not +0 (and so is stored).
 		{"odd gauges", collector.Snapshot{Time: t0, Pools: []collector.Pool{{Name: "p", Servers: []collector.Server{{Name: "s",
 			Gauges: collector.Gauges{Active: math.Copysign(0, -1), Queue: -3, AvgResponseMs: 1e300, QueueTimeMs: math.SmallestNonzeroFloat64, ConnectTimeMs: 0.5}}}}}}},
 	}
@@ -102,7 +102,7 @@ func appendServerLayout2(dst []byte, s *collector.Server) []byte {
 	dst = appendString(dst, s.Name)
 	dst = appendString(dst, s.Address)
 	dst = binary.AppendVarint(dst, int64(s.Weight))
-	dst = append(dst, stateCodes[s.State])
+	dst = append(dst, stateCode(s.State))
 	var flags byte
 	if s.Backup {
 		flags |= flagBackup
