@@ -134,3 +134,16 @@ func BenchmarkDecodeVTSEncodingJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHostRead reads this machine's /proc once per op: what
+// lbtune record --host adds to every scrape.
+func BenchmarkHostRead(b *testing.B) {
+	var r HostReader
+	b.ReportAllocs()
+	cpuPerOp(b)
+	for b.Loop() {
+		if _, err := r.Read(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
