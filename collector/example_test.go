@@ -39,3 +39,38 @@ func ExampleOpen() {
 	// 127.0.0.1:18083 weight=5 down      0 req/s
 	// 127.0.0.1:18084 weight=1 backup    0 req/s
 }
+
+// The cost of an interval of a real HAProxy capture: requests in the
+// system (active + queued at the interval's end) and primary servers up.
+// Captures 08 and 09 bracket the moment backend s2 went down.
+func ExamplePoolRates_Cost() {
+	var snaps []collector.Snapshot
+	for _, d := range []string{"08-load-s2-backend-killed-going-down", "09-load-s2-down"} {
+		src, err := collector.Open("haproxy+file:../../shared/captures/haproxy/captures/" + d + "/show_stat.csv")
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		s, err := src.Scrape(context.Background())
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		snaps = append(snaps, s)
+	}
+	r, err := collector.Rate(&snaps[0], &snaps[1])
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p := r.Pool("app")
+	for _, s := range p.Servers {
+		fmt.Printf("%s %-4s check=%-5s rtime=%2.0f ms active=%.0f\n", s.Name, s.State, s.CheckStatus, s.Gauges.ResponseTimeMs, s.Gauges.Active)
+	}
+	fmt.Printf("in system %.0f, servers up %d, cost(c1=1, c2=2) %.0f\n", p.InSystem(), p.ServersUp(), p.Cost(1, 2))
+	// Output:
+	// s1 up   check=L7OK  rtime= 6 ms active=1
+	// s2 down check=L4CON rtime=21 ms active=0
+	// s3 up   check=L7OK  rtime=52 ms active=0
+	// in system 1, servers up 2, cost(c1=1, c2=2) 5
+}
