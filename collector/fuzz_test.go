@@ -52,7 +52,7 @@ func FuzzParseVTS(f *testing.F) {
 
 func FuzzParseHAProxyCSV(f *testing.F) {
 	seedFiles(f, "haproxy/captures/0[479]-*/show_stat.csv") // drain, "* L7OK" check in progress, down (L4CON)
-	seedFiles(f, "haproxy/captures/11-*/http_stats.csv")   // dynamic server in MAINT
+	seedFiles(f, "haproxy/captures/11-*/http_stats.csv")    // dynamic server in MAINT
 	f.Add([]byte("# pxname,svname,qcur,scur,stot,bin,bout,econ,eresp,status,weight,bck,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,ttime\na,s,0,0,1,1,1,0,0,UP,1,0,0,1,0,0,0,1\n"))
 	at := time.Unix(1795856495, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
