@@ -102,6 +102,14 @@ type RLConfig struct {
 	// ShiftFraction is the share of the slowest server's weight one shift moves.
 	ShiftFraction float64      `json:"shift_fraction"`
 	Reward        RewardConfig `json:"reward"`
+	// PoolUnits makes the load state scale-free: before the model sees a
+	// pool's rates, every rate is divided by the per-server service rate
+	// (requests/s become servers' worth of work, so rate per server is the
+	// utilisation) and every latency is expressed in thousandths of the p95
+	// target. A pool with a ten times faster service or ten times the
+	// traffic then lands in the same load states. The model must be
+	// trained in the same units (Fit does).
+	PoolUnits bool `json:"pool_units,omitempty"`
 }
 
 // DefaultRLConfig returns the agent's defaults: a 2 min horizon (60 s boot
@@ -211,6 +219,8 @@ type Agent struct {
 	// noTailOverride turns the tail-aware override off (offline training:
 	// see Fit).
 	noTailOverride bool
+	// units is the scratch copy of the latest rates in pool units.
+	units collector.PoolRates
 }
 
 // rlTimedPlan is a planned server count at a decision time.
@@ -468,6 +478,13 @@ func (a *Agent) posterior(obs Observation) ([]float64, error) {
 	if a.states == nil {
 		a.post, a.ood = append(a.post[:0], 1), false
 		return a.post, nil
+	}
+	if a.cfg.PoolUnits {
+		var err error
+		if a.units, err = rlPoolUnitsOf(&obs.Latest, a.mu, obs.Template.TargetP95, a.units); err != nil {
+			return nil, err
+		}
+		obs.Latest = a.units
 	}
 	post, ood, err := a.states.Posterior(obs, a.post)
 	if err != nil {
@@ -787,4 +804,82 @@ func rlFormatWeights(w map[string]int) string {
 		fmt.Fprintf(&b, "%s=%d", n, w[n])
 	}
 	return b.String()
+}
+
+// rlPoolUnitsOf is rlPoolUnits for a service rate mu (requests/s per
+// server) and a p95 target; it fails when either is unknown.
+func rlPoolUnitsOf(pr *collector.PoolRates, mu float64, target time.Duration, dst collector.PoolRates) (collector.PoolRates, error) {
+	if !(mu > 0) || target <= 0 {
+		return dst, fmt.Errorf("load state in pool units: service rate %.3g/s or p95 target %v unknown", mu, target)
+	}
+	return rlPoolUnits(pr, mu, float64(target)/float64(time.Millisecond), dst), nil
+}
+
+// rlPoolUnits returns pr in pool units (see RLConfig.PoolUnits), reusing
+// dst's server slice: rates divided by mu, latencies scaled so the target
+// targetMs reads 1000.
+func rlPoolUnits(pr *collector.PoolRates, mu, targetMs float64, dst collector.PoolRates) collector.PoolRates {
+	k := 1000 / targetMs
+	scale := func(p *float64) *float64 {
+		if p == nil {
+			return nil
+		}
+		v := *p * k
+		return &v
+	}
+	srv := dst.Servers[:0]
+	dst = *pr
+	dst.P50Ms, dst.P95Ms, dst.P99Ms = scale(pr.P50Ms), scale(pr.P95Ms), scale(pr.P99Ms)
+	for _, s := range pr.Servers {
+		s.Requests /= mu
+		s.BytesIn /= mu
+		s.BytesOut /= mu
+		s.Errors /= mu
+		for i := range s.Responses {
+			s.Responses[i] /= mu
+		}
+		s.MeanLatencyMs *= k
+		s.Gauges.AvgResponseMs *= k
+		s.Gauges.P50Ms, s.Gauges.P95Ms, s.Gauges.P99Ms = scale(s.Gauges.P50Ms), scale(s.Gauges.P95Ms), scale(s.Gauges.P99Ms)
+		srv = append(srv, s)
+	}
+	dst.Servers = srv
+	return dst
+}
+
+// rlPoolUnitNames maps a model feature name to its name in pool units and
+// the factor that turns the stored value into that unit (latencies are
+// stored in thousandths of the target and shown as multiples of it).
+var rlPoolUnitNames = map[string]struct {
+	name   string
+	factor float64
+}{
+	"rate_rps":            {"load_servers", 1},
+	"rate_per_server_rps": {"utilisation", 1},
+	"mean_latency_ms":     {"mean_latency_x_target", 1e-3},
+	"max_latency_ms":      {"max_latency_x_target", 1e-3},
+	"p95_latency_ms":      {"p95_latency_x_target", 1e-3},
+	"bytes_in_per_s":      {"bytes_in_per_service_time", 1},
+	"bytes_out_per_s":     {"bytes_out_per_service_time", 1},
+}
+
+// Centroid returns a load state's centroid (by model feature name) in the
+// units the policy's model was trained in: as given for a model in real
+// units, renamed and rescaled for one in pool units (RLConfig.PoolUnits):
+// load_servers (rate / service rate: servers' worth of work), utilisation,
+// latencies as multiples of the p95 target (p95_latency_x_target), bytes
+// per service time. Counts and ratios keep their names.
+func (c RLConfig) Centroid(centroid map[string]float64) map[string]float64 {
+	if !c.PoolUnits {
+		return centroid
+	}
+	out := make(map[string]float64, len(centroid))
+	for k, v := range centroid {
+		if u, ok := rlPoolUnitNames[k]; ok {
+			out[u.name] = v * u.factor
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }

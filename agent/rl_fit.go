@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/model"
 )
 
@@ -37,6 +38,10 @@ type FitConfig struct {
 	Samples []model.Features
 	// Data names the inputs in the model's metadata.
 	Data []string
+	// AbsoluteUnits trains the load-state model on the pools' rates and
+	// latencies as measured instead of in pool units (RLConfig.PoolUnits,
+	// the default): the behaviour of policies trained before pool units.
+	AbsoluteUnits bool
 	// RL tunes the agent; Guard is the guard it trains behind.
 	RL    RLConfig
 	Guard GuardConfig
@@ -81,7 +86,12 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	}
 
 	// 1. Explore, and fit the load-state model on what was seen.
-	samples := append([]model.Features(nil), cfg.Samples...)
+	// Recorded samples carry no service rate: in pool units only the
+	// simulated states, whose scenario knows it, train the model.
+	var samples []model.Features
+	if !cfg.RL.PoolUnits {
+		samples = append(samples, cfg.Samples...)
+	}
 	levels := len(cfg.RL.withDefaults().Levels)
 	for e := range cfg.ModelEpisodes {
 		sc, err := cfg.episode(rng, e)
@@ -99,8 +109,18 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 			return FitResult{}, err
 		}
 		ep.Guard = NewGuard(cfg.Guard, nil)
+		tmpl := sc.Templates[0]
+		var units collector.PoolRates
 		ep.OnDecision = func(obs Observation, _ Decision) {
-			f := model.Extract(&obs.Latest)
+			pr := &obs.Latest
+			if cfg.RL.PoolUnits {
+				var err error
+				if units, err = rlPoolUnitsOf(pr, tmpl.ServiceRate, tmpl.TargetP95, units); err != nil {
+					return // the default scenario always knows both
+				}
+				pr = &units
+			}
+			f := model.Extract(pr)
 			f.Time = obs.Time
 			samples = append(samples, f)
 		}
@@ -161,6 +181,7 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 }
 
 func (c FitConfig) withDefaults() FitConfig {
+	c.RL.PoolUnits = !c.AbsoluteUnits
 	if c.Episodes <= 0 {
 		c.Episodes = 60
 	}

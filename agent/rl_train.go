@@ -313,10 +313,10 @@ func (t *PolicyTable) FitOffline(tr []Transition, gamma float64, iters int) erro
 // actions: an interval where some weight moved towards the server with the
 // lower latency counts as "shift", any other weight change as "reset", none
 // as "keep".
-func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states LoadStates, tmpl Template, rw RewardConfig, imbalance float64) ([]Transition, error) {
-	if imbalance <= 1 {
-		imbalance = DefaultRLConfig().ImbalanceRatio
-	}
+func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states LoadStates, tmpl Template, cfg RLConfig) ([]Transition, error) {
+	cfg = cfg.withDefaults()
+	rw, imbalance := cfg.Reward, cfg.ImbalanceRatio
+	var units collector.PoolRates
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })
 	type step struct {
 		obs  Observation
@@ -337,7 +337,22 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 			Servers: rlCountUp(pr), Template: tmpl}
 		post := []float64{1}
 		if states != nil {
-			p, _, err := states.Posterior(obs, nil)
+			sobs := obs
+			if cfg.PoolUnits {
+				// The service rate: the template's, else what the interval's
+				// mean latency says (M/M/c inversion); intervals without
+				// traffic cannot be placed and are skipped.
+				mu := tmpl.ServiceRate
+				if !(mu > 0) {
+					m := rlMeasureObs(obs)
+					mu = fcServiceRate(m.rate, obs.Servers, m.meanMs/1000)
+				}
+				if units, err = rlPoolUnitsOf(pr, mu, tmpl.TargetP95, units); err != nil {
+					continue
+				}
+				sobs.Latest = units
+			}
+			p, _, err := states.Posterior(sobs, nil)
 			if err != nil {
 				return nil, fmt.Errorf("transitions: %w", err)
 			}

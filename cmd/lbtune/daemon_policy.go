@@ -113,7 +113,7 @@ func daemonLoadModel(path string) (*daemonModel, error) {
 func (dm *daemonModel) clusters() []api.Cluster {
 	var out []api.Cluster
 	for _, c := range dm.model.Clusters() {
-		ac := api.Cluster{ID: c.Index, Share: c.Share, Centroid: c.Centroid, Values: map[string]float64{}}
+		ac := api.Cluster{ID: c.Index, Share: c.Share, Centroid: dm.table.Config.Centroid(c.Centroid), Values: map[string]float64{}}
 		best := -1
 		if c.Index < len(dm.table.Q) {
 			for l, q := range dm.table.Q[c.Index] {

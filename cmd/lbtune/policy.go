@@ -260,12 +260,14 @@ func policyAgent(sc *agent.Scenario, p int) (agent.Policy, error) {
 
 // policyShowReport is `policy show --json`.
 type policyShowReport struct {
-	Policy     string                `json:"policy"`
-	Created    time.Time             `json:"created"`
-	TrainedOn  []string              `json:"trained_on"`
-	Episodes   int                   `json:"episodes"`
-	Steps      int                   `json:"steps"`
-	Levels     []agent.Level         `json:"levels"`
+	Policy    string        `json:"policy"`
+	Created   time.Time     `json:"created"`
+	TrainedOn []string      `json:"trained_on"`
+	Episodes  int           `json:"episodes"`
+	Steps     int           `json:"steps"`
+	Levels    []agent.Level `json:"levels"`
+	// PoolUnits says the centroids are in pool units (agent.RLConfig.PoolUnits).
+	PoolUnits  bool                  `json:"pool_units"`
 	States     []policyShowState     `json:"states"`
 	Switch     agent.SwitchConfig    `json:"switch"`
 	Fallback   agent.ThresholdConfig `json:"fallback"`
@@ -300,11 +302,11 @@ func policyShow(args []string, stdout, stderr io.Writer) error {
 	}
 	tb := b.table
 	rep := policyShowReport{Policy: "agent", Created: tb.Created, TrainedOn: tb.TrainedOn, Episodes: tb.Episodes, Steps: tb.Steps,
-		Levels: tb.Levels, Switch: agent.DefaultSwitchConfig(), Fallback: agent.DefaultThresholdConfig(), Guard: agent.DefaultGuardConfig()}
+		Levels: tb.Levels, PoolUnits: tb.Config.PoolUnits, Switch: agent.DefaultSwitchConfig(), Fallback: agent.DefaultThresholdConfig(), Guard: agent.DefaultGuardConfig()}
 	clusters := b.model.Clusters()
 	for _, c := range clusters {
 		k := c.Index
-		s := policyShowState{State: k, Share: c.Share, Centroid: c.Centroid, Values: tb.Values(k), Visits: tb.N[k],
+		s := policyShowState{State: k, Share: c.Share, Centroid: tb.Config.Centroid(c.Centroid), Values: tb.Values(k), Visits: tb.N[k],
 			Preferred: tb.Preferred(k), Weights: tb.WeightQ[2*k+1]}
 		if k < len(tb.States) {
 			s.Seen = tb.States[k]
@@ -332,16 +334,23 @@ func policyPrint(w io.Writer, r policyShowReport) {
 		fmt.Fprintf(w, "  L%d  Z=%.1f tail=%.1f%%\n", i, l.Z, 100*l.Tail)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Load states (centroids in real units; 'seen' = means over training decisions in the state):")
+	// Pool units: the load in servers' worth of work and the p95 as a
+	// multiple of the target (see agent.RLConfig.PoolUnits).
+	units, rate, p95, rateKey, p95Key, p95Fmt := "real units", "rate rps", "p95 ms", "rate_rps", "p95_latency_ms", "%.0f"
+	if r.PoolUnits {
+		units, rate, p95, rateKey, p95Key, p95Fmt = "pool units: load in servers of work, p95 as a multiple of the target",
+			"load srv", "p95/target", "load_servers", "p95_latency_x_target", "%.2f"
+	}
+	fmt.Fprintf(w, "Load states (centroids in %s; 'seen' = means over training decisions in the state):\n", units)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "state\tshare\trate rps\tp95 ms\tservers\terrors\tseen util\tpreferred\tvalues per level (visits)")
+	fmt.Fprintf(tw, "state\tshare\t%s\t%s\tservers\terrors\tseen util\tpreferred\tvalues per level (visits)\n", rate, p95)
 	for _, s := range r.States {
 		var vals []string
 		for i, v := range s.Values {
 			vals = append(vals, fmt.Sprintf("L%d %.3f (%.0f)", i, v, s.Visits[i]))
 		}
-		fmt.Fprintf(tw, "%d\t%.2f\t%.1f\t%.0f\t%.0f\t%.3f\t%.2f\t%s\t%s\n", s.State, s.Share, s.Centroid["rate_rps"],
-			s.Centroid["p95_latency_ms"], s.Centroid["servers"], s.Centroid["error_ratio"], s.Seen.Utilisation, s.Preferred, strings.Join(vals, "  "))
+		fmt.Fprintf(tw, "%d\t%.2f\t%.1f\t"+p95Fmt+"\t%.0f\t%.3f\t%.2f\t%s\t%s\n", s.State, s.Share, s.Centroid[rateKey],
+			s.Centroid[p95Key], s.Centroid["servers"], s.Centroid["error_ratio"], s.Seen.Utilisation, s.Preferred, strings.Join(vals, "  "))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)

@@ -54,7 +54,8 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("policy show: exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"Load states", "preferred", "Fallback (threshold policy)", "Guard:", "rate rps"} {
+	// Trained in pool units (the default): load in servers, p95 against the target.
+	for _, want := range []string{"Load states", "preferred", "Fallback (threshold policy)", "Guard:", "pool units", "load srv", "p95/target"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("policy show lacks %q:\n%s", want, out)
 		}
@@ -63,6 +64,9 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	var show policyShowReport
 	if code != 0 || json.Unmarshal([]byte(out), &show) != nil || len(show.States) != rep.K {
 		t.Fatalf("policy show --json: exit %d, %d states for k=%d: %s%s", code, len(show.States), rep.K, errs, out)
+	}
+	if _, ok := show.States[0].Centroid["load_servers"]; !show.PoolUnits || !ok {
+		t.Errorf("policy show --json: pool_units %v, centroid %v: want pool units with load_servers", show.PoolUnits, show.States[0].Centroid)
 	}
 
 	out, errs, code = policyExec(t, "eval", "--trace", trace, "--policies", "threshold,agent", "--model", store, "--json", "--progress=false")
