@@ -38,6 +38,11 @@ type FitConfig struct {
 	Samples []model.Features
 	// Data names the inputs in the model's metadata.
 	Data []string
+	// Recordings are logged runs of real pools. Their weight changes are
+	// the actions of fitted Q iteration (TransitionsFromRecording,
+	// FitOffline), which gives the weight values a start from real
+	// balancers before the simulator's episodes refine them.
+	Recordings []Recording
 	// AbsoluteUnits trains the load-state model on the pools' rates and
 	// latencies as measured instead of in pool units (RLConfig.PoolUnits,
 	// the default): the behaviour of policies trained before pool units.
@@ -53,14 +58,28 @@ type FitConfig struct {
 // flags out of distribution.
 const rlOODQuantile = 0.001
 
+// rlOfflineIters is the number of fitted Q iteration sweeps over the
+// recorded transitions (discount 0.5: 20 sweeps settle to 1e-6).
+const rlOfflineIters = 20
+
 // ErrNoTraces is returned by Fit without training traces.
 var ErrNoTraces = errors.New("no training traces")
+
+// Recording is one logged run for offline learning: its snapshots and the
+// p95 target of each pool to learn from (pools without one are skipped).
+type Recording struct {
+	Name      string
+	Snapshots []collector.Snapshot
+	Targets   map[string]time.Duration
+}
 
 // FitResult is what Fit produces.
 type FitResult struct {
 	Model   *model.Model
 	Table   *PolicyTable
 	Samples []Sample
+	// Offline is the number of recorded transitions fitted (Recordings).
+	Offline int
 }
 
 // Fit trains a load-state model and a policy table in the simulator. First
@@ -138,9 +157,26 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 		return FitResult{}, fmt.Errorf("fit: %w", err)
 	}
 
-	// 2. Learn the Q-values over the model's load states.
+	// 2. Learn the Q-values over the model's load states: the weight values
+	// first from the recordings (fitted Q iteration on their logged weight
+	// changes), then everything in the simulator.
 	states := ModelStates{Model: m}
 	tb := NewPolicyTable(m.K(), cfg.RL)
+	var logged []Transition
+	for _, rec := range cfg.Recordings {
+		for _, pool := range rlSortedKeys(rec.Targets) {
+			tr, err := TransitionsFromRecording(rec.Snapshots, pool, states, Template{TargetP95: rec.Targets[pool]}, tb.Config)
+			if err != nil {
+				return FitResult{}, fmt.Errorf("fit: recording %s pool %s: %w", rec.Name, pool, err)
+			}
+			logged = append(logged, tr...)
+		}
+	}
+	if len(cfg.Recordings) > 0 {
+		if err := tb.FitOffline(logged, tb.Config.Gamma, rlOfflineIters); err != nil {
+			return FitResult{}, fmt.Errorf("fit: recordings: %w", err)
+		}
+	}
 	a := NewAgent(tb, states, cfg.RL, rand.NewPCG(cfg.Seed, 0xa9e7))
 	// The levels are valued for what the plan alone does in each load
 	// state: the tail-aware override (RLConfig.BreachP95) would patch a
@@ -177,7 +213,7 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 		tb.TrainedOn = append(tb.TrainedOn, t.Name)
 	}
 	tb.Created = m.Meta.Trained
-	return FitResult{Model: m, Table: tb, Samples: tr.Samples}, nil
+	return FitResult{Model: m, Table: tb, Samples: tr.Samples, Offline: len(logged)}, nil
 }
 
 func (c FitConfig) withDefaults() FitConfig {

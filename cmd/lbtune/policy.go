@@ -91,7 +91,7 @@ func policyTrainStep(ctx context.Context, st *datasets.Store, _ *model.Model, in
 	if policyStepFlags.traces == "" {
 		return nil, nil
 	}
-	return policyTrain(ctx, st, policyStepFlags, in.samples, nil, asJSON, false, stdout, stderr)
+	return policyTrain(ctx, st, policyStepFlags, in.samples, nil, nil, asJSON, false, stdout, stderr)
 }
 
 func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -102,17 +102,26 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	asJSON := fs.Bool("json", false, "print a JSON summary")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	var data []string
-	fs.Func("data", "recorded dataset (.jsonl.gz or store) whose states join the model's training samples; repeatable", func(s string) error {
+	fs.Func("data", "recorded dataset (.jsonl.gz or store): its logged weight changes start the weight values (fitted Q iteration, with --data-target); repeatable", func(s string) error {
 		data = append(data, s)
 		return nil
 	})
+	targets := fs.String("data-target", "", "p95 target of the recorded pools to learn from, POOL=DURATION,... (e.g. light=20ms,heavy=320ms)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if f.traces == "" || *out == "" {
 		return fmt.Errorf("%w: --traces and --out are required", errUsage)
 	}
+	tmap, err := policyParseTargets(*targets)
+	if err != nil {
+		return fmt.Errorf("%w: --data-target: %v", errUsage, err)
+	}
+	if len(tmap) > 0 && len(data) == 0 {
+		return fmt.Errorf("%w: --data-target without --data", errUsage)
+	}
 	var samples []model.Features
+	var recs []agent.Recording
 	for _, d := range data {
 		snaps, err := datasets.Load(d)
 		if err != nil {
@@ -120,13 +129,16 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		s, _ := model.Samples(snaps)
 		samples = append(samples, s...)
+		if len(tmap) > 0 {
+			recs = append(recs, agent.Recording{Name: d, Snapshots: snaps, Targets: tmap})
+		}
 	}
 	st, err := datasets.Open(*out)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	_, err = policyTrain(ctx, st, f, samples, data, *asJSON, *quiet, stdout, stderr)
+	_, err = policyTrain(ctx, st, f, samples, data, recs, *asJSON, *quiet, stdout, stderr)
 	return err
 }
 
@@ -139,10 +151,32 @@ type policyTrainReport struct {
 	Episodes  int      `json:"episodes"`
 	TrainedOn []string `json:"trained_on"`
 	Seconds   float64  `json:"seconds"`
+	// Offline counts the recorded transitions fitted (--data with --data-target).
+	Offline int `json:"offline_transitions"`
+}
+
+// policyParseTargets parses POOL=DURATION,... into a map.
+func policyParseTargets(s string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		pool, ds, ok := strings.Cut(kv, "=")
+		if !ok || pool == "" {
+			return nil, fmt.Errorf("%q: want POOL=DURATION", kv)
+		}
+		d, err := time.ParseDuration(ds)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%q: want a positive duration", kv)
+		}
+		out[pool] = d
+	}
+	return out, nil
 }
 
 // policyTrain runs agent.Fit and saves the model, policy and samples.
-func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
+func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []agent.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
 	var trs []*sim.Trace
 	for _, p := range strings.Split(f.traces, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -163,6 +197,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 	res, err := agent.Fit(ctx, agent.FitConfig{
 		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,
 		RateMin: f.rateMin, RateMax: f.rateMax, Seed: f.seed, Samples: samples, Data: append(data, f.traces),
+		Recordings: recs,
 		Progress: func(done, total int) {
 			if bar != nil {
 				_ = bar.Set(done)
@@ -191,7 +226,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 	if err := st.Put(datasets.BucketPolicies, policySamplesKey, sb); err != nil {
 		return policyTrainReport{}, fmt.Errorf("save samples: %w", err)
 	}
-	rep := policyTrainReport{ModelKey: mkey, PolicyKey: pkey, K: res.Table.K, Steps: res.Table.Steps,
+	rep := policyTrainReport{ModelKey: mkey, PolicyKey: pkey, K: res.Table.K, Steps: res.Table.Steps, Offline: res.Offline,
 		Episodes: res.Table.Episodes, TrainedOn: res.Table.TrainedOn, Seconds: time.Since(start).Seconds()}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -200,6 +235,9 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 	}
 	fmt.Fprintf(stdout, "policy %s (model %s, %d load states) trained on %d episodes of %s in %.0fs; saved in %s\n",
 		pkey, mkey, rep.K, rep.Episodes, strings.Join(rep.TrainedOn, ", "), rep.Seconds, st.Path())
+	if rep.Offline > 0 {
+		fmt.Fprintf(stdout, "weight values started from %d recorded transitions (fitted Q iteration on %d recordings)\n", rep.Offline, len(recs))
+	}
 	return rep, nil
 }
 

@@ -89,3 +89,40 @@ func TestPolicyTrainShowEval(t *testing.T) {
 		t.Errorf("unknown subcommand: exit %d, want 2", code)
 	}
 }
+
+// TestPolicyTrainRecordings fits the weight values on a shipped recording
+// of the real HAProxy testbed before the simulator episodes, and refuses
+// malformed targets.
+func TestPolicyTrainRecordings(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.csv")
+	var b strings.Builder
+	b.WriteString("t,rps\n")
+	for i := range 120 {
+		fmt.Fprintf(&b, "%d,%.4f\n", 60*i, 5+float64(i%40)/4)
+	}
+	if err := os.WriteFile(trace, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := "../../datasets/haproxy-phases.jsonl.gz"
+	args := []string{"policy", "train", "--traces", trace, "--episodes", "2", "--explore-episodes", "2",
+		"--episode-length", "1h", "--rate-min", "2", "--rate-max", "20", "--quiet", "--json", "--data", rec}
+	out, errs, code := policyExec(t, append(args, "--out", filepath.Join(dir, "m.db"), "--data-target", "medium=80ms,heavy=320ms")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rep policyTrainReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Offline < 1000 {
+		t.Fatalf("report %+v (%v): want >= 1000 offline transitions from two pools of a 1244-snapshot recording", rep, err)
+	}
+	for _, tc := range []struct{ flag, want string }{
+		{"medium", "want POOL=DURATION"},
+		{"medium=fast", "positive duration"},
+		{"medium=-1s", "positive duration"},
+	} {
+		_, errs, code := policyExec(t, append(args, "--out", filepath.Join(dir, "bad.db"), "--data-target", tc.flag)...)
+		if code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("--data-target %s: exit %d, %q; want 2 and %q", tc.flag, code, errs, tc.want)
+		}
+	}
+}
