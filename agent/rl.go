@@ -103,12 +103,12 @@ type RLConfig struct {
 	ShiftFraction float64      `json:"shift_fraction"`
 	Reward        RewardConfig `json:"reward"`
 	// PoolUnits makes the load state scale-free: before the model sees a
-	// pool's rates, every rate is divided by the per-server service rate
-	// (requests/s become servers' worth of work, so rate per server is the
-	// utilisation) and every latency is expressed in thousandths of the p95
-	// target. A pool with a ten times faster service or ten times the
-	// traffic then lands in the same load states. The model must be
-	// trained in the same units (Fit does).
+	// pool's rates, every request rate is divided by the per-server service
+	// rate (requests/s become servers' worth of work, so rate per server is
+	// the utilisation), every latency is expressed in thousandths of the p95
+	// target, and byte rates are dropped. A pool with a ten times faster
+	// service or ten times the traffic then lands in the same load states.
+	// The model must be trained in the same units (Fit does).
 	PoolUnits bool `json:"pool_units,omitempty"`
 }
 
@@ -816,8 +816,8 @@ func rlPoolUnitsOf(pr *collector.PoolRates, mu float64, target time.Duration, ds
 }
 
 // rlPoolUnits returns pr in pool units (see RLConfig.PoolUnits), reusing
-// dst's server slice: rates divided by mu, latencies scaled so the target
-// targetMs reads 1000.
+// dst's server slice: request rates divided by mu, latencies scaled so the
+// target targetMs reads 1000, byte rates zero.
 func rlPoolUnits(pr *collector.PoolRates, mu, targetMs float64, dst collector.PoolRates) collector.PoolRates {
 	k := 1000 / targetMs
 	scale := func(p *float64) *float64 {
@@ -832,8 +832,11 @@ func rlPoolUnits(pr *collector.PoolRates, mu, targetMs float64, dst collector.Po
 	dst.P50Ms, dst.P95Ms, dst.P99Ms = scale(pr.P50Ms), scale(pr.P95Ms), scale(pr.P99Ms)
 	for _, s := range pr.Servers {
 		s.Requests /= mu
-		s.BytesIn /= mu
-		s.BytesOut /= mu
+		// Byte rates are left out: they are a property of the application's
+		// responses, not of load, and the simulator the policy trains in has
+		// none, so a real pool's bytes would put every state out of
+		// distribution.
+		s.BytesIn, s.BytesOut = 0, 0
 		s.Errors /= mu
 		for i := range s.Responses {
 			s.Responses[i] /= mu
@@ -859,16 +862,14 @@ var rlPoolUnitNames = map[string]struct {
 	"mean_latency_ms":     {"mean_latency_x_target", 1e-3},
 	"max_latency_ms":      {"max_latency_x_target", 1e-3},
 	"p95_latency_ms":      {"p95_latency_x_target", 1e-3},
-	"bytes_in_per_s":      {"bytes_in_per_service_time", 1},
-	"bytes_out_per_s":     {"bytes_out_per_service_time", 1},
 }
 
 // Centroid returns a load state's centroid (by model feature name) in the
 // units the policy's model was trained in: as given for a model in real
 // units, renamed and rescaled for one in pool units (RLConfig.PoolUnits):
 // load_servers (rate / service rate: servers' worth of work), utilisation,
-// latencies as multiples of the p95 target (p95_latency_x_target), bytes
-// per service time. Counts and ratios keep their names.
+// latencies as multiples of the p95 target (p95_latency_x_target). Counts,
+// ratios and the (zero) byte rates keep their names.
 func (c RLConfig) Centroid(centroid map[string]float64) map[string]float64 {
 	if !c.PoolUnits {
 		return centroid
