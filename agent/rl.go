@@ -201,6 +201,7 @@ type Agent struct {
 	fc    *Forecaster
 	mu    float64 // estimated service rate per reference server, 1/s (0: unknown)
 	plans []rlTimedPlan
+	since time.Time // first plan of the scale-in window's history
 	post  []float64
 	ood   bool // the latest posterior came from an out-of-distribution state
 	prev  *rlStep
@@ -335,6 +336,11 @@ func rlMeasureObs(obs Observation) rlMeasure {
 	}
 	if p95Req > 0 {
 		m.p95Ms = p95Sum / p95Req
+	} else if m.meanMs > 0 {
+		// Sources without percentiles (HAProxy, vts): the p95 of an
+		// exponential response time, ln(20) x the mean, so the tail-aware
+		// override still sees a tail.
+		m.p95Ms = rlP95PerMean * m.meanMs
 	}
 	return m
 }
@@ -576,6 +582,9 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	// The scale-in plan uses the most cautious level whatever the level
 	// chosen, so a switch between levels never shrinks the pool by itself.
 	inPlan := max(fcPlanServers(mean+(top.Z+a.cfg.ScaleInZ)*sigma, a.mu, target, top.Tail, hi), plan)
+	if len(a.plans) == 0 && a.since.IsZero() {
+		a.since = obs.Time
+	}
 	a.plans = append(a.plans, rlTimedPlan{at: obs.Time, n: inPlan})
 	cut := obs.Time.Add(-a.cfg.ScaleInWindow)
 	i := 0
@@ -599,6 +608,12 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	case stable < m.servers && tail && m.p95Ms > a.cfg.HoldP95*targetMs:
 		d.Reason = fmt.Sprintf("keep %d servers: plan %d but the observed p95 %.0f ms is above %.0f%% of the target %v",
 			m.servers, stable, m.p95Ms, 100*a.cfg.HoldP95, obs.Template.TargetP95)
+	case stable < m.servers && obs.Time.Sub(a.since) < a.cfg.ScaleInWindow:
+		// A stabilisation window with less history than its length says
+		// nothing about the load it has not seen: just started (or
+		// restarted), the agent does not shrink the pool it was given.
+		d.Reason = fmt.Sprintf("keep %d servers: plan %d but only %v of the %v scale-in window observed",
+			m.servers, stable, obs.Time.Sub(a.since).Round(time.Second), a.cfg.ScaleInWindow)
 	case stable < m.servers && a.fc.Trend() > 0:
 		d.Reason = fmt.Sprintf("keep %d servers: plan %d but the rate is rising (%+.1f rps per interval)", m.servers, stable, a.fc.Trend())
 	case stable < m.servers:

@@ -379,3 +379,59 @@ func TestAgentTailAware(t *testing.T) {
 		t.Fatalf("p95 back at 80 ms: never scaled in from %d", servers)
 	}
 }
+
+// TestAgentNoScaleInBeforeWindow: an agent that has just started (or
+// restarted) does not shrink the pool it was given before it has seen a
+// whole scale-in window of load, however over-provisioned the pool looks.
+func TestAgentNoScaleInBeforeWindow(t *testing.T) {
+	ctx := context.Background()
+	a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+	servers := 20 // 60 rps at 20 rps/server needs about 5
+	var shrunkAt time.Duration = -1
+	for i := range 30 {
+		at := time.Duration(i) * time.Minute
+		d, err := a.Decide(ctx, poolObs(at, 60, servers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Servers != 0 && d.Servers < servers {
+			if shrunkAt < 0 {
+				shrunkAt = at
+			}
+			servers = d.Servers
+		}
+		if at < DefaultRLConfig().ScaleInWindow && servers < 20 {
+			t.Fatalf("minute %d: scaled in to %d before a whole window was seen (%s)", i, servers, d.Reason)
+		}
+	}
+	if shrunkAt < 0 || servers > 8 {
+		t.Fatalf("never came down from 20 (now %d, first scale-in at %v)", servers, shrunkAt)
+	}
+}
+
+// TestAgentImputesP95: with a source that gives no percentiles (HAProxy,
+// vts) the tail-aware override reads ln(20) x the mean latency.
+func TestAgentImputesP95(t *testing.T) {
+	ctx := context.Background()
+	run := func(meanMs float64) Decision {
+		a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+		var d Decision
+		for i := range 11 {
+			obs := poolObs(time.Duration(i)*time.Minute, 60, 5)
+			for j := range obs.Latest.Servers {
+				obs.Latest.Servers[j].Gauges.P95Ms = nil
+				obs.Latest.Servers[j].MeanLatencyMs = meanMs
+			}
+			d, _ = a.Decide(ctx, obs)
+		}
+		return d
+	}
+	// Target 200 ms: a 70 ms mean is a 210 ms exponential p95 (a breach),
+	// 30 ms is 90 ms (calm).
+	if d := run(70); d.Metrics["breach"] != 1 || d.Metrics["p95_ms"] < 200 {
+		t.Errorf("mean 70 ms: breach %v, p95 %v; want the override", d.Metrics["breach"], d.Metrics["p95_ms"])
+	}
+	if d := run(30); d.Metrics["breach"] != 0 {
+		t.Errorf("mean 30 ms: breach %v, p95 %v; want none", d.Metrics["breach"], d.Metrics["p95_ms"])
+	}
+}

@@ -254,6 +254,7 @@ func (t *Trainer) observe(obs Observation, raw Decision) {
 func (a *Agent) resetEpisode() {
 	a.fc = NewForecaster()
 	a.plans = nil
+	a.since = time.Time{}
 	a.prev = nil
 	a.blk = rlBlock{}
 	a.mu = 0
