@@ -99,6 +99,13 @@ type RLConfig struct {
 	// ImbalanceRatio is the ratio of the slowest to the fastest server's
 	// latency above which the weights count as unbalanced.
 	ImbalanceRatio float64 `json:"imbalance_ratio"`
+	// WeightDwell is how many requests per serving server the pool must
+	// have served since the agent's last weight change before it changes
+	// the weights again: a change is judged only on latencies measured after
+	// it. Balancers report moving averages (HAProxy's over the last 1024
+	// requests), so shifting again before the sensor has caught up
+	// overshoots and skews the pool.
+	WeightDwell float64 `json:"weight_dwell"`
 	// ShiftFraction is the share of the slowest server's weight one shift moves.
 	ShiftFraction float64      `json:"shift_fraction"`
 	Reward        RewardConfig `json:"reward"`
@@ -130,7 +137,7 @@ func DefaultRLConfig() RLConfig {
 		BreachP95: 0.9, HoldP95: 0.75,
 		Alpha: 0.05, Gamma: 0.5, Block: 20,
 		Epsilon: 0.3, EpsilonDecay: 0.9997, EpsilonMin: 0.02,
-		ImbalanceRatio: 1.25, ShiftFraction: 0.15,
+		ImbalanceRatio: 1.25, ShiftFraction: 0.15, WeightDwell: 200,
 		Reward: RewardConfig{Latency: 1, Violation: 4, Errors: 10, ServerCost: 0.05},
 	}
 }
@@ -166,6 +173,9 @@ func (c RLConfig) withDefaults() RLConfig {
 	}
 	if c.EpsilonDecay <= 0 {
 		c.EpsilonDecay = d.EpsilonDecay
+	}
+	if c.WeightDwell <= 0 {
+		c.WeightDwell = d.WeightDwell
 	}
 	if c.ImbalanceRatio <= 1 {
 		c.ImbalanceRatio = d.ImbalanceRatio
@@ -220,6 +230,10 @@ type Agent struct {
 	// noTailOverride turns the tail-aware override off (offline training:
 	// see Fit).
 	noTailOverride bool
+	// wchanged is set once the agent has changed the weights; wserved
+	// counts the pool's requests since then.
+	wchanged bool
+	wserved  float64
 	// units is the scratch copy of the latest rates in pool units.
 	units collector.PoolRates
 }
@@ -449,11 +463,22 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	}
 	a.levelHist[level]++
 	waction, wexplored := a.choose(a.table.WeightQ[wstate], numWeightActions)
+	dwell := a.weightDwell(obs)
+	if dwell < a.cfg.WeightDwell {
+		// Too soon after the last change to judge it: keep (and learn it as keep).
+		waction, wexplored = WeightKeep, false
+	}
 	a.prev = &rlStep{level: level, wstate: wstate, waction: waction}
 
 	d := Decision{Time: obs.Time, Pool: obs.Pool, Policy: a.Name(), Metrics: map[string]float64{}}
 	a.planPool(obs, m, level, &d)
 	a.planWeights(obs, waction, &d)
+	d.Metrics["weight_dwell"] = math.Min(dwell, a.cfg.WeightDwell)
+	if d.Weights != nil {
+		a.wchanged, a.wserved = true, 0
+	} else if dwell < a.cfg.WeightDwell && a.table.WeightQ[wstate][WeightKeep] < a.table.WeightQ[wstate][rlArgmax(a.table.WeightQ[wstate])] {
+		d.Reason += fmt.Sprintf("; weights held: %.0f of %.0f requests per server since the last change", dwell, a.cfg.WeightDwell)
+	}
 	d.Metrics["rate_rps"] = m.rate
 	d.Metrics["p95_ms"] = m.p95Ms
 	d.Metrics["error_ratio"] = m.errRatio
@@ -624,6 +649,28 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 		d.Reason = fmt.Sprintf("keep %d servers: plan %d, largest plan of the last %v %d (forecast %.1f rps)",
 			m.servers, plan, a.cfg.ScaleInWindow, stable, mean)
 	}
+}
+
+// weightDwell adds the latest interval's requests to the count since the
+// agent's last weight change and returns it per serving server (+Inf
+// before any change). The pool's average, not the least-loaded server's:
+// a server the weights starve would otherwise hold every later shift.
+func (a *Agent) weightDwell(obs Observation) float64 {
+	if !a.wchanged {
+		return math.Inf(1)
+	}
+	srv := rlServing(obs)
+	if len(srv) == 0 {
+		return 0
+	}
+	secs := obs.Interval.Seconds()
+	if secs <= 0 {
+		secs = 1
+	}
+	for _, s := range srv {
+		a.wserved += s.Requests * secs
+	}
+	return a.wserved / float64(len(srv))
 }
 
 // rlServerLatency is the latency the weight actions compare: a server's p95

@@ -435,3 +435,41 @@ func TestAgentImputesP95(t *testing.T) {
 		t.Errorf("mean 30 ms: breach %v, p95 %v; want none", d.Metrics["breach"], d.Metrics["p95_ms"])
 	}
 }
+
+// TestAgentWeightDwell: with little traffic and noisy per-server latencies
+// (which server looks slowest changes every interval) the agent changes
+// the weights at most once per WeightDwell requests per server, not every
+// interval: a change is judged on latencies measured after it.
+func TestAgentWeightDwell(t *testing.T) {
+	ctx := context.Background()
+	a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+	w := map[string]int{"a": 10, "b": 10, "c": 10}
+	changes := 0
+	const intervals, perServer = 100, 10.0 // requests per server per 5 s interval
+	for i := range intervals {
+		pr := collector.PoolRates{Name: "web"}
+		for j, n := range []string{"a", "b", "c"} {
+			lat := 100.0
+			if (i+j)%3 == 0 {
+				lat = 200 // the "slow" server moves around: noise
+			}
+			p := lat * 3
+			pr.Servers = append(pr.Servers, collector.ServerRates{Name: n, State: collector.StateUp, Weight: w[n],
+				Requests: perServer / 5, MeanLatencyMs: lat, Gauges: collector.Gauges{P95Ms: &p}})
+		}
+		obs := Observation{Time: t0.Add(time.Duration(i) * 5 * time.Second), Pool: "web", Latest: pr, Interval: 5 * time.Second,
+			Servers: 3, Template: Template{Min: 3, Max: 3, TargetP95: time.Second, ServiceRate: 20, MaxWeight: 256}}
+		d, err := a.Decide(ctx, obs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Weights != nil {
+			changes++
+			w = d.Weights
+		}
+	}
+	max := int(intervals*perServer/DefaultRLConfig().WeightDwell) + 1
+	if changes < 1 || changes > max {
+		t.Fatalf("%d weight changes in %d intervals of %.0f requests per server: want 1..%d", changes, intervals, perServer, max)
+	}
+}

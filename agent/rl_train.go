@@ -255,6 +255,7 @@ func (a *Agent) resetEpisode() {
 	a.fc = NewForecaster()
 	a.plans = nil
 	a.since = time.Time{}
+	a.wchanged, a.wserved = false, 0
 	a.prev = nil
 	a.blk = rlBlock{}
 	a.mu = 0
