@@ -90,6 +90,10 @@ func TestDatasetInfoExportImport(t *testing.T) {
 			if mr, ok := info["min_rate"].(float64); !ok || mr < 0 {
 				t.Errorf("min_rate %v: want a non-negative number", info["min_rate"])
 			}
+			// The text form shows the same per-pool figures, the cost among them.
+			if code, out, errs := datasetRunCmd("dataset", "info", db); code != 0 || !strings.Contains(out, "mean cost") {
+				t.Errorf("info: exit %d, no mean cost column: %s%s", code, out, errs)
+			}
 
 			// export -> import -> export round-trips every snapshot byte for byte.
 			gz := filepath.Join(dir, tc.name+".jsonl.gz")
