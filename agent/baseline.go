@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/model"
 )
 
 // The baselines every learned policy is measured against (lbtune eval):
@@ -48,11 +49,23 @@ func blEqualWeights(pr collector.PoolRates) map[string]int {
 	return w
 }
 
+// blServerP95Ms is a server's p95 response time over one interval, in ms:
+// its own percentile where the source gives one, otherwise the p95 of an
+// exponential response time with its mean (model.P95PerMean x mean), the
+// imputation the load-state features use. Sources without percentiles
+// (HAProxy, vts) report only means; a mean read as a p95 would put a p95
+// target three times further away than it is.
+func blServerP95Ms(s *collector.ServerRates) float64 {
+	if s.Gauges.P95Ms != nil {
+		return *s.Gauges.P95Ms
+	}
+	return model.P95PerMean * s.MeanLatencyMs
+}
+
 // blPoolP95Ms is a pool's p95 response time over one interval, in ms: the
 // pool's own percentile where the source gives one, otherwise the
-// request-weighted mean of its servers' interval p95 (biased high when each
-// server served few requests), falling back to the mean latency where a
-// server has no percentile. 0 when nothing was served.
+// request-weighted mean of its servers' interval p95 (blServerP95Ms; biased
+// high when each server served few requests). 0 when nothing was served.
 func blPoolP95Ms(pr *collector.PoolRates) float64 {
 	if pr.P95Ms != nil {
 		return *pr.P95Ms
@@ -63,11 +76,7 @@ func blPoolP95Ms(pr *collector.PoolRates) float64 {
 		if s.Requests <= 0 {
 			continue
 		}
-		v := s.MeanLatencyMs
-		if s.Gauges.P95Ms != nil {
-			v = *s.Gauges.P95Ms
-		}
-		sum += v * s.Requests
+		sum += blServerP95Ms(s) * s.Requests
 		w += s.Requests
 	}
 	if w == 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/model"
 )
 
 // LoadStates maps what a pool shows to a posterior over the load states
@@ -321,7 +322,7 @@ func (a *Agent) Learning() bool { return a.learn }
 // rlMeasure is what the agent reads from one observation.
 type rlMeasure struct {
 	rate     float64 // arrivals, requests/s
-	p95Ms    float64 // pool p95 estimate (request-weighted mean of the servers' p95), ms; 0 unknown
+	p95Ms    float64 // pool p95 estimate (request-weighted mean of blServerP95Ms), ms; 0 unknown
 	meanMs   float64 // request-weighted mean latency, ms; 0 unknown
 	errRatio float64
 	servers  int // serving + booting
@@ -338,8 +339,8 @@ func rlMeasureObs(obs Observation) rlMeasure {
 		if s.Requests > 0 && s.MeanLatencyMs > 0 {
 			latSum += s.Requests * s.MeanLatencyMs
 		}
-		if s.Requests > 0 && s.Gauges.P95Ms != nil {
-			p95Sum += s.Requests * *s.Gauges.P95Ms
+		if s.Requests > 0 {
+			p95Sum += s.Requests * blServerP95Ms(s)
 			p95Req += s.Requests
 		}
 	}
@@ -350,11 +351,6 @@ func rlMeasureObs(obs Observation) rlMeasure {
 	}
 	if p95Req > 0 {
 		m.p95Ms = p95Sum / p95Req
-	} else if m.meanMs > 0 {
-		// Sources without percentiles (HAProxy, vts): the p95 of an
-		// exponential response time, ln(20) x the mean, so the tail-aware
-		// override still sees a tail.
-		m.p95Ms = rlP95PerMean * m.meanMs
 	}
 	return m
 }
@@ -367,7 +363,7 @@ func rlMeasureObs(obs Observation) rlMeasure {
 // p95, which would teach the agent to buy servers against noise.
 func (c RewardConfig) reward(m rlMeasure, target time.Duration) float64 {
 	cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
-	p95 := rlP95PerMean * m.meanMs
+	p95 := model.P95PerMean * m.meanMs
 	if t := float64(target) / float64(time.Millisecond); t > 0 && p95 > 0 {
 		cost += c.Latency * math.Max(0, p95/t-1)
 		if p95 > t {
@@ -383,10 +379,6 @@ const rlSmoothing = 0.2
 // rlSwitchMargin is the gain in mean reward per interval a greedy level
 // switch needs (a few servers' cost in the default reward).
 const rlSwitchMargin = 0.05
-
-// rlP95PerMean is the p95 of an exponential distribution in units of its
-// mean, ln(20).
-var rlP95PerMean = math.Log(20)
 
 // Decide chooses the pool's server count and weights for the next interval.
 func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
@@ -464,7 +456,8 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	a.levelHist[level]++
 	waction, wexplored := a.choose(a.table.WeightQ[wstate], numWeightActions)
 	dwell := a.weightDwell(obs)
-	if dwell < a.cfg.WeightDwell {
+	held := dwell < a.cfg.WeightDwell && waction != WeightKeep
+	if held {
 		// Too soon after the last change to judge it: keep (and learn it as keep).
 		waction, wexplored = WeightKeep, false
 	}
@@ -476,7 +469,7 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	d.Metrics["weight_dwell"] = math.Min(dwell, a.cfg.WeightDwell)
 	if d.Weights != nil {
 		a.wchanged, a.wserved = true, 0
-	} else if dwell < a.cfg.WeightDwell && a.table.WeightQ[wstate][WeightKeep] < a.table.WeightQ[wstate][rlArgmax(a.table.WeightQ[wstate])] {
+	} else if held {
 		d.Reason += fmt.Sprintf("; weights held: %.0f of %.0f requests per server since the last change", dwell, a.cfg.WeightDwell)
 	}
 	d.Metrics["rate_rps"] = m.rate
