@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/lbtune/lbtune/collector"
-	"github.com/lbtune/lbtune/model"
 )
 
 // The baselines every learned policy is measured against (lbtune eval):
@@ -49,41 +48,11 @@ func blEqualWeights(pr collector.PoolRates) map[string]int {
 	return w
 }
 
-// blServerP95Ms is a server's p95 response time over one interval, in ms:
-// its own percentile where the source gives one, otherwise the p95 of an
-// exponential response time with its mean (model.P95PerMean x mean), the
-// imputation the load-state features use. Sources without percentiles
-// (HAProxy, vts) report only means; a mean read as a p95 would put a p95
-// target three times further away than it is.
-func blServerP95Ms(s *collector.ServerRates) float64 {
-	if s.Gauges.P95Ms != nil {
-		return *s.Gauges.P95Ms
-	}
-	return model.P95PerMean * s.MeanLatencyMs
-}
+// blServerP95Ms is collector.ServerRates.P95Ms.
+func blServerP95Ms(s *collector.ServerRates) float64 { return s.P95Ms() }
 
-// blPoolP95Ms is a pool's p95 response time over one interval, in ms: the
-// pool's own percentile where the source gives one, otherwise the
-// request-weighted mean of its servers' interval p95 (blServerP95Ms; biased
-// high when each server served few requests). 0 when nothing was served.
-func blPoolP95Ms(pr *collector.PoolRates) float64 {
-	if pr.P95Ms != nil {
-		return *pr.P95Ms
-	}
-	var sum, w float64
-	for i := range pr.Servers {
-		s := &pr.Servers[i]
-		if s.Requests <= 0 {
-			continue
-		}
-		sum += blServerP95Ms(s) * s.Requests
-		w += s.Requests
-	}
-	if w == 0 {
-		return 0
-	}
-	return sum / w
-}
+// blPoolP95Ms is collector.PoolRates.P95Ms.
+func blPoolP95Ms(pr *collector.PoolRates) float64 { return pr.P95Ms() }
 
 // blServing counts the pool's servers that take new requests.
 func blServing(pr *collector.PoolRates) int {

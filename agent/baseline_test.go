@@ -290,7 +290,7 @@ func TestPoolP95Estimate(t *testing.T) {
 		pr   collector.PoolRates
 		want float64
 	}{
-		{"pool percentile wins", collector.PoolRates{P95Ms: p(300), Servers: []collector.ServerRates{srv(10, 50, p(90))}}, 300},
+		{"pool percentile wins", collector.PoolRates{SourceP95Ms: p(300), Servers: []collector.ServerRates{srv(10, 50, p(90))}}, 300},
 		{"server percentiles", collector.PoolRates{Servers: []collector.ServerRates{srv(30, 50, p(100)), srv(10, 50, p(200))}}, 125},
 		{"means only (HAProxy)", collector.PoolRates{Servers: []collector.ServerRates{srv(10, 100, nil)}}, 100 * math.Log(20)},
 		{"idle servers ignored", collector.PoolRates{Servers: []collector.ServerRates{srv(0, 900, nil), srv(5, 10, p(40))}}, 40},

@@ -884,7 +884,7 @@ func rlPoolUnits(pr *collector.PoolRates, mu, targetMs float64, dst collector.Po
 	}
 	srv := dst.Servers[:0]
 	dst = *pr
-	dst.P50Ms, dst.P95Ms, dst.P99Ms = scale(pr.P50Ms), scale(pr.P95Ms), scale(pr.P99Ms)
+	dst.SourceP50Ms, dst.SourceP95Ms, dst.SourceP99Ms = scale(pr.SourceP50Ms), scale(pr.SourceP95Ms), scale(pr.SourceP99Ms)
 	for _, s := range pr.Servers {
 		s.Requests /= mu
 		// Byte rates are left out: they are a property of the application's

@@ -23,7 +23,7 @@ func unitsPool(rate, meanMs, p95Ms float64) collector.PoolRates {
 			Responses: [5]float64{0, 0.98 * r, 0, 0.01 * r, 0.01 * r}, MeanLatencyMs: meanMs,
 			Gauges: collector.Gauges{Active: 3 * share, Queue: share, AvgResponseMs: meanMs, P95Ms: ptr(p95Ms)}}
 	}
-	return collector.PoolRates{Name: "web", Queue: 1, P95Ms: ptr(p95Ms), Servers: []collector.ServerRates{srv("a", 0.75), srv("b", 0.25)}}
+	return collector.PoolRates{Name: "web", Queue: 1, SourceP95Ms: ptr(p95Ms), Servers: []collector.ServerRates{srv("a", 0.75), srv("b", 0.25)}}
 }
 
 func TestPoolUnits(t *testing.T) {
@@ -43,7 +43,7 @@ func TestPoolUnits(t *testing.T) {
 		"mean ms":   {a.MeanLatencyMs, 250},
 		"avg ms":    {a.Gauges.AvgResponseMs, 250},
 		"p95 ms":    {*a.Gauges.P95Ms, 750},
-		"pool p95":  {*got.P95Ms, 750},
+		"pool p95":  {*got.SourceP95Ms, 750},
 		"active":    {a.Gauges.Active, 2.25}, // counts keep their units
 		"queue":     {got.Queue, 1},
 	} {
@@ -51,7 +51,7 @@ func TestPoolUnits(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, c[0], c[1])
 		}
 	}
-	if in.Servers[0].Requests != 30 || *in.Servers[0].Gauges.P95Ms != 150 || *in.P95Ms != 150 {
+	if in.Servers[0].Requests != 30 || *in.Servers[0].Gauges.P95Ms != 150 || *in.SourceP95Ms != 150 {
 		t.Errorf("input changed: %+v", in.Servers[0])
 	}
 	if got.Servers[0].Gauges.P50Ms != nil {

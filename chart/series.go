@@ -78,8 +78,8 @@ func pointOf(t time.Time, pr *collector.PoolRates) Point {
 	if latW > 0 {
 		p.MeanMs /= latW
 	}
-	if pr.P95Ms != nil {
-		p.P95Ms = *pr.P95Ms
+	if pr.SourceP95Ms != nil {
+		p.P95Ms = *pr.SourceP95Ms
 	}
 	if p.Rate > 0 {
 		p.ErrorRatio = min(errs/p.Rate, 1)

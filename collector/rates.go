@@ -40,9 +40,11 @@ type PoolRates struct {
 	Name string
 	// Queue is the pool-level queue gauge at the end of the interval.
 	Queue float64
-	// P50Ms, P95Ms, P99Ms are the pool's latency percentiles over the
-	// interval, where the source gives them; nil otherwise.
-	P50Ms, P95Ms, P99Ms *float64
+	// SourceP50Ms, SourceP95Ms, SourceP99Ms are the pool's latency
+	// percentiles over the interval as the source reports them (NGINX or
+	// HAProxy logs, the simulator); nil otherwise. Read the pool's p95
+	// through P95Ms, which falls back to an estimate.
+	SourceP50Ms, SourceP95Ms, SourceP99Ms *float64
 	// Servers are the servers of the later snapshot, in its order.
 	Servers []ServerRates
 }
@@ -109,7 +111,7 @@ func Rate(prev, cur *Snapshot) (Rates, error) {
 	for i := range cur.Pools {
 		cp := &cur.Pools[i]
 		pp := prev.Pool(cp.Name)
-		pr := PoolRates{Name: cp.Name, Queue: cp.Queue, P50Ms: cp.P50Ms, P95Ms: cp.P95Ms, P99Ms: cp.P99Ms, Servers: make([]ServerRates, len(cp.Servers))}
+		pr := PoolRates{Name: cp.Name, Queue: cp.Queue, SourceP50Ms: cp.P50Ms, SourceP95Ms: cp.P95Ms, SourceP99Ms: cp.P99Ms, Servers: make([]ServerRates, len(cp.Servers))}
 		for j := range cp.Servers {
 			cs := &cp.Servers[j]
 			var ps *Server
