@@ -23,7 +23,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "deps: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-rc=/usr/sbin/policy-rc.d
+rc=${LBTUNE_POLICY_RC:-/usr/sbin/policy-rc.d} # overridable for its test (testbed/deps_test.go)
 if [ ! -e "$rc" ]; then
   printf '#!/bin/sh\n# written by lbtune scripts/deps.sh for one install\nexit 101\n' >"$rc"
   chmod 755 "$rc"

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -111,13 +112,56 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args into fs, wrapping failures in errUsage.
+// parseFlags parses args into fs, wrapping failures in errUsage. Flags may
+// come before, between or after positional arguments (`lbtune mode manual
+// --pool web` and `lbtune mode --pool web manual` mean the same); "--" ends
+// the flags, and a negative number ("-1") is a positional argument, so
+// `lbtune scale web -1` works. After it returns, fs.Args() holds the
+// positional arguments in their order.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var pos []string
+	for len(args) > 0 {
+		a := args[0]
+		if a == "--" {
+			pos = append(pos, args[1:]...)
+			break
 		}
+		if !isFlagArg(a) {
+			pos = append(pos, a)
+			args = args[1:]
+			continue
+		}
+		// One flag: -name=value, a boolean -name, or -name value.
+		n := 1
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && len(args) > 1 {
+			if f := fs.Lookup(name); f != nil {
+				if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+					n = 2
+				}
+			}
+		}
+		if err := fs.Parse(args[:n]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = args[n:]
+	}
+	// Leave the positional arguments as fs.Args().
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil
+}
+
+// isFlagArg reports whether a command-line argument is a flag: it starts
+// with "-", is not "-" alone and is not a number (a -1 delta).
+func isFlagArg(a string) bool {
+	if len(a) < 2 || a[0] != '-' {
+		return false
+	}
+	_, err := strconv.ParseFloat(a, 64)
+	return err != nil
 }
