@@ -14,7 +14,7 @@ import (
 	"github.com/lbtune/lbtune/actuator/haproxy"
 	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // daemonActuator builds the agent.Applier of one configured actuator. A

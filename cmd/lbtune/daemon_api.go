@@ -10,7 +10,7 @@ import (
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/chart"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
 )

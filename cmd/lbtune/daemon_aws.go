@@ -12,7 +12,7 @@ import (
 
 	"github.com/lbtune/lbtune/actuator"
 	awsprov "github.com/lbtune/lbtune/actuator/aws"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // daemonAWSProvider builds the EC2 or Auto Scaling group provider of an aws

@@ -11,7 +11,7 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
 )
@@ -99,28 +99,6 @@ func (d *daemon) addLoop(name string, src collector.Source) *collector.Loop {
 	return l
 }
 
-// daemonGuardConfig is the guard's defaults overridden by the config's
-// non-zero limits.
-func daemonGuardConfig(g config.Guard) agent.GuardConfig {
-	c := agent.DefaultGuardConfig()
-	set := func(dst *time.Duration, v time.Duration) {
-		if v > 0 {
-			*dst = v
-		}
-	}
-	set(&c.UpCooldown, g.UpCooldown)
-	set(&c.DownCooldown, g.DownCooldown)
-	set(&c.SpikeHold, g.SpikeHold)
-	set(&c.MinLifetime, g.MinLifetime)
-	if g.MaxStepUp > 0 {
-		c.MaxStepUp = g.MaxStepUp
-	}
-	if g.MaxStepDown > 0 {
-		c.MaxStepDown = g.MaxStepDown
-	}
-	return c
-}
-
 // daemonSimScrape is the wall-clock scrape interval of a simulated pool:
 // one scrape interval of simulated time, but not more often than every
 // 100 ms, which a store commit (an fsync) can sustain.
@@ -167,7 +145,7 @@ func (d *daemon) newPool(pc config.Pool, wall func() time.Time) (*daemonPool, er
 		p.source = d.cfg.Source(pc.Source).URI
 		p.applier = d.actuators[pc.Actuator]
 	}
-	p.guard = agent.NewGuard(daemonGuardConfig(d.cfg.Guard), p.clock)
+	p.guard = agent.NewGuard(d.cfg.Guard.Agent(), p.clock)
 	if p.auto, p.fallback, err = d.policies(pc, p.template); err != nil {
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/datasets"
 )
 

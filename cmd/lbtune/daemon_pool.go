@@ -13,7 +13,7 @@ import (
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/chart"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
 )
@@ -195,7 +195,7 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 		return fmt.Errorf("store decision %d of pool %s: %w", p.seq, p.name, err)
 	}
 	if pt, ok := p.latestPoint(ctx); ok {
-		r := daemonRewardOf(d.cfg.Reward, pt, p.template.TargetP95)
+		r := daemonRewardOf(d.cfg.Reward.Agent(), pt, p.template.TargetP95)
 		d.metrics.Reward.WithLabelValues(p.name).Set(r)
 		d.metrics.Servers.WithLabelValues(p.name).Set(float64(pt.Servers))
 		b, _ := json.Marshal(daemonReward{Pool: p.name, Seq: p.seq, Reward: r})
@@ -224,9 +224,9 @@ func (p *daemonPool) persist() error {
 
 // daemonRewardOf is the reward of one interval, in the units of the
 // config's weights: -(latency x max(0, p95/target - 1) + errors x error
-// ratio + server_cost x servers). The mean stands in for p95 when the
-// source has no percentiles.
-func daemonRewardOf(w config.Reward, pt chart.Point, target time.Duration) float64 {
+// ratio + server_cost x servers); w.Violation is not used. The mean stands
+// in for p95 when the source has no percentiles.
+func daemonRewardOf(w agent.RewardConfig, pt chart.Point, target time.Duration) float64 {
 	lat := pt.P95Ms
 	if lat == 0 {
 		lat = pt.MeanMs

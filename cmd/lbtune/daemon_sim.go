@@ -8,7 +8,7 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/agent/sim"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/collector"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 func init() {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/datasets"
 )
 
@@ -403,7 +403,7 @@ func TestRunUsage(t *testing.T) {
 		want     string // substring of stdout+stderr
 	}{
 		{"example passes check", []string{"config", "check", example}, 0, "ok (2 pools, 1 sources, 2 actuators)"},
-		{"check bad file", []string{"config", "check", "config/testdata/min-over-max.bad.yaml"}, 1, "min-over-max.bad.yaml:24: pools[0].template.min: min 5 exceeds max 4"},
+		{"check bad file", []string{"config", "check", "../../tuner/config/testdata/min-over-max.bad.yaml"}, 1, "min-over-max.bad.yaml:24: pools[0].template.min: min 5 exceeds max 4"},
 		{"check missing file", []string{"config", "check", filepath.Join(dir, "nope.yaml")}, 1, "no such file"},
 		{"config without subcommand", []string{"config"}, 2, "usage error"},
 		{"bad log format", []string{"run", "--config", simCfg, "--log-format", "xml"}, 2, "--log-format \"xml\": want text or json"},
