@@ -16,9 +16,9 @@ import (
 	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // daemon is the running tuner (`lbtune run`): one collector loop per

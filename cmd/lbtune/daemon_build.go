@@ -11,9 +11,9 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // newDaemon opens the store and builds every source, actuator and pool of

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // daemonLearner is a pool's online learning (model.learning): the pool's

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // runLearnConfig writes the --sim example into dir, sped up 30x, with the

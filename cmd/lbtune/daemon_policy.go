@@ -10,9 +10,9 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/model"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // daemonPolicyFactory builds a pool's policies: auto (the agent behind its

@@ -13,9 +13,9 @@ import (
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/chart"
-	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // daemonPool is one tuned pool: its decision loop, mode and history.

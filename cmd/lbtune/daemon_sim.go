@@ -8,8 +8,8 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/agent/sim"
-	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // daemonSim is a simulated cluster standing in for a balancer and its

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbtune/lbtune/tuner/config"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // runFreeAddr returns a free 127.0.0.1 port.
