@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner"
 	"github.com/lbtune/lbtune/tuner/config"
 )
 
@@ -112,7 +113,7 @@ func runWriteConfig(t *testing.T, dir, addr string, speedup int) string {
 }
 
 // runDecisions reads every decision record of the store at path.
-func runDecisions(t *testing.T, path string) []daemonRecord {
+func runDecisions(t *testing.T, path string) []tuner.Record {
 	t.Helper()
 	st, err := datasets.Open(path)
 	if err != nil {
@@ -122,7 +123,7 @@ func runDecisions(t *testing.T, path string) []daemonRecord {
 	if err := st.Check(); err != nil {
 		t.Fatalf("store check: %v", err)
 	}
-	recs, err := daemonReadDecisions(st, "", time.Time{}, 0)
+	recs, err := tuner.ReadDecisions(st, "", time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
