@@ -19,7 +19,8 @@ import (
 	"github.com/lbtune/lbtune/tuner/config"
 )
 
-// Pool is one tuned pool: its decision loop, mode and history.
+// Pool is one tuned pool: its decision loop, mode and history. Its
+// controller records every decision through Record.
 type Pool struct {
 	d        *Daemon
 	name     string
@@ -64,7 +65,9 @@ type Pool struct {
 	weights map[string]int // last weights applied
 }
 
-// setMode switches the pool's mode and rebuilds its controller (the new
+var _ agent.Recorder = (*Pool)(nil)
+
+// setModeLocked switches the pool's mode and rebuilds its controller (the new
 // controller rebuilds its rate window from the store on its first tick).
 // The caller holds p.mu.
 func (p *Pool) setModeLocked(mode string) error {
