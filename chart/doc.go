@@ -2,6 +2,6 @@
 // charts: request rate and concurrency, response time against its target,
 // servers and weights, and the metric each decision used. It sits at the
 // end of the flow: it reads collector snapshots and agent decisions (from
-// the store, via cmd/lbtune) and feeds the dashboard's JSON and
-// `lbtune plot`'s PNG files (gonum.org/v1/plot).
+// a store or a dataset file, LoadRecording) and feeds the dashboard's JSON
+// and `lbtune plot`'s PNG files (gonum.org/v1/plot).
 package chart

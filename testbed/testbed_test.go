@@ -1,10 +1,13 @@
 package testbed
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -14,7 +17,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/actuator/haproxy"
-	"github.com/lbtune/lbtune/actuator/nginx"
+	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/testbed/backend"
 	"github.com/lbtune/lbtune/testbed/dist"
 	"github.com/lbtune/lbtune/testbed/loadgen"
@@ -142,21 +145,19 @@ func TestUpLoadDown(t *testing.T) {
 
 	t.Run("explore changes weights in both balancers", func(t *testing.T) {
 		hp := &haproxy.Runtime{Socket: st.HAProxy.Socket}
-		ng := nginx.New(st.NGINX.Files(), st.NGINXUpstreams())
 		for _, tc := range []struct {
-			name   string
-			setter WeightSetter
+			name string
 			// weightOf reads the weight the balancer now uses for a server.
 			weightOf func(c Change) int
 		}{
-			{name: "haproxy", setter: hp, weightOf: func(c Change) int {
+			{name: "haproxy", weightOf: func(c Change) int {
 				s, err := hp.ServerStat(ctx, c.Pool, c.Server)
 				if err != nil {
 					t.Fatal(err)
 				}
 				return s.Weight
 			}},
-			{name: "nginx", setter: ng, weightOf: func(c Change) int {
+			{name: "nginx", weightOf: func(c Change) int {
 				// The live include file NGINX was reloaded with: "server ADDR weight=N; # NAME".
 				b, err := os.ReadFile(st.NGINX.Include)
 				if err != nil {
@@ -173,20 +174,56 @@ func TestUpLoadDown(t *testing.T) {
 				return -1
 			}},
 		} {
-			e := NewExplorer(st, tc.setter, 300*time.Millisecond, 30, rand.NewPCG(5, 5))
-			ectx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-			var changes []Change
-			err := e.Run(ectx, func(c Change) error { changes = append(changes, c); return nil })
-			cancel()
-			if err != nil || len(changes) == 0 {
-				t.Fatalf("%s: %d changes, %v", tc.name, len(changes), err)
+			setter, source, err := st.WeightSetter(tc.name, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
 			}
-			last := changes[len(changes)-1]
+			e := NewExplorer(st, setter, 300*time.Millisecond, 30, rand.NewPCG(5, 5))
+			ectx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+			var out bytes.Buffer
+			h := datasets.Header{Format: datasets.Format, Version: datasets.FileVersion, Source: source, Created: time.Now().UTC()}
+			err = ExploreDataset(ectx, &out, h, st, e, tc.name)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			// The dataset file: the header, two initial events per
+			// backend, then the changes.
+			r, err := datasets.NewReader(&out, tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var evs []datasets.Event
+			for {
+				en, err := r.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil || en.Event == nil {
+					t.Fatalf("%s: entry %+v, %v; want events only", tc.name, en, err)
+				}
+				evs = append(evs, *en.Event)
+			}
+			if r.Header().Source != source || len(evs) <= 2*len(st.Backends) {
+				t.Fatalf("%s: source %q, %d events; want %q and more than the %d initial ones", tc.name, r.Header().Source, len(evs), source, 2*len(st.Backends))
+			}
+			if ev := evs[1]; ev.Kind != "weight" || ev.Detail != "initial" || ev.Value != float64(st.Backends[0].Weight) {
+				t.Errorf("%s: second event %+v, want the first backend's initial weight", tc.name, ev)
+			}
+			ev := evs[len(evs)-1]
+			last := Change{Pool: ev.Pool, Server: ev.Server, New: int(ev.Value)}
+			if ev.Kind != "weight" || !strings.HasSuffix(ev.Detail, " via "+tc.name) {
+				t.Errorf("%s: last event %+v, want a weight change via %s", tc.name, ev, tc.name)
+			}
 			if got := tc.weightOf(last); got != last.New {
 				t.Errorf("%s: %s/%s weight %d, want %d", tc.name, last.Pool, last.Server, got, last.New)
 			}
 		}
 	})
+
+	if _, _, err := st.WeightSetter("envoy", nil); err == nil {
+		t.Error("WeightSetter(envoy): no error")
+	}
 
 	down, err := Down(ctx, c.StateDir)
 	if err != nil {

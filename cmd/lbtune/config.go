@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 func init() {

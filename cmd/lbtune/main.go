@@ -2,8 +2,9 @@
 // balancer's statistics, learns load states and a scaling/weighting policy,
 // and applies that policy to NGINX, HAProxy, local processes or AWS.
 //
-// cmd/lbtune is the only package that wires the others together. Each
-// subcommand lives in its own file and registers itself in init.
+// Each subcommand lives in its own file (flags, output, exit codes) and
+// registers itself in init; `lbtune run` hands its configuration to package
+// tuner, the online runtime.
 package main
 
 import (

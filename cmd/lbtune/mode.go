@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 func init() {
@@ -18,7 +18,7 @@ func init() {
 
 func modeRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("mode", stderr)
-	c := daemonClientFlags(fs)
+	c := clientFlags(fs)
 	pool := fs.String("pool", "", "switch only this pool (default: every pool)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: lbtune mode [--addr A] [--token-file F] [--pool P] auto|shadow|manual|fallback-only")

@@ -18,7 +18,7 @@ func init() {
 
 func nodeRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("node", stderr)
-	c := daemonClientFlags(fs)
+	c := clientFlags(fs)
 	name := fs.String("name", "", "server name for add (default: derived from the address)")
 	size := fs.String("size", "", "template size for launch")
 	fs.Usage = func() {

@@ -17,7 +17,7 @@ func init() {
 
 func poolRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pool", stderr)
-	c := daemonClientFlags(fs)
+	c := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: lbtune pool [--addr A] [--token-file F] pause|resume NAME")
 		fs.PrintDefaults()

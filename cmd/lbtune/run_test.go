@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // runFreeAddr returns a free 127.0.0.1 port.
@@ -112,7 +113,7 @@ func runWriteConfig(t *testing.T, dir, addr string, speedup int) string {
 }
 
 // runDecisions reads every decision record of the store at path.
-func runDecisions(t *testing.T, path string) []daemonRecord {
+func runDecisions(t *testing.T, path string) []tuner.Record {
 	t.Helper()
 	st, err := datasets.Open(path)
 	if err != nil {
@@ -122,7 +123,7 @@ func runDecisions(t *testing.T, path string) []daemonRecord {
 	if err := st.Check(); err != nil {
 		t.Fatalf("store check: %v", err)
 	}
-	recs, err := daemonReadDecisions(st, "", time.Time{}, 0)
+	recs, err := tuner.ReadDecisions(st, "", time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +404,7 @@ func TestRunUsage(t *testing.T) {
 		want     string // substring of stdout+stderr
 	}{
 		{"example passes check", []string{"config", "check", example}, 0, "ok (2 pools, 1 sources, 2 actuators)"},
-		{"check bad file", []string{"config", "check", "config/testdata/min-over-max.bad.yaml"}, 1, "min-over-max.bad.yaml:24: pools[0].template.min: min 5 exceeds max 4"},
+		{"check bad file", []string{"config", "check", "../../tuner/config/testdata/min-over-max.bad.yaml"}, 1, "min-over-max.bad.yaml:24: pools[0].template.min: min 5 exceeds max 4"},
 		{"check missing file", []string{"config", "check", filepath.Join(dir, "nope.yaml")}, 1, "no such file"},
 		{"config without subcommand", []string{"config"}, 2, "usage error"},
 		{"bad log format", []string{"run", "--config", simCfg, "--log-format", "xml"}, 2, "--log-format \"xml\": want text or json"},

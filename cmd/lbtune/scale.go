@@ -16,7 +16,7 @@ func init() {
 
 func scaleRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("scale", stderr)
-	c := daemonClientFlags(fs)
+	c := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: lbtune scale [--addr A] [--token-file F] POOL +1|-1")
 		fs.PrintDefaults()

@@ -17,7 +17,7 @@ func init() {
 
 func templateRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("template", stderr)
-	c := daemonClientFlags(fs)
+	c := clientFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: lbtune template [--addr A] [--token-file F] up|down FILE")
 		fmt.Fprintln(stderr, "FILE is one pool entry of lbtune.yaml (name, source, actuator or sim, template).")

@@ -1,4 +1,4 @@
-package main
+package tuner
 
 import (
 	"errors"
@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
-// daemonLearner is a pool's online learning (model.learning): the pool's
+// learner is a pool's online learning (model.learning): the pool's
 // agent, which explores and updates its own copy of the policy table in
 // auto mode, and when that copy was last saved. Only the pool's tick and
 // mode changes touch it, holding the pool's mu.
-type daemonLearner struct {
+type learner struct {
 	agent *agent.Agent
 	cfg   config.Learning
 	// saved is when (pool time) the table was last saved; learned is set
@@ -23,28 +23,24 @@ type daemonLearner struct {
 	learned bool
 }
 
-// daemonLearnedName is the store name of the policy a pool learns online:
-// versions "agent@POOL/v000001", ... beside the trained "agent/v...".
-func daemonLearnedName(pool string) string { return "agent@" + pool }
-
-// daemonLearnedTable returns the table a learning pool starts from: the
+// learnedTable returns the table a learning pool starts from: the
 // latest version it saved in the daemon's store (so a restart, even after
 // kill -9, resumes with what was learned up to the last save), or else a
 // copy of the trained table. The epsilon it resumes at is the one saved
 // with the table.
-func daemonLearnedTable(st *datasets.Store, pool string, trained *agent.PolicyTable) (tb *agent.PolicyTable, resumed bool, err error) {
-	tb, err = agent.LoadPolicy(st, daemonLearnedName(pool))
+func learnedTable(st *datasets.Store, pool string, trained *agent.PolicyTable) (tb *agent.PolicyTable, resumed bool, err error) {
+	tb, err = agent.LoadPolicy(st, LearnedPolicyName(pool))
 	switch {
 	case errors.Is(err, datasets.ErrNotFound):
 		tb = trained.Clone()
-		tb.Name = daemonLearnedName(pool)
+		tb.Name = LearnedPolicyName(pool)
 		return tb, false, nil
 	case err != nil:
 		return nil, false, fmt.Errorf("learned policy of pool %s: %w", pool, err)
 	case tb.K != trained.K || len(tb.Levels) != len(trained.Levels):
 		return nil, false, fmt.Errorf("learned policy of pool %s has %d load states and %d levels, the model %d and %d: "+
 			"delete its versions (%s/v...) to start again from the trained policy",
-			pool, tb.K, len(tb.Levels), trained.K, len(trained.Levels), daemonLearnedName(pool))
+			pool, tb.K, len(tb.Levels), trained.K, len(trained.Levels), LearnedPolicyName(pool))
 	}
 	return tb, true, nil
 }
@@ -52,7 +48,7 @@ func daemonLearnedTable(st *datasets.Store, pool string, trained *agent.PolicyTa
 // setMode turns the agent's learning on in auto mode only: in shadow
 // mode its decisions are not carried out, so their rewards would teach it
 // nothing true, and in the other modes it does not decide.
-func (l *daemonLearner) setMode(mode string) {
+func (l *learner) setMode(mode string) {
 	if l != nil {
 		l.learned = l.learned || l.agent.Learning()
 		l.agent.SetLearning(mode == config.ModeAuto)
@@ -62,7 +58,7 @@ func (l *daemonLearner) setMode(mode string) {
 // learnAfterTick exports epsilon and saves the table as a new version when
 // SaveEvery (pool time) has passed since the last save. The caller holds
 // the pool's mu.
-func (p *daemonPool) learnAfterTick(now time.Time) {
+func (p *Pool) learnAfterTick(now time.Time) {
 	l := p.learner
 	if l == nil {
 		return
@@ -78,7 +74,7 @@ func (p *daemonPool) learnAfterTick(now time.Time) {
 // saveLearned stores the pool's learned table as its next version when
 // the agent has been learning (auto mode) since the last save. The caller
 // holds the pool's mu.
-func (p *daemonPool) saveLearned(now time.Time) error {
+func (p *Pool) saveLearned(now time.Time) error {
 	l := p.learner
 	if l == nil {
 		return nil

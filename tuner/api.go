@@ -1,4 +1,4 @@
-package main
+package tuner
 
 import (
 	"context"
@@ -10,24 +10,18 @@ import (
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/chart"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/collector"
-	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
-var (
-	_ api.Reader   = (*daemon)(nil)
-	_ api.Operator = (*daemon)(nil)
-)
-
-// daemonSeriesPoints caps the points /v1/series returns per pool; longer
+// seriesPoints caps the points /v1/series returns per pool; longer
 // histories are thinned by taking every k-th snapshot (counters are
 // cumulative, so rates over k intervals stay exact).
-const daemonSeriesPoints = 720
+const seriesPoints = 720
 
 // State is every pool's mode, limits, latest interval and last decision.
-func (d *daemon) State(ctx context.Context) (api.State, error) {
-	st := api.State{Version: version, Started: d.started, Now: time.Now()}
+func (d *Daemon) State(ctx context.Context) (api.State, error) {
+	st := api.State{Version: d.Version, Started: d.started, Now: time.Now()}
 	for _, p := range d.poolList() {
 		ps := api.PoolState{
 			Name: p.name, Simulated: p.sim != nil, Now: p.clock(),
@@ -42,7 +36,7 @@ func (d *daemon) State(ctx context.Context) (api.State, error) {
 		}
 		p.recMu.Unlock()
 		if ld := ps.LastDecision; ld != nil {
-			if c, ok := daemonCluster(ld.Metrics); ok {
+			if c, ok := clusterOf(ld.Metrics); ok {
 				ps.Cluster = int(c)
 			}
 			ps.FallbackActive = ld.Policy != "agent" && ld.Policy != "manual"
@@ -60,7 +54,7 @@ func (d *daemon) State(ctx context.Context) (api.State, error) {
 
 // Policy explains what decides each pool: the policy of its mode, whether
 // the agent is trained, the learned load states and the fallback thresholds.
-func (d *daemon) Policy(context.Context) (api.Policy, error) {
+func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 	var out api.Policy
 	for _, p := range d.poolList() {
 		p.recMu.Lock()
@@ -100,9 +94,9 @@ func (d *daemon) Policy(context.Context) (api.Policy, error) {
 	return out, nil
 }
 
-// daemonCluster is the load state a decision's metrics name: "state"
+// clusterOf is the load state a decision's metrics name: "state"
 // from the agent, or "cluster".
-func daemonCluster(m map[string]float64) (float64, bool) {
+func clusterOf(m map[string]float64) (float64, bool) {
 	if v, ok := m["state"]; ok {
 		return v, true
 	}
@@ -111,13 +105,13 @@ func daemonCluster(m map[string]float64) (float64, bool) {
 }
 
 // Decisions reads recorded decisions from the store.
-func (d *daemon) Decisions(ctx context.Context, pool string, since time.Time, limit int) ([]agent.Decision, error) {
+func (d *Daemon) Decisions(ctx context.Context, pool string, since time.Time, limit int) ([]agent.Decision, error) {
 	if pool != "" {
-		if _, err := d.pool(pool); err != nil {
+		if _, err := d.findPool(pool); err != nil {
 			return nil, err
 		}
 	}
-	recs, err := daemonReadDecisions(d.store, pool, since, limit)
+	recs, err := ReadDecisions(d.store, pool, since, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -128,31 +122,8 @@ func (d *daemon) Decisions(ctx context.Context, pool string, since time.Time, li
 	return out, ctx.Err()
 }
 
-// daemonReadDecisions returns the newest limit decision records of pool
-// ("" = all) at or after since, oldest first.
-func daemonReadDecisions(store *datasets.Store, pool string, since time.Time, limit int) ([]daemonRecord, error) {
-	var out []daemonRecord
-	err := store.RangeRecords(datasets.BucketDecisions, since, time.Time{}, func(_ time.Time, v []byte) error {
-		var r daemonRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode decision: %w", err)
-		}
-		if pool == "" || r.Pool == pool {
-			out = append(out, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read decisions: %w", err)
-	}
-	if limit > 0 && len(out) > limit {
-		out = out[len(out)-limit:]
-	}
-	return out, nil
-}
-
 // Model describes the loaded model.
-func (d *daemon) Model(context.Context) (json.RawMessage, error) {
+func (d *Daemon) Model(context.Context) (json.RawMessage, error) {
 	if d.model == nil {
 		return nil, api.ErrNoModel
 	}
@@ -160,9 +131,9 @@ func (d *daemon) Model(context.Context) (json.RawMessage, error) {
 }
 
 // Series is a pool's history since the given time, at most
-// daemonSeriesPoints points.
-func (d *daemon) Series(ctx context.Context, pool string, since time.Time) ([]chart.Point, error) {
-	p, err := d.pool(pool)
+// seriesPoints points.
+func (d *Daemon) Series(ctx context.Context, pool string, since time.Time) ([]chart.Point, error) {
+	p, err := d.findPool(pool)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +145,7 @@ func (d *daemon) Series(ctx context.Context, pool string, since time.Time) ([]ch
 	if err != nil {
 		return nil, fmt.Errorf("series of pool %s: %w", pool, err)
 	}
-	if k := (len(snaps) + daemonSeriesPoints - 1) / daemonSeriesPoints; k > 1 {
+	if k := (len(snaps) + seriesPoints - 1) / seriesPoints; k > 1 {
 		thin := snaps[:0]
 		for i := 0; i < len(snaps); i += k {
 			thin = append(thin, snaps[i])
@@ -185,17 +156,17 @@ func (d *daemon) Series(ctx context.Context, pool string, since time.Time) ([]ch
 }
 
 // SetMode switches one pool, or every pool when pool is "".
-func (d *daemon) SetMode(_ context.Context, pool, mode string) error {
+func (d *Daemon) SetMode(_ context.Context, pool, mode string) error {
 	if !config.ValidMode(mode) {
 		return fmt.Errorf("mode %q: want auto, shadow, manual or fallback-only: %w", mode, api.ErrBadRequest)
 	}
 	pools := d.poolList()
 	if pool != "" {
-		p, err := d.pool(pool)
+		p, err := d.findPool(pool)
 		if err != nil {
 			return err
 		}
-		pools = []*daemonPool{p}
+		pools = []*Pool{p}
 	}
 	for _, p := range pools {
 		p.mu.Lock()
@@ -214,8 +185,8 @@ func (d *daemon) SetMode(_ context.Context, pool, mode string) error {
 
 // Scale asks a pool in manual mode for one server more or fewer and
 // returns the decision the controller made of it (after the guard).
-func (d *daemon) Scale(ctx context.Context, pool string, delta int) (agent.Decision, error) {
-	p, err := d.pool(pool)
+func (d *Daemon) Scale(ctx context.Context, pool string, delta int) (agent.Decision, error) {
+	p, err := d.findPool(pool)
 	if err != nil {
 		return agent.Decision{}, err
 	}
@@ -234,8 +205,8 @@ func (d *daemon) Scale(ctx context.Context, pool string, delta int) (agent.Decis
 }
 
 // Pause stops or resumes a pool's decisions.
-func (d *daemon) Pause(_ context.Context, pool string, paused bool) error {
-	p, err := d.pool(pool)
+func (d *Daemon) Pause(_ context.Context, pool string, paused bool) error {
+	p, err := d.findPool(pool)
 	if err != nil {
 		return err
 	}
@@ -248,25 +219,25 @@ func (d *daemon) Pause(_ context.Context, pool string, paused bool) error {
 	return p.persist()
 }
 
-// daemonNodeAdder registers an existing server in a balancer pool.
-type daemonNodeAdder interface {
+// nodeAdder registers an existing server in a balancer pool.
+type nodeAdder interface {
 	AddServer(ctx context.Context, pool, name, addr string, weight int) error
 }
 
-// daemonNodeRemover drains a server and removes it from a balancer pool.
-type daemonNodeRemover interface {
+// nodeRemover drains a server and removes it from a balancer pool.
+type nodeRemover interface {
 	RemoveServer(ctx context.Context, pool, name string) error
 }
 
-// daemonBootCounter reports servers ordered but not serving yet.
-type daemonBootCounter interface {
+// bootCounter reports servers ordered but not serving yet.
+type bootCounter interface {
 	Booting(pool string) int
 }
 
 // Node adds, removes or launches one server. Launch orders one server
 // more than serving + booting from the pool's actuator.
-func (d *daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) {
-	p, err := d.pool(req.Pool)
+func (d *Daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) {
+	p, err := d.findPool(req.Pool)
 	if err != nil {
 		return "", err
 	}
@@ -279,7 +250,7 @@ func (d *daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 			return "", fmt.Errorf("launch in pool %s: no data yet to count its servers: %w", p.name, api.ErrConflict)
 		}
 		n := pt.Servers + 1
-		if bc, ok := p.applier.(daemonBootCounter); ok {
+		if bc, ok := p.applier.(bootCounter); ok {
 			n += bc.Booting(p.name)
 		}
 		if n > p.template.Max {
@@ -290,7 +261,7 @@ func (d *daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 		}
 		return fmt.Sprintf("pool %s: ordered %d servers", p.name, n), nil
 	case "add":
-		a, ok := p.applier.(daemonNodeAdder)
+		a, ok := p.applier.(nodeAdder)
 		if !ok {
 			return "", fmt.Errorf("add to pool %s: its actuator cannot register servers: %w", p.name, api.ErrConflict)
 		}
@@ -306,7 +277,7 @@ func (d *daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 		}
 		return fmt.Sprintf("pool %s: added %s (%s)", p.name, name, req.Address), nil
 	case "rm":
-		r, ok := p.applier.(daemonNodeRemover)
+		r, ok := p.applier.(nodeRemover)
 		if !ok {
 			return "", fmt.Errorf("remove from pool %s: its actuator cannot remove servers: %w", p.name, api.ErrConflict)
 		}

@@ -1,29 +1,28 @@
-package main
+package tuner
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
-// runLearnConfig writes the --sim example into dir, sped up 30x, with the
+// learnConfig writes the --sim example into dir, sped up 30x, with the
 // shipped model and online learning on (epsilon 1 decaying to 0.5, saved
 // every simulated minute), and returns its path.
-func runLearnConfig(t *testing.T, dir, addr string) string {
+func learnConfig(t *testing.T, dir, addr string) string {
 	t.Helper()
-	model, err := filepath.Abs(filepath.Join("..", "..", "datasets", "default-agent.db"))
+	model, err := filepath.Abs(filepath.Join("..", "datasets", "default-agent.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,76 +52,15 @@ func runLearnConfig(t *testing.T, dir, addr string) string {
 	return path
 }
 
-// runLatestLearned reads the latest learned policy of pool web from the
-// store at path.
-func runLatestLearned(t *testing.T, path string) *agent.PolicyTable {
-	t.Helper()
-	st, err := datasets.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tb, err := agent.LoadPolicy(st, daemonLearnedName("web"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tb
-}
-
-// TestRunKillRestartLearning kills a learning daemon with SIGKILL after a
-// few periodic saves, and checks the restart resumes from the latest saved
-// version of the learned policy.
-func TestRunKillRestartLearning(t *testing.T) {
-	bin := lbtuneBinary(t)
-	dir := t.TempDir()
-	addr := runFreeAddr(t)
-	runLearnConfig(t, dir, addr)
-	p := runStart(t, bin, dir, addr)
-	// 5 s at 30x: about two simulated minutes, two saves.
-	time.Sleep(5 * time.Second)
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-	saved := runLatestLearned(t, filepath.Join(dir, "lbtune.db"))
-
-	p = runStart(t, bin, dir, addr)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no exit 15 s after SIGTERM\n%s", p.stderr)
-	}
-	var resumed bool
-	for _, line := range strings.Split(p.stderr.String(), "\n") {
-		var rec struct {
-			Msg     string
-			Resumed bool
-			Updates int
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "online learning" {
-			resumed = rec.Resumed && rec.Updates == saved.Steps
-			if !resumed {
-				t.Errorf("restart: %s; want resumed from the saved version with %d updates", line, saved.Steps)
-			}
-		}
-	}
-	if !resumed {
-		t.Errorf("no resumed online learning in the restart's log:\n%s", p.stderr)
-	}
-}
-
-// TestRunOnlineLearning runs the daemon in process on the --sim example,
+// TestOnlineLearning runs the daemon in process on the --sim example,
 // sped up, with the shipped model and online learning on (epsilon 1, so
 // every agent decision explores): within a bounded time it must record
 // explore decisions, export epsilon in /metrics and save a learned policy
 // version; a new daemon on the same store resumes from that version.
-func TestRunOnlineLearning(t *testing.T) {
+func TestOnlineLearning(t *testing.T) {
 	dir := t.TempDir()
-	addr := runFreeAddr(t)
-	path := runLearnConfig(t, dir, addr)
+	addr := freeAddr(t)
+	path := learnConfig(t, dir, addr)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +69,11 @@ func TestRunOnlineLearning(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runDaemon(ctx, cfg, log, io.Discard) }()
+	d, err := New(cfg, log, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- d.Run(ctx, nil) }()
 	// The store cannot be read while the daemon holds it, so run a fixed
 	// span, scraping /metrics: 12 s at 30x is 6 simulated minutes, about
 	// 6 saves at one per simulated minute.
@@ -149,7 +91,7 @@ func TestRunOnlineLearning(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("runDaemon: %v", err)
+			t.Fatalf("Run: %v", err)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("daemon did not stop within 20 s of cancel")
@@ -162,7 +104,7 @@ func TestRunOnlineLearning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := daemonReadDecisions(st, "web", time.Time{}, 0)
+	recs, err := ReadDecisions(st, "web", time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,14 +126,14 @@ func TestRunOnlineLearning(t *testing.T) {
 	}
 	var versions []string
 	for _, k := range keys {
-		if strings.HasPrefix(k, daemonLearnedName("web")+"/v") {
+		if strings.HasPrefix(k, LearnedPolicyName("web")+"/v") {
 			versions = append(versions, k)
 		}
 	}
 	if len(versions) < 2 {
 		t.Errorf("learned policy versions %v: want periodic saves (every simulated minute) and one at shutdown", versions)
 	}
-	saved, err := agent.LoadPolicy(st, daemonLearnedName("web"))
+	saved, err := agent.LoadPolicy(st, LearnedPolicyName("web"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,12 +143,12 @@ func TestRunOnlineLearning(t *testing.T) {
 	t.Logf("%d decisions, %d by the agent, %d explore; versions %v; saved epsilon %.3f", len(recs), agentDecided, explore, versions, saved.Config.Epsilon)
 
 	// A restart resumes from the latest saved version.
-	d, err := newDaemon(cfg, log, time.Now)
+	d, err = New(cfg, log, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.store.Close()
-	p, err := d.pool("web")
+	p, err := d.findPool("web")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,4 +162,15 @@ func TestRunOnlineLearning(t *testing.T) {
 	if eps := p.learner.agent.Exploration(); eps < 0.5 || eps > 1 {
 		t.Errorf("resumed epsilon %v, want within [min_epsilon 0.5, 1]", eps)
 	}
+}
+
+// freeAddr returns a 127.0.0.1 port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -1,4 +1,4 @@
-package main
+package tuner
 
 import (
 	"context"
@@ -14,13 +14,13 @@ import (
 	"github.com/lbtune/lbtune/actuator/haproxy"
 	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
-// daemonActuator builds the agent.Applier of one configured actuator. A
+// buildActuator builds the agent.Applier of one configured actuator. A
 // fleet also returns its supervision loop (run) and its Close (stop: every
 // server process it started ends with the daemon).
-func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog.Logger) (agent.Applier, error) {
+func (d *Daemon) buildActuator(cfg *config.Config, a config.Actuator, log *slog.Logger) (agent.Applier, error) {
 	switch {
 	case a.Fleet != nil:
 		templates := map[string]fleet.Template{}
@@ -34,19 +34,19 @@ func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog
 		d.closers = append(d.closers, fl.Close)
 		return d.poolsOver(cfg, a, a.Fleet.Balancer, fl, log), nil
 	case a.AWS != nil:
-		prov, err := daemonAWSProvider(cfg, a, log)
+		prov, err := awsProvider(cfg, a, log)
 		if err != nil {
 			return nil, err
 		}
 		return d.poolsOver(cfg, a, a.AWS.Balancer, prov, log), nil
 	case a.NGINX != nil:
-		return &daemonWeightsOnly{kind: "nginx", name: a.Name, weights: d.nginxOf(&a, log)}, nil
+		return &weightsOnly{kind: "nginx", name: a.Name, weights: d.nginxOf(&a, log)}, nil
 	case a.HAProxy != nil:
 		rt := &haproxy.Runtime{Socket: a.HAProxy.Socket, Log: log.With("actuator", a.Name)}
 		if a.HAProxy.Standby {
-			return &daemonStandby{rt: rt, drain: 30 * time.Second, poll: 100 * time.Millisecond}, nil
+			return haproxy.NewStandby(rt), nil
 		}
-		return &daemonWeightsOnly{kind: "haproxy", name: a.Name, weights: rt}, nil
+		return &weightsOnly{kind: "haproxy", name: a.Name, weights: rt}, nil
 	}
 	return nil, fmt.Errorf("actuator %s: %s actuators are not wired into lbtune run yet (fleet with an haproxy or nginx balancer, haproxy and nginx are)", a.Name, a.Kind())
 }
@@ -54,9 +54,9 @@ func (d *daemon) daemonActuator(cfg *config.Config, a config.Actuator, log *slog
 // poolsOver returns actuator.Pools over the named balancer actuator and a
 // server provider (local processes, EC2, an Auto Scaling group) for the
 // pools using actuator a; its supervision loop runs with the daemon.
-func (d *daemon) poolsOver(cfg *config.Config, a config.Actuator, balancer string, prov actuator.Provider, log *slog.Logger) agent.Applier {
+func (d *Daemon) poolsOver(cfg *config.Config, a config.Actuator, balancer string, prov actuator.Provider, log *slog.Logger) agent.Applier {
 	b := cfg.Actuator(balancer)
-	var bal daemonBalancer
+	var bal actuator.Balancer
 	if b.HAProxy != nil {
 		bal = &haproxy.Runtime{Socket: b.HAProxy.Socket, Log: log.With("actuator", b.Name)}
 	} else {
@@ -71,18 +71,13 @@ func (d *daemon) poolsOver(cfg *config.Config, a config.Actuator, balancer strin
 	pools := actuator.NewPools(bal, prov, limits)
 	pools.Log = log.With("actuator", a.Name)
 	d.runners = append(d.runners, pools.Run)
-	return &daemonFleet{Pools: pools, balancer: bal}
-}
-
-// daemonBalancer is what a fleet registers its servers in.
-type daemonBalancer interface {
-	actuator.Balancer
+	return &fleetApplier{Pools: pools, balancer: bal}
 }
 
 // nginxOf returns the one NGINX manager of actuator a, created on first
 // use; its upstreams are written (validated, reloaded) when the daemon
-// starts (see startNGINX).
-func (d *daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
+// starts (see New).
+func (d *Daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
 	if n, ok := d.nginx[a.Name]; ok {
 		return n
 	}
@@ -103,98 +98,98 @@ func (d *daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
 	return n
 }
 
-// daemonFleet is a fleet's Pools with its balancer's node operations
+// fleetApplier is a fleet's Pools with its balancer's node operations
 // (lbtune node add|rm) and launch.
-type daemonFleet struct {
+type fleetApplier struct {
 	*actuator.Pools
-	balancer daemonBalancer
+	balancer actuator.Balancer
 }
 
 // AddServer registers an existing server in the balancer.
-func (f *daemonFleet) AddServer(ctx context.Context, pool, name, addr string, w int) error {
+func (f *fleetApplier) AddServer(ctx context.Context, pool, name, addr string, w int) error {
 	return f.balancer.AddServer(ctx, pool, name, addr, w)
 }
 
 // RemoveServer drains a server out of the balancer and deletes it.
-func (f *daemonFleet) RemoveServer(ctx context.Context, pool, name string) error {
+func (f *fleetApplier) RemoveServer(ctx context.Context, pool, name string) error {
 	return f.balancer.RemoveServer(ctx, pool, name)
 }
 
-// daemonWeighter sets weights in a balancer.
-type daemonWeighter interface {
+// weighter sets weights in a balancer.
+type weighter interface {
 	SetWeights(ctx context.Context, pool string, weights map[string]int) error
 }
 
-// daemonWeightsOnly applies weights through a balancer that cannot start
+// weightsOnly applies weights through a balancer that cannot start
 // servers by itself; a scale decision fails with an error saying so.
-type daemonWeightsOnly struct {
+type weightsOnly struct {
 	kind, name string
-	weights    daemonWeighter
+	weights    weighter
 }
 
 // SetWeights forwards to the balancer.
-func (w *daemonWeightsOnly) SetWeights(ctx context.Context, pool string, weights map[string]int) error {
+func (w *weightsOnly) SetWeights(ctx context.Context, pool string, weights map[string]int) error {
 	return w.weights.SetWeights(ctx, pool, weights)
 }
 
 // Scale refuses: a balancer alone has no servers to start.
-func (w *daemonWeightsOnly) Scale(_ context.Context, pool string, n int) error {
+func (w *weightsOnly) Scale(_ context.Context, pool string, n int) error {
 	return fmt.Errorf("scale %s to %d: actuator %s (%s) only sets weights: use a fleet or aws actuator to start servers", pool, n, w.name, w.kind)
 }
 
-// daemonTimed times every action of an applier into the actuation latency
+// timedApplier times every action of an applier into the actuation latency
 // metric.
-type daemonTimed struct {
+type timedApplier struct {
 	agent.Applier
 	latency *prometheus.HistogramVec
 }
 
-// daemonTimedApplier wraps a for the controller. An applier that counts
+// timed wraps a for the controller. An applier that counts
 // booting servers and knows capacities (the simulator, fleets) keeps those
 // methods visible, so the controller still finds them.
-func daemonTimedApplier(a agent.Applier, latency *prometheus.HistogramVec) agent.Applier {
-	t := daemonTimed{Applier: a, latency: latency}
-	if _, ok := a.(daemonBootCounter); ok {
-		if _, ok := a.(daemonCapacities); ok {
-			return &daemonTimedSized{daemonTimed: t}
+func timed(a agent.Applier, latency *prometheus.HistogramVec) agent.Applier {
+	t := timedApplier{Applier: a, latency: latency}
+	if _, ok := a.(bootCounter); ok {
+		if _, ok := a.(capacityReporter); ok {
+			return &timedSized{timedApplier: t}
 		}
 	}
 	return &t
 }
 
 // SetWeights times the applier's SetWeights.
-func (t *daemonTimed) SetWeights(ctx context.Context, pool string, w map[string]int) error {
+func (t *timedApplier) SetWeights(ctx context.Context, pool string, w map[string]int) error {
 	defer t.observe(pool, "weights", time.Now())
 	return t.Applier.SetWeights(ctx, pool, w)
 }
 
 // Scale times the applier's Scale.
-func (t *daemonTimed) Scale(ctx context.Context, pool string, n int) error {
+func (t *timedApplier) Scale(ctx context.Context, pool string, n int) error {
 	defer t.observe(pool, "scale", time.Now())
 	return t.Applier.Scale(ctx, pool, n)
 }
 
-func (t *daemonTimed) observe(pool, action string, start time.Time) {
+func (t *timedApplier) observe(pool, action string, start time.Time) {
 	t.latency.WithLabelValues(pool, action).Observe(time.Since(start).Seconds())
 }
 
-// daemonCapacities reports servers' relative capacities.
-type daemonCapacities interface {
+// capacityReporter reports servers' relative capacities.
+type capacityReporter interface {
 	Capacities(pool string) map[string]float64
 }
 
-// daemonTimedSized is daemonTimed for appliers that count booting servers
+// timedSized is timedApplier for appliers that count booting servers
 // and know capacities.
-type daemonTimedSized struct {
-	daemonTimed
+type timedSized struct {
+	timedApplier
 }
 
 // Booting forwards to the applier.
-func (t *daemonTimedSized) Booting(pool string) int {
-	return t.Applier.(daemonBootCounter).Booting(pool)
+func (t *timedSized) Booting(pool string) int {
+	return t.Applier.(bootCounter).Booting(pool)
 }
 
 // Capacities forwards to the applier.
-func (t *daemonTimedSized) Capacities(pool string) map[string]float64 {
-	return t.Applier.(daemonCapacities).Capacities(pool)
+func (t *timedSized) Capacities(pool string) map[string]float64 {
+	return t.Applier.(capacityReporter).Capacities(pool)
 }

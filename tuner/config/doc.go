@@ -5,6 +5,7 @@
 //
 // Loading follows Prometheus: start from Default, decode strictly (unknown
 // keys are errors), then Validate collects every problem, each with its line
-// number, including cross-field checks. cmd/lbtune turns a valid Config into
-// wired packages; this package imports none of them.
+// number, including cross-field checks. Package tuner turns a valid Config
+// into wired packages; this package imports only agent, whose reward and
+// guard settings Reward.Agent and Guard.Agent convert to.
 package config

@@ -1,4 +1,4 @@
-package main
+package tuner
 
 import (
 	"encoding/json"
@@ -10,37 +10,37 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/model"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
-// daemonPolicyFactory builds a pool's policies: auto (the agent behind its
+// policyFactory builds a pool's policies: auto (the agent behind its
 // fallback switch) and fallback (the threshold policy alone).
 // With online learning on, auto's agent learns into its own table, started
-// from the pool's last saved one (daemon_learn.go).
-type daemonPolicyFactory func(pc config.Pool, t agent.Template) (auto, fallback agent.Policy, err error)
+// from the pool's last saved one (learn.go).
+type policyFactory func(pc config.Pool, t agent.Template) (auto, fallback agent.Policy, err error)
 
-// daemonModel is the trained model and policy table the agent runs with.
-type daemonModel struct {
+// trainedModel is the trained model and policy table the agent runs with.
+type trainedModel struct {
 	path  string
 	model *model.Model
 	table *agent.PolicyTable
 }
 
-// daemonPolicies loads the model + policy named in cfg (a store written by
+// loadPolicies loads the model + policy named in cfg (a store written by
 // `lbtune train`) and returns the policy factory and a JSON description of
 // the model for /v1/model (nil without a model). Without a model the agent
 // is untrained, and its switch hands every decision to the threshold
 // fallback, saying so in each decision's reason.
-func daemonPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (daemonPolicyFactory, *daemonModel, json.RawMessage, error) {
-	var dm *daemonModel
+func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (policyFactory, *trainedModel, json.RawMessage, error) {
+	var dm *trainedModel
 	var desc json.RawMessage
 	if cfg.Model.Path == "" {
 		log.Info("no model configured: the threshold fallback decides until a model is trained")
 	} else {
 		var err error
-		if dm, err = daemonLoadModel(cfg.Model.Path); err != nil {
+		if dm, err = loadModel(cfg.Model.Path); err != nil {
 			return nil, nil, nil, err
 		}
 		if desc, err = dm.describe(); err != nil {
@@ -68,7 +68,7 @@ func daemonPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger)
 			}
 			table := dm.table // shared read-only while not learning
 			if lc := cfg.Model.Learning; lc.Enabled {
-				tb, resumed, err := daemonLearnedTable(store, pc.Name, dm.table)
+				tb, resumed, err := learnedTable(store, pc.Name, dm.table)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -86,9 +86,9 @@ func daemonPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger)
 	return f, dm, desc, nil
 }
 
-// daemonLoadModel reads the model and the latest "agent" policy from the
+// loadModel reads the model and the latest trainedPolicyName policy from the
 // store at path (opened read-only and closed again).
-func daemonLoadModel(path string) (*daemonModel, error) {
+func loadModel(path string) (*trainedModel, error) {
 	st, err := datasets.OpenReadOnly(path)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
@@ -98,19 +98,19 @@ func daemonLoadModel(path string) (*daemonModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
-	tb, err := agent.LoadPolicy(st, "agent")
+	tb, err := agent.LoadPolicy(st, trainedPolicyName)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	if tb.K != m.K() {
 		return nil, fmt.Errorf("model %s: the policy has %d load states, the model %d: train them together", path, tb.K, m.K())
 	}
-	return &daemonModel{path: path, model: m, table: tb}, nil
+	return &trainedModel{path: path, model: m, table: tb}, nil
 }
 
 // clusters are the load states in real units with the policy's value of
 // each headroom level.
-func (dm *daemonModel) clusters() []api.Cluster {
+func (dm *trainedModel) clusters() []api.Cluster {
 	var out []api.Cluster
 	for _, c := range dm.model.Clusters() {
 		ac := api.Cluster{ID: c.Index, Share: c.Share, Centroid: dm.table.Config.Centroid(c.Centroid), Values: map[string]float64{}}
@@ -120,7 +120,7 @@ func (dm *daemonModel) clusters() []api.Cluster {
 				if l >= len(dm.table.Levels) {
 					break
 				}
-				name := daemonLevelName(l, dm.table.Levels[l])
+				name := levelName(l, dm.table.Levels[l])
 				ac.Values[name] = q
 				if best < 0 || q > dm.table.Q[c.Index][best] {
 					best = l
@@ -128,21 +128,21 @@ func (dm *daemonModel) clusters() []api.Cluster {
 			}
 		}
 		if best >= 0 {
-			ac.Preferred = daemonLevelName(best, dm.table.Levels[best])
+			ac.Preferred = levelName(best, dm.table.Levels[best])
 		}
 		out = append(out, ac)
 	}
 	return out
 }
 
-// daemonLevelName names a headroom level: plan for forecast + Z sigma with
+// levelName names a headroom level: plan for forecast + Z sigma with
 // the queueing tail bound.
-func daemonLevelName(i int, l agent.Level) string {
+func levelName(i int, l agent.Level) string {
 	return fmt.Sprintf("L%d z=%.1f tail=%.2f", i, l.Z, l.Tail)
 }
 
 // describe is /v1/model.
-func (dm *daemonModel) describe() (json.RawMessage, error) {
+func (dm *trainedModel) describe() (json.RawMessage, error) {
 	type policy struct {
 		Name      string        `json:"name"`
 		Created   time.Time     `json:"created"`

@@ -1,4 +1,4 @@
-package main
+package tuner
 
 import (
 	"context"
@@ -12,13 +12,13 @@ import (
 
 	"github.com/lbtune/lbtune/actuator"
 	awsprov "github.com/lbtune/lbtune/actuator/aws"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
-// daemonAWSProvider builds the EC2 or Auto Scaling group provider of an aws
+// awsProvider builds the EC2 or Auto Scaling group provider of an aws
 // actuator. Credentials come from the usual AWS chain (environment, shared
 // config, instance role); nothing is called until the first scale.
-func daemonAWSProvider(cfg *config.Config, a config.Actuator, log *slog.Logger) (actuator.Provider, error) {
+func awsProvider(cfg *config.Config, a config.Actuator, log *slog.Logger) (actuator.Provider, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ac, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(a.AWS.Region))

@@ -1,33 +1,23 @@
-package main
+package haproxy
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/lbtune/lbtune/actuator/haproxy"
 )
 
 // standbyHAProxy starts a real HAProxy on 127.0.0.1 with backend "web" of
-// three httptest servers (a request with ?slow=1 takes 1.5 s) and returns
-// its runtime API and frontend URL once all three are up.
-func standbyHAProxy(t *testing.T) (*haproxy.Runtime, string) {
+// three test servers (a request with ?slow=1 takes 1.5 s) and returns its
+// runtime API and frontend URL once all three are up.
+func standbyHAProxy(t *testing.T) (*Runtime, string) {
 	t.Helper()
-	const bin = "/usr/sbin/haproxy"
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("haproxy binary %s missing (apt-get install haproxy; CI does): %v", bin, err)
-	}
-	var servers []haproxy.ConfigServer
+	var servers []ConfigServer
 	for i := range 3 {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Get("slow") == "1" {
@@ -36,36 +26,17 @@ func standbyHAProxy(t *testing.T) (*haproxy.Runtime, string) {
 			_, _ = io.WriteString(w, "ok")
 		}))
 		t.Cleanup(srv.Close)
-		servers = append(servers, haproxy.ConfigServer{Name: "s" + string(rune('1'+i)), Addr: strings.TrimPrefix(srv.URL, "http://"), Weight: 10})
+		servers = append(servers, ConfigServer{Name: "s" + string(rune('1'+i)), Addr: strings.TrimPrefix(srv.URL, "http://"), Weight: 10})
 	}
-	dir := t.TempDir()
-	front := runFreeAddr(t)
-	c := haproxy.Config{Socket: filepath.Join(dir, "admin.sock"), Backends: []haproxy.Backend{{Name: "web", Bind: front, Servers: servers}}}
-	var buf bytes.Buffer
-	if err := haproxy.RenderConfig(&buf, c); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-f", cfg, "-db")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	rt := &haproxy.Runtime{Socket: c.Socket}
+	front := freeAddr(t)
+	rt := startHAProxy(t, Config{Backends: []Backend{{Name: "web", Bind: front, Servers: servers}}})
 	standbyWait(t, rt, "web", "s1,s2,s3", "")
 	return rt, "http://" + front
 }
 
 // standbyWait polls until the serving and standby (MAINT) servers of the
 // backend are exactly as given (comma-separated names).
-func standbyWait(t *testing.T, rt *haproxy.Runtime, backend, serving, standby string) {
+func standbyWait(t *testing.T, rt *Runtime, backend, serving, standby string) {
 	t.Helper()
 	var got [2]string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -97,7 +68,7 @@ func standbyWait(t *testing.T, rt *haproxy.Runtime, backend, serving, standby st
 // drained servers finish them, none fails.
 func TestStandbyScale(t *testing.T) {
 	rt, front := standbyHAProxy(t)
-	s := &daemonStandby{rt: rt, drain: 10 * time.Second, poll: 50 * time.Millisecond}
+	s := &Standby{Runtime: rt, Drain: 10 * time.Second, Poll: 50 * time.Millisecond}
 	ctx := context.Background()
 
 	// One slow request per server (round robin), then scale in to one.

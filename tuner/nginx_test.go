@@ -1,9 +1,11 @@
-package main
+package tuner
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,21 +15,22 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
-// TestRunNGINX runs the daemon on a real NGINX (stock Debian, no vts):
+// TestNGINX runs the daemon in process on a real NGINX (stock Debian, no vts):
 // observed through its access log over syslog UDP, weights applied through
 // the include file lbtune owns. At start the daemon writes the configured
 // upstreams (nginx -t, graceful reload); requests keep succeeding; the
-// daemon sees the traffic in /v1/state.
-func TestRunNGINX(t *testing.T) {
+// daemon sees the traffic in its state (/v1/state).
+func TestNGINX(t *testing.T) {
 	const nginxBin = "/usr/sbin/nginx"
 	if _, err := os.Stat(nginxBin); err != nil {
 		t.Fatalf("nginx binary %s missing (apt-get install nginx; CI does): %v", nginxBin, err)
 	}
-	bin := lbtuneBinary(t)
 	dir := t.TempDir()
 	var backends []string
 	for range 2 {
@@ -41,7 +44,7 @@ func TestRunNGINX(t *testing.T) {
 	}
 	syslog := udp.LocalAddr().String()
 	udp.Close()
-	front := runFreeAddr(t)
+	front := freeAddr(t)
 	include := filepath.Join(dir, "upstreams.conf")
 	// NGINX needs the upstream to exist before lbtune rewrites it.
 	if err := os.WriteFile(include, []byte(fmt.Sprintf("upstream web { server %s; }\n", backends[0])), 0o600); err != nil {
@@ -82,7 +85,7 @@ http {
 	ndone := make(chan struct{})
 	go func() { _ = ncmd.Wait(); close(ndone) }()
 	t.Cleanup(func() { _ = ncmd.Process.Signal(syscall.SIGQUIT); <-ndone })
-	runWaitFor(t, func() bool {
+	waitFor(t, func() bool {
 		c, err := net.Dial("tcp", front)
 		if err == nil {
 			c.Close()
@@ -90,7 +93,7 @@ http {
 		return err == nil
 	})
 
-	addr := runFreeAddr(t)
+	addr := freeAddr(t)
 	cfg := fmt.Sprintf(`api: {listen: %q, token_file: lbtune.token}
 store: {path: lbtune.db}
 intervals: {scrape: 1s, scrape_timeout: 500ms, decide: 2s}
@@ -118,7 +121,18 @@ pools:
 	if err := os.WriteFile(filepath.Join(dir, "lbtune.token"), []byte("test-token-0123456789abcdef"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := runStart(t, bin, dir, addr)
+	cfgFile, err := config.Load(filepath.Join(dir, "lbtune.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfgFile, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, nil) }()
 
 	// The daemon rewrote the include with both configured servers.
 	b, err := os.ReadFile(include)
@@ -132,7 +146,7 @@ pools:
 	}
 	// Traffic through NGINX succeeds and the daemon sees it.
 	var seen float64
-	runWaitFor(t, func() bool {
+	waitFor(t, func() bool {
 		for range 20 {
 			resp, err := http.Get("http://" + front + "/")
 			if err != nil {
@@ -143,15 +157,10 @@ pools:
 				t.Fatalf("request through NGINX: %s", resp.Status)
 			}
 		}
-		var st struct {
-			Pools []struct {
-				Latest *struct {
-					Rate    float64
-					Servers int
-				}
-			}
+		st, err := d.State(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		p.call(t, "GET", "/v1/state", "", "", &st)
 		if l := st.Pools[0].Latest; l != nil && l.Rate > 0 && l.Servers == 2 {
 			seen = l.Rate
 			return true
@@ -159,8 +168,26 @@ pools:
 		return false
 	})
 	t.Logf("daemon sees %.1f req/s over both NGINX servers", seen)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-p.done; err != nil {
-		t.Fatalf("SIGTERM: %v\n%s", err, p.stderr)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return 15 s after cancel")
 	}
+}
+
+// waitFor polls cond for up to 20 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 20 s")
 }

@@ -13,16 +13,16 @@ import (
 	"time"
 )
 
-// daemonClient talks to a running daemon's API: the commands mode, scale,
+// client talks to a running daemon's API: the commands mode, scale,
 // pool, node and template use it.
-type daemonClient struct {
+type client struct {
 	addr      *string
 	tokenFile *string
 }
 
-// daemonClientFlags adds --addr and --token-file to fs. Their defaults come
+// clientFlags adds --addr and --token-file to fs. Their defaults come
 // from $LBTUNE_ADDR and $LBTUNE_TOKEN_FILE when set.
-func daemonClientFlags(fs *flag.FlagSet) *daemonClient {
+func clientFlags(fs *flag.FlagSet) *client {
 	addr := os.Getenv("LBTUNE_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:9464"
@@ -31,7 +31,7 @@ func daemonClientFlags(fs *flag.FlagSet) *daemonClient {
 	if tok == "" {
 		tok = "lbtune.token"
 	}
-	return &daemonClient{
+	return &client{
 		addr:      fs.String("addr", addr, "daemon API address host:port ($LBTUNE_ADDR)"),
 		tokenFile: fs.String("token-file", tok, "file holding the API bearer token ($LBTUNE_TOKEN_FILE)"),
 	}
@@ -39,7 +39,7 @@ func daemonClientFlags(fs *flag.FlagSet) *daemonClient {
 
 // post sends body to path with the bearer token and returns the decoded
 // JSON answer; a non-200 answer is an error carrying the daemon's message.
-func (c *daemonClient) post(ctx context.Context, path, contentType string, body []byte) (map[string]any, error) {
+func (c *client) post(ctx context.Context, path, contentType string, body []byte) (map[string]any, error) {
 	tok, err := os.ReadFile(*c.tokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("read token: %w", err)
@@ -74,7 +74,7 @@ func (c *daemonClient) post(ctx context.Context, path, contentType string, body 
 }
 
 // postJSON sends v as JSON.
-func (c *daemonClient) postJSON(ctx context.Context, path string, v any) (map[string]any, error) {
+func (c *client) postJSON(ctx context.Context, path string, v any) (map[string]any, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)

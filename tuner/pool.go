@@ -1,4 +1,4 @@
-package main
+package tuner
 
 import (
 	"context"
@@ -11,16 +11,18 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/sim"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/chart"
-	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
-// daemonPool is one tuned pool: its decision loop, mode and history.
-type daemonPool struct {
-	d        *daemon
+// Pool is one tuned pool: its decision loop, mode and history. Its
+// controller records every decision through Record.
+type Pool struct {
+	d        *Daemon
 	name     string
 	cfg      config.Pool
 	template agent.Template
@@ -33,7 +35,7 @@ type daemonPool struct {
 	// scrape is the snapshot interval in the pool's time.
 	scrape  time.Duration
 	applier agent.Applier
-	sim     *daemonSim // nil for a real pool
+	sim     *sim.Live // nil for a real pool
 	// loop is a simulated pool's collector loop.
 	loop *collector.Loop
 	// stop ends the pool's goroutines (set by startPool).
@@ -42,13 +44,13 @@ type daemonPool struct {
 	// auto is the policy of auto and shadow mode, fallback the threshold
 	// policy of fallback-only mode, manual the operator's +1/-1.
 	auto, fallback agent.Policy
-	manual         *daemonManual
+	manual         *manualPolicy
 	log            *slog.Logger
 
 	mu  sync.Mutex // serialises ticks, mode changes and manual scaling
 	ctl *agent.Controller
 	// learner is the pool's online learning; nil when off.
-	learner *daemonLearner
+	learner *learner
 	// templateSpec is the YAML of a pool started by `template up`.
 	templateSpec string
 
@@ -63,10 +65,12 @@ type daemonPool struct {
 	weights map[string]int // last weights applied
 }
 
-// setMode switches the pool's mode and rebuilds its controller (the new
+var _ agent.Recorder = (*Pool)(nil)
+
+// setModeLocked switches the pool's mode and rebuilds its controller (the new
 // controller rebuilds its rate window from the store on its first tick).
 // The caller holds p.mu.
-func (p *daemonPool) setModeLocked(mode string) error {
+func (p *Pool) setModeLocked(mode string) error {
 	if !config.ValidMode(mode) {
 		return fmt.Errorf("mode %q: want auto, shadow, manual or fallback-only: %w", mode, api.ErrBadRequest)
 	}
@@ -88,8 +92,8 @@ func (p *daemonPool) setModeLocked(mode string) error {
 		StaleAfter: 3 * max(p.d.cfg.Intervals.Decide, p.scrape),
 		Timeout:    p.tickTimeout(),
 		Pools:      []agent.PoolControl{{Name: p.name, Policy: policy, Template: p.template}},
-		Source:     &daemonRecent{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock},
-		Applier:    daemonTimedApplier(p.applier, p.d.metrics.ActuationLatency),
+		Source:     &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock},
+		Applier:    timed(p.applier, p.d.metrics.ActuationLatency),
 		Guard:      guard,
 		Recorder:   p,
 		Shadow:     mode == config.ModeShadow,
@@ -110,7 +114,7 @@ func (p *daemonPool) setModeLocked(mode string) error {
 // tickTimeout bounds one tick, actuation included: long enough for a drain
 // (30 s) or a local server's start, and for a cloud instance's boot (the
 // AWS provider waits up to 10 minutes). A tick in progress delays the next.
-func (p *daemonPool) tickTimeout() time.Duration {
+func (p *Pool) tickTimeout() time.Duration {
 	if a := p.d.cfg.Actuator(p.cfg.Actuator); a != nil && a.AWS != nil {
 		return 15 * time.Minute
 	}
@@ -119,7 +123,7 @@ func (p *daemonPool) tickTimeout() time.Duration {
 
 // run ticks the pool's controller every period until ctx ends. Ticks are
 // offset per pool so several pools do not fire in lockstep.
-func (p *daemonPool) run(ctx context.Context) error {
+func (p *Pool) run(ctx context.Context) error {
 	h := fnv.New32a()
 	h.Write([]byte(p.name))
 	offset := time.Duration(h.Sum32()) % p.period
@@ -141,7 +145,7 @@ func (p *daemonPool) run(ctx context.Context) error {
 }
 
 // tick makes one decision unless the pool is paused.
-func (p *daemonPool) tick(ctx context.Context) []agent.Decision {
+func (p *Pool) tick(ctx context.Context) []agent.Decision {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.paused || ctx.Err() != nil {
@@ -155,7 +159,7 @@ func (p *daemonPool) tick(ctx context.Context) []agent.Decision {
 
 // Record stores a decision with the next id, its reward, updates the
 // metrics and persists the pool's state (agent.Recorder).
-func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
+func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 	p.recMu.Lock()
 	defer p.recMu.Unlock()
 	p.seq++
@@ -170,7 +174,7 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 	p.last = &dec
 	d := p.d
 	d.metrics.ObserveDecision(dec)
-	if v, ok := daemonCluster(dec.Metrics); ok {
+	if v, ok := clusterOf(dec.Metrics); ok {
 		d.metrics.Cluster.WithLabelValues(p.name).Set(v)
 	}
 	fb := 0.0
@@ -184,10 +188,10 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 
 	// Persist the state (with this decision's id) before the record: a
 	// crash in between leaves a gap in the ids, never a duplicate.
-	if err := d.savePoolState(p.name, p.stateLocked()); err != nil {
+	if err := savePoolState(d.store, p.name, p.stateLocked()); err != nil {
 		return err
 	}
-	b, err := json.Marshal(daemonRecord{Seq: p.seq, Decision: dec})
+	b, err := json.Marshal(Record{Seq: p.seq, Decision: dec})
 	if err != nil {
 		return fmt.Errorf("encode decision: %w", err)
 	}
@@ -195,10 +199,10 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 		return fmt.Errorf("store decision %d of pool %s: %w", p.seq, p.name, err)
 	}
 	if pt, ok := p.latestPoint(ctx); ok {
-		r := daemonRewardOf(d.cfg.Reward, pt, p.template.TargetP95)
+		r := rewardOf(d.cfg.Reward.Agent(), pt, p.template.TargetP95)
 		d.metrics.Reward.WithLabelValues(p.name).Set(r)
 		d.metrics.Servers.WithLabelValues(p.name).Set(float64(pt.Servers))
-		b, _ := json.Marshal(daemonReward{Pool: p.name, Seq: p.seq, Reward: r})
+		b, _ := json.Marshal(RewardRecord{Pool: p.name, Seq: p.seq, Reward: r})
 		if err := d.store.AppendRecord(datasets.BucketRewards, dec.Time, b); err != nil {
 			return fmt.Errorf("store reward of pool %s: %w", p.name, err)
 		}
@@ -207,26 +211,26 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 }
 
 // stateLocked is the pool's persistent state; the caller holds recMu.
-func (p *daemonPool) stateLocked() daemonPoolState {
-	st := daemonPoolState{Mode: p.mode, Paused: p.paused, Seq: p.seq, Servers: p.servers, Weights: p.weights, Template: p.templateSpec}
+func (p *Pool) stateLocked() PoolState {
+	st := PoolState{Mode: p.mode, Paused: p.paused, Seq: p.seq, Servers: p.servers, Weights: p.weights, Template: p.templateSpec}
 	if p.sim != nil {
-		st.SimStart, st.SimElapsed = p.sim.start, p.sim.elapsed()
+		st.SimStart, st.SimElapsed = p.sim.Start(), p.sim.Elapsed()
 	}
 	return st
 }
 
 // persist saves the pool's state now (after a mode or pause change).
-func (p *daemonPool) persist() error {
+func (p *Pool) persist() error {
 	p.recMu.Lock()
 	defer p.recMu.Unlock()
-	return p.d.savePoolState(p.name, p.stateLocked())
+	return savePoolState(p.d.store, p.name, p.stateLocked())
 }
 
-// daemonRewardOf is the reward of one interval, in the units of the
+// rewardOf is the reward of one interval, in the units of the
 // config's weights: -(latency x max(0, p95/target - 1) + errors x error
-// ratio + server_cost x servers). The mean stands in for p95 when the
-// source has no percentiles.
-func daemonRewardOf(w config.Reward, pt chart.Point, target time.Duration) float64 {
+// ratio + server_cost x servers); w.Violation is not used. The mean stands
+// in for p95 when the source has no percentiles.
+func rewardOf(w agent.RewardConfig, pt chart.Point, target time.Duration) float64 {
 	lat := pt.P95Ms
 	if lat == 0 {
 		lat = pt.MeanMs
@@ -239,8 +243,8 @@ func daemonRewardOf(w config.Reward, pt chart.Point, target time.Duration) float
 }
 
 // latestPoint is the pool's most recent interval from the store.
-func (p *daemonPool) latestPoint(ctx context.Context) (chart.Point, bool) {
-	src := &daemonRecent{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock}
+func (p *Pool) latestPoint(ctx context.Context) (chart.Point, bool) {
+	src := &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock}
 	snaps, err := src.Recent(ctx, 2)
 	if err != nil || len(snaps) < 2 {
 		return chart.Point{}, false
@@ -252,10 +256,10 @@ func (p *daemonPool) latestPoint(ctx context.Context) (chart.Point, bool) {
 	return pts[len(pts)-1], true
 }
 
-// daemonRecent reads a source's latest snapshots from the store: the
+// recentSnapshots reads a source's latest snapshots from the store: the
 // controller's agent.SnapshotSource. The collector loop writes them; the
 // two loops meet only here.
-type daemonRecent struct {
+type recentSnapshots struct {
 	store  *datasets.Store
 	source string
 	scrape time.Duration
@@ -264,7 +268,7 @@ type daemonRecent struct {
 
 // Recent returns up to n of the newest snapshots, oldest first, looking
 // back n+3 scrape intervals (older data would be stale anyway).
-func (r *daemonRecent) Recent(ctx context.Context, n int) ([]collector.Snapshot, error) {
+func (r *recentSnapshots) Recent(ctx context.Context, n int) ([]collector.Snapshot, error) {
 	from := r.clock().Add(-time.Duration(n+3) * r.scrape)
 	out := make([]collector.Snapshot, 0, n+3)
 	err := r.store.Range(r.source, from, time.Time{}, func(s collector.Snapshot) error {
@@ -280,18 +284,18 @@ func (r *daemonRecent) Recent(ctx context.Context, n int) ([]collector.Snapshot,
 	return out, nil
 }
 
-// daemonManual is the policy of manual mode: it changes nothing until an
+// manualPolicy is the policy of manual mode: it changes nothing until an
 // operator asks for +1 or -1, then asks for one server more or fewer than
 // serving + booting. Only the pool's tick (under its lock) touches pending.
-type daemonManual struct {
+type manualPolicy struct {
 	pending int
 }
 
 // Name is "manual".
-func (m *daemonManual) Name() string { return "manual" }
+func (m *manualPolicy) Name() string { return "manual" }
 
 // Decide turns a pending operator request into a decision.
-func (m *daemonManual) Decide(_ context.Context, obs agent.Observation) (agent.Decision, error) {
+func (m *manualPolicy) Decide(_ context.Context, obs agent.Observation) (agent.Decision, error) {
 	cur := obs.Servers + obs.Booting
 	metrics := map[string]float64{"servers": float64(obs.Servers), "booting": float64(obs.Booting)}
 	if m.pending == 0 {

@@ -1,4 +1,4 @@
-package main
+package tuner
 
 import (
 	"context"
@@ -16,14 +16,14 @@ import (
 // deciding for it; the spec is persisted so a restart brings the pool
 // back. Down pauses the pool, drains it to zero servers (the actuator
 // drains each server before it stops, so no request fails) and forgets it.
-func (d *daemon) Template(ctx context.Context, op string, spec []byte) (string, error) {
+func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, error) {
 	pc, err := d.cfg.ParsePool(spec)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
 	switch op {
 	case "up":
-		if _, err := d.pool(pc.Name); err == nil {
+		if _, err := d.findPool(pc.Name); err == nil {
 			return "", fmt.Errorf("template up: pool %s already runs: %w", pc.Name, api.ErrConflict)
 		}
 		p, err := d.newPool(pc, d.wall)
@@ -47,7 +47,7 @@ func (d *daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 		}
 		return fmt.Sprintf("pool %s up with %d servers", pc.Name, max(p.template.Min, 1)), nil
 	case "down":
-		p, err := d.pool(pc.Name)
+		p, err := d.findPool(pc.Name)
 		if err != nil {
 			return "", err
 		}
@@ -74,7 +74,7 @@ func (d *daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 			delete(d.loops, p.source)
 		}
 		d.mu.Unlock()
-		if err := d.store.Delete(datasets.BucketMeta, daemonStateKey(p.name)); err != nil {
+		if err := d.store.Delete(datasets.BucketMeta, poolStateKey(p.name)); err != nil {
 			return "", fmt.Errorf("template down %s: %w", pc.Name, err)
 		}
 		return fmt.Sprintf("pool %s drained and stopped", pc.Name), nil
@@ -84,20 +84,20 @@ func (d *daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 
 // restoreTemplates re-creates the pools `template up` started before a
 // restart (their spec is in their persisted state).
-func (d *daemon) restoreTemplates(wall func() time.Time) error {
+func (d *Daemon) restoreTemplates(wall func() time.Time) error {
 	keys, err := d.store.Keys(datasets.BucketMeta)
 	if err != nil {
 		return fmt.Errorf("list pool states: %w", err)
 	}
 	for _, k := range keys {
-		name, ok := strings.CutPrefix(k, "daemon/pool/")
+		name, ok := strings.CutPrefix(k, poolStatePrefix)
 		if !ok {
 			continue
 		}
-		if _, err := d.pool(name); err == nil {
+		if _, err := d.findPool(name); err == nil {
 			continue // a configured pool
 		}
-		st, _, err := d.loadPoolState(name)
+		st, _, err := loadPoolState(d.store, name)
 		if err != nil || st.Template == "" {
 			continue
 		}

@@ -1,0 +1,97 @@
+package haproxy
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Standby scales an HAProxy backend whose servers are all configured and
+// running by moving them between service and standby: reserve servers
+// powered up (state ready) and down (drain until no session is left, then
+// maint), so no request fails on scale-in. It sets weights through the
+// runtime API too. With Runtime it is an agent.Applier (`haproxy: standby:
+// true` in lbtune.yaml).
+type Standby struct {
+	// Runtime is the backend's HAProxy runtime API.
+	Runtime *Runtime
+	// Drain bounds the wait for a draining server's sessions.
+	Drain time.Duration
+	// Poll is how often a drain checks the sessions left.
+	Poll time.Duration
+}
+
+// NewStandby returns a Standby over rt that waits up to 30 s for a
+// draining server's sessions, checking every 100 ms.
+func NewStandby(rt *Runtime) *Standby {
+	return &Standby{Runtime: rt, Drain: 30 * time.Second, Poll: 100 * time.Millisecond}
+}
+
+// SetWeights sets weights over the runtime API.
+func (s *Standby) SetWeights(ctx context.Context, pool string, w map[string]int) error {
+	return s.Runtime.SetWeights(ctx, pool, w)
+}
+
+// Scale brings backend pool to n serving servers: standby servers (maint)
+// are put back in service in name order; surplus servers, last name first,
+// are drained and then put in maint.
+func (s *Standby) Scale(ctx context.Context, pool string, n int) error {
+	rows, err := s.Runtime.Servers(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("scale %s: %w", pool, err)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Server < rows[j].Server })
+	var serving, standby []string
+	for _, r := range rows {
+		switch {
+		case r.Serving():
+			serving = append(serving, r.Server)
+		case r.Status == "MAINT" || r.Status == "DRAIN":
+			standby = append(standby, r.Server)
+		}
+	}
+	switch {
+	case n > len(serving):
+		need := n - len(serving)
+		if need > len(standby) {
+			return fmt.Errorf("scale %s to %d: only %d serving and %d standby servers configured", pool, n, len(serving), len(standby))
+		}
+		for _, name := range standby[:need] {
+			if err := s.Runtime.SetState(ctx, pool, name, StateReady); err != nil {
+				return fmt.Errorf("scale %s up: %w", pool, err)
+			}
+		}
+	case n < len(serving):
+		for i := len(serving) - 1; i >= n; i-- {
+			if err := s.standby(ctx, pool, serving[i]); err != nil {
+				return fmt.Errorf("scale %s down: %w", pool, err)
+			}
+		}
+	}
+	return nil
+}
+
+// standby drains one server until idle (or the drain timeout), then puts
+// it in maintenance.
+func (s *Standby) standby(ctx context.Context, pool, server string) error {
+	if err := s.Runtime.SetState(ctx, pool, server, StateDrain); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(s.Drain)
+	for {
+		st, err := s.Runtime.ServerStat(ctx, pool, server)
+		if err != nil {
+			return err
+		}
+		if st.Scur == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain %s/%s: %w", pool, server, ctx.Err())
+		case <-time.After(s.Poll):
+		}
+	}
+	return s.Runtime.SetState(ctx, pool, server, StateMaint)
+}

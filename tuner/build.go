@@ -1,0 +1,160 @@
+package tuner
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/api"
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
+)
+
+// New opens the store and builds every source, actuator and pool of cfg,
+// restoring each pool's persisted state (mode, pause, decision ids, last
+// applied servers, simulated clock). wall is the wall clock (time.Now).
+// Nothing runs until Run, which closes the store.
+func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon, err error) {
+	token, err := readToken(cfg.API.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	store, err := datasets.Open(cfg.Store.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = store.Close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d := &Daemon{
+		Version: "dev", cfg: cfg, store: store, reg: reg, metrics: api.NewMetrics(reg), log: log,
+		started: wall(), token: token, loops: map[string]*sourceLoop{}, wall: wall,
+	}
+	d.learnEpsilon = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lbtune_agent_epsilon", Help: "Current exploration rate of each pool's online-learning agent.",
+	}, []string{"pool"})
+	reg.MustRegister(d.learnEpsilon)
+	if d.policies, d.trained, d.model, err = loadPolicies(cfg, store, log); err != nil {
+		return nil, err
+	}
+	d.actuators = map[string]agent.Applier{}
+	for _, a := range cfg.Actuators {
+		ap, err := d.buildActuator(cfg, a, log)
+		if err != nil {
+			return nil, err
+		}
+		d.actuators[a.Name] = ap
+	}
+	// NGINX: write the managed upstreams now (nginx -t, graceful reload,
+	// the old file restored on failure), so weights start from a known file.
+	for name, n := range d.nginx {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := n.Apply(ctx, n.Upstreams())
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("actuator %s: write upstreams: %w", name, err)
+		}
+	}
+	for _, s := range cfg.Sources {
+		src, err := collector.Open(s.URI)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		d.addLoop(s.Name, src)
+	}
+	for _, pc := range cfg.Pools {
+		p, err := d.newPool(pc, wall)
+		if err != nil {
+			return nil, err
+		}
+		d.pools = append(d.pools, p)
+	}
+	// Pools started by `template up` before a restart come back.
+	if err := d.restoreTemplates(wall); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// addLoop adds the collector loop of one source.
+func (d *Daemon) addLoop(name string, src collector.Source) *collector.Loop {
+	interval, timeout := d.cfg.Intervals.Scrape, d.cfg.Intervals.ScrapeTimeout
+	s, ofPool := src.(*sim.Live)
+	if ofPool {
+		interval, timeout = simScrape(interval, s.Speedup()), min(timeout, simScrape(interval, s.Speedup()))
+	}
+	l := &collector.Loop{Source: src, Interval: interval, Timeout: timeout, Appender: d.store, Logger: d.log.With("source", name)}
+	d.mu.Lock()
+	d.loops[name] = &sourceLoop{loop: l, ofPool: ofPool}
+	d.mu.Unlock()
+	return l
+}
+
+// newPool builds one pool: its clock, source, applier, guard, policies and
+// controller, restored from its persisted state when there is one.
+func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (*Pool, error) {
+	st, resumed, err := loadPoolState(d.store, pc.Name)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{
+		d: d, name: pc.Name, cfg: pc, clock: wall, period: d.cfg.Intervals.Decide, scrape: d.cfg.Intervals.Scrape,
+		manual: &manualPolicy{}, log: d.log.With("pool", pc.Name),
+		template: agent.Template{
+			Min: pc.Template.Min, Max: pc.Template.Max, TargetP95: pc.Template.Target(),
+			ServiceRate: pc.Template.ServiceRate, MaxWeight: pc.Template.MaxWeight,
+		},
+	}
+	if pc.Sim != nil {
+		// Resume after the last persisted clock, past anything stored since.
+		margin := d.cfg.Intervals.Decide + 2*d.cfg.Intervals.Scrape
+		onPhase := func(at time.Time, rps float64) {
+			ev := datasets.Event{Time: at, Kind: loadEventKind, Pool: pc.Name, Value: rps}
+			if err := d.store.AppendEvent(ev); err != nil {
+				p.log.Warn("record load phase", "err", err)
+			}
+		}
+		s, err := newSim(pc, st, resumed, margin, wall, onPhase)
+		if err != nil {
+			return nil, err
+		}
+		p.sim, p.applier, p.clock, p.source = s, s, s.Now, s.String()
+		p.period = time.Duration(float64(d.cfg.Intervals.Decide) / pc.Sim.Speedup)
+		p.scrape = time.Duration(float64(simScrape(d.cfg.Intervals.Scrape, pc.Sim.Speedup)) * pc.Sim.Speedup)
+		if p.template.ServiceRate == 0 {
+			p.template.ServiceRate = s.ServiceRate()
+		}
+		p.loop = d.addLoop(s.String(), s)
+	} else {
+		p.source = d.cfg.Source(pc.Source).URI
+		p.applier = d.actuators[pc.Actuator]
+	}
+	p.guard = agent.NewGuard(d.cfg.Guard.Agent(), p.clock)
+	if p.auto, p.fallback, err = d.policies(pc, p.template); err != nil {
+		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
+	}
+	if sw, ok := p.auto.(*agent.Switch); ok && d.cfg.Model.Learning.Enabled && d.trained != nil {
+		p.learner = &learner{agent: sw.Agent(), cfg: d.cfg.Model.Learning, saved: p.clock()}
+	}
+	mode := d.cfg.PoolMode(&pc)
+	if resumed {
+		mode, p.paused, p.seq, p.servers, p.weights = st.Mode, st.Paused, st.Seq, st.Servers, st.Weights
+		p.templateSpec = st.Template
+		p.log.Info("resumed pool", "mode", mode, "paused", p.paused, "last_decision", p.seq, "servers", p.servers)
+	}
+	if err := p.setModeLocked(mode); err != nil {
+		return nil, err
+	}
+	return p, p.persist()
+}

@@ -1,0 +1,88 @@
+package tuner
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/tuner/config"
+)
+
+// A simulated pool's cluster is its source and its applier at once.
+var _ agent.Applier = (*sim.Live)(nil)
+
+// simHorizon is how much simulated time repeated phases cover.
+const simHorizon = 14 * 24 * time.Hour
+
+// newSim builds the simulated cluster of pool p. A resumed pool
+// (st.SimStart set) starts at its persisted clock plus margin, with the
+// servers last applied, so its clock never goes back and nothing it did is
+// done again. onPhase is told each change of the offered rate.
+func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wall func() time.Time, onPhase func(time.Time, float64)) (*sim.Live, error) {
+	sc := p.Sim
+	var tr *sim.Trace
+	if sc.Trace != "" {
+		t, err := sim.ReadTraceFile(sc.Trace)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", p.Name, err)
+		}
+		if sc.From > 0 {
+			if t, err = t.Slice(sc.From, t.Duration()); err != nil {
+				return nil, fmt.Errorf("pool %s: trace %s from %s: %w", p.Name, sc.Trace, sc.From, err)
+			}
+		}
+		tr = t
+	} else {
+		var phases []sim.Phase
+		var total time.Duration
+		for total < simHorizon {
+			for _, ph := range sc.Phases {
+				phases = append(phases, sim.Phase{Duration: ph.Duration, RPS: ph.RPS})
+				total += ph.Duration
+			}
+		}
+		tr = sim.Synthetic(p.Name, phases, nil)
+	}
+	if sc.Scale != 1 {
+		tr = tr.Scaled(sc.Scale)
+	}
+	tr.Name = p.Name
+
+	servers := sc.Servers
+	if servers == 0 {
+		servers = max(p.Template.Min, 1)
+	}
+	start := wall().UTC().Truncate(time.Second)
+	var base time.Duration
+	if resumed && !st.SimStart.IsZero() {
+		start, base = st.SimStart, st.SimElapsed+margin
+		if st.Servers > 0 {
+			servers = st.Servers
+		}
+	}
+	pc := sim.PoolConfig{
+		Name: p.Name, Servers: servers, BootDelay: sc.BootDelay, Weight: 100,
+		Balancer: sim.LeastConn,
+		Classes:  []sim.Class{{Name: "request", Share: 1, Service: sim.Dist{Kind: "exp", Mean: sc.ServiceMs / 1000}}},
+	}
+	if len(p.Template.Sizes) > 0 {
+		pc.Speed = p.Template.Sizes[0].Speed
+		pc.Slots = p.Template.Sizes[0].Concurrency
+	}
+	l, err := sim.NewLive(sim.LiveConfig{
+		Sim:     sim.Config{Start: start, Seed: uint64(sc.Seed), Trace: tr, Pools: []sim.PoolConfig{pc}},
+		Speedup: sc.Speedup, Elapsed: base, Wall: wall, OnPhase: onPhase,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: simulator: %w", p.Name, err)
+	}
+	return l, nil
+}
+
+// simScrape is the wall-clock scrape interval of a simulated pool: one
+// scrape interval of simulated time, but not more often than every 100 ms,
+// which a store commit (an fsync) can sustain.
+func simScrape(scrape time.Duration, speedup float64) time.Duration {
+	return max(time.Duration(float64(scrape)/speedup), 100*time.Millisecond)
+}
