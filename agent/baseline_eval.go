@@ -182,7 +182,7 @@ func Evaluate(ctx context.Context, sc Scenario, spec string, policies []Policy, 
 		}
 		ring.Add(snap)
 		for _, d := range ctrl.Tick(ctx, s.Now()) {
-			res.Decisions[d.Outcome]++
+			res.Decisions[string(d.Outcome)]++
 		}
 		if opts.Progress != nil {
 			opts.Progress(sc.Interval)

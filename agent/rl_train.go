@@ -79,7 +79,7 @@ func (e *Episode) Run(ctx context.Context, policy Policy) error {
 		ring.Add(snap)
 		rec.called = false
 		ds := ctl.Tick(ctx, snap.Time)
-		if len(ds) == 1 && ds[0].Outcome == "failed" {
+		if len(ds) == 1 && ds[0].Outcome == OutcomeFailed {
 			return fmt.Errorf("episode %s at %v: %s", e.Pool, at, ds[0].Error)
 		}
 		if e.OnDecision != nil && rec.called {

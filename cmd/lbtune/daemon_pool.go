@@ -159,7 +159,7 @@ func (p *daemonPool) Record(ctx context.Context, dec agent.Decision) error {
 	p.recMu.Lock()
 	defer p.recMu.Unlock()
 	p.seq++
-	if dec.Outcome == "applied" {
+	if dec.Outcome == agent.OutcomeApplied {
 		if dec.Servers > 0 {
 			p.servers = dec.Servers
 		}
