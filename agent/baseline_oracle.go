@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/lbtune/lbtune/agent/queueing"
 	"github.com/lbtune/lbtune/agent/sim"
 	"github.com/lbtune/lbtune/collector"
 )
@@ -91,7 +92,7 @@ func NewOracle(cfg OracleConfig) *Oracle {
 		c, ok := cache[lambda]
 		if !ok {
 			slots := max(cfg.Slots, 1)
-			c = (sim.MinServersSCV(lambda, cfg.ServiceRate, cfg.SCV, target, 0.95, maxC*slots) + slots - 1) / slots
+			c = (queueing.MinServersSCV(lambda, cfg.ServiceRate, cfg.SCV, target, 0.95, maxC*slots) + slots - 1) / slots
 			cache[lambda] = c
 		}
 		o.need[m] = blClamp(c, Template{Min: cfg.Min, Max: cfg.Max})

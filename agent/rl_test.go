@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/agent/queueing"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
 )
@@ -121,10 +121,10 @@ func TestQueueingSizing(t *testing.T) {
 				t.Fatalf("fcPlanServers = %d, want %d", got, tc.want)
 			}
 			if tc.lambda > 0 && tc.tail > 0.01 {
-				if p := sim.MMcResponseTail(tc.lambda, tc.mu, got, tc.target); p > tc.tail {
+				if p := queueing.MMcResponseTail(tc.lambda, tc.mu, got, tc.target); p > tc.tail {
 					t.Fatalf("tail at plan %.4f > %.4f", p, tc.tail)
 				}
-				if p := sim.MMcResponseTail(tc.lambda, tc.mu, got-1, tc.target); p <= tc.tail {
+				if p := queueing.MMcResponseTail(tc.lambda, tc.mu, got-1, tc.target); p <= tc.tail {
 					t.Fatalf("one server fewer already meets the tail (%.4f)", p)
 				}
 			}
@@ -132,10 +132,10 @@ func TestQueueingSizing(t *testing.T) {
 	}
 	t.Run("M/M/1 closed form", func(t *testing.T) {
 		// M/M/1: T ~ Exp(μ-λ), so P(T>t) = e^{-(μ-λ)t} and E[T] = 1/(μ-λ).
-		if got, want := sim.MMcResponseTail(5, 10, 1, 0.3), math.Exp(-5*0.3); math.Abs(got-want) > 1e-9 {
+		if got, want := queueing.MMcResponseTail(5, 10, 1, 0.3), math.Exp(-5*0.3); math.Abs(got-want) > 1e-9 {
 			t.Fatalf("tail = %v, want %v", got, want)
 		}
-		if got := sim.MMcMeanResponse(5, 10, 1); math.Abs(got-0.2) > 1e-9 {
+		if got := queueing.MMcMeanResponse(5, 10, 1); math.Abs(got-0.2) > 1e-9 {
 			t.Fatalf("mean = %v, want 0.2", got)
 		}
 	})
@@ -144,7 +144,7 @@ func TestQueueingSizing(t *testing.T) {
 			for _, rho := range []float64{0.2, 0.6, 0.9} {
 				mu := 12.5
 				lambda := rho * float64(c) * mu
-				got := fcServiceRate(lambda, c, sim.MMcMeanResponse(lambda, mu, c))
+				got := fcServiceRate(lambda, c, queueing.MMcMeanResponse(lambda, mu, c))
 				if math.Abs(got-mu)/mu > 1e-6 {
 					t.Errorf("c=%d rho=%.1f: estimated %v, want %v", c, rho, got, mu)
 				}
