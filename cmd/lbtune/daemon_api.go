@@ -9,7 +9,6 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/chart"
 	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
@@ -161,7 +160,7 @@ func (d *daemon) Model(context.Context) (json.RawMessage, error) {
 
 // Series is a pool's history since the given time, at most
 // daemonSeriesPoints points.
-func (d *daemon) Series(ctx context.Context, pool string, since time.Time) ([]chart.Point, error) {
+func (d *daemon) Series(ctx context.Context, pool string, since time.Time) ([]collector.PoolPoint, error) {
 	p, err := d.pool(pool)
 	if err != nil {
 		return nil, err
@@ -181,7 +180,7 @@ func (d *daemon) Series(ctx context.Context, pool string, since time.Time) ([]ch
 		}
 		snaps = thin
 	}
-	return chart.Points(nil, snaps, pool), nil
+	return collector.PoolPoints(nil, snaps, pool), nil
 }
 
 // SetMode switches one pool, or every pool when pool is "".

@@ -12,7 +12,6 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/chart"
 	"github.com/lbtune/lbtune/cmd/lbtune/config"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
@@ -226,7 +225,7 @@ func (p *daemonPool) persist() error {
 // config's weights: -(latency x max(0, p95/target - 1) + errors x error
 // ratio + server_cost x servers). The mean stands in for p95 when the
 // source has no percentiles.
-func daemonRewardOf(w config.Reward, pt chart.Point, target time.Duration) float64 {
+func daemonRewardOf(w config.Reward, pt collector.PoolPoint, target time.Duration) float64 {
 	lat := pt.P95Ms
 	if lat == 0 {
 		lat = pt.MeanMs
@@ -239,15 +238,15 @@ func daemonRewardOf(w config.Reward, pt chart.Point, target time.Duration) float
 }
 
 // latestPoint is the pool's most recent interval from the store.
-func (p *daemonPool) latestPoint(ctx context.Context) (chart.Point, bool) {
+func (p *daemonPool) latestPoint(ctx context.Context) (collector.PoolPoint, bool) {
 	src := &daemonRecent{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock}
 	snaps, err := src.Recent(ctx, 2)
 	if err != nil || len(snaps) < 2 {
-		return chart.Point{}, false
+		return collector.PoolPoint{}, false
 	}
-	pts := chart.Points(nil, snaps, p.name)
+	pts := collector.PoolPoints(nil, snaps, p.name)
 	if len(pts) == 0 {
-		return chart.Point{}, false
+		return collector.PoolPoint{}, false
 	}
 	return pts[len(pts)-1], true
 }

@@ -52,7 +52,7 @@ func plotRun(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	phases := plotPhases(rec.events)
 	for _, key := range pools {
 		k := rec.keyOf(key)
-		h := chart.History{Pool: k.pool, Points: chart.Points(nil, rec.snaps[k], k.pool),
+		h := chart.History{Pool: k.pool, Points: collector.PoolPoints(nil, rec.snaps[k], k.pool),
 			Metric: chart.DecisionMetric(rec.decisions, k.pool, "p95_ms", "window_p95_ms", "util"),
 			Target: *target, Phases: phases}
 		for _, d := range rec.decisions {
