@@ -275,30 +275,3 @@ func TestScenarioFileErrors(t *testing.T) {
 		})
 	}
 }
-
-// TestPoolP95Estimate: the pool p95 the threshold fallback and the agent
-// read is the pool's own percentile when given, else the servers' p95s
-// weighted by requests, a server without one counting ln(20) x its mean
-// (HAProxy and vts report only means).
-func TestPoolP95Estimate(t *testing.T) {
-	p := func(v float64) *float64 { return &v }
-	srv := func(req, mean float64, p95 *float64) collector.ServerRates {
-		return collector.ServerRates{Name: "s", State: collector.StateUp, Requests: req, MeanLatencyMs: mean, Gauges: collector.Gauges{P95Ms: p95}}
-	}
-	tests := []struct {
-		name string
-		pr   collector.PoolRates
-		want float64
-	}{
-		{"pool percentile wins", collector.PoolRates{SourceP95Ms: p(300), Servers: []collector.ServerRates{srv(10, 50, p(90))}}, 300},
-		{"server percentiles", collector.PoolRates{Servers: []collector.ServerRates{srv(30, 50, p(100)), srv(10, 50, p(200))}}, 125},
-		{"means only (HAProxy)", collector.PoolRates{Servers: []collector.ServerRates{srv(10, 100, nil)}}, 100 * math.Log(20)},
-		{"idle servers ignored", collector.PoolRates{Servers: []collector.ServerRates{srv(0, 900, nil), srv(5, 10, p(40))}}, 40},
-		{"nothing served", collector.PoolRates{Servers: []collector.ServerRates{srv(0, 0, nil)}}, 0},
-	}
-	for _, tc := range tests {
-		if got := blPoolP95Ms(&tc.pr); math.Abs(got-tc.want) > 1e-9 {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}

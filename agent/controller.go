@@ -287,11 +287,7 @@ func (c *Controller) observe(p *controlledPool, now time.Time) Observation {
 	if obs.DataAge < 0 {
 		obs.DataAge = 0
 	}
-	for _, s := range obs.Latest.Servers {
-		if s.State == collector.StateUp && !s.Backup {
-			obs.Servers++
-		}
-	}
+	obs.Servers = obs.Latest.ServersUp()
 	if bc, ok := c.cfg.Applier.(ctlBootCounter); ok {
 		obs.Booting = bc.Booting(p.Name)
 	} else if p.ordered > obs.Servers {

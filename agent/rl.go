@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/collector"
-	"github.com/lbtune/lbtune/model"
 )
 
 // LoadStates maps what a pool shows to a posterior over the load states
@@ -43,19 +42,6 @@ const (
 
 // rlWeightActionNames are the weight actions in words, indexed by action.
 var rlWeightActionNames = [numWeightActions]string{"keep", "shift", "reset"}
-
-// RewardConfig sets the reward the agent maximises per interval:
-//
-//	r = -(Latency x max(0, p95/target - 1) + Violation x [p95 > target]
-//	      + Errors x error ratio + ServerCost x servers)
-//
-// the negative of eval's cost with the SLO expressed per interval.
-type RewardConfig struct {
-	Latency    float64 `json:"latency"`
-	Violation  float64 `json:"violation"`
-	Errors     float64 `json:"errors"`
-	ServerCost float64 `json:"server_cost"`
-}
 
 // RLConfig tunes the agent. Zero fields take DefaultRLConfig's values.
 type RLConfig struct {
@@ -322,55 +308,19 @@ func (a *Agent) Learning() bool { return a.learn }
 // rlMeasure is what the agent reads from one observation.
 type rlMeasure struct {
 	rate     float64 // arrivals, requests/s
-	p95Ms    float64 // pool p95 estimate (request-weighted mean of blServerP95Ms), ms; 0 unknown
-	meanMs   float64 // request-weighted mean latency, ms; 0 unknown
+	p95Ms    float64 // pool p95 estimate (collector.PoolRates.P95Ms), ms; 0 unknown
+	meanMs   float64 // pool mean latency (collector.PoolRates.MeanMs), ms; 0 unknown
 	errRatio float64
 	servers  int // serving + booting
 }
 
 // rlMeasureObs reads the pool's rate, latency and errors from obs.Latest.
 func rlMeasureObs(obs Observation) rlMeasure {
-	m := rlMeasure{servers: obs.Servers + obs.Booting}
-	var req, errs, latSum, p95Sum, p95Req float64
-	for i := range obs.Latest.Servers {
-		s := &obs.Latest.Servers[i]
-		req += s.Requests
-		errs += s.Responses[4] + s.Errors
-		if s.Requests > 0 && s.MeanLatencyMs > 0 {
-			latSum += s.Requests * s.MeanLatencyMs
-		}
-		if s.Requests > 0 {
-			p95Sum += s.Requests * blServerP95Ms(s)
-			p95Req += s.Requests
-		}
+	pr := &obs.Latest
+	return rlMeasure{
+		rate: pr.Requests(), p95Ms: pr.P95Ms(), meanMs: pr.MeanMs(), errRatio: pr.ErrorRatio(),
+		servers: obs.Servers + obs.Booting,
 	}
-	m.rate = req
-	if req > 0 {
-		m.meanMs = latSum / req
-		m.errRatio = math.Min(errs/req, 1)
-	}
-	if p95Req > 0 {
-		m.p95Ms = p95Sum / p95Req
-	}
-	return m
-}
-
-// reward is the negative per-interval cost of what was measured.
-//
-// The p95 it judges is ln(20) x the interval's exact mean latency (the p95
-// of an exponential response time): per-server p95s over one short
-// interval rest on a handful of requests each and overstate the pool's
-// p95, which would teach the agent to buy servers against noise.
-func (c RewardConfig) reward(m rlMeasure, target time.Duration) float64 {
-	cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
-	p95 := model.P95PerMean * m.meanMs
-	if t := float64(target) / float64(time.Millisecond); t > 0 && p95 > 0 {
-		cost += c.Latency * math.Max(0, p95/t-1)
-		if p95 > t {
-			cost += c.Violation
-		}
-	}
-	return -cost
 }
 
 // rlSmoothing is the weight of the newest posterior in the smoothed one.
@@ -403,7 +353,7 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 
 	// Learn from the interval that just ended: the weight action's
 	// one-step return, and the level's block average when its block ends.
-	r := a.cfg.Reward.reward(m, obs.Template.TargetP95)
+	r := a.cfg.Reward.Reward(m.errRatio, m.p95Ms, m.servers, obs.Template.TargetP95)
 	if a.truth != nil {
 		r = a.truth(obs, m)
 	}

@@ -289,20 +289,16 @@ func (c FitConfig) run(sc Scenario) (Episode, error) {
 // the target (and by how much), errors, and the servers powered. The
 // simulator knows the exact p95; the agent online only estimates it.
 func truthReward(s *sim.Sim, tmpl Template, c RewardConfig) func(Observation, rlMeasure) float64 {
-	target := float64(tmpl.TargetP95) / float64(time.Millisecond)
 	return func(_ Observation, m rlMeasure) float64 {
-		cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
-		mins := s.Truth()[0].Minutes
-		if len(mins) == 0 || target <= 0 {
-			return -cost
+		var p95 float64 // no minute yet, or an idle one: no latency known
+		if mins := s.Truth()[0].Minutes; len(mins) > 0 {
+			switch last := mins[len(mins)-1]; {
+			case last.Requests > 0:
+				p95 = last.P95Ms
+			case last.Failed > 0:
+				p95 = math.Inf(1) // nothing completed
+			}
 		}
-		last := mins[len(mins)-1]
-		if last.Requests == 0 && last.Failed == 0 {
-			return -cost
-		}
-		if last.Requests == 0 || last.P95Ms > target {
-			cost += c.Violation + c.Latency*math.Max(0, last.P95Ms/target-1)
-		}
-		return -cost
+		return c.Reward(m.errRatio, p95, m.servers, tmpl.TargetP95)
 	}
 }

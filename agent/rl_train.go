@@ -89,17 +89,6 @@ func (e *Episode) Run(ctx context.Context, policy Policy) error {
 	return nil
 }
 
-// rlCountUp counts the pool's serving servers.
-func rlCountUp(pr *collector.PoolRates) int {
-	n := 0
-	for i := range pr.Servers {
-		if pr.Servers[i].State == collector.StateUp && !pr.Servers[i].Backup {
-			n++
-		}
-	}
-	return n
-}
-
 // StateSummary describes one load state in real units, from the states the
 // agent met in training where it was the most likely one.
 type StateSummary struct {
@@ -336,7 +325,7 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 			continue
 		}
 		obs := Observation{Time: snaps[i].Time, Pool: pool, Latest: *pr, Interval: snaps[i].Time.Sub(snaps[i-1].Time),
-			Servers: rlCountUp(pr), Template: tmpl}
+			Servers: pr.ServersUp(), Template: tmpl}
 		post := []float64{1}
 		if states != nil {
 			sobs := obs
@@ -369,10 +358,11 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 	var out []Transition
 	for i := 0; i+1 < len(steps); i++ {
 		cur, next := steps[i], steps[i+1]
+		m := rlMeasureObs(next.obs)
 		out = append(out, Transition{
 			Post: cur.post, Next: next.post, WeightState: cur.ws, NextWState: next.ws,
 			WeightAction: rlWeightChange(cur.obs.Latest, next.obs.Latest),
-			Reward:       rw.reward(rlMeasureObs(next.obs), tmpl.TargetP95),
+			Reward:       rw.Reward(m.errRatio, m.p95Ms, m.servers, tmpl.TargetP95),
 		})
 	}
 	return out, nil

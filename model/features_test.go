@@ -29,7 +29,8 @@ func TestExtract(t *testing.T) {
 				FeatRate: 40, FeatRatePerServer: 20,
 				FeatMaxShare: 0.75, FeatShareCV: 0.5, // rates 30 and 10: mean 20, sd 10
 				FeatMeanLatency: 20, FeatMaxLatency: 50, // (30*10 + 10*50) / 40
-				FeatP95Latency: 50 * math.Log(20),
+				// the one pool estimate: ln(20) x the request-weighted mean
+				FeatP95Latency: 20 * math.Log(20),
 				FeatErrorRatio: 0.1, // (3 5xx + 1 error) / 40
 				FeatBytesIn:    4000, FeatBytesOut: 10000,
 				FeatActive: 5, FeatQueue: 3, FeatServers: 2,
@@ -44,7 +45,8 @@ func TestExtract(t *testing.T) {
 			}},
 			want: map[int]float64{
 				FeatRate: 10, FeatRatePerServer: 10, FeatMaxShare: 0.5, FeatShareCV: 0,
-				FeatMeanLatency: 10, FeatMaxLatency: 12, FeatP95Latency: 40, FeatServers: 1,
+				FeatMeanLatency: 10, FeatMaxLatency: 12, FeatServers: 1,
+				FeatP95Latency: (5*30 + 5*40) / 10.0, // request-weighted server percentiles
 			},
 		},
 		{
