@@ -5,14 +5,12 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lbtune/lbtune/agent/queueing"
 	"github.com/lbtune/lbtune/collector"
-	"github.com/lbtune/lbtune/datasets"
 )
 
 func TestForecaster(t *testing.T) {
@@ -239,33 +237,21 @@ func TestAgentWeightShift(t *testing.T) {
 	}
 }
 
-func TestPolicyStore(t *testing.T) {
-	st, err := datasets.Open(filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := LoadPolicy(st, "agent"); !errors.Is(err, datasets.ErrNotFound) {
-		t.Fatalf("empty store: err = %v, want ErrNotFound", err)
-	}
+// TestPolicyCodec: a policy round-trips through EncodePolicy and
+// DecodePolicy; bad JSON or shapes are refused.
+func TestPolicyCodec(t *testing.T) {
 	tb := NewPolicyTable(3, RLConfig{})
 	tb.Steps = 7
-	for want := 1; want <= 2; want++ {
-		key, err := SavePolicy(st, tb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if key != rlPolicyKey("agent", want) {
-			t.Fatalf("key %q, want version %d", key, want)
-		}
-		tb.Steps++
-	}
-	got, err := LoadPolicy(st, "agent")
+	b, err := EncodePolicy(tb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Steps != 8 || got.K != 3 {
-		t.Fatalf("loaded steps %d k %d, want the latest version (8, 3)", got.Steps, got.K)
+	got, err := DecodePolicy(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Steps != 7 || got.K != 3 || got.Name != tb.Name {
+		t.Fatalf("decoded steps %d k %d name %q, want 7, 3, %q", got.Steps, got.K, got.Name, tb.Name)
 	}
 	bad := []struct {
 		name string

@@ -33,7 +33,10 @@ func daemonLearnedName(pool string) string { return "agent@" + pool }
 // copy of the trained table. The epsilon it resumes at is the one saved
 // with the table.
 func daemonLearnedTable(st *datasets.Store, pool string, trained *agent.PolicyTable) (tb *agent.PolicyTable, resumed bool, err error) {
-	tb, err = agent.LoadPolicy(st, daemonLearnedName(pool))
+	b, _, err := st.LatestPolicy(daemonLearnedName(pool))
+	if err == nil {
+		tb, err = agent.DecodePolicy(b)
+	}
 	switch {
 	case errors.Is(err, datasets.ErrNotFound):
 		tb = trained.Clone()
@@ -90,7 +93,11 @@ func (p *daemonPool) saveLearned(now time.Time) error {
 	l.learned = l.agent.Learning()
 	tb := l.agent.Table()
 	tb.Config.Epsilon = l.agent.Exploration()
-	key, err := agent.SavePolicy(p.d.store, tb)
+	b, err := agent.EncodePolicy(tb)
+	if err != nil {
+		return err
+	}
+	key, err := p.d.store.PutPolicy(tb.Name, b)
 	if err != nil {
 		return err
 	}

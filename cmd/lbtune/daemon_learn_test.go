@@ -62,7 +62,11 @@ func runLatestLearned(t *testing.T, path string) *agent.PolicyTable {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	tb, err := agent.LoadPolicy(st, daemonLearnedName("web"))
+	b, _, err := st.LatestPolicy(daemonLearnedName("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := agent.DecodePolicy(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +195,11 @@ func TestRunOnlineLearning(t *testing.T) {
 	if len(versions) < 2 {
 		t.Errorf("learned policy versions %v: want periodic saves (every simulated minute) and one at shutdown", versions)
 	}
-	saved, err := agent.LoadPolicy(st, daemonLearnedName("web"))
+	sb, _, err := st.LatestPolicy(daemonLearnedName("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := agent.DecodePolicy(sb)
 	if err != nil {
 		t.Fatal(err)
 	}

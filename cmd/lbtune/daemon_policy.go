@@ -98,7 +98,11 @@ func daemonLoadModel(path string) (*daemonModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
-	tb, err := agent.LoadPolicy(st, "agent")
+	var tb *agent.PolicyTable
+	b, _, err := st.LatestPolicy("agent")
+	if err == nil {
+		tb, err = agent.DecodePolicy(b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}

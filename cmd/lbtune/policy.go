@@ -215,7 +215,11 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 		return policyTrainReport{}, err
 	}
 	res.Table.Name = "agent"
-	pkey, err := agent.SavePolicy(st, res.Table)
+	pb, err := agent.EncodePolicy(res.Table)
+	if err != nil {
+		return policyTrainReport{}, err
+	}
+	pkey, err := st.PutPolicy(res.Table.Name, pb)
 	if err != nil {
 		return policyTrainReport{}, err
 	}
@@ -266,7 +270,11 @@ func policyLoad(path string) (*policyBundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	tb, err := agent.LoadPolicy(st, "agent")
+	var tb *agent.PolicyTable
+	pb, _, err := st.LatestPolicy("agent")
+	if err == nil {
+		tb, err = agent.DecodePolicy(pb)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
