@@ -92,8 +92,8 @@ func blQueuePerServer(pr *collector.PoolRates) float64 {
 	return q / float64(max(pr.ServersUp(), 1))
 }
 
-// blClamp bounds n to the template's [max(Min,1), Max] (Max 0 = none).
-func blClamp(n int, t Template) int {
+// Clamp bounds n to the template's [max(Min,1), Max] (Max 0 = none).
+func (t Template) Clamp(n int) int {
 	n = max(n, t.Min, 1)
 	if t.Max > 0 {
 		n = min(n, t.Max)

@@ -170,7 +170,7 @@ func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error)
 	} else {
 		m["reserve_on"] = 0
 	}
-	want = blClamp(want, obs.Template)
+	want = obs.Template.Clamp(want)
 	if want != cur {
 		t.lastChange = obs.Time
 	}

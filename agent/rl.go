@@ -207,15 +207,15 @@ type Agent struct {
 	// follows; greedy is the level it holds (-1: none yet).
 	smooth []float64
 	greedy int
-	// truth, when set (offline training in the simulator), replaces the
+	// rewardFn, when set (offline training in the simulator), replaces the
 	// observed reward with one from the simulator's ground truth.
-	truth func(obs Observation, m rlMeasure) float64
+	rewardFn func(obs Observation) float64
 	// levelHist counts the levels chosen, for reports.
 	levelHist map[int]int
 	// lastRaw is the latest decision as the agent made it, before any guard.
 	lastRaw Decision
 	// noTailOverride turns the tail-aware override off (offline training:
-	// see Fit).
+	// see SetTailOverride).
 	noTailOverride bool
 	// wchanged is set once the agent has changed the weights; wserved
 	// counts the pool's requests since then.
@@ -305,6 +305,27 @@ func (a *Agent) Exploration() float64 { return a.eps }
 // Learning reports whether online learning is on.
 func (a *Agent) Learning() bool { return a.learn }
 
+// Config returns the agent's configuration, defaults filled in.
+func (a *Agent) Config() RLConfig { return a.cfg }
+
+// SetHorizon sets how far ahead the rate is forecast (RLConfig.Horizon):
+// offline training moves one agent between scenarios of different boot
+// delays.
+func (a *Agent) SetHorizon(d time.Duration) { a.cfg.Horizon = d }
+
+// SetTailOverride turns the tail-aware override (RLConfig.BreachP95,
+// HoldP95) on, the default, or off. Offline training turns it off, so the
+// levels are valued for what the plan alone does in each load state: the
+// override would patch a cheap level's misses and hide the difference the
+// experiment measures. It applies when the policy runs.
+func (a *Agent) SetTailOverride(on bool) { a.noTailOverride = !on }
+
+// SetRewardFunc replaces the reward the agent learns from (the
+// RewardConfig.Reward of what it observes) with f; nil restores it.
+// Offline training in the simulator scores intervals by the simulator's
+// exact p95, which the agent online only estimates.
+func (a *Agent) SetRewardFunc(f func(obs Observation) float64) { a.rewardFn = f }
+
 // rlMeasure is what the agent reads from one observation.
 type rlMeasure struct {
 	rate     float64 // arrivals, requests/s
@@ -354,8 +375,8 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	// Learn from the interval that just ended: the weight action's
 	// one-step return, and the level's block average when its block ends.
 	r := a.cfg.Reward.Reward(m.errRatio, m.p95Ms, m.servers, obs.Template.TargetP95)
-	if a.truth != nil {
-		r = a.truth(obs, m)
+	if a.rewardFn != nil {
+		r = a.rewardFn(obs)
 	}
 	if a.learn && a.prev != nil {
 		a.table.updateWeight(a.prev, r, wstate, a.cfg)
@@ -455,7 +476,7 @@ func (a *Agent) posterior(obs Observation) ([]float64, error) {
 	}
 	if a.cfg.PoolUnits {
 		var err error
-		if a.units, err = rlPoolUnitsOf(&obs.Latest, a.mu, obs.Template.TargetP95, a.units); err != nil {
+		if a.units, err = PoolUnits(&obs.Latest, a.mu, obs.Template.TargetP95, a.units); err != nil {
 			return nil, err
 		}
 		obs.Latest = a.units
@@ -811,9 +832,10 @@ func rlFormatWeights(w map[string]int) string {
 	return b.String()
 }
 
-// rlPoolUnitsOf is rlPoolUnits for a service rate mu (requests/s per
-// server) and a p95 target; it fails when either is unknown.
-func rlPoolUnitsOf(pr *collector.PoolRates, mu float64, target time.Duration, dst collector.PoolRates) (collector.PoolRates, error) {
+// PoolUnits returns pr in pool units (see RLConfig.PoolUnits), reusing
+// dst's server slice, for a service rate mu (requests/s per server) and a
+// p95 target; it fails when either is unknown.
+func PoolUnits(pr *collector.PoolRates, mu float64, target time.Duration, dst collector.PoolRates) (collector.PoolRates, error) {
 	if !(mu > 0) || target <= 0 {
 		return dst, fmt.Errorf("load state in pool units: service rate %.3g/s or p95 target %v unknown", mu, target)
 	}

@@ -338,7 +338,7 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 					m := rlMeasureObs(obs)
 					mu = fcServiceRate(m.rate, obs.Servers, m.meanMs/1000)
 				}
-				if units, err = rlPoolUnitsOf(pr, mu, tmpl.TargetP95, units); err != nil {
+				if units, err = PoolUnits(pr, mu, tmpl.TargetP95, units); err != nil {
 					continue
 				}
 				sobs.Latest = units

@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/agent/sim"
 )
 
@@ -86,11 +87,11 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *scale != 1 {
 		tr = tr.Scaled(*scale)
 	}
-	var sc agent.Scenario
+	var sc eval.Scenario
 	if *configPath != "" {
-		sc, err = agent.ReadScenarioFile(*configPath, tr, *seed)
+		sc, err = eval.ReadScenarioFile(*configPath, tr, *seed)
 	} else {
-		sc, err = agent.DefaultScenario(tr, *peak, *seed)
+		sc, err = eval.DefaultScenario(tr, *peak, *seed)
 	}
 	if err != nil {
 		return err
@@ -112,7 +113,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	// Run every policy concurrently on its own simulator (same seed).
-	results := make([]agent.Result, len(specs))
+	results := make([]eval.Result, len(specs))
 	errs := make([]error, len(specs))
 	var bar *progressbar.ProgressBar
 	total := time.Duration(len(specs)) * tr.Duration()
@@ -150,11 +151,11 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var wg sync.WaitGroup
 	for i, spec := range specs {
 		wg.Go(func() {
-			opts := agent.EvalOptions{Guard: evalGuard(spec), Progress: tick}
+			opts := eval.EvalOptions{Guard: evalGuard(spec), Progress: tick}
 			if recs[i] != nil {
 				opts.Recorder = recs[i]
 			}
-			results[i], errs[i] = agent.Evaluate(ctx, sc, spec, built[i], opts)
+			results[i], errs[i] = eval.Evaluate(ctx, sc, spec, built[i], opts)
 		})
 	}
 	wg.Wait()
@@ -186,7 +187,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // (one value per pool and run: policies keep state). Specs: static,
 // threshold, hpa[@U] (target utilisation U in (0, 1], default 0.6), oracle,
 // agent (the trained policy of --model, or the shipped default).
-func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
+func evalPolicy(spec string, sc *eval.Scenario, p int) (agent.Policy, error) {
 	name, param, err := agent.ParseSpec(spec)
 	if err != nil {
 		return nil, err
@@ -261,7 +262,7 @@ func evalOffset(flag, v string) (time.Duration, error) {
 	return d, nil
 }
 
-func evalTable(w io.Writer, path string, tr *sim.Trace, sc agent.Scenario, scale float64, rs []agent.Result) {
+func evalTable(w io.Writer, path string, tr *sim.Trace, sc eval.Scenario, scale float64, rs []eval.Result) {
 	fmt.Fprintf(w, "trace %s: %v, mean %.3f rps, peak %.3f rps (scale %g); seed %d, decisions every %v\n",
 		path, tr.Duration(), tr.Mean(), tr.Peak(), scale, sc.Sim.Seed, sc.Interval)
 	for i, p := range sc.Sim.WithDefaults().Pools {

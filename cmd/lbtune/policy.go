@@ -15,6 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/agent/sim"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/model"
@@ -121,7 +122,7 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("%w: --data-target without --data", errUsage)
 	}
 	var samples []model.Features
-	var recs []agent.Recording
+	var recs []eval.Recording
 	for _, d := range data {
 		snaps, err := datasets.Load(d)
 		if err != nil {
@@ -130,7 +131,7 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		s, _ := model.Samples(snaps)
 		samples = append(samples, s...)
 		if len(tmap) > 0 {
-			recs = append(recs, agent.Recording{Name: d, Snapshots: snaps, Targets: tmap})
+			recs = append(recs, eval.Recording{Name: d, Snapshots: snaps, Targets: tmap})
 		}
 	}
 	st, err := datasets.Open(*out)
@@ -175,8 +176,8 @@ func policyParseTargets(s string) (map[string]time.Duration, error) {
 	return out, nil
 }
 
-// policyTrain runs agent.Fit and saves the model, policy and samples.
-func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []agent.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
+// policyTrain runs eval.Fit and saves the model, policy and samples.
+func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []eval.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
 	var trs []*sim.Trace
 	for _, p := range strings.Split(f.traces, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -194,7 +195,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 		bar = progressbar.NewOptions(f.episodes+f.explore, progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("policy episodes"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 	}
-	res, err := agent.Fit(ctx, agent.FitConfig{
+	res, err := eval.Fit(ctx, eval.FitConfig{
 		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,
 		RateMin: f.rateMin, RateMax: f.rateMax, Seed: f.seed, Samples: samples, Data: append(data, f.traces),
 		Recordings: recs,
@@ -294,12 +295,12 @@ func policyLoad(path string) (*policyBundle, error) {
 
 // policyAgent builds the agent for pool p of an eval scenario from
 // policyModelPath.
-func policyAgent(sc *agent.Scenario, p int) (agent.Policy, error) {
+func policyAgent(sc *eval.Scenario, p int) (agent.Policy, error) {
 	b, err := policyLoad(policyModelPath)
 	if err != nil {
 		return nil, err
 	}
-	g, _ := agent.ScenarioAgent(sc, p, agent.AgentSetup{Table: b.table, States: agent.ModelStates{Model: b.model},
+	g, _ := eval.ScenarioAgent(sc, p, eval.AgentSetup{Table: b.table, States: agent.ModelStates{Model: b.model},
 		Switch: agent.DefaultSwitchConfig(), Guard: agent.DefaultGuardConfig(), Seed: 1})
 	return g, nil
 }
