@@ -16,7 +16,6 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/agent/eval"
-	"github.com/lbtune/lbtune/agent/sim"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/model"
 )
@@ -114,7 +113,7 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if f.traces == "" || *out == "" {
 		return fmt.Errorf("%w: --traces and --out are required", errUsage)
 	}
-	tmap, err := policyParseTargets(*targets)
+	tmap, err := eval.ParseTargets(*targets)
 	if err != nil {
 		return fmt.Errorf("%w: --data-target: %v", errUsage, err)
 	}
@@ -156,38 +155,11 @@ type policyTrainReport struct {
 	Offline int `json:"offline_transitions"`
 }
 
-// policyParseTargets parses POOL=DURATION,... into a map.
-func policyParseTargets(s string) (map[string]time.Duration, error) {
-	out := map[string]time.Duration{}
-	for _, kv := range strings.Split(s, ",") {
-		if kv = strings.TrimSpace(kv); kv == "" {
-			continue
-		}
-		pool, ds, ok := strings.Cut(kv, "=")
-		if !ok || pool == "" {
-			return nil, fmt.Errorf("%q: want POOL=DURATION", kv)
-		}
-		d, err := time.ParseDuration(ds)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%q: want a positive duration", kv)
-		}
-		out[pool] = d
-	}
-	return out, nil
-}
-
 // policyTrain runs eval.Fit and saves the model, policy and samples.
 func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []eval.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
-	var trs []*sim.Trace
-	for _, p := range strings.Split(f.traces, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		tr, err := sim.ReadTraceFile(p)
-		if err != nil {
-			return policyTrainReport{}, err
-		}
-		trs = append(trs, tr)
+	trs, err := eval.ReadTraces(f.traces)
+	if err != nil {
+		return policyTrainReport{}, err
 	}
 	start := time.Now()
 	var bar *progressbar.ProgressBar
