@@ -188,6 +188,36 @@ type SampleStats struct {
 	Unordered int `json:"unordered"`
 }
 
+// Add adds o's counts to s (samples from several recordings).
+func (s *SampleStats) Add(o SampleStats) {
+	s.Intervals += o.Intervals
+	s.Reset += o.Reset
+	s.Unordered += o.Unordered
+}
+
+// ImputedShares is, per feature name, the share of the samples (of pool
+// only, unless pool is "") whose value was imputed; features never imputed
+// are left out.
+func ImputedShares(samples []Features, pool string) map[string]float64 {
+	out := map[string]float64{}
+	for j, name := range FeatureNames {
+		var n, total int
+		for i := range samples {
+			if pool != "" && samples[i].Pool != pool {
+				continue
+			}
+			total++
+			if samples[i].Imputed[j] {
+				n++
+			}
+		}
+		if n > 0 {
+			out[name] = float64(n) / float64(total)
+		}
+	}
+	return out
+}
+
 // Samples turns recorded snapshots into per-pool, per-interval Features:
 // snapshots are grouped by Source, ordered by Time, and every consecutive
 // pair gives one interval. Pool-intervals where any server was reset are

@@ -193,3 +193,39 @@ func TestSamples(t *testing.T) {
 		t.Fatalf("high regime sample %+v", last.Values)
 	}
 }
+
+// TestImputedShares counts imputed values per feature, over one pool or
+// all, and leaves out features never imputed.
+func TestImputedShares(t *testing.T) {
+	var a, b, c Features
+	a.Pool, b.Pool, c.Pool = "web", "web", "api"
+	a.Imputed[FeatP95Latency] = true
+	c.Imputed[FeatP95Latency], c.Imputed[FeatMeanLatency] = true, true
+	samples := []Features{a, b, c}
+	tests := []struct {
+		pool string
+		want map[string]float64
+	}{
+		{"", map[string]float64{"p95_latency_ms": 2.0 / 3, "mean_latency_ms": 1.0 / 3}},
+		{"web", map[string]float64{"p95_latency_ms": 0.5}},
+		{"none", map[string]float64{}},
+	}
+	for _, tc := range tests {
+		got := ImputedShares(samples, tc.pool)
+		if len(got) != len(tc.want) {
+			t.Errorf("pool %q: %v, want %v", tc.pool, got, tc.want)
+			continue
+		}
+		for k, v := range tc.want {
+			if math.Abs(got[k]-v) > 1e-12 {
+				t.Errorf("pool %q: %s = %v, want %v", tc.pool, k, got[k], v)
+			}
+		}
+	}
+	var st SampleStats
+	st.Add(SampleStats{Intervals: 3, Reset: 1})
+	st.Add(SampleStats{Intervals: 2, Unordered: 4})
+	if st != (SampleStats{Intervals: 5, Reset: 1, Unordered: 4}) {
+		t.Errorf("stats %+v", st)
+	}
+}
