@@ -10,16 +10,17 @@ import (
 //	r = -(Latency x max(0, p95/target - 1) + Violation x [p95 > target]
 //	      + Errors x error ratio + ServerCost x servers)
 //
-// the negative of eval's cost with the SLO expressed per interval.
+// the negative of eval's cost with the SLO expressed per interval. The
+// YAML keys let the runtime's configuration reuse the type.
 type RewardConfig struct {
 	// Latency weighs how far the p95 is above the target, per target.
-	Latency float64 `json:"latency"`
+	Latency float64 `json:"latency" yaml:"latency"`
 	// Violation is the cost of an interval whose p95 missed the target.
-	Violation float64 `json:"violation"`
+	Violation float64 `json:"violation" yaml:"violation"`
 	// Errors weighs the error ratio (0..1).
-	Errors float64 `json:"errors"`
+	Errors float64 `json:"errors" yaml:"errors"`
 	// ServerCost is the cost of one server for one interval.
-	ServerCost float64 `json:"server_cost"`
+	ServerCost float64 `json:"server_cost" yaml:"server_cost"`
 }
 
 // Reward is the reward of one interval of a pool: the one the agent learns

@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"time"
-
 )
 
 // PolicyVersion is the version of the PolicyTable JSON layout; loading
