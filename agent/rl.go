@@ -129,7 +129,8 @@ func DefaultRLConfig() RLConfig {
 	}
 }
 
-func (c RLConfig) withDefaults() RLConfig {
+// WithDefaults returns c with every zero field set to DefaultRLConfig's value.
+func (c RLConfig) WithDefaults() RLConfig {
 	d := DefaultRLConfig()
 	if c.Horizon <= 0 {
 		c.Horizon = d.Horizon
@@ -257,7 +258,7 @@ type rlBlock struct {
 // exploration. cfg zero fields take defaults; table's own Levels win over
 // cfg's when the table has been trained.
 func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Source) *Agent {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if table == nil {
 		k := 1
 		if states != nil {

@@ -53,7 +53,7 @@ func NewPolicyTable(k int, cfg RLConfig) *PolicyTable {
 	if k < 1 {
 		panic("agent: policy table with no load state")
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	t := &PolicyTable{Version: PolicyVersion, Name: "agent", K: k, Levels: cfg.Levels, Config: cfg}
 	mid := len(cfg.Levels) / 2
 	for range k {

@@ -305,7 +305,7 @@ func (t *PolicyTable) FitOffline(tr []Transition, gamma float64, iters int) erro
 // lower latency counts as "shift", any other weight change as "reset", none
 // as "keep".
 func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states LoadStates, tmpl Template, cfg RLConfig) ([]Transition, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	rw, imbalance := cfg.Reward, cfg.ImbalanceRatio
 	var units collector.PoolRates
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })

@@ -114,7 +114,7 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	if !cfg.RL.PoolUnits {
 		samples = append(samples, cfg.Samples...)
 	}
-	levels := len(agent.NewAgent(nil, nil, cfg.RL, nil).Config().Levels)
+	levels := len(cfg.RL.WithDefaults().Levels)
 	for e := range cfg.ModelEpisodes {
 		sc, err := cfg.episode(rng, e)
 		if err != nil {
