@@ -72,11 +72,31 @@ type Decision struct {
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Clamps are the guard's changes, each with its reason.
 	Clamps []Clamp `json:"clamps,omitempty"`
-	// Outcome is one of "applied", "refused", "dry-run", "noop", "failed".
-	Outcome string `json:"outcome,omitempty"`
+	// Outcome says what became of the decision (see the Outcome constants).
+	Outcome Outcome `json:"outcome,omitempty"`
 	// Error holds the actuator's error when Outcome is "failed".
 	Error string `json:"error,omitempty"`
 }
+
+// Outcome says what became of a Decision. The values are the strings
+// stored with decisions and shown by the API, so they never change.
+type Outcome string
+
+// The outcomes of a decision.
+const (
+	// OutcomeApplied: the decision's changes were made.
+	OutcomeApplied Outcome = "applied"
+	// OutcomeRefused: the guard refused the decision outright (stale data).
+	OutcomeRefused Outcome = "refused"
+	// OutcomeDryRun: shadow mode or no applier; nothing was changed.
+	OutcomeDryRun Outcome = "dry-run"
+	// OutcomeNoop: the decision asked for no change, or there was nothing
+	// to decide on (too little or stale data).
+	OutcomeNoop Outcome = "noop"
+	// OutcomeFailed: reading data, the policy or the actuator failed; the
+	// Decision's Error says how.
+	OutcomeFailed Outcome = "failed"
+)
 
 // Clamp records one change the guard made to a decision.
 type Clamp struct {

@@ -48,23 +48,6 @@ func blEqualWeights(pr collector.PoolRates) map[string]int {
 	return w
 }
 
-// blServerP95Ms is collector.ServerRates.P95Ms.
-func blServerP95Ms(s *collector.ServerRates) float64 { return s.P95Ms() }
-
-// blPoolP95Ms is collector.PoolRates.P95Ms.
-func blPoolP95Ms(pr *collector.PoolRates) float64 { return pr.P95Ms() }
-
-// blServing counts the pool's servers that take new requests.
-func blServing(pr *collector.PoolRates) int {
-	n := 0
-	for _, s := range pr.Servers {
-		if s.State == collector.StateUp && !s.Backup {
-			n++
-		}
-	}
-	return n
-}
-
 // blUtilisation is the pool's load relative to its serving capacity over
 // the latest interval: request rate / (ServiceRate x summed capacity of the
 // serving servers) when the template knows the service rate; otherwise the
@@ -106,11 +89,11 @@ func blQueuePerServer(pr *collector.PoolRates) float64 {
 	for _, s := range pr.Servers {
 		q += s.Gauges.Queue
 	}
-	return q / float64(max(blServing(pr), 1))
+	return q / float64(max(pr.ServersUp(), 1))
 }
 
-// blClamp bounds n to the template's [max(Min,1), Max] (Max 0 = none).
-func blClamp(n int, t Template) int {
+// Clamp bounds n to the template's [max(Min,1), Max] (Max 0 = none).
+func (t Template) Clamp(n int) int {
 	n = max(n, t.Min, 1)
 	if t.Max > 0 {
 		n = min(n, t.Max)

@@ -64,7 +64,7 @@ func (h *HPA) Decide(_ context.Context, obs Observation) (Decision, error) {
 			rec = cur + 1
 		}
 	}
-	rec = blClamp(rec, obs.Template)
+	rec = obs.Template.Clamp(rec)
 	// Stabilise: keep recommendations of the window, shrink to their max.
 	h.recs = append(h.recs, hpaRec{obs.Time, rec})
 	keep := h.recs[:0]

@@ -126,7 +126,7 @@ func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error)
 	}
 	cur := obs.Servers + obs.Booting
 	m := map[string]float64{
-		"p95_ms": blPoolP95Ms(&obs.Latest), "window_p95_ms": winMs, "target_ms": targetMs,
+		"p95_ms": obs.Latest.P95Ms(), "window_p95_ms": winMs, "target_ms": targetMs,
 		"breach_s": breach.Seconds(), "util": util, "queue_per_server": queue,
 	}
 	want := cur
@@ -170,7 +170,7 @@ func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error)
 	} else {
 		m["reserve_on"] = 0
 	}
-	want = blClamp(want, obs.Template)
+	want = obs.Template.Clamp(want)
 	if want != cur {
 		t.lastChange = obs.Time
 	}
@@ -191,7 +191,7 @@ func (t *Threshold) responseTime(obs Observation, targetMs float64) (winMs float
 	counting := true
 	for i := len(obs.Window) - 1; i >= 0; i-- {
 		pr := &obs.Window[i]
-		p95 := blPoolP95Ms(pr)
+		p95 := pr.P95Ms()
 		req := pr.Requests()
 		if span < t.cfg.Window || i == len(obs.Window)-1 {
 			sum += p95 * req

@@ -167,9 +167,9 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) []Decision {
 		var d Decision
 		switch {
 		case err != nil:
-			d = c.noop(p, now, "failed", "read snapshots: "+err.Error())
+			d = c.noop(p, now, OutcomeFailed, "read snapshots: "+err.Error())
 		case latest == nil || len(p.window) == 0:
-			d = c.noop(p, now, "noop", "not enough data: need two snapshots")
+			d = c.noop(p, now, OutcomeNoop, "not enough data: need two snapshots")
 		default:
 			d = c.decide(tctx, p, now)
 		}
@@ -225,12 +225,12 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 	// 2. Build the observation; never act on stale data.
 	obs := c.observe(p, now)
 	if obs.DataAge > c.cfg.StaleAfter {
-		return c.noop(p, now, "noop", fmt.Sprintf("stale data: latest snapshot is %v old (> %v)", obs.DataAge.Round(time.Second), c.cfg.StaleAfter))
+		return c.noop(p, now, OutcomeNoop, fmt.Sprintf("stale data: latest snapshot is %v old (> %v)", obs.DataAge.Round(time.Second), c.cfg.StaleAfter))
 	}
 	// 3. Ask the policy, then the guard.
 	d, err := p.Policy.Decide(ctx, obs)
 	if err != nil {
-		return c.noop(p, now, "failed", "policy: "+err.Error())
+		return c.noop(p, now, OutcomeFailed, "policy: "+err.Error())
 	}
 	d.Time, d.Pool = now, p.Name
 	if d.Policy == "" {
@@ -240,31 +240,31 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 		d = c.cfg.Guard.Check(obs, d)
 	}
 	// 4. Apply, unless refused, in shadow mode or without an applier.
-	if d.Outcome == "refused" {
+	if d.Outcome == OutcomeRefused {
 		return d
 	}
 	scale := d.Servers > 0 && d.Servers != obs.Servers+obs.Booting
 	weights := d.Weights != nil && ctlWeightsDiffer(obs.Latest, d.Weights)
 	switch {
 	case !scale && !weights:
-		d.Outcome = "noop"
+		d.Outcome = OutcomeNoop
 	case c.cfg.Shadow || c.cfg.Applier == nil:
-		d.Outcome = "dry-run"
+		d.Outcome = OutcomeDryRun
 	default:
-		d.Outcome = "applied"
+		d.Outcome = OutcomeApplied
 		if weights {
 			if err := c.cfg.Applier.SetWeights(ctx, p.Name, d.Weights); err != nil {
-				d.Outcome, d.Error = "failed", err.Error()
+				d.Outcome, d.Error = OutcomeFailed, err.Error()
 			}
 		}
-		if scale && d.Outcome == "applied" {
+		if scale && d.Outcome == OutcomeApplied {
 			if err := c.cfg.Applier.Scale(ctx, p.Name, d.Servers); err != nil {
-				d.Outcome, d.Error = "failed", err.Error()
+				d.Outcome, d.Error = OutcomeFailed, err.Error()
 			} else {
 				p.ordered = d.Servers
 			}
 		}
-		if d.Outcome == "failed" {
+		if d.Outcome == OutcomeFailed {
 			c.log.Warn("apply decision", "pool", p.Name, "policy", d.Policy, "err", d.Error)
 		}
 	}
@@ -287,11 +287,7 @@ func (c *Controller) observe(p *controlledPool, now time.Time) Observation {
 	if obs.DataAge < 0 {
 		obs.DataAge = 0
 	}
-	for _, s := range obs.Latest.Servers {
-		if s.State == collector.StateUp && !s.Backup {
-			obs.Servers++
-		}
-	}
+	obs.Servers = obs.Latest.ServersUp()
 	if bc, ok := c.cfg.Applier.(ctlBootCounter); ok {
 		obs.Booting = bc.Booting(p.Name)
 	} else if p.ordered > obs.Servers {
@@ -304,12 +300,12 @@ func (c *Controller) observe(p *controlledPool, now time.Time) Observation {
 }
 
 // noop is a decision that changes nothing, with its reason.
-func (c *Controller) noop(p *controlledPool, now time.Time, outcome, reason string) Decision {
-	if outcome == "failed" {
+func (c *Controller) noop(p *controlledPool, now time.Time, outcome Outcome, reason string) Decision {
+	if outcome == OutcomeFailed {
 		c.log.Warn("controller tick", "pool", p.Name, "reason", reason)
 	}
 	d := Decision{Time: now, Pool: p.Name, Policy: p.Policy.Name(), Reason: reason, Outcome: outcome}
-	if outcome == "failed" {
+	if outcome == OutcomeFailed {
 		d.Error = reason
 	}
 	return d

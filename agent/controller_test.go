@@ -42,7 +42,7 @@ func (p ctlPolicy) Decide(context.Context, Observation) (Decision, error) {
 type ctlGuard struct{}
 
 func (ctlGuard) Check(_ Observation, d Decision) Decision {
-	d.Outcome = "refused"
+	d.Outcome = OutcomeRefused
 	d.Clamps = append(d.Clamps, Clamp{Rule: "test", Reason: "refused by test"})
 	return d
 }
@@ -72,20 +72,20 @@ func TestControllerTick(t *testing.T) {
 		shadow      bool
 		guard       DecisionGuard
 		applyErr    error
-		wantOutcome string
+		wantOutcome Outcome
 		wantReason  string
 		wantScales  []int
 	}{
-		{name: "applies a scale", snaps: 3, policy: ctlPolicy{n: 4}, wantOutcome: "applied", wantScales: []int{4}},
-		{name: "same count is a noop", snaps: 3, policy: ctlPolicy{n: 2}, wantOutcome: "noop"},
-		{name: "equal weights are a noop", snaps: 3, policy: ctlPolicy{w: map[string]int{"a": 1, "b": 1}}, wantOutcome: "noop"},
-		{name: "shadow mode changes nothing", snaps: 3, policy: ctlPolicy{n: 4}, shadow: true, wantOutcome: "dry-run"},
-		{name: "guard refusal is not applied", snaps: 3, policy: ctlPolicy{n: 4}, guard: ctlGuard{}, wantOutcome: "refused"},
-		{name: "actuator error is recorded", snaps: 3, policy: ctlPolicy{n: 4}, applyErr: errors.New("boom"), wantOutcome: "failed", wantScales: []int{4}},
+		{name: "applies a scale", snaps: 3, policy: ctlPolicy{n: 4}, wantOutcome: OutcomeApplied, wantScales: []int{4}},
+		{name: "same count is a noop", snaps: 3, policy: ctlPolicy{n: 2}, wantOutcome: OutcomeNoop},
+		{name: "equal weights are a noop", snaps: 3, policy: ctlPolicy{w: map[string]int{"a": 1, "b": 1}}, wantOutcome: OutcomeNoop},
+		{name: "shadow mode changes nothing", snaps: 3, policy: ctlPolicy{n: 4}, shadow: true, wantOutcome: OutcomeDryRun},
+		{name: "guard refusal is not applied", snaps: 3, policy: ctlPolicy{n: 4}, guard: ctlGuard{}, wantOutcome: OutcomeRefused},
+		{name: "actuator error is recorded", snaps: 3, policy: ctlPolicy{n: 4}, applyErr: errors.New("boom"), wantOutcome: OutcomeFailed, wantScales: []int{4}},
 		// 3 intervals old is still fresh; 3 intervals + 1 s is stale.
-		{name: "data 3 intervals old is used", snaps: 3, at: 3 * iv, policy: ctlPolicy{n: 4}, wantOutcome: "applied", wantScales: []int{4}},
-		{name: "stale data is a recorded noop", snaps: 3, at: 3*iv + time.Second, policy: ctlPolicy{n: 4}, wantOutcome: "noop", wantReason: "stale data"},
-		{name: "one snapshot is not enough", snaps: 1, policy: ctlPolicy{n: 4}, wantOutcome: "noop", wantReason: "not enough data"},
+		{name: "data 3 intervals old is used", snaps: 3, at: 3 * iv, policy: ctlPolicy{n: 4}, wantOutcome: OutcomeApplied, wantScales: []int{4}},
+		{name: "stale data is a recorded noop", snaps: 3, at: 3*iv + time.Second, policy: ctlPolicy{n: 4}, wantOutcome: OutcomeNoop, wantReason: "stale data"},
+		{name: "one snapshot is not enough", snaps: 1, policy: ctlPolicy{n: 4}, wantOutcome: OutcomeNoop, wantReason: "not enough data"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,7 +206,7 @@ func TestControllerPoolVanishes(t *testing.T) {
 		ring.Add(collector.Snapshot{Time: t0.Add(time.Duration(i) * iv), Source: "test"})
 	}
 	d := c.Tick(context.Background(), t0.Add(6*iv))[0]
-	if d.Outcome != "noop" || !strings.Contains(d.Reason, "stale") || len(app.scales) != 0 {
+	if d.Outcome != OutcomeNoop || !strings.Contains(d.Reason, "stale") || len(app.scales) != 0 {
 		t.Errorf("decision %q (%s), %d scale calls; want a stale no-op", d.Outcome, d.Reason, len(app.scales))
 	}
 }

@@ -3,7 +3,7 @@ package agent
 import (
 	"math"
 
-	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/agent/queueing"
 )
 
 // Forecaster predicts a pool's arrival rate a few minutes ahead from the
@@ -119,9 +119,9 @@ func (f *Forecaster) Peak() float64 {
 
 // fcPlanServers is the least c in [1, maxC] for which an M/M/c queue with
 // arrival rate lambda and service rate mu keeps P(T > target) <= tail
-// (sim.MMcResponseTail); maxC when none does. A tail no number of servers
+// (queueing.MMcResponseTail); maxC when none does. A tail no number of servers
 // reaches (below 1.2 x e^{-μ·target}, the service time's own tail) is
-// raised to that floor. Unlike sim.MinServers, it searches from c =
+// raised to that floor. Unlike queueing.MinServers, it searches from c =
 // floor(λ/μ) and floors the tail.
 func fcPlanServers(lambda, mu, target, tail float64, maxC int) int {
 	if maxC < 1 {
@@ -133,14 +133,14 @@ func fcPlanServers(lambda, mu, target, tail float64, maxC int) int {
 	tail = math.Max(tail, 1.2*math.Exp(-mu*target))
 	c := max(int(lambda/mu), 1)
 	for ; c < maxC; c++ {
-		if sim.MMcResponseTail(lambda, mu, c, target) <= tail {
+		if queueing.MMcResponseTail(lambda, mu, c, target) <= tail {
 			return c
 		}
 	}
 	return maxC
 }
 
-// fcServiceRate solves sim.MMcMeanResponse(lambda, mu, c) = meanLatency for
+// fcServiceRate solves queueing.MMcMeanResponse(lambda, mu, c) = meanLatency for
 // mu by bisection: the per-server service rate that explains the observed
 // mean latency (seconds) of c servers at arrival rate lambda. It returns 0
 // when the observation cannot inform it (no traffic, no latency).
@@ -151,16 +151,16 @@ func fcServiceRate(lambda float64, c int, meanLatency float64) float64 {
 	// The mean response falls as mu grows; mu is at least 1/meanLatency (no
 	// queueing) and above lambda/c (stability).
 	lo := math.Max(1/meanLatency, lambda/float64(c)) * (1 + 1e-9)
-	if sim.MMcMeanResponse(lambda, lo, c) <= meanLatency {
+	if queueing.MMcMeanResponse(lambda, lo, c) <= meanLatency {
 		return lo
 	}
 	hi := 2 * lo
-	for sim.MMcMeanResponse(lambda, hi, c) > meanLatency {
+	for queueing.MMcMeanResponse(lambda, hi, c) > meanLatency {
 		hi *= 2
 	}
 	for range 60 {
 		mid := (lo + hi) / 2
-		if sim.MMcMeanResponse(lambda, mid, c) > meanLatency {
+		if queueing.MMcMeanResponse(lambda, mid, c) > meanLatency {
 			lo = mid
 		} else {
 			hi = mid

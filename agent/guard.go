@@ -119,7 +119,7 @@ func (g *Guard) Check(obs Observation, d Decision) Decision {
 		if d.Servers != 0 || d.Weights != nil {
 			d.Clamps = append(d.Clamps, Clamp{Rule: "stale", From: d.Servers, To: 0,
 				Reason: fmt.Sprintf("refused: data is %v old, more than %v (pool keeps %d servers and its weights)", obs.DataAge.Round(time.Second), g.cfg.StaleAfter, cur)})
-			d.Outcome = "refused"
+			d.Outcome = OutcomeRefused
 		}
 		d.Servers, d.Weights = 0, nil
 		p.upSince = time.Time{}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/collector"
-	"github.com/lbtune/lbtune/model"
 )
 
 // LoadStates maps what a pool shows to a posterior over the load states
@@ -43,19 +42,6 @@ const (
 
 // rlWeightActionNames are the weight actions in words, indexed by action.
 var rlWeightActionNames = [numWeightActions]string{"keep", "shift", "reset"}
-
-// RewardConfig sets the reward the agent maximises per interval:
-//
-//	r = -(Latency x max(0, p95/target - 1) + Violation x [p95 > target]
-//	      + Errors x error ratio + ServerCost x servers)
-//
-// the negative of eval's cost with the SLO expressed per interval.
-type RewardConfig struct {
-	Latency    float64 `json:"latency"`
-	Violation  float64 `json:"violation"`
-	Errors     float64 `json:"errors"`
-	ServerCost float64 `json:"server_cost"`
-}
 
 // RLConfig tunes the agent. Zero fields take DefaultRLConfig's values.
 type RLConfig struct {
@@ -143,7 +129,8 @@ func DefaultRLConfig() RLConfig {
 	}
 }
 
-func (c RLConfig) withDefaults() RLConfig {
+// WithDefaults returns c with every zero field set to DefaultRLConfig's value.
+func (c RLConfig) WithDefaults() RLConfig {
 	d := DefaultRLConfig()
 	if c.Horizon <= 0 {
 		c.Horizon = d.Horizon
@@ -221,15 +208,15 @@ type Agent struct {
 	// follows; greedy is the level it holds (-1: none yet).
 	smooth []float64
 	greedy int
-	// truth, when set (offline training in the simulator), replaces the
+	// rewardFn, when set (offline training in the simulator), replaces the
 	// observed reward with one from the simulator's ground truth.
-	truth func(obs Observation, m rlMeasure) float64
+	rewardFn func(obs Observation) float64
 	// levelHist counts the levels chosen, for reports.
 	levelHist map[int]int
 	// lastRaw is the latest decision as the agent made it, before any guard.
 	lastRaw Decision
 	// noTailOverride turns the tail-aware override off (offline training:
-	// see Fit).
+	// see SetTailOverride).
 	noTailOverride bool
 	// wchanged is set once the agent has changed the weights; wserved
 	// counts the pool's requests since then.
@@ -271,7 +258,7 @@ type rlBlock struct {
 // exploration. cfg zero fields take defaults; table's own Levels win over
 // cfg's when the table has been trained.
 func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Source) *Agent {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if table == nil {
 		k := 1
 		if states != nil {
@@ -319,58 +306,43 @@ func (a *Agent) Exploration() float64 { return a.eps }
 // Learning reports whether online learning is on.
 func (a *Agent) Learning() bool { return a.learn }
 
+// Config returns the agent's configuration, defaults filled in.
+func (a *Agent) Config() RLConfig { return a.cfg }
+
+// SetHorizon sets how far ahead the rate is forecast (RLConfig.Horizon):
+// offline training moves one agent between scenarios of different boot
+// delays.
+func (a *Agent) SetHorizon(d time.Duration) { a.cfg.Horizon = d }
+
+// SetTailOverride turns the tail-aware override (RLConfig.BreachP95,
+// HoldP95) on, the default, or off. Offline training turns it off, so the
+// levels are valued for what the plan alone does in each load state: the
+// override would patch a cheap level's misses and hide the difference the
+// experiment measures. It applies when the policy runs.
+func (a *Agent) SetTailOverride(on bool) { a.noTailOverride = !on }
+
+// SetRewardFunc replaces the reward the agent learns from (the
+// RewardConfig.Reward of what it observes) with f; nil restores it.
+// Offline training in the simulator scores intervals by the simulator's
+// exact p95, which the agent online only estimates.
+func (a *Agent) SetRewardFunc(f func(obs Observation) float64) { a.rewardFn = f }
+
 // rlMeasure is what the agent reads from one observation.
 type rlMeasure struct {
 	rate     float64 // arrivals, requests/s
-	p95Ms    float64 // pool p95 estimate (request-weighted mean of blServerP95Ms), ms; 0 unknown
-	meanMs   float64 // request-weighted mean latency, ms; 0 unknown
+	p95Ms    float64 // pool p95 estimate (collector.PoolRates.P95Ms), ms; 0 unknown
+	meanMs   float64 // pool mean latency (collector.PoolRates.MeanMs), ms; 0 unknown
 	errRatio float64
 	servers  int // serving + booting
 }
 
 // rlMeasureObs reads the pool's rate, latency and errors from obs.Latest.
 func rlMeasureObs(obs Observation) rlMeasure {
-	m := rlMeasure{servers: obs.Servers + obs.Booting}
-	var req, errs, latSum, p95Sum, p95Req float64
-	for i := range obs.Latest.Servers {
-		s := &obs.Latest.Servers[i]
-		req += s.Requests
-		errs += s.Responses[4] + s.Errors
-		if s.Requests > 0 && s.MeanLatencyMs > 0 {
-			latSum += s.Requests * s.MeanLatencyMs
-		}
-		if s.Requests > 0 {
-			p95Sum += s.Requests * blServerP95Ms(s)
-			p95Req += s.Requests
-		}
+	pr := &obs.Latest
+	return rlMeasure{
+		rate: pr.Requests(), p95Ms: pr.P95Ms(), meanMs: pr.MeanMs(), errRatio: pr.ErrorRatio(),
+		servers: obs.Servers + obs.Booting,
 	}
-	m.rate = req
-	if req > 0 {
-		m.meanMs = latSum / req
-		m.errRatio = math.Min(errs/req, 1)
-	}
-	if p95Req > 0 {
-		m.p95Ms = p95Sum / p95Req
-	}
-	return m
-}
-
-// reward is the negative per-interval cost of what was measured.
-//
-// The p95 it judges is ln(20) x the interval's exact mean latency (the p95
-// of an exponential response time): per-server p95s over one short
-// interval rest on a handful of requests each and overstate the pool's
-// p95, which would teach the agent to buy servers against noise.
-func (c RewardConfig) reward(m rlMeasure, target time.Duration) float64 {
-	cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
-	p95 := model.P95PerMean * m.meanMs
-	if t := float64(target) / float64(time.Millisecond); t > 0 && p95 > 0 {
-		cost += c.Latency * math.Max(0, p95/t-1)
-		if p95 > t {
-			cost += c.Violation
-		}
-	}
-	return -cost
 }
 
 // rlSmoothing is the weight of the newest posterior in the smoothed one.
@@ -403,9 +375,9 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 
 	// Learn from the interval that just ended: the weight action's
 	// one-step return, and the level's block average when its block ends.
-	r := a.cfg.Reward.reward(m, obs.Template.TargetP95)
-	if a.truth != nil {
-		r = a.truth(obs, m)
+	r := a.cfg.Reward.Reward(m.errRatio, m.p95Ms, m.servers, obs.Template.TargetP95)
+	if a.rewardFn != nil {
+		r = a.rewardFn(obs)
 	}
 	if a.learn && a.prev != nil {
 		a.table.updateWeight(a.prev, r, wstate, a.cfg)
@@ -505,7 +477,7 @@ func (a *Agent) posterior(obs Observation) ([]float64, error) {
 	}
 	if a.cfg.PoolUnits {
 		var err error
-		if a.units, err = rlPoolUnitsOf(&obs.Latest, a.mu, obs.Template.TargetP95, a.units); err != nil {
+		if a.units, err = PoolUnits(&obs.Latest, a.mu, obs.Template.TargetP95, a.units); err != nil {
 			return nil, err
 		}
 		obs.Latest = a.units
@@ -861,9 +833,10 @@ func rlFormatWeights(w map[string]int) string {
 	return b.String()
 }
 
-// rlPoolUnitsOf is rlPoolUnits for a service rate mu (requests/s per
-// server) and a p95 target; it fails when either is unknown.
-func rlPoolUnitsOf(pr *collector.PoolRates, mu float64, target time.Duration, dst collector.PoolRates) (collector.PoolRates, error) {
+// PoolUnits returns pr in pool units (see RLConfig.PoolUnits), reusing
+// dst's server slice, for a service rate mu (requests/s per server) and a
+// p95 target; it fails when either is unknown.
+func PoolUnits(pr *collector.PoolRates, mu float64, target time.Duration, dst collector.PoolRates) (collector.PoolRates, error) {
 	if !(mu > 0) || target <= 0 {
 		return dst, fmt.Errorf("load state in pool units: service rate %.3g/s or p95 target %v unknown", mu, target)
 	}

@@ -51,7 +51,7 @@ func TestTransitionsFromRealRecording(t *testing.T) {
 			}
 			tb := NewPolicyTable(k, tc.cfg)
 			before := append([]float64(nil), tb.WeightQ[0]...)
-			if err := tb.FitOffline(tr, 0.5, rlOfflineIters); err != nil {
+			if err := tb.FitOffline(tr, 0.5, 20); err != nil {
 				t.Fatal(err)
 			}
 			if tb.WeightQ[0][WeightKeep] == before[WeightKeep] || tb.WeightQ[0][WeightKeep] >= 0 {

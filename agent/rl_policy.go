@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/lbtune/lbtune/datasets"
 )
 
 // PolicyVersion is the version of the PolicyTable JSON layout; loading
@@ -57,7 +53,7 @@ func NewPolicyTable(k int, cfg RLConfig) *PolicyTable {
 	if k < 1 {
 		panic("agent: policy table with no load state")
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	t := &PolicyTable{Version: PolicyVersion, Name: "agent", K: k, Levels: cfg.Levels, Config: cfg}
 	mid := len(cfg.Levels) / 2
 	for range k {
@@ -220,62 +216,14 @@ func ReadPolicyFile(path string) (*PolicyTable, error) {
 	return t, nil
 }
 
-// rlPolicyKey is the store key of version v of the named policy; versions
-// are zero-padded so keys sort in version order.
-func rlPolicyKey(name string, v int) string { return fmt.Sprintf("%s/v%06d", name, v) }
-
-// SavePolicy stores t in the store's policies bucket as the next version
-// of t.Name and returns the key it used.
-func SavePolicy(st *datasets.Store, t *PolicyTable) (string, error) {
-	v, err := rlLatestPolicyVersion(st, t.Name)
-	if err != nil {
-		return "", err
-	}
+// EncodePolicy is the JSON of t as DecodePolicy reads it and the store
+// keeps it (datasets.Store.PutPolicy).
+func EncodePolicy(t *PolicyTable) ([]byte, error) {
 	b, err := json.Marshal(t)
 	if err != nil {
-		return "", fmt.Errorf("encode policy %s: %w", t.Name, err)
+		return nil, fmt.Errorf("encode policy %s: %w", t.Name, err)
 	}
-	key := rlPolicyKey(t.Name, v+1)
-	if err := st.Put(datasets.BucketPolicies, key, b); err != nil {
-		return "", fmt.Errorf("save policy %s: %w", key, err)
-	}
-	return key, nil
-}
-
-// LoadPolicy returns the latest version of the named policy in the store;
-// datasets.ErrNotFound (wrapped) when there is none.
-func LoadPolicy(st *datasets.Store, name string) (*PolicyTable, error) {
-	v, err := rlLatestPolicyVersion(st, name)
-	if err != nil {
-		return nil, err
-	}
-	if v == 0 {
-		return nil, fmt.Errorf("load policy %s: %w", name, datasets.ErrNotFound)
-	}
-	b, err := st.Get(datasets.BucketPolicies, rlPolicyKey(name, v))
-	if err != nil {
-		return nil, fmt.Errorf("load policy %s: %w", rlPolicyKey(name, v), err)
-	}
-	return DecodePolicy(b)
-}
-
-// rlLatestPolicyVersion is the highest stored version of name, 0 for none.
-func rlLatestPolicyVersion(st *datasets.Store, name string) (int, error) {
-	keys, err := st.Keys(datasets.BucketPolicies)
-	if err != nil {
-		return 0, fmt.Errorf("list policies: %w", err)
-	}
-	best := 0
-	for _, k := range keys {
-		rest, ok := strings.CutPrefix(k, name+"/v")
-		if !ok {
-			continue
-		}
-		if v, err := strconv.Atoi(rest); err == nil && v > best {
-			best = v
-		}
-	}
-	return best, nil
+	return b, nil
 }
 
 // Values returns load state k's value of every level as the greedy policy

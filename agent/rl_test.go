@@ -5,14 +5,12 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/agent/queueing"
 	"github.com/lbtune/lbtune/collector"
-	"github.com/lbtune/lbtune/datasets"
 )
 
 func TestForecaster(t *testing.T) {
@@ -121,10 +119,10 @@ func TestQueueingSizing(t *testing.T) {
 				t.Fatalf("fcPlanServers = %d, want %d", got, tc.want)
 			}
 			if tc.lambda > 0 && tc.tail > 0.01 {
-				if p := sim.MMcResponseTail(tc.lambda, tc.mu, got, tc.target); p > tc.tail {
+				if p := queueing.MMcResponseTail(tc.lambda, tc.mu, got, tc.target); p > tc.tail {
 					t.Fatalf("tail at plan %.4f > %.4f", p, tc.tail)
 				}
-				if p := sim.MMcResponseTail(tc.lambda, tc.mu, got-1, tc.target); p <= tc.tail {
+				if p := queueing.MMcResponseTail(tc.lambda, tc.mu, got-1, tc.target); p <= tc.tail {
 					t.Fatalf("one server fewer already meets the tail (%.4f)", p)
 				}
 			}
@@ -132,10 +130,10 @@ func TestQueueingSizing(t *testing.T) {
 	}
 	t.Run("M/M/1 closed form", func(t *testing.T) {
 		// M/M/1: T ~ Exp(μ-λ), so P(T>t) = e^{-(μ-λ)t} and E[T] = 1/(μ-λ).
-		if got, want := sim.MMcResponseTail(5, 10, 1, 0.3), math.Exp(-5*0.3); math.Abs(got-want) > 1e-9 {
+		if got, want := queueing.MMcResponseTail(5, 10, 1, 0.3), math.Exp(-5*0.3); math.Abs(got-want) > 1e-9 {
 			t.Fatalf("tail = %v, want %v", got, want)
 		}
-		if got := sim.MMcMeanResponse(5, 10, 1); math.Abs(got-0.2) > 1e-9 {
+		if got := queueing.MMcMeanResponse(5, 10, 1); math.Abs(got-0.2) > 1e-9 {
 			t.Fatalf("mean = %v, want 0.2", got)
 		}
 	})
@@ -144,7 +142,7 @@ func TestQueueingSizing(t *testing.T) {
 			for _, rho := range []float64{0.2, 0.6, 0.9} {
 				mu := 12.5
 				lambda := rho * float64(c) * mu
-				got := fcServiceRate(lambda, c, sim.MMcMeanResponse(lambda, mu, c))
+				got := fcServiceRate(lambda, c, queueing.MMcMeanResponse(lambda, mu, c))
 				if math.Abs(got-mu)/mu > 1e-6 {
 					t.Errorf("c=%d rho=%.1f: estimated %v, want %v", c, rho, got, mu)
 				}
@@ -239,33 +237,21 @@ func TestAgentWeightShift(t *testing.T) {
 	}
 }
 
-func TestPolicyStore(t *testing.T) {
-	st, err := datasets.Open(filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := LoadPolicy(st, "agent"); !errors.Is(err, datasets.ErrNotFound) {
-		t.Fatalf("empty store: err = %v, want ErrNotFound", err)
-	}
+// TestPolicyCodec: a policy round-trips through EncodePolicy and
+// DecodePolicy; bad JSON or shapes are refused.
+func TestPolicyCodec(t *testing.T) {
 	tb := NewPolicyTable(3, RLConfig{})
 	tb.Steps = 7
-	for want := 1; want <= 2; want++ {
-		key, err := SavePolicy(st, tb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if key != rlPolicyKey("agent", want) {
-			t.Fatalf("key %q, want version %d", key, want)
-		}
-		tb.Steps++
-	}
-	got, err := LoadPolicy(st, "agent")
+	b, err := EncodePolicy(tb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Steps != 8 || got.K != 3 {
-		t.Fatalf("loaded steps %d k %d, want the latest version (8, 3)", got.Steps, got.K)
+	got, err := DecodePolicy(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Steps != 7 || got.K != 3 || got.Name != tb.Name {
+		t.Fatalf("decoded steps %d k %d name %q, want 7, 3, %q", got.Steps, got.K, got.Name, tb.Name)
 	}
 	bad := []struct {
 		name string

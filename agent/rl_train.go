@@ -79,7 +79,7 @@ func (e *Episode) Run(ctx context.Context, policy Policy) error {
 		ring.Add(snap)
 		rec.called = false
 		ds := ctl.Tick(ctx, snap.Time)
-		if len(ds) == 1 && ds[0].Outcome == "failed" {
+		if len(ds) == 1 && ds[0].Outcome == OutcomeFailed {
 			return fmt.Errorf("episode %s at %v: %s", e.Pool, at, ds[0].Error)
 		}
 		if e.OnDecision != nil && rec.called {
@@ -87,17 +87,6 @@ func (e *Episode) Run(ctx context.Context, policy Policy) error {
 		}
 	}
 	return nil
-}
-
-// rlCountUp counts the pool's serving servers.
-func rlCountUp(pr *collector.PoolRates) int {
-	n := 0
-	for i := range pr.Servers {
-		if pr.Servers[i].State == collector.StateUp && !pr.Servers[i].Backup {
-			n++
-		}
-	}
-	return n
 }
 
 // StateSummary describes one load state in real units, from the states the
@@ -316,7 +305,7 @@ func (t *PolicyTable) FitOffline(tr []Transition, gamma float64, iters int) erro
 // lower latency counts as "shift", any other weight change as "reset", none
 // as "keep".
 func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states LoadStates, tmpl Template, cfg RLConfig) ([]Transition, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	rw, imbalance := cfg.Reward, cfg.ImbalanceRatio
 	var units collector.PoolRates
 	sort.Slice(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })
@@ -336,7 +325,7 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 			continue
 		}
 		obs := Observation{Time: snaps[i].Time, Pool: pool, Latest: *pr, Interval: snaps[i].Time.Sub(snaps[i-1].Time),
-			Servers: rlCountUp(pr), Template: tmpl}
+			Servers: pr.ServersUp(), Template: tmpl}
 		post := []float64{1}
 		if states != nil {
 			sobs := obs
@@ -349,7 +338,7 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 					m := rlMeasureObs(obs)
 					mu = fcServiceRate(m.rate, obs.Servers, m.meanMs/1000)
 				}
-				if units, err = rlPoolUnitsOf(pr, mu, tmpl.TargetP95, units); err != nil {
+				if units, err = PoolUnits(pr, mu, tmpl.TargetP95, units); err != nil {
 					continue
 				}
 				sobs.Latest = units
@@ -369,10 +358,11 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 	var out []Transition
 	for i := 0; i+1 < len(steps); i++ {
 		cur, next := steps[i], steps[i+1]
+		m := rlMeasureObs(next.obs)
 		out = append(out, Transition{
 			Post: cur.post, Next: next.post, WeightState: cur.ws, NextWState: next.ws,
 			WeightAction: rlWeightChange(cur.obs.Latest, next.obs.Latest),
-			Reward:       rw.reward(rlMeasureObs(next.obs), tmpl.TargetP95),
+			Reward:       rw.Reward(m.errRatio, m.p95Ms, m.servers, tmpl.TargetP95),
 		})
 	}
 	return out, nil

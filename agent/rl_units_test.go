@@ -29,7 +29,7 @@ func unitsPool(rate, meanMs, p95Ms float64) collector.PoolRates {
 func TestPoolUnits(t *testing.T) {
 	in := unitsPool(40, 50, 150)
 	// mu 10/s, target 200 ms: rates / 10, latencies x 5 (target reads 1000).
-	got, err := rlPoolUnitsOf(&in, 10, 200*time.Millisecond, collector.PoolRates{})
+	got, err := PoolUnits(&in, 10, 200*time.Millisecond, collector.PoolRates{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestPoolUnits(t *testing.T) {
 		t.Errorf("a missing percentile became %v", *got.Servers[0].Gauges.P50Ms)
 	}
 	// The server slice is reused.
-	again, _ := rlPoolUnitsOf(&in, 10, 200*time.Millisecond, got)
+	again, _ := PoolUnits(&in, 10, 200*time.Millisecond, got)
 	if &again.Servers[0] != &got.Servers[0] {
 		t.Error("server slice not reused")
 	}
@@ -66,7 +66,7 @@ func TestPoolUnits(t *testing.T) {
 		mu     float64
 		target time.Duration
 	}{{0, time.Second}, {-1, time.Second}, {10, 0}} {
-		if _, err := rlPoolUnitsOf(&in, bad.mu, bad.target, got); err == nil || !strings.Contains(err.Error(), "pool units") {
+		if _, err := PoolUnits(&in, bad.mu, bad.target, got); err == nil || !strings.Contains(err.Error(), "pool units") {
 			t.Errorf("mu %v target %v: err %v, want a pool-units error", bad.mu, bad.target, err)
 		}
 	}
@@ -77,8 +77,8 @@ func TestPoolUnits(t *testing.T) {
 // in pool units (and a different one in real units).
 func TestPoolUnitsScaleFree(t *testing.T) {
 	slow, fast := unitsPool(40, 50, 150), unitsPool(400, 5, 15)
-	us, _ := rlPoolUnitsOf(&slow, 10, 200*time.Millisecond, collector.PoolRates{})
-	uf, _ := rlPoolUnitsOf(&fast, 100, 20*time.Millisecond, collector.PoolRates{})
+	us, _ := PoolUnits(&slow, 10, 200*time.Millisecond, collector.PoolRates{})
+	uf, _ := PoolUnits(&fast, 100, 20*time.Millisecond, collector.PoolRates{})
 	fs, ff := model.Extract(&us), model.Extract(&uf)
 	for j := range fs.Values {
 		if d := fs.Values[j] - ff.Values[j]; d > 1e-9*max(1, fs.Values[j]) || d < -1e-9*max(1, fs.Values[j]) {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/chart"
+	"github.com/lbtune/lbtune/collector"
 )
 
 // Reader is what the API and the dashboard show.
@@ -22,7 +22,7 @@ type Reader interface {
 	// Model describes the trained model (JSON), or ErrNoModel.
 	Model(ctx context.Context) (json.RawMessage, error)
 	// Series is a pool's history since the given time, oldest first.
-	Series(ctx context.Context, pool string, since time.Time) ([]chart.Point, error)
+	Series(ctx context.Context, pool string, since time.Time) ([]collector.PoolPoint, error)
 }
 
 // Operator changes what the daemon does.
@@ -78,7 +78,7 @@ type PoolState struct {
 	Max      int     `json:"max"`
 	TargetMs float64 `json:"target_ms"`
 	// Latest is the most recent interval, when there is one.
-	Latest *chart.Point `json:"latest,omitempty"`
+	Latest *collector.PoolPoint `json:"latest,omitempty"`
 	// Cluster is the GMM cluster of the latest state (-1 unknown).
 	Cluster int `json:"cluster"`
 	// FallbackActive is true when the last decision came from the fallback.

@@ -57,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // ObserveDecision counts d.
 func (m *Metrics) ObserveDecision(d agent.Decision) {
-	outcome := d.Outcome
+	outcome := string(d.Outcome)
 	if outcome == "" {
 		outcome = "none"
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/chart"
+	"github.com/lbtune/lbtune/collector"
 )
 
 var testNow = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
@@ -33,8 +33,8 @@ func newFake() *fakeDaemon {
 	return &fakeDaemon{mode: map[string]string{"web": "auto"}, paused: map[string]bool{}}
 }
 
-func (f *fakeDaemon) points(since time.Time) []chart.Point {
-	var pts []chart.Point
+func (f *fakeDaemon) points(since time.Time) []collector.PoolPoint {
+	var pts []collector.PoolPoint
 	for i := 0; i < 360; i++ { // every 5 s for 30 min
 		t := testNow.Add(-30 * time.Minute).Add(time.Duration(i) * 5 * time.Second)
 		if t.Before(since) {
@@ -52,7 +52,7 @@ func (f *fakeDaemon) points(since time.Time) []chart.Point {
 		for s := range servers {
 			w[fmt.Sprintf("s%d", s)] = 100 + 10*s
 		}
-		pts = append(pts, chart.Point{Time: t, Rate: rate, Active: rate / 20, MeanMs: 40 + float64(i%30), P95Ms: 120 + float64(i%50), Servers: servers, Weights: w})
+		pts = append(pts, collector.PoolPoint{Time: t, Rate: rate, Active: rate / 20, MeanMs: 40 + float64(i%30), P95Ms: 120 + float64(i%50), Servers: servers, Weights: w})
 	}
 	return pts
 }
@@ -100,7 +100,7 @@ func (f *fakeDaemon) Decisions(_ context.Context, pool string, since time.Time, 
 
 func (f *fakeDaemon) Model(context.Context) (json.RawMessage, error) { return nil, ErrNoModel }
 
-func (f *fakeDaemon) Series(_ context.Context, pool string, since time.Time) ([]chart.Point, error) {
+func (f *fakeDaemon) Series(_ context.Context, pool string, since time.Time) ([]collector.PoolPoint, error) {
 	if pool != "web" {
 		return nil, fmt.Errorf("series %s: %w", pool, ErrUnknownPool)
 	}

@@ -2,7 +2,6 @@ package chart
 
 import (
 	"image/png"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,46 +38,6 @@ func snaps(n int) []collector.Snapshot {
 	return out
 }
 
-func TestPoints(t *testing.T) {
-	pts := Points(nil, snaps(4), "web")
-	if len(pts) != 3 {
-		t.Fatalf("got %d points from 4 snapshots, want 3", len(pts))
-	}
-	tests := []struct {
-		name      string
-		got, want float64
-	}{
-		{"rate", pts[0].Rate, 40},
-		{"active", pts[0].Active, 5},
-		{"queue", pts[0].Queue, 1},
-		// (10 x 20 + 30 x 40) / 40 = 35 ms
-		{"mean", pts[0].MeanMs, 35},
-		{"p95", pts[0].P95Ms, 80},
-		// 3 of 40 requests were 5xx
-		{"errors", pts[0].ErrorRatio, 0.075},
-		{"servers before drain", float64(pts[0].Servers), 2},
-		{"servers after drain", float64(pts[2].Servers), 1},
-	}
-	for _, tc := range tests {
-		if math.Abs(tc.got-tc.want) > 1e-9 {
-			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
-		}
-	}
-	if pts[2].Weights["a"] != 3 || len(pts[2].Weights) != 1 {
-		t.Errorf("weights after drain %v, want only a:3", pts[2].Weights)
-	}
-	// A pool-level p95 (access logs, simulator) wins over the servers'.
-	withPool := snaps(3)
-	p95 := 55.0
-	withPool[2].Pools[0].P95Ms = &p95
-	if got := Points(nil, withPool, "web"); got[1].P95Ms != 55 || got[0].P95Ms != 80 {
-		t.Errorf("p95 with a pool-level value %v, without %v; want 55 and 80", got[1].P95Ms, got[0].P95Ms)
-	}
-	if got := Points(nil, snaps(4), "missing"); len(got) != 0 {
-		t.Errorf("unknown pool gave %d points", len(got))
-	}
-}
-
 func TestDecisionMetric(t *testing.T) {
 	t0 := time.Unix(100, 0)
 	ds := []agent.Decision{
@@ -101,7 +60,7 @@ func TestDecisionMetric(t *testing.T) {
 
 func TestWritePNGs(t *testing.T) {
 	dir := t.TempDir()
-	pts := Points(nil, snaps(30), "web")
+	pts := collector.PoolPoints(nil, snaps(30), "web")
 	h := History{Pool: "web", Points: pts, Target: 50 * time.Millisecond,
 		Metric: []MetricPoint{{pts[3].Time, "p95_ms", 80}, {pts[9].Time, "p95_ms", 60}},
 		Phases: []Phase{{Start: pts[0].Time, End: pts[10].Time, Label: "low"}, {Start: pts[10].Time, End: pts[20].Time, Label: "high"}}}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lbtune/lbtune/collector"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -17,7 +18,7 @@ type History struct {
 	// Pool is the pool's name.
 	Pool string
 	// Points are the per-interval states, in time order.
-	Points []Point
+	Points []collector.PoolPoint
 	// Metric are the decision metric values, in time order.
 	Metric []MetricPoint
 	// Target is the response-time target; 0 when unknown.
@@ -40,7 +41,7 @@ func WritePNGs(dir string, h History) ([]string, error) {
 	}
 	t0 := h.Points[0].Time
 	sec := func(t time.Time) float64 { return t.Sub(t0).Seconds() }
-	xy := func(f func(Point) float64) plotter.XYs {
+	xy := func(f func(collector.PoolPoint) float64) plotter.XYs {
 		out := make(plotter.XYs, len(h.Points))
 		for i, p := range h.Points {
 			out[i] = plotter.XY{X: sec(p.Time), Y: f(p)}
@@ -59,8 +60,8 @@ func WritePNGs(dir string, h History) ([]string, error) {
 
 	// Load: request rate and concurrency.
 	p := newPlot(h, "load", "requests/s, requests in progress")
-	addLine(p, "request rate (req/s)", xy(func(p Point) float64 { return p.Rate }), 0)
-	addLine(p, "concurrent requests", xy(func(p Point) float64 { return p.Active }), 1)
+	addLine(p, "request rate (req/s)", xy(func(p collector.PoolPoint) float64 { return p.Rate }), 0)
+	addLine(p, "concurrent requests", xy(func(p collector.PoolPoint) float64 { return p.Active }), 1)
 	h.shade(p, sec)
 	if err := save("load", p); err != nil {
 		return written, err
@@ -68,9 +69,9 @@ func WritePNGs(dir string, h History) ([]string, error) {
 
 	// Latency against the target.
 	p = newPlot(h, "response time", "ms")
-	addLine(p, "mean", xy(func(p Point) float64 { return p.MeanMs }), 0)
+	addLine(p, "mean", xy(func(p collector.PoolPoint) float64 { return p.MeanMs }), 0)
 	if hasP95(h.Points) {
-		addLine(p, "p95 (max over servers)", xy(func(p Point) float64 { return p.P95Ms }), 2)
+		addLine(p, "p95 (max over servers)", xy(func(p collector.PoolPoint) float64 { return p.P95Ms }), 2)
 	}
 	if h.Target > 0 {
 		target := float64(h.Target) / float64(time.Millisecond)
@@ -83,7 +84,7 @@ func WritePNGs(dir string, h History) ([]string, error) {
 
 	// Servers.
 	p = newPlot(h, "servers", "servers serving")
-	addLine(p, "servers", xy(func(p Point) float64 { return float64(p.Servers) }), 4)
+	addLine(p, "servers", xy(func(p collector.PoolPoint) float64 { return float64(p.Servers) }), 4)
 	h.shade(p, sec)
 	if err := save("servers", p); err != nil {
 		return written, err
@@ -174,7 +175,7 @@ func (h History) shade(p *plot.Plot, sec func(time.Time) float64) {
 	}
 }
 
-func hasP95(pts []Point) bool {
+func hasP95(pts []collector.PoolPoint) bool {
 	for _, p := range pts {
 		if p.P95Ms > 0 {
 			return true

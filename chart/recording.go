@@ -121,7 +121,7 @@ func (r *Recording) Pools(pool string) []PoolSource {
 // several sources is named POOL-SOURCE (made safe for a file name). Points
 // is empty when k has fewer than two snapshots.
 func (r *Recording) History(k PoolSource, target time.Duration) History {
-	h := History{Pool: k.Pool, Points: Points(nil, r.snaps[k], k.Pool),
+	h := History{Pool: k.Pool, Points: collector.PoolPoints(nil, r.snaps[k], k.Pool),
 		Metric: DecisionMetric(r.decisions, k.Pool, "p95_ms", "window_p95_ms", "util"),
 		Target: target, Phases: LoadPhases(r.events)}
 	for _, d := range r.decisions {

@@ -18,13 +18,13 @@ const (
 	FeatShareCV              // coefficient of variation of requests across serving servers
 	FeatMeanLatency          // request-weighted mean response time, ms
 	FeatMaxLatency           // largest per-server mean response time, ms
-	FeatP95Latency           // largest per-server p95 response time, ms (imputed when absent)
-	FeatErrorRatio           // (5xx + connection errors) / requests, 0..1
+	FeatP95Latency           // pool p95 response time, ms (collector.PoolRates.P95Ms; imputed when estimated from means)
+	FeatErrorRatio           // (5xx + connection errors) / requests, 0..1 (collector.PoolRates.ErrorRatio)
 	FeatBytesIn              // bytes/s received from clients
 	FeatBytesOut             // bytes/s sent to clients
 	FeatActive               // requests in progress (sum of server active gauges)
 	FeatQueue                // requests queued (pool queue + server queues)
-	FeatServers              // servers serving (state up)
+	FeatServers              // servers serving (collector.PoolRates.ServersUp)
 	NumFeatures              // dimension of the feature vector
 )
 
@@ -44,12 +44,6 @@ var logFeature = [NumFeatures]bool{
 	FeatBytesIn: true, FeatBytesOut: true, FeatActive: true, FeatQueue: true,
 }
 
-// P95PerMean is the factor that imputes a missing p95 from the mean
-// latency: the p95 of an exponential distribution is ln(20) = 3.0 times its
-// mean. Sources without percentiles (vts, HAProxy) get FeatP95Latency =
-// P95PerMean x max per-server mean latency, flagged in Features.Imputed.
-var P95PerMean = math.Log(20)
-
 // Features is the load state of one pool over one interval, in real units.
 type Features struct {
 	// Pool is the pool's name; Time is the end of the interval.
@@ -58,7 +52,8 @@ type Features struct {
 	// Values are indexed by the Feat constants.
 	Values [NumFeatures]float64 `json:"values"`
 	// Imputed marks values that were missing and filled in: latencies with
-	// no source value (0) and p95 derived from the mean (see P95PerMean).
+	// no source value (0) and a p95 estimated from means (see
+	// collector.P95PerMean).
 	Imputed [NumFeatures]bool `json:"imputed"`
 }
 
@@ -69,59 +64,51 @@ func Extract(pr *collector.PoolRates) Features {
 	var f Features
 	f.Pool = pr.Name
 	v := &f.Values
-	var rate, bytesIn, bytesOut, errs, active, queue float64
-	var serving int
-	var latW, latSum, latMax, gaugeSum, gaugeMax float64
+	var bytesIn, bytesOut, active, queue float64
+	var latMax, gaugeSum, gaugeMax float64
 	var gaugeN int
-	p95 := math.NaN()
+	measuredP95 := pr.SourceP95Ms != nil
 	for i := range pr.Servers {
 		s := &pr.Servers[i]
-		rate += s.Requests
 		bytesIn += s.BytesIn
 		bytesOut += s.BytesOut
-		errs += s.Responses[4] + s.Errors
 		active += s.Gauges.Active
 		queue += s.Gauges.Queue
-		if s.State == collector.StateUp {
-			serving++
-		}
 		if s.MeanLatencyMs > 0 {
 			if s.Requests > 0 {
-				latW += s.Requests
-				latSum += s.Requests * s.MeanLatencyMs
 				latMax = math.Max(latMax, s.MeanLatencyMs)
 			}
 			gaugeSum += s.MeanLatencyMs
 			gaugeMax = math.Max(gaugeMax, s.MeanLatencyMs)
 			gaugeN++
 		}
-		if s.Gauges.P95Ms != nil {
-			if math.IsNaN(p95) || *s.Gauges.P95Ms > p95 {
-				p95 = *s.Gauges.P95Ms
-			}
+		if s.Requests > 0 && s.Gauges.P95Ms != nil {
+			measuredP95 = true
 		}
 	}
+	rate := pr.Requests()
+	serving := pr.ServersUp()
 	v[FeatRate] = rate
 	v[FeatRatePerServer] = rate / float64(max(serving, 1))
 	v[FeatMaxShare], v[FeatShareCV] = shares(pr, rate)
-	switch {
-	case latW > 0:
-		v[FeatMeanLatency], v[FeatMaxLatency] = latSum/latW, latMax
+	switch mean := pr.MeanMs(); {
+	case mean > 0:
+		v[FeatMeanLatency], v[FeatMaxLatency] = mean, latMax
 	case gaugeN > 0:
 		// No request in the interval: the balancer's moving averages.
 		v[FeatMeanLatency], v[FeatMaxLatency] = gaugeSum/float64(gaugeN), gaugeMax
 	default:
 		f.Imputed[FeatMeanLatency], f.Imputed[FeatMaxLatency] = true, true
 	}
-	if math.IsNaN(p95) {
-		v[FeatP95Latency] = P95PerMean * v[FeatMaxLatency]
-		f.Imputed[FeatP95Latency] = true
-	} else {
-		v[FeatP95Latency] = p95
+	v[FeatP95Latency] = pr.P95Ms()
+	if v[FeatP95Latency] == 0 && rate <= 0 {
+		// Nothing served: the one estimate from the mean, applied to the
+		// balancer's moving averages.
+		v[FeatP95Latency] = collector.P95PerMean * v[FeatMeanLatency]
+		measuredP95 = false
 	}
-	if rate > 0 {
-		v[FeatErrorRatio] = math.Min(errs/rate, 1)
-	}
+	f.Imputed[FeatP95Latency] = !measuredP95
+	v[FeatErrorRatio] = pr.ErrorRatio()
 	v[FeatBytesIn], v[FeatBytesOut] = bytesIn, bytesOut
 	v[FeatActive] = active
 	v[FeatQueue] = pr.Queue + queue
@@ -199,6 +186,36 @@ type SampleStats struct {
 	Reset int `json:"reset"`
 	// Unordered counts snapshot pairs dropped because time did not advance.
 	Unordered int `json:"unordered"`
+}
+
+// Add adds o's counts to s (samples from several recordings).
+func (s *SampleStats) Add(o SampleStats) {
+	s.Intervals += o.Intervals
+	s.Reset += o.Reset
+	s.Unordered += o.Unordered
+}
+
+// ImputedShares is, per feature name, the share of the samples (of pool
+// only, unless pool is "") whose value was imputed; features never imputed
+// are left out.
+func ImputedShares(samples []Features, pool string) map[string]float64 {
+	out := map[string]float64{}
+	for j, name := range FeatureNames {
+		var n, total int
+		for i := range samples {
+			if pool != "" && samples[i].Pool != pool {
+				continue
+			}
+			total++
+			if samples[i].Imputed[j] {
+				n++
+			}
+		}
+		if n > 0 {
+			out[name] = float64(n) / float64(total)
+		}
+	}
+	return out
 }
 
 // Samples turns recorded snapshots into per-pool, per-interval Features:

@@ -29,7 +29,8 @@ func TestExtract(t *testing.T) {
 				FeatRate: 40, FeatRatePerServer: 20,
 				FeatMaxShare: 0.75, FeatShareCV: 0.5, // rates 30 and 10: mean 20, sd 10
 				FeatMeanLatency: 20, FeatMaxLatency: 50, // (30*10 + 10*50) / 40
-				FeatP95Latency: 50 * math.Log(20),
+				// the one pool estimate: ln(20) x the request-weighted mean
+				FeatP95Latency: 20 * math.Log(20),
 				FeatErrorRatio: 0.1, // (3 5xx + 1 error) / 40
 				FeatBytesIn:    4000, FeatBytesOut: 10000,
 				FeatActive: 5, FeatQueue: 3, FeatServers: 2,
@@ -44,7 +45,8 @@ func TestExtract(t *testing.T) {
 			}},
 			want: map[int]float64{
 				FeatRate: 10, FeatRatePerServer: 10, FeatMaxShare: 0.5, FeatShareCV: 0,
-				FeatMeanLatency: 10, FeatMaxLatency: 12, FeatP95Latency: 40, FeatServers: 1,
+				FeatMeanLatency: 10, FeatMaxLatency: 12, FeatServers: 1,
+				FeatP95Latency: (5*30 + 5*40) / 10.0, // request-weighted server percentiles
 			},
 		},
 		{
@@ -189,5 +191,41 @@ func TestSamples(t *testing.T) {
 	last := fs[len(fs)-1]
 	if math.Abs(last.Values[FeatRate]-800) > 200 || last.Values[FeatServers] != 4 || math.Abs(last.Values[FeatErrorRatio]-0.05) > 0.02 {
 		t.Fatalf("high regime sample %+v", last.Values)
+	}
+}
+
+// TestImputedShares counts imputed values per feature, over one pool or
+// all, and leaves out features never imputed.
+func TestImputedShares(t *testing.T) {
+	var a, b, c Features
+	a.Pool, b.Pool, c.Pool = "web", "web", "api"
+	a.Imputed[FeatP95Latency] = true
+	c.Imputed[FeatP95Latency], c.Imputed[FeatMeanLatency] = true, true
+	samples := []Features{a, b, c}
+	tests := []struct {
+		pool string
+		want map[string]float64
+	}{
+		{"", map[string]float64{"p95_latency_ms": 2.0 / 3, "mean_latency_ms": 1.0 / 3}},
+		{"web", map[string]float64{"p95_latency_ms": 0.5}},
+		{"none", map[string]float64{}},
+	}
+	for _, tc := range tests {
+		got := ImputedShares(samples, tc.pool)
+		if len(got) != len(tc.want) {
+			t.Errorf("pool %q: %v, want %v", tc.pool, got, tc.want)
+			continue
+		}
+		for k, v := range tc.want {
+			if math.Abs(got[k]-v) > 1e-12 {
+				t.Errorf("pool %q: %s = %v, want %v", tc.pool, k, got[k], v)
+			}
+		}
+	}
+	var st SampleStats
+	st.Add(SampleStats{Intervals: 3, Reset: 1})
+	st.Add(SampleStats{Intervals: 2, Unordered: 4})
+	if st != (SampleStats{Intervals: 5, Reset: 1, Unordered: 4}) {
+		t.Errorf("stats %+v", st)
 	}
 }

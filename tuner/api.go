@@ -9,7 +9,6 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/chart"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/tuner/config"
 )
@@ -132,7 +131,7 @@ func (d *Daemon) Model(context.Context) (json.RawMessage, error) {
 
 // Series is a pool's history since the given time, at most
 // seriesPoints points.
-func (d *Daemon) Series(ctx context.Context, pool string, since time.Time) ([]chart.Point, error) {
+func (d *Daemon) Series(ctx context.Context, pool string, since time.Time) ([]collector.PoolPoint, error) {
 	p, err := d.findPool(pool)
 	if err != nil {
 		return nil, err
@@ -152,7 +151,7 @@ func (d *Daemon) Series(ctx context.Context, pool string, since time.Time) ([]ch
 		}
 		snaps = thin
 	}
-	return chart.Points(nil, snaps, pool), nil
+	return collector.PoolPoints(nil, snaps, pool), nil
 }
 
 // SetMode switches one pool, or every pool when pool is "".

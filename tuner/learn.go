@@ -29,7 +29,7 @@ type learner struct {
 // copy of the trained table. The epsilon it resumes at is the one saved
 // with the table.
 func learnedTable(st *datasets.Store, pool string, trained *agent.PolicyTable) (tb *agent.PolicyTable, resumed bool, err error) {
-	tb, err = agent.LoadPolicy(st, LearnedPolicyName(pool))
+	tb, err = LoadPolicy(st, LearnedPolicyName(pool))
 	switch {
 	case errors.Is(err, datasets.ErrNotFound):
 		tb = trained.Clone()
@@ -86,7 +86,11 @@ func (p *Pool) saveLearned(now time.Time) error {
 	l.learned = l.agent.Learning()
 	tb := l.agent.Table()
 	tb.Config.Epsilon = l.agent.Exploration()
-	key, err := agent.SavePolicy(p.d.store, tb)
+	b, err := agent.EncodePolicy(tb)
+	if err != nil {
+		return err
+	}
+	key, err := p.d.store.PutPolicy(tb.Name, b)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/tuner/config"
 )
@@ -133,7 +132,7 @@ func TestOnlineLearning(t *testing.T) {
 	if len(versions) < 2 {
 		t.Errorf("learned policy versions %v: want periodic saves (every simulated minute) and one at shutdown", versions)
 	}
-	saved, err := agent.LoadPolicy(st, LearnedPolicyName("web"))
+	saved, err := LoadPolicy(st, LearnedPolicyName("web"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func loadModel(path string) (*trainedModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
-	tb, err := agent.LoadPolicy(st, trainedPolicyName)
+	tb, err := LoadPolicy(st, trainedPolicyName)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}

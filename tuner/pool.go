@@ -13,7 +13,6 @@ import (
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/agent/sim"
 	"github.com/lbtune/lbtune/api"
-	"github.com/lbtune/lbtune/chart"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/tuner/config"
@@ -163,7 +162,7 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 	p.recMu.Lock()
 	defer p.recMu.Unlock()
 	p.seq++
-	if dec.Outcome == "applied" {
+	if dec.Outcome == agent.OutcomeApplied {
 		if dec.Servers > 0 {
 			p.servers = dec.Servers
 		}
@@ -230,7 +229,7 @@ func (p *Pool) persist() error {
 // config's weights: -(latency x max(0, p95/target - 1) + errors x error
 // ratio + server_cost x servers); w.Violation is not used. The mean stands
 // in for p95 when the source has no percentiles.
-func rewardOf(w agent.RewardConfig, pt chart.Point, target time.Duration) float64 {
+func rewardOf(w agent.RewardConfig, pt collector.PoolPoint, target time.Duration) float64 {
 	lat := pt.P95Ms
 	if lat == 0 {
 		lat = pt.MeanMs
@@ -243,15 +242,15 @@ func rewardOf(w agent.RewardConfig, pt chart.Point, target time.Duration) float6
 }
 
 // latestPoint is the pool's most recent interval from the store.
-func (p *Pool) latestPoint(ctx context.Context) (chart.Point, bool) {
+func (p *Pool) latestPoint(ctx context.Context) (collector.PoolPoint, bool) {
 	src := &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock}
 	snaps, err := src.Recent(ctx, 2)
 	if err != nil || len(snaps) < 2 {
-		return chart.Point{}, false
+		return collector.PoolPoint{}, false
 	}
-	pts := chart.Points(nil, snaps, p.name)
+	pts := collector.PoolPoints(nil, snaps, p.name)
 	if len(pts) == 0 {
-		return chart.Point{}, false
+		return collector.PoolPoint{}, false
 	}
 	return pts[len(pts)-1], true
 }

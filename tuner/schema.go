@@ -20,7 +20,7 @@ import (
 //	decisions  decision time (AppendRecord) Record (JSON)
 //	rewards    decision time (AppendRecord) RewardRecord (JSON)
 //	events     phase start (AppendEvent)    datasets.Event of kind "load"
-//	policies   "agent@" + POOL + "/v..."    learned policy (agent.SavePolicy)
+//	policies   "agent@" + POOL + "/v..."    learned policy (agent.EncodePolicy, datasets.Store.PutPolicy)
 //
 // The model store named by model.path is read, never written: the GMM
 // (model.Load) and the latest version of trainedPolicyName.
@@ -127,4 +127,14 @@ func ReadDecisions(store *datasets.Store, pool string, since time.Time, limit in
 		out = out[len(out)-limit:]
 	}
 	return out, nil
+}
+
+// LoadPolicy reads the latest version of the named policy from st, for
+// tests and tools that inspect a daemon's store.
+func LoadPolicy(st *datasets.Store, name string) (*agent.PolicyTable, error) {
+	b, _, err := st.LatestPolicy(name)
+	if err != nil {
+		return nil, err
+	}
+	return agent.DecodePolicy(b)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/agent/sim"
 )
 
@@ -60,7 +61,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !(*scale > 0) || math.IsInf(*scale, 0) {
 		return fmt.Errorf("%w: --scale %v must be positive", errUsage, *scale)
 	}
-	specs := evalSpecs(*policies)
+	specs := eval.Specs(*policies)
 	if len(specs) == 0 {
 		return fmt.Errorf("%w: --policies is empty", errUsage)
 	}
@@ -73,24 +74,15 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 
-	// Load the trace, cut the slice, thin it.
-	tr, err := sim.ReadTraceFile(*tracePath)
+	tr, err := eval.LoadTrace(*tracePath, fromD, toD, *scale)
 	if err != nil {
 		return err
 	}
-	if fromD > 0 || toD > 0 {
-		if tr, err = tr.Slice(fromD, toD); err != nil {
-			return err
-		}
-	}
-	if *scale != 1 {
-		tr = tr.Scaled(*scale)
-	}
-	var sc agent.Scenario
+	var sc eval.Scenario
 	if *configPath != "" {
-		sc, err = agent.ReadScenarioFile(*configPath, tr, *seed)
+		sc, err = eval.ReadScenarioFile(*configPath, tr, *seed)
 	} else {
-		sc, err = agent.DefaultScenario(tr, *peak, *seed)
+		sc, err = eval.DefaultScenario(tr, *peak, *seed)
 	}
 	if err != nil {
 		return err
@@ -101,19 +93,12 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	// Build every policy first, so a bad spec fails before any run.
-	built := make([][]agent.Policy, len(specs))
-	for i, spec := range specs {
-		built[i] = make([]agent.Policy, len(sc.Sim.Pools))
-		for p := range built[i] {
-			if built[i][p], err = evalPolicy(spec, &sc, p); err != nil {
-				return fmt.Errorf("%w: --policies: %v", errUsage, err)
-			}
-		}
+	built, err := sc.Policies(specs, policyAgent)
+	if err != nil {
+		return fmt.Errorf("%w: --policies: %v", errUsage, err)
 	}
 
 	// Run every policy concurrently on its own simulator (same seed).
-	results := make([]agent.Result, len(specs))
-	errs := make([]error, len(specs))
 	var bar *progressbar.ProgressBar
 	total := time.Duration(len(specs)) * tr.Duration()
 	if *progress && total >= evalProgressMin {
@@ -147,31 +132,25 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	for i, spec := range specs {
-		wg.Go(func() {
-			opts := agent.EvalOptions{Guard: evalGuard(spec), Progress: tick}
-			if recs[i] != nil {
-				opts.Recorder = recs[i]
-			}
-			results[i], errs[i] = agent.Evaluate(ctx, sc, spec, built[i], opts)
-		})
-	}
-	wg.Wait()
-	for i, r := range recs {
+	results, err := eval.EvaluateAll(ctx, sc, specs, built, func(i int) eval.EvalOptions {
+		opts := eval.EvalOptions{Progress: tick}
+		if recs[i] != nil {
+			opts.Recorder = recs[i]
+		}
+		return opts
+	})
+	for _, r := range recs {
 		if r != nil {
-			if err := r.Close(); err != nil && errs[i] == nil {
-				errs[i] = err
+			if cerr := r.Close(); cerr != nil && err == nil {
+				err = cerr
 			}
 		}
 	}
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -180,65 +159,6 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	evalTable(stdout, *tracePath, tr, sc, *scale, results)
 	return nil
-}
-
-// evalPolicy builds the policy named by spec for pool p of the scenario
-// (one value per pool and run: policies keep state). Specs: static,
-// threshold, hpa[@U] (target utilisation U in (0, 1], default 0.6), oracle,
-// agent (the trained policy of --model, or the shipped default).
-func evalPolicy(spec string, sc *agent.Scenario, p int) (agent.Policy, error) {
-	name, param, err := agent.ParseSpec(spec)
-	if err != nil {
-		return nil, err
-	}
-	if !math.IsNaN(param) && name != "hpa" && name != "oracle" {
-		return nil, fmt.Errorf("policy %q takes no parameter", spec)
-	}
-	switch name {
-	case "static":
-		return agent.NewStatic(sc.Sim.Pools[p].Servers), nil
-	case "threshold":
-		return agent.NewThreshold(agent.DefaultThresholdConfig()), nil
-	case "hpa":
-		cfg := agent.DefaultHPAConfig()
-		if !math.IsNaN(param) {
-			if !(param > 0 && param <= 1) {
-				return nil, fmt.Errorf("policy %q: target utilisation must be in (0, 1]", spec)
-			}
-			cfg.Target = param
-		}
-		return agent.NewHPA(spec, cfg), nil
-	case "oracle":
-		if math.IsNaN(param) {
-			return sc.Oracle(p), nil
-		}
-		if !(param > 0 && param <= 1) {
-			return nil, fmt.Errorf("policy %q: headroom must be in (0, 1] (fraction of the p95 target the oracle sizes for)", spec)
-		}
-		return sc.OracleAt(p, param), nil
-	case "agent":
-		return policyAgent(sc, p)
-	}
-	return nil, fmt.Errorf("unknown policy %q (want static, threshold, hpa[@U], oracle[@H] or agent)", spec)
-}
-
-// evalGuard returns the guard a policy runs behind in eval: none for the
-// baselines, which are defined unguarded. A guarded policy adds its case.
-func evalGuard(spec string) agent.DecisionGuard {
-	switch name, _, _ := agent.ParseSpec(spec); name {
-	default:
-		return nil
-	}
-}
-
-func evalSpecs(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // evalOffset parses a --from/--to offset: a Go duration or a number of
@@ -261,7 +181,7 @@ func evalOffset(flag, v string) (time.Duration, error) {
 	return d, nil
 }
 
-func evalTable(w io.Writer, path string, tr *sim.Trace, sc agent.Scenario, scale float64, rs []agent.Result) {
+func evalTable(w io.Writer, path string, tr *sim.Trace, sc eval.Scenario, scale float64, rs []eval.Result) {
 	fmt.Fprintf(w, "trace %s: %v, mean %.3f rps, peak %.3f rps (scale %g); seed %d, decisions every %v\n",
 		path, tr.Duration(), tr.Mean(), tr.Peak(), scale, sc.Sim.Seed, sc.Interval)
 	for i, p := range sc.Sim.WithDefaults().Pools {

@@ -15,7 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/lbtune/lbtune/agent"
-	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/model"
 )
@@ -113,7 +113,7 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if f.traces == "" || *out == "" {
 		return fmt.Errorf("%w: --traces and --out are required", errUsage)
 	}
-	tmap, err := policyParseTargets(*targets)
+	tmap, err := eval.ParseTargets(*targets)
 	if err != nil {
 		return fmt.Errorf("%w: --data-target: %v", errUsage, err)
 	}
@@ -121,7 +121,7 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("%w: --data-target without --data", errUsage)
 	}
 	var samples []model.Features
-	var recs []agent.Recording
+	var recs []eval.Recording
 	for _, d := range data {
 		snaps, err := datasets.Load(d)
 		if err != nil {
@@ -130,7 +130,7 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		s, _ := model.Samples(snaps)
 		samples = append(samples, s...)
 		if len(tmap) > 0 {
-			recs = append(recs, agent.Recording{Name: d, Snapshots: snaps, Targets: tmap})
+			recs = append(recs, eval.Recording{Name: d, Snapshots: snaps, Targets: tmap})
 		}
 	}
 	st, err := datasets.Open(*out)
@@ -155,38 +155,11 @@ type policyTrainReport struct {
 	Offline int `json:"offline_transitions"`
 }
 
-// policyParseTargets parses POOL=DURATION,... into a map.
-func policyParseTargets(s string) (map[string]time.Duration, error) {
-	out := map[string]time.Duration{}
-	for _, kv := range strings.Split(s, ",") {
-		if kv = strings.TrimSpace(kv); kv == "" {
-			continue
-		}
-		pool, ds, ok := strings.Cut(kv, "=")
-		if !ok || pool == "" {
-			return nil, fmt.Errorf("%q: want POOL=DURATION", kv)
-		}
-		d, err := time.ParseDuration(ds)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%q: want a positive duration", kv)
-		}
-		out[pool] = d
-	}
-	return out, nil
-}
-
-// policyTrain runs agent.Fit and saves the model, policy and samples.
-func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []agent.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
-	var trs []*sim.Trace
-	for _, p := range strings.Split(f.traces, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		tr, err := sim.ReadTraceFile(p)
-		if err != nil {
-			return policyTrainReport{}, err
-		}
-		trs = append(trs, tr)
+// policyTrain runs eval.Fit and saves the model, policy and samples.
+func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []eval.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
+	trs, err := eval.ReadTraces(f.traces)
+	if err != nil {
+		return policyTrainReport{}, err
 	}
 	start := time.Now()
 	var bar *progressbar.ProgressBar
@@ -194,7 +167,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 		bar = progressbar.NewOptions(f.episodes+f.explore, progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("policy episodes"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 	}
-	res, err := agent.Fit(ctx, agent.FitConfig{
+	res, err := eval.Fit(ctx, eval.FitConfig{
 		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,
 		RateMin: f.rateMin, RateMax: f.rateMax, Seed: f.seed, Samples: samples, Data: append(data, f.traces),
 		Recordings: recs,
@@ -215,7 +188,11 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 		return policyTrainReport{}, err
 	}
 	res.Table.Name = "agent"
-	pkey, err := agent.SavePolicy(st, res.Table)
+	pb, err := agent.EncodePolicy(res.Table)
+	if err != nil {
+		return policyTrainReport{}, err
+	}
+	pkey, err := st.PutPolicy(res.Table.Name, pb)
 	if err != nil {
 		return policyTrainReport{}, err
 	}
@@ -266,7 +243,11 @@ func policyLoad(path string) (*policyBundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	tb, err := agent.LoadPolicy(st, "agent")
+	var tb *agent.PolicyTable
+	pb, _, err := st.LatestPolicy("agent")
+	if err == nil {
+		tb, err = agent.DecodePolicy(pb)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -286,12 +267,12 @@ func policyLoad(path string) (*policyBundle, error) {
 
 // policyAgent builds the agent for pool p of an eval scenario from
 // policyModelPath.
-func policyAgent(sc *agent.Scenario, p int) (agent.Policy, error) {
+func policyAgent(sc *eval.Scenario, p int) (agent.Policy, error) {
 	b, err := policyLoad(policyModelPath)
 	if err != nil {
 		return nil, err
 	}
-	g, _ := agent.ScenarioAgent(sc, p, agent.AgentSetup{Table: b.table, States: agent.ModelStates{Model: b.model},
+	g, _ := eval.ScenarioAgent(sc, p, eval.AgentSetup{Table: b.table, States: agent.ModelStates{Model: b.model},
 		Switch: agent.DefaultSwitchConfig(), Guard: agent.DefaultGuardConfig(), Seed: 1})
 	return g, nil
 }

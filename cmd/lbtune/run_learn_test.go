@@ -59,7 +59,7 @@ func runLatestLearned(t *testing.T, path string) *agent.PolicyTable {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	tb, err := agent.LoadPolicy(st, tuner.LearnedPolicyName("web"))
+	tb, err := tuner.LoadPolicy(st, tuner.LearnedPolicyName("web"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/lbtune/lbtune/agent"
 )
 
 func init() {
@@ -49,7 +51,7 @@ func scaleRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	fmt.Fprintln(stdout)
-	if d["outcome"] == "failed" {
+	if d["outcome"] == string(agent.OutcomeFailed) {
 		return fmt.Errorf("scale %s: %v", fs.Arg(0), d["error"])
 	}
 	return nil

@@ -210,9 +210,7 @@ func trainLoad(o trainOptions, stderr io.Writer) (*trainInput, error) {
 		}
 		in.snapshots = append(in.snapshots, snaps)
 		in.samples = append(in.samples, fs...)
-		in.stats.Intervals += st.Intervals
-		in.stats.Reset += st.Reset
-		in.stats.Unordered += st.Unordered
+		in.stats.Add(st)
 	}
 	if len(in.samples) == 0 {
 		return nil, fmt.Errorf("no pool-intervals in %s: %w", strings.Join(o.data, ", "), model.ErrNoSamples)
@@ -252,22 +250,7 @@ func trainNewReport(o trainOptions, in *trainInput, m *model.Model, key string) 
 		K: m.Meta.K, BIC: m.Meta.BIC, AIC: m.Meta.AIC, LogLikelihood: m.Meta.LogLikelihood,
 		OODThreshold: m.GMM.OODThreshold, Clusters: m.Clusters(), Samples: m.Meta.Samples,
 		SampleStats: m.Meta.Stats, Pools: m.Meta.Pools, Out: o.out, Key: key, LatestKey: model.LatestKey(m.Meta.Pool), Seconds: m.Meta.Seconds,
-		Features: m.FeatureNames, Imputed: map[string]float64{}, Data: o.data, Cov: o.cov, Seed: o.seed,
-	}
-	for j, name := range model.FeatureNames {
-		var n, total int
-		for i := range in.samples {
-			if o.pool != "" && in.samples[i].Pool != o.pool {
-				continue
-			}
-			total++
-			if in.samples[i].Imputed[j] {
-				n++
-			}
-		}
-		if n > 0 {
-			rep.Imputed[name] = float64(n) / float64(total)
-		}
+		Features: m.FeatureNames, Imputed: model.ImputedShares(in.samples, o.pool), Data: o.data, Cov: o.cov, Seed: o.seed,
 	}
 	return rep
 }

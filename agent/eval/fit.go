@@ -1,11 +1,14 @@
-package agent
+package eval
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lbtune/lbtune/agent"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/lbtune/lbtune/agent/sim"
@@ -48,8 +51,8 @@ type FitConfig struct {
 	// the default): the behaviour of policies trained before pool units.
 	AbsoluteUnits bool
 	// RL tunes the agent; Guard is the guard it trains behind.
-	RL    RLConfig
-	Guard GuardConfig
+	RL    agent.RLConfig
+	Guard agent.GuardConfig
 	// Progress, when set, is called after every episode.
 	Progress func(done, total int)
 }
@@ -76,8 +79,8 @@ type Recording struct {
 // FitResult is what Fit produces.
 type FitResult struct {
 	Model   *model.Model
-	Table   *PolicyTable
-	Samples []Sample
+	Table   *agent.PolicyTable
+	Samples []agent.Sample
 	// Offline is the number of recorded transitions fitted (Recordings).
 	Offline int
 }
@@ -111,30 +114,30 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	if !cfg.RL.PoolUnits {
 		samples = append(samples, cfg.Samples...)
 	}
-	levels := len(cfg.RL.withDefaults().Levels)
+	levels := len(cfg.RL.WithDefaults().Levels)
 	for e := range cfg.ModelEpisodes {
 		sc, err := cfg.episode(rng, e)
 		if err != nil {
 			return FitResult{}, err
 		}
-		tb := NewPolicyTable(1, cfg.RL)
+		tb := agent.NewPolicyTable(1, cfg.RL)
 		tb.Q[0] = make([]float64, levels)
 		tb.Q[0][rng.IntN(levels)] = 1
-		a := NewAgent(tb, nil, cfg.RL, rand.NewPCG(cfg.Seed, uint64(e)))
-		a.noTailOverride = true
-		a.cfg.Horizon = sc.Sim.Pools[0].BootDelay + sc.Interval
-		ep, err := cfg.run(sc)
+		a := agent.NewAgent(tb, nil, cfg.RL, rand.NewPCG(cfg.Seed, uint64(e)))
+		a.SetTailOverride(false)
+		a.SetHorizon(sc.Sim.Pools[0].BootDelay + sc.Interval)
+		ep, _, err := cfg.run(sc)
 		if err != nil {
 			return FitResult{}, err
 		}
-		ep.Guard = NewGuard(cfg.Guard, nil)
+		ep.Guard = agent.NewGuard(cfg.Guard, nil)
 		tmpl := sc.Templates[0]
 		var units collector.PoolRates
-		ep.OnDecision = func(obs Observation, _ Decision) {
+		ep.OnDecision = func(obs agent.Observation, _ agent.Decision) {
 			pr := &obs.Latest
 			if cfg.RL.PoolUnits {
 				var err error
-				if units, err = rlPoolUnitsOf(pr, tmpl.ServiceRate, tmpl.TargetP95, units); err != nil {
+				if units, err = agent.PoolUnits(pr, tmpl.ServiceRate, tmpl.TargetP95, units); err != nil {
 					return // the default scenario always knows both
 				}
 				pr = &units
@@ -160,12 +163,12 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	// 2. Learn the Q-values over the model's load states: the weight values
 	// first from the recordings (fitted Q iteration on their logged weight
 	// changes), then everything in the simulator.
-	states := ModelStates{Model: m}
-	tb := NewPolicyTable(m.K(), cfg.RL)
-	var logged []Transition
+	states := agent.ModelStates{Model: m}
+	tb := agent.NewPolicyTable(m.K(), cfg.RL)
+	var logged []agent.Transition
 	for _, rec := range cfg.Recordings {
-		for _, pool := range rlSortedKeys(rec.Targets) {
-			tr, err := TransitionsFromRecording(rec.Snapshots, pool, states, Template{TargetP95: rec.Targets[pool]}, tb.Config)
+		for _, pool := range slices.Sorted(maps.Keys(rec.Targets)) {
+			tr, err := agent.TransitionsFromRecording(rec.Snapshots, pool, states, agent.Template{TargetP95: rec.Targets[pool]}, tb.Config)
 			if err != nil {
 				return FitResult{}, fmt.Errorf("fit: recording %s pool %s: %w", rec.Name, pool, err)
 			}
@@ -177,38 +180,39 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 			return FitResult{}, fmt.Errorf("fit: recordings: %w", err)
 		}
 	}
-	a := NewAgent(tb, states, cfg.RL, rand.NewPCG(cfg.Seed, 0xa9e7))
+	// Offline, every block's level is drawn uniformly: a randomised
+	// experiment, so each state's mean reward per level is not confounded
+	// by the load that made a greedy policy pick it. Online learning
+	// later explores epsilon-greedily around the greedy choice.
+	learnCfg := cfg.RL
+	learnCfg.EpsilonDecay, learnCfg.EpsilonMin = 1, 1
+	a := agent.NewAgent(tb, states, learnCfg, rand.NewPCG(cfg.Seed, 0xa9e7))
 	// The levels are valued for what the plan alone does in each load
 	// state: the tail-aware override (RLConfig.BreachP95) would patch a
 	// cheap level's misses and hide the difference the experiment measures.
 	// With it in the loop the learned levels came out cheaper and the
 	// override fired more often (WorldCup June 2 and July 4 reversals held
 	// out, against 0 and 1 without). It applies when the policy runs.
-	a.noTailOverride = true
-	tr := &Trainer{Agent: a, Guard: cfg.Guard}
-	// Offline, every block's level is drawn uniformly: a randomised
-	// experiment, so each state's mean reward per level is not confounded
-	// by the load that made a greedy policy pick it. Online learning
-	// later explores epsilon-greedily around the greedy choice.
-	a.cfg.EpsilonDecay, a.cfg.EpsilonMin = 1, 1
+	a.SetTailOverride(false)
+	tr := &agent.Trainer{Agent: a, Guard: cfg.Guard}
 	a.SetExploration(1)
 	for e := range cfg.Episodes {
 		sc, err := cfg.episode(rng, cfg.ModelEpisodes+e)
 		if err != nil {
 			return FitResult{}, err
 		}
-		a.cfg.Horizon = sc.Sim.Pools[0].BootDelay + sc.Interval
-		ep, err := cfg.run(sc)
+		a.SetHorizon(sc.Sim.Pools[0].BootDelay + sc.Interval)
+		ep, s, err := cfg.run(sc)
 		if err != nil {
 			return FitResult{}, err
 		}
-		a.truth = truthReward(ep.Env.(*sim.Sim), sc.Templates[0], a.cfg.Reward)
+		a.SetRewardFunc(truthReward(s, sc.Templates[0], a.Config().Reward))
 		if err := tr.Train(ctx, ep); err != nil {
 			return FitResult{}, fmt.Errorf("fit: learn: %w", err)
 		}
 		tick()
 	}
-	a.truth = nil
+	a.SetRewardFunc(nil)
 	for _, t := range cfg.Traces {
 		tb.TrainedOn = append(tb.TrainedOn, t.Name)
 	}
@@ -242,8 +246,8 @@ func (c FitConfig) withDefaults() FitConfig {
 	if c.KMax < c.KMin {
 		c.KMax = max(6, c.KMin)
 	}
-	if c.Guard == (GuardConfig{}) {
-		c.Guard = DefaultGuardConfig()
+	if c.Guard == (agent.GuardConfig{}) {
+		c.Guard = agent.DefaultGuardConfig()
 	}
 	return c
 }
@@ -275,34 +279,36 @@ func (c FitConfig) episode(rng *rand.Rand, e int) (Scenario, error) {
 	return sc, nil
 }
 
-// run builds the Episode of a scenario's first pool.
-func (c FitConfig) run(sc Scenario) (Episode, error) {
+// run builds the Episode of a scenario's first pool and the simulator it
+// runs in.
+func (c FitConfig) run(sc Scenario) (agent.Episode, *sim.Sim, error) {
 	s, err := sim.New(sc.Sim)
 	if err != nil {
-		return Episode{}, fmt.Errorf("fit: %w", err)
+		return agent.Episode{}, nil, fmt.Errorf("fit: %w", err)
 	}
-	return Episode{Env: s, Pool: sc.Sim.Pools[0].Name, Template: sc.Templates[0], Interval: sc.Interval, Window: sc.Window}, nil
+	return agent.Episode{Env: s, Pool: sc.Sim.Pools[0].Name, Template: sc.Templates[0], Interval: sc.Interval, Window: sc.Window}, s, nil
+}
+
+// truthSource is the simulator's ground truth, what truthReward reads.
+type truthSource interface {
+	Truth() []sim.PoolTruth
 }
 
 // truthReward scores an interval in training by what eval scores: whether
 // the pool's exact p95 over the last completed simulated minute exceeded
 // the target (and by how much), errors, and the servers powered. The
 // simulator knows the exact p95; the agent online only estimates it.
-func truthReward(s *sim.Sim, tmpl Template, c RewardConfig) func(Observation, rlMeasure) float64 {
-	target := float64(tmpl.TargetP95) / float64(time.Millisecond)
-	return func(_ Observation, m rlMeasure) float64 {
-		cost := c.Errors*m.errRatio + c.ServerCost*float64(m.servers)
-		mins := s.Truth()[0].Minutes
-		if len(mins) == 0 || target <= 0 {
-			return -cost
+func truthReward(s truthSource, tmpl agent.Template, c agent.RewardConfig) func(agent.Observation) float64 {
+	return func(obs agent.Observation) float64 {
+		var p95 float64 // no minute yet, or an idle one: no latency known
+		if mins := s.Truth()[0].Minutes; len(mins) > 0 {
+			switch last := mins[len(mins)-1]; {
+			case last.Requests > 0:
+				p95 = last.P95Ms
+			case last.Failed > 0:
+				p95 = math.Inf(1) // nothing completed
+			}
 		}
-		last := mins[len(mins)-1]
-		if last.Requests == 0 && last.Failed == 0 {
-			return -cost
-		}
-		if last.Requests == 0 || last.P95Ms > target {
-			cost += c.Violation + c.Latency*math.Max(0, last.P95Ms/target-1)
-		}
-		return -cost
+		return c.Reward(obs.Latest.ErrorRatio(), p95, obs.Servers+obs.Booting, tmpl.TargetP95)
 	}
 }

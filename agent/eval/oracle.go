@@ -1,11 +1,13 @@
-package agent
+package eval
 
 import (
 	"context"
 	"fmt"
+	"github.com/lbtune/lbtune/agent"
 	"math"
 	"time"
 
+	"github.com/lbtune/lbtune/agent/queueing"
 	"github.com/lbtune/lbtune/agent/sim"
 	"github.com/lbtune/lbtune/collector"
 )
@@ -66,7 +68,7 @@ type Oracle struct {
 // non-positive service rate (programmer error).
 func NewOracle(cfg OracleConfig) *Oracle {
 	if cfg.Trace == nil || !(cfg.ServiceRate > 0) {
-		panic("agent: oracle needs a trace and a positive service rate")
+		panic("eval: oracle needs a trace and a positive service rate")
 	}
 	if cfg.Share == 0 {
 		cfg.Share = 1
@@ -91,10 +93,10 @@ func NewOracle(cfg OracleConfig) *Oracle {
 		c, ok := cache[lambda]
 		if !ok {
 			slots := max(cfg.Slots, 1)
-			c = (sim.MinServersSCV(lambda, cfg.ServiceRate, cfg.SCV, target, 0.95, maxC*slots) + slots - 1) / slots
+			c = (queueing.MinServersSCV(lambda, cfg.ServiceRate, cfg.SCV, target, 0.95, maxC*slots) + slots - 1) / slots
 			cache[lambda] = c
 		}
-		o.need[m] = blClamp(c, Template{Min: cfg.Min, Max: cfg.Max})
+		o.need[m] = agent.Template{Min: cfg.Min, Max: cfg.Max}.Clamp(c)
 	}
 	return o
 }
@@ -129,7 +131,7 @@ func (o *Oracle) Need(at time.Duration) int {
 		n = max(n, o.need[m])
 	}
 	if n == 0 {
-		n = blClamp(1, Template{Min: o.cfg.Min, Max: o.cfg.Max})
+		n = agent.Template{Min: o.cfg.Min, Max: o.cfg.Max}.Clamp(1)
 	}
 	return n
 }
@@ -139,11 +141,11 @@ func (o *Oracle) Name() string { return "oracle" }
 
 // Decide orders Need at the observation's time, with weights proportional
 // to capacity when the servers differ.
-func (o *Oracle) Decide(_ context.Context, obs Observation) (Decision, error) {
+func (o *Oracle) Decide(_ context.Context, obs agent.Observation) (agent.Decision, error) {
 	at := obs.Time.Sub(o.cfg.Start)
 	n := o.Need(at)
 	minute := min(max(int(at/time.Minute), 0), len(o.need)-1)
-	d := Decision{Policy: o.Name(), Servers: n,
+	d := agent.Decision{Policy: o.Name(), Servers: n,
 		Reason: fmt.Sprintf("oracle: %d servers meet p95 %v until %v from now (boot %v)", n, o.cfg.TargetP95, o.cfg.Interval+o.cfg.BootDelay, o.cfg.BootDelay),
 		Metrics: map[string]float64{
 			"rate":     meanRate(o.cfg.Trace, at.Seconds(), at.Seconds()+60) * o.cfg.Share,

@@ -1,8 +1,9 @@
-package agent
+package eval
 
 import (
 	"context"
 	"fmt"
+	"github.com/lbtune/lbtune/agent"
 	"math"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 type Scenario struct {
 	Sim sim.Config
 	// Templates holds one template per pool, in Sim.Pools order.
-	Templates []Template
+	Templates []agent.Template
 	// Interval is the decision (and scrape) interval; Window the number of
 	// intervals an Observation carries.
 	Interval time.Duration
@@ -64,7 +65,7 @@ func DefaultScenario(tr *sim.Trace, peakServers int, seed uint64) (Scenario, err
 			Name: "web", Share: 1, Balancer: sim.LeastConn, BootDelay: DefaultBootDelay, MaxQueue: DefaultMaxQueue,
 			Classes: []sim.Class{{Name: "medium", Share: 1, Service: sim.Dist{Kind: "exp", Mean: 1 / mu}}},
 		}}},
-		Templates: []Template{{Min: 1, Max: 2 * peakServers, TargetP95: target, ServiceRate: mu}},
+		Templates: []agent.Template{{Min: 1, Max: 2 * peakServers, TargetP95: target, ServiceRate: mu}},
 		Interval:  DefaultEvalInterval, Window: 8, C1: 1, C2: 1,
 	}
 	sc.StartAtOracle()
@@ -133,9 +134,9 @@ type Result struct {
 type EvalOptions struct {
 	// Guard checks every decision; nil runs the policies unguarded, as the
 	// baselines are defined.
-	Guard DecisionGuard
+	Guard agent.DecisionGuard
 	// Recorder receives every decision.
-	Recorder Recorder
+	Recorder agent.Recorder
 	// Progress is called after every interval with the simulated time done.
 	Progress func(done time.Duration)
 }
@@ -143,7 +144,7 @@ type EvalOptions struct {
 // Evaluate runs the scenario with one policy per pool (in Sim.Pools order)
 // through the production Controller against the simulator, and scores it.
 // spec names the policy in the result.
-func Evaluate(ctx context.Context, sc Scenario, spec string, policies []Policy, opts EvalOptions) (Result, error) {
+func Evaluate(ctx context.Context, sc Scenario, spec string, policies []agent.Policy, opts EvalOptions) (Result, error) {
 	if len(policies) != len(sc.Sim.Pools) || len(sc.Templates) != len(sc.Sim.Pools) {
 		return Result{}, fmt.Errorf("evaluate %s: %d policies and %d templates for %d pools", spec, len(policies), len(sc.Templates), len(sc.Sim.Pools))
 	}
@@ -152,12 +153,12 @@ func Evaluate(ctx context.Context, sc Scenario, spec string, policies []Policy, 
 		return Result{}, fmt.Errorf("evaluate %s: %w", spec, err)
 	}
 	window := max(sc.Window, 1)
-	ring := NewSnapshotRing(window + 1)
-	pools := make([]PoolControl, len(policies))
+	ring := agent.NewSnapshotRing(window + 1)
+	pools := make([]agent.PoolControl, len(policies))
 	for i, p := range policies {
-		pools[i] = PoolControl{Name: sc.Sim.Pools[i].Name, Policy: p, Template: sc.Templates[i]}
+		pools[i] = agent.PoolControl{Name: sc.Sim.Pools[i].Name, Policy: p, Template: sc.Templates[i]}
 	}
-	ctrl, err := NewController(ControllerConfig{
+	ctrl, err := agent.NewController(agent.ControllerConfig{
 		Interval: sc.Interval, Window: window, Pools: pools, Source: ring, Applier: s,
 		Guard: opts.Guard, Recorder: opts.Recorder, Now: s.Now,
 	})
@@ -182,7 +183,7 @@ func Evaluate(ctx context.Context, sc Scenario, spec string, policies []Policy, 
 		}
 		ring.Add(snap)
 		for _, d := range ctrl.Tick(ctx, s.Now()) {
-			res.Decisions[d.Outcome]++
+			res.Decisions[string(d.Outcome)]++
 		}
 		if opts.Progress != nil {
 			opts.Progress(sc.Interval)

@@ -1,7 +1,8 @@
-package agent
+package eval
 
 import (
 	"context"
+	"github.com/lbtune/lbtune/agent"
 	"testing"
 	"time"
 
@@ -43,15 +44,15 @@ func TestFit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := ScenarioAgent(&sc, 0, AgentSetup{Table: tb, States: ModelStates{Model: res.Model}, Switch: DefaultSwitchConfig(), Guard: DefaultGuardConfig()})
-	r, err := Evaluate(context.Background(), sc, "agent", []Policy{g}, EvalOptions{})
+	g, _ := ScenarioAgent(&sc, 0, AgentSetup{Table: tb, States: agent.ModelStates{Model: res.Model}, Switch: agent.DefaultSwitchConfig(), Guard: agent.DefaultGuardConfig()})
+	r, err := Evaluate(context.Background(), sc, "agent", []agent.Policy{g}, EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.ServerHours <= 0 || r.Requests == 0 || r.Failed > r.Requests/100 {
 		t.Fatalf("eval of the trained agent: %+v", r)
 	}
-	if sw := g.Policy.(*Switch); sw.Counts()[SwitchAgent] == 0 {
+	if sw := g.Policy.(*agent.Switch); sw.Counts()[agent.SwitchAgent] == 0 {
 		t.Errorf("the trained agent never decided: %v", sw.Counts())
 	}
 }

@@ -1,4 +1,4 @@
-package sim
+package queueing
 
 import "math"
 
@@ -7,7 +7,7 @@ import "math"
 // B(0) = 1, B(k) = a·B(k-1) / (k + a·B(k-1)). It panics if c < 0.
 func ErlangB(c int, a float64) float64 {
 	if c < 0 {
-		panic("sim: ErlangB with negative servers")
+		panic("queueing: ErlangB with negative servers")
 	}
 	b := 1.0
 	for k := 1; k <= c; k++ {

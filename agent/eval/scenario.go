@@ -1,9 +1,10 @@
-package agent
+package eval
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/lbtune/lbtune/agent"
 	"os"
 	"time"
 
@@ -114,7 +115,7 @@ func (f ScenarioFile) Scenario(tr *sim.Trace, seed uint64) (Scenario, error) {
 	}
 	sc.Sim = sc.Sim.WithDefaults()
 	for i, p := range f.Pools {
-		sc.Templates = append(sc.Templates, Template{Min: p.Min, Max: p.Max, TargetP95: p.TargetP95, ServiceRate: 1 / sc.Sim.Pools[i].MeanService()})
+		sc.Templates = append(sc.Templates, agent.Template{Min: p.Min, Max: p.Max, TargetP95: p.TargetP95, ServiceRate: 1 / sc.Sim.Pools[i].MeanService()})
 	}
 	sc.StartAtOracle()
 	return sc, nil
