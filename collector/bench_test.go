@@ -111,7 +111,7 @@ func BenchmarkParseHAProxyCSV(b *testing.B) {
 // two upstream attempts.
 func BenchmarkNginxLogLine(b *testing.B) {
 	line := `<190>Nov 28 09:00:15 nginx: lbtune=1 msec=1795856415.123 pool=app status=200 rt=0.071 bytes=30 reqlen=80 ua="127.0.0.1:18083, 127.0.0.1:18082" us="502, 200" urt="0.046, 0.025"`
-	agg := newLogAggregator()
+	agg := newLogAggregator(nginxLog)
 	b.SetBytes(int64(len(line)))
 	b.ReportAllocs()
 	cpuPerOp(b)

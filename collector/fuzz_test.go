@@ -150,6 +150,36 @@ func FuzzParseNginxLog(f *testing.F) {
 	})
 }
 
+// FuzzParseHAProxyLog: any input gives an error or a valid snapshot, and
+// a request line that parses yields a non-negative Ta unless it is -1.
+func FuzzParseHAProxyLog(f *testing.F) {
+	data, err := os.ReadFile(filepath.Join(capturesDir, "haproxy/haproxy.log"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	lines := splitLines(data)
+	for i := 0; i < len(lines); i += 23 { // requests, stats hits, server-state notices
+		f.Add([]byte(lines[i]))
+	}
+	f.Add([]byte(`<134>Dec  2 19:40:01 haproxy[1234]: 127.0.0.1:40000 [02/Dec/2026:19:40:01.123] fe~ be/s1 0/0/1/5/6 200 120 - - ---- 3/3/1/1/0 0/0 "GET / HTTP/1.1"`))
+	f.Add([]byte(`127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`))
+	at := time.Unix(1795856495, 0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseHAProxyLog(data, "fuzz", at)
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("ParseHAProxyLog returned an invalid snapshot: %v", verr)
+			}
+		}
+		for _, line := range splitLines(data) {
+			e, err := ParseHAProxyLogLine(line)
+			if err == nil && (e.Ta < -1 || e.Tr < -1 || e.Bytes < 0 || e.Backend == "" || e.Server == "") {
+				t.Fatalf("accepted an implausible entry %+v", e)
+			}
+		}
+	})
+}
+
 // compactVTS returns a real capture without its latency rings, histograms
 // and non-upstream zones: a small seed with every field the parser reads.
 func compactVTS(f *testing.F, rel string) []byte {
