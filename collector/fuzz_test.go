@@ -76,9 +76,10 @@ func FuzzParseHAProxyCSV(f *testing.F) {
 	})
 }
 
-// fuzzProc seeds a /proc parser's fuzz target with the testdata file and
-// this machine's own file.
-func fuzzProc(f *testing.F, name string) {
+// fuzzHostFile fuzzes one file of a procfs tree read by HostReader (through
+// github.com/prometheus/procfs), seeded with the testdata file and this
+// machine's own: no panic, and an error or a Host that passes Validate.
+func fuzzHostFile(f *testing.F, name string) {
 	f.Helper()
 	for _, p := range []string{filepath.Join("testdata/proc", name), filepath.Join("/proc", name)} {
 		data, err := os.ReadFile(p)
@@ -90,44 +91,31 @@ func fuzzProc(f *testing.F, name string) {
 		}
 		f.Add(data)
 	}
-}
-
-// The /proc parsers: no panic, and an error or plausible values.
-
-func FuzzParseProcStat(f *testing.F) {
-	fuzzProc(f, "stat")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		busy, total, err := parseProcStat(data)
-		if err == nil && (busy < 0 || busy > total) {
-			t.Fatalf("busy %v total %v", busy, total)
+		root := copyProc(t)
+		if err := os.WriteFile(filepath.Join(root, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, err := HostReader{Root: root}.Read()
+		if err != nil {
+			if h != (Host{}) {
+				t.Fatalf("partial host with the error: %+v", h)
+			}
+			return
+		}
+		if verr := h.Validate(); verr != nil && name != "stat" { // stat: busy > total is left to Validate
+			t.Fatalf("host %+v: %v", h, verr)
 		}
 	})
 }
 
-func FuzzParseMeminfo(f *testing.F) {
-	fuzzProc(f, "meminfo")
-	f.Fuzz(func(t *testing.T, data []byte) { _, _, _ = parseMeminfo(data) })
-}
+// The /proc files the host reader reads.
 
-func FuzzParseNetDev(f *testing.F) {
-	fuzzProc(f, "net/dev")
-	f.Fuzz(func(t *testing.T, data []byte) { _, _, _ = parseNetDev(data) })
-}
-
-func FuzzParseNetSNMP(f *testing.F) {
-	fuzzProc(f, "net/snmp")
-	f.Fuzz(func(t *testing.T, data []byte) { _, _ = parseNetSNMP(data) })
-}
-
-func FuzzParseLoadavg(f *testing.F) {
-	fuzzProc(f, "loadavg")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		l1, l5, l15, err := parseLoadavg(data)
-		if err == nil && (bad(l1) || bad(l5) || bad(l15)) {
-			t.Fatalf("load averages %v %v %v", l1, l5, l15)
-		}
-	})
-}
+func FuzzHostStat(f *testing.F)    { fuzzHostFile(f, "stat") }
+func FuzzHostMeminfo(f *testing.F) { fuzzHostFile(f, "meminfo") }
+func FuzzHostNetDev(f *testing.F)  { fuzzHostFile(f, "net/dev") }
+func FuzzHostNetSNMP(f *testing.F) { fuzzHostFile(f, "net/snmp") }
+func FuzzHostLoadavg(f *testing.F) { fuzzHostFile(f, "loadavg") }
 
 func FuzzParseNginxLog(f *testing.F) {
 	data, err := os.ReadFile(filepath.Join(capturesDir, "nginx-log/access.log"))
