@@ -120,6 +120,19 @@ func BenchmarkNginxLogLine(b *testing.B) {
 	}
 }
 
+// BenchmarkHAProxyLogLine aggregates one HAProxy httplog line received
+// over syslog.
+func BenchmarkHAProxyLogLine(b *testing.B) {
+	line := `<134>Dec  2 19:40:01 haproxy[1234]: 127.0.0.1:56822 [02/Dec/2026:19:40:01.757] fe_main app/s1 0/0/0/7/7 200 175 - - ---- 8/8/7/4/0 0/0 "GET /products HTTP/1.1"`
+	agg := newLogAggregator(haproxyLog)
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	cpuPerOp(b)
+	for b.Loop() {
+		agg.addLine(line)
+	}
+}
+
 // BenchmarkDecodeVTSEncodingJSON decodes the same 100 x 20 document with
 // encoding/json into the same struct: the baseline the scanner replaces.
 func BenchmarkDecodeVTSEncodingJSON(b *testing.B) {
