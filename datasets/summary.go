@@ -96,14 +96,14 @@ type Summarizer struct {
 }
 
 type poolAcc struct {
-	servers   map[string]bool
-	sum, max  float64
-	cost      float64 // sum of Cost(1, 1) over the intervals
-	n         int
+	servers  map[string]bool
+	sum, max float64
+	cost     float64 // sum of Cost(1, 1) over the intervals
+	n        int
 	// meanSum, p95Sum are sums of MeanMs and P95Ms times the requests of
 	// each interval where they are known; meanW, p95W those requests.
 	meanSum, meanW, p95Sum, p95W float64
-	minServer float64
+	minServer                    float64
 }
 
 type interval struct {
