@@ -111,7 +111,20 @@ func BenchmarkParseHAProxyCSV(b *testing.B) {
 // two upstream attempts.
 func BenchmarkNginxLogLine(b *testing.B) {
 	line := `<190>Nov 28 09:00:15 nginx: lbtune=1 msec=1795856415.123 pool=app status=200 rt=0.071 bytes=30 reqlen=80 ua="127.0.0.1:18083, 127.0.0.1:18082" us="502, 200" urt="0.046, 0.025"`
-	agg := newLogAggregator()
+	agg := newLogAggregator(nginxLog)
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	cpuPerOp(b)
+	for b.Loop() {
+		agg.addLine(line)
+	}
+}
+
+// BenchmarkHAProxyLogLine aggregates one HAProxy httplog line received
+// over syslog.
+func BenchmarkHAProxyLogLine(b *testing.B) {
+	line := `<134>Dec  2 19:40:01 haproxy[1234]: 127.0.0.1:56822 [02/Dec/2026:19:40:01.757] fe_main app/s1 0/0/0/7/7 200 175 - - ---- 8/8/7/4/0 0/0 "GET /products HTTP/1.1"`
+	agg := newLogAggregator(haproxyLog)
 	b.SetBytes(int64(len(line)))
 	b.ReportAllocs()
 	cpuPerOp(b)

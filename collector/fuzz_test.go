@@ -68,17 +68,18 @@ func FuzzParseHAProxyCSV(f *testing.F) {
 				if strings.HasPrefix(sv.CheckStatus, "* ") {
 					t.Fatalf("server %s/%s: check status %q keeps the in-progress prefix", p.Name, sv.Name, sv.CheckStatus)
 				}
-				if g := sv.Gauges; g.AvgResponseMs != g.TotalTimeMs {
-					t.Fatalf("server %s/%s: AvgResponseMs %v is not ttime %v", p.Name, sv.Name, g.AvgResponseMs, g.TotalTimeMs)
+				if g := sv.Gauges; g.AvgResponseMs != g.TotalTimeMs && g.AvgResponseMs != g.QueueTimeMs+g.ConnectTimeMs+g.ResponseTimeMs {
+					t.Fatalf("server %s/%s: AvgResponseMs %v is neither qtime+ctime+rtime nor ttime %v", p.Name, sv.Name, g.AvgResponseMs, g.TotalTimeMs)
 				}
 			}
 		}
 	})
 }
 
-// fuzzProc seeds a /proc parser's fuzz target with the testdata file and
-// this machine's own file.
-func fuzzProc(f *testing.F, name string) {
+// fuzzHostFile fuzzes one file of a procfs tree read by HostReader (through
+// github.com/prometheus/procfs), seeded with the testdata file and this
+// machine's own: no panic, and an error or a Host that passes Validate.
+func fuzzHostFile(f *testing.F, name string) {
 	f.Helper()
 	for _, p := range []string{filepath.Join("testdata/proc", name), filepath.Join("/proc", name)} {
 		data, err := os.ReadFile(p)
@@ -90,44 +91,31 @@ func fuzzProc(f *testing.F, name string) {
 		}
 		f.Add(data)
 	}
-}
-
-// The /proc parsers: no panic, and an error or plausible values.
-
-func FuzzParseProcStat(f *testing.F) {
-	fuzzProc(f, "stat")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		busy, total, err := parseProcStat(data)
-		if err == nil && (busy < 0 || busy > total) {
-			t.Fatalf("busy %v total %v", busy, total)
+		root := copyProc(t)
+		if err := os.WriteFile(filepath.Join(root, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, err := HostReader{Root: root}.Read()
+		if err != nil {
+			if h != (Host{}) {
+				t.Fatalf("partial host with the error: %+v", h)
+			}
+			return
+		}
+		if verr := h.Validate(); verr != nil && name != "stat" { // stat: busy > total is left to Validate
+			t.Fatalf("host %+v: %v", h, verr)
 		}
 	})
 }
 
-func FuzzParseMeminfo(f *testing.F) {
-	fuzzProc(f, "meminfo")
-	f.Fuzz(func(t *testing.T, data []byte) { _, _, _ = parseMeminfo(data) })
-}
+// The /proc files the host reader reads.
 
-func FuzzParseNetDev(f *testing.F) {
-	fuzzProc(f, "net/dev")
-	f.Fuzz(func(t *testing.T, data []byte) { _, _, _ = parseNetDev(data) })
-}
-
-func FuzzParseNetSNMP(f *testing.F) {
-	fuzzProc(f, "net/snmp")
-	f.Fuzz(func(t *testing.T, data []byte) { _, _ = parseNetSNMP(data) })
-}
-
-func FuzzParseLoadavg(f *testing.F) {
-	fuzzProc(f, "loadavg")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		l1, l5, l15, err := parseLoadavg(data)
-		if err == nil && (bad(l1) || bad(l5) || bad(l15)) {
-			t.Fatalf("load averages %v %v %v", l1, l5, l15)
-		}
-	})
-}
+func FuzzHostStat(f *testing.F)    { fuzzHostFile(f, "stat") }
+func FuzzHostMeminfo(f *testing.F) { fuzzHostFile(f, "meminfo") }
+func FuzzHostNetDev(f *testing.F)  { fuzzHostFile(f, "net/dev") }
+func FuzzHostNetSNMP(f *testing.F) { fuzzHostFile(f, "net/snmp") }
+func FuzzHostLoadavg(f *testing.F) { fuzzHostFile(f, "loadavg") }
 
 func FuzzParseNginxLog(f *testing.F) {
 	data, err := os.ReadFile(filepath.Join(capturesDir, "nginx-log/access.log"))
@@ -145,6 +133,36 @@ func FuzzParseNginxLog(f *testing.F) {
 		if err == nil {
 			if verr := s.Validate(); verr != nil {
 				t.Fatalf("ParseNginxLog returned an invalid snapshot: %v", verr)
+			}
+		}
+	})
+}
+
+// FuzzParseHAProxyLog: any input gives an error or a valid snapshot, and
+// a request line that parses yields a non-negative Ta unless it is -1.
+func FuzzParseHAProxyLog(f *testing.F) {
+	data, err := os.ReadFile(filepath.Join(capturesDir, "haproxy/haproxy.log"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	lines := splitLines(data)
+	for i := 0; i < len(lines); i += 23 { // requests, stats hits, server-state notices
+		f.Add([]byte(lines[i]))
+	}
+	f.Add([]byte(`<134>Dec  2 19:40:01 haproxy[1234]: 127.0.0.1:40000 [02/Dec/2026:19:40:01.123] fe~ be/s1 0/0/1/5/6 200 120 - - ---- 3/3/1/1/0 0/0 "GET / HTTP/1.1"`))
+	f.Add([]byte(`127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`))
+	at := time.Unix(1795856495, 0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseHAProxyLog(data, "fuzz", at)
+		if err == nil {
+			if verr := s.Validate(); verr != nil {
+				t.Fatalf("ParseHAProxyLog returned an invalid snapshot: %v", verr)
+			}
+		}
+		for _, line := range splitLines(data) {
+			e, err := ParseHAProxyLogLine(line)
+			if err == nil && (e.Ta < -1 || e.Tr < -1 || e.Bytes < 0 || e.Backend == "" || e.Server == "") {
+				t.Fatalf("accepted an implausible entry %+v", e)
 			}
 		}
 	})

@@ -33,7 +33,7 @@ var haproxyColumns = [...]string{
 
 // haproxyOptionalColumns are read when the header has them (every version
 // since 1.5 does); a missing one reads as empty: 0 or "".
-var haproxyOptionalColumns = [...]string{"qtime", "ctime", "rtime", "check_status"}
+var haproxyOptionalColumns = [...]string{"qtime", "ctime", "rtime", "check_status", "mode"}
 
 // ParseHAProxyCSV parses HAProxy statistics CSV (`show stat` on the stats
 // socket, or GET /stats;csv) into a Snapshot labelled with source, taken at
@@ -46,9 +46,15 @@ var haproxyOptionalColumns = [...]string{"qtime", "ctime", "rtime", "check_statu
 // stats listener) are left out. Per server: Requests is stot (every stream
 // sent to the server, in HTTP and TCP mode; hrsp_* count only the ones that
 // got a response), Errors is econ+eresp, Gauges.Active is scur, Queue qcur,
-// AvgResponseMs ttime (HAProxy's average over the last 1024 requests), and
 // QueueTimeMs, ConnectTimeMs, ResponseTimeMs, TotalTimeMs are qtime, ctime,
-// rtime, ttime (the same kind of average). CheckStatus is check_status
+// rtime, ttime (HAProxy's averages over the server's last 1024 requests),
+// and AvgResponseMs, the response time the rest of lbtune reads, is
+// qtime + ctime + rtime: the time from the request's arrival to the
+// server's response headers, closest to what clients measure (see
+// docs/DESIGN.md). ttime is not used for it: it is the whole session and,
+// on keep-alive connections, includes the idle time between requests. For a
+// TCP-mode server (mode column "tcp", whose rtime is always 0) and for a
+// CSV without an rtime column, AvgResponseMs is ttime. CheckStatus is check_status
 // without the "* " HAProxy prefixes while a check is running ("" for a
 // server without check).
 // Status maps to State: "UP", "UP 1/3" (going down, still serving) and
@@ -271,7 +277,7 @@ func haproxyServer(get func(int) []byte, idx []int, opt *[len(haproxyOptionalCol
 	var (
 		num   [len(haproxyColumns)]float64
 		cnt   [len(haproxyColumns)]uint64
-		times [3]float64 // qtime, ctime, rtime
+		times [3]float64 // qtime, ctime, rtime; see haproxyOptionalColumns
 		errs  []error
 	)
 	for i := range times {
@@ -324,9 +330,14 @@ func haproxyServer(get func(int) []byte, idx []int, opt *[len(haproxyOptionalCol
 	for k := 0; k < 5; k++ {
 		s.Counters.Responses[k] = cnt[12+k]
 	}
-	s.Gauges.AvgResponseMs = num[17]
 	s.Gauges.QueueTimeMs, s.Gauges.ConnectTimeMs, s.Gauges.ResponseTimeMs = times[0], times[1], times[2]
 	s.Gauges.TotalTimeMs = num[17]
+	tcp := opt[4] >= 0 && string(get(opt[4])) == "tcp"
+	if opt[2] < 0 || tcp {
+		s.Gauges.AvgResponseMs = num[17]
+	} else {
+		s.Gauges.AvgResponseMs = times[0] + times[1] + times[2]
+	}
 	if c := opt[3]; c >= 0 {
 		s.CheckStatus = haproxyCheckStatus(get(c))
 	}

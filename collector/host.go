@@ -1,15 +1,16 @@
 package collector
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
+
+	"github.com/prometheus/procfs"
 )
 
 // Host is the resource signals of the machine lbtune runs on, read from
@@ -58,213 +59,159 @@ func (h *Host) Validate() error {
 	return nil
 }
 
-// userHZ is the unit of /proc/stat CPU times: USER_HZ, 100 on every Linux
-// architecture lbtune builds for.
-const userHZ = 100
-
-// HostReader reads Host signals from a procfs tree.
+// HostReader reads Host signals from a procfs tree with
+// github.com/prometheus/procfs.
 type HostReader struct {
 	// Root is the procfs mount point; "" means /proc. Tests point it at a
-	// testdata tree.
+	// testdata tree (which needs self -> PID and PID/net -> ../net for
+	// /proc/self/net/snmp).
 	Root string
 }
 
-// Read reads every host signal once. A missing or malformed file is an
-// error naming the file (content errors wrap ErrMalformed); no partial Host
-// is returned.
+// Read reads every host signal once. A missing file is an error naming it;
+// a file procfs cannot parse, or whose values are implausible, is an error
+// naming it that wraps ErrMalformed. No partial Host is returned.
 func (r HostReader) Read() (Host, error) {
 	root := r.Root
 	if root == "" {
-		root = "/proc"
+		root = procfs.DefaultMountPoint
+	}
+	fs, err := procfs.NewFS(root)
+	if err != nil {
+		return Host{}, fmt.Errorf("read host signals: %w", err)
 	}
 	var h Host
-	var err error
-	read := func(name string, parse func([]byte) error) {
-		if err != nil {
-			return
-		}
-		path := filepath.Join(root, name)
-		data, rerr := os.ReadFile(path)
-		if rerr != nil {
-			err = fmt.Errorf("read host signals: %w", rerr)
-			return
-		}
-		if perr := parse(data); perr != nil {
-			err = fmt.Errorf("read host signals: %s: %w: %v", path, ErrMalformed, perr)
-		}
+	steps := []struct {
+		name string
+		read func() error
+	}{
+		{"stat", func() (err error) { h.CPUBusySeconds, h.CPUTotalSeconds, err = hostCPU(fs); return }},
+		{"meminfo", func() (err error) { h.MemTotalBytes, h.MemAvailableBytes, err = hostMemory(fs); return }},
+		{"net/dev", func() (err error) { h.NetRxBytes, h.NetTxBytes, err = hostNetDev(fs); return }},
+		{"net/snmp", func() (err error) { h.TCPEstablished, err = hostTCPEstablished(fs); return }},
+		{"loadavg", func() (err error) { h.Load1, h.Load5, h.Load15, err = hostLoad(fs); return }},
 	}
-	read("stat", func(b []byte) (e error) { h.CPUBusySeconds, h.CPUTotalSeconds, e = parseProcStat(b); return })
-	read("meminfo", func(b []byte) (e error) { h.MemTotalBytes, h.MemAvailableBytes, e = parseMeminfo(b); return })
-	read("net/dev", func(b []byte) (e error) { h.NetRxBytes, h.NetTxBytes, e = parseNetDev(b); return })
-	read("net/snmp", func(b []byte) (e error) { h.TCPEstablished, e = parseNetSNMP(b); return })
-	read("loadavg", func(b []byte) (e error) { h.Load1, h.Load5, h.Load15, e = parseLoadavg(b); return })
-	if err != nil {
-		return Host{}, err
+	for _, st := range steps {
+		path := filepath.Join(root, st.name)
+		if err := procfsCall(st.read); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return Host{}, fmt.Errorf("read host signals: %s: %w", path, err)
+			}
+			return Host{}, fmt.Errorf("read host signals: %s: %w: %v", path, ErrMalformed, err)
+		}
 	}
 	return h, nil
 }
 
-// parseProcStat reads the aggregate "cpu" line of /proc/stat and returns
-// busy and total CPU seconds. At least user, nice, system and idle must be
-// there (older kernels have fewer columns than 2.6.33+).
-func parseProcStat(data []byte) (busy, total float64, err error) {
-	for line := range bytes.Lines(data) {
-		f := bytes.Fields(line)
-		if len(f) == 0 || string(f[0]) != "cpu" {
-			continue
+// procfsCall runs one procfs read, turning a panic into an error: procfs
+// v0.16 indexes fields without checking their count in several parsers
+// (meminfo, net/dev), so a malformed file could otherwise crash the
+// collector.
+func procfsCall(read func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("procfs could not parse the file: %v", p)
 		}
-		if len(f) < 5 {
-			return 0, 0, fmt.Errorf("cpu line has %d fields, want >= 5", len(f))
-		}
-		// user nice system idle iowait irq softirq steal [guest guest_nice]
-		var sum, idle uint64
-		for i, b := range f[1:min(len(f), 9)] {
-			v, err := strconv.ParseUint(string(b), 10, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("cpu field %d: %w", i+1, err)
-			}
-			if sum+v < sum {
-				return 0, 0, fmt.Errorf("cpu time overflows")
-			}
-			sum += v
-			if i == 3 || i == 4 { // idle, iowait
-				idle += v
-			}
-		}
-		return float64(sum-idle) / userHZ, float64(sum) / userHZ, nil
-	}
-	return 0, 0, fmt.Errorf("no cpu line")
+	}()
+	return read()
 }
 
-// parseMeminfo returns MemTotal and MemAvailable in bytes.
-func parseMeminfo(data []byte) (total, avail uint64, err error) {
-	var seen int
-	for line := range bytes.Lines(data) {
-		f := bytes.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		var dst *uint64
-		switch string(f[0]) {
-		case "MemTotal:":
-			dst = &total
-		case "MemAvailable:":
-			dst = &avail
-		default:
-			continue
-		}
-		v, err := strconv.ParseUint(string(f[1]), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("%s %w", f[0], err)
-		}
-		if len(f) > 2 {
-			if string(f[2]) != "kB" {
-				return 0, 0, fmt.Errorf("%s unit %q, want kB", f[0], f[2])
-			}
-			if v > math.MaxUint64/1024 {
-				return 0, 0, fmt.Errorf("%s %d kB overflows", f[0], v)
-			}
-			v *= 1024
-		}
-		*dst = v
-		seen++
+// hostCPU returns busy and total CPU seconds from /proc/stat's "cpu" line:
+// total is user+nice+system+idle+iowait+irq+softirq+steal, busy is total
+// minus idle and iowait. procfs gives seconds (ticks / USER_HZ); they are
+// summed in ticks so the result is exact.
+func hostCPU(fs procfs.FS) (busy, total float64, err error) {
+	st, err := fs.Stat()
+	if err != nil {
+		return 0, 0, err
 	}
-	if seen != 2 {
-		return 0, 0, fmt.Errorf("want one MemTotal and one MemAvailable line, found %d", seen)
+	c := st.CPUTotal
+	ticks := func(sec float64) float64 { return math.Round(sec * userHZ) }
+	var sum float64
+	for _, v := range [...]float64{c.User, c.Nice, c.System, c.Idle, c.Iowait, c.IRQ, c.SoftIRQ, c.Steal} {
+		if bad(v) {
+			return 0, 0, fmt.Errorf("cpu time %v", v)
+		}
+		sum += ticks(v)
 	}
-	return total, avail, nil
+	if sum == 0 {
+		return 0, 0, errors.New("no cpu line")
+	}
+	idle := ticks(c.Idle) + ticks(c.Iowait)
+	return (sum - idle) / userHZ, sum / userHZ, nil
 }
 
-// parseNetDev returns received and sent bytes summed over every interface
-// but lo. Lines after the two header lines are "NAME: rx_bytes rx_packets
-// ... (8 receive fields) tx_bytes ...".
-func parseNetDev(data []byte) (rx, tx uint64, err error) {
-	n := 0
-	for line := range bytes.Lines(data) {
-		n++
-		if n <= 2 {
-			if !bytes.Contains(line, []byte("|")) {
-				return 0, 0, fmt.Errorf("line %d: not a /proc/net/dev header", n)
-			}
-			continue
-		}
-		name, rest, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			if len(bytes.TrimSpace(line)) == 0 {
-				continue
-			}
-			return 0, 0, fmt.Errorf("line %d: no interface name", n)
-		}
-		f := bytes.Fields(rest)
-		if len(f) < 16 {
-			return 0, 0, fmt.Errorf("line %d: %d fields, want 16", n, len(f))
-		}
-		r, err1 := strconv.ParseUint(string(f[0]), 10, 64)
-		t, err2 := strconv.ParseUint(string(f[8]), 10, 64)
-		if err1 != nil || err2 != nil {
-			return 0, 0, fmt.Errorf("line %d: bytes: %v %v", n, err1, err2)
-		}
-		if string(bytes.TrimSpace(name)) == "lo" {
-			continue
-		}
-		if rx+r < rx || tx+t < tx {
-			return 0, 0, fmt.Errorf("line %d: byte sum overflows", n)
-		}
-		rx, tx = rx+r, tx+t
+// userHZ is the unit of /proc/stat CPU times: USER_HZ, 100 on every Linux
+// architecture lbtune builds for (procfs divides by the same constant).
+const userHZ = 100
+
+// hostMemory returns /proc/meminfo MemTotal and MemAvailable in bytes.
+func hostMemory(fs procfs.FS) (total, avail uint64, err error) {
+	m, err := fs.Meminfo()
+	if err != nil {
+		return 0, 0, err
 	}
-	if n < 2 {
-		return 0, 0, fmt.Errorf("no header")
+	if m.MemTotal == nil || m.MemAvailable == nil || m.MemTotalBytes == nil || m.MemAvailableBytes == nil {
+		return 0, 0, errors.New("want MemTotal and MemAvailable lines")
+	}
+	if *m.MemTotal > math.MaxUint64/1024 || *m.MemAvailable > math.MaxUint64/1024 {
+		return 0, 0, errors.New("memory size overflows")
+	}
+	return *m.MemTotalBytes, *m.MemAvailableBytes, nil
+}
+
+// hostNetDev returns bytes received and sent summed over every interface
+// of /proc/net/dev but lo.
+func hostNetDev(fs procfs.FS) (rx, tx uint64, err error) {
+	dev, err := fs.NetDev()
+	if err != nil {
+		return 0, 0, err
+	}
+	for name, l := range dev {
+		if name == "lo" {
+			continue
+		}
+		if rx+l.RxBytes < rx || tx+l.TxBytes < tx {
+			return 0, 0, errors.New("byte sum overflows")
+		}
+		rx, tx = rx+l.RxBytes, tx+l.TxBytes
 	}
 	return rx, tx, nil
 }
 
-// parseNetSNMP returns Tcp CurrEstab: /proc/net/snmp has a "Tcp:" line of
-// names followed by a "Tcp:" line of values.
-func parseNetSNMP(data []byte) (uint64, error) {
-	var names [][]byte
-	for line := range bytes.Lines(data) {
-		f := bytes.Fields(line)
-		if len(f) == 0 || string(f[0]) != "Tcp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		if len(f) != len(names) {
-			return 0, fmt.Errorf("Tcp: %d values for %d names", len(f), len(names))
-		}
-		for i, n := range names {
-			if string(n) == "CurrEstab" {
-				v, err := strconv.ParseUint(string(f[i]), 10, 64)
-				if err != nil {
-					return 0, fmt.Errorf("CurrEstab: %w", err)
-				}
-				return v, nil
-			}
-		}
-		return 0, fmt.Errorf("Tcp: no CurrEstab column")
+// hostTCPEstablished returns Tcp CurrEstab of /proc/self/net/snmp (the
+// network namespace of this process; /proc/net is a link to it).
+func hostTCPEstablished(fs procfs.FS) (uint64, error) {
+	self, err := fs.Self()
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("no Tcp: names and values lines")
+	snmp, err := self.Snmp()
+	if err != nil {
+		return 0, err
+	}
+	v := snmp.CurrEstab
+	if v == nil {
+		return 0, errors.New("no Tcp CurrEstab")
+	}
+	if bad(*v) || *v != math.Trunc(*v) || *v >= 1<<63 {
+		return 0, fmt.Errorf("Tcp CurrEstab %v", *v)
+	}
+	return uint64(*v), nil
 }
 
-// parseLoadavg returns the 1, 5 and 15 minute load averages.
-func parseLoadavg(data []byte) (l1, l5, l15 float64, err error) {
-	f := bytes.Fields(data)
-	if len(f) < 3 {
-		return 0, 0, 0, fmt.Errorf("%d fields, want >= 3", len(f))
+// hostLoad returns the 1, 5 and 15 minute load averages of /proc/loadavg.
+func hostLoad(fs procfs.FS) (l1, l5, l15 float64, err error) {
+	l, err := fs.LoadAvg()
+	if err != nil {
+		return 0, 0, 0, err
 	}
-	var v [3]float64
-	for i := range v {
-		v[i], err = strconv.ParseFloat(string(f[i]), 64)
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		if bad(v[i]) {
-			return 0, 0, 0, fmt.Errorf("bad load average %q", f[i])
+	for _, v := range [...]float64{l.Load1, l.Load5, l.Load15} {
+		if bad(v) {
+			return 0, 0, 0, fmt.Errorf("bad load average %v", v)
 		}
 	}
-	return v[0], v[1], v[2], nil
+	return l.Load1, l.Load5, l.Load15, nil
 }
 
 // WithHost returns a Source that scrapes src and attaches the host signals

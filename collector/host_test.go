@@ -75,20 +75,22 @@ func TestHostReaderBad(t *testing.T) {
 	}{
 		{"stat missing", "stat", "", false, "no such file"},
 		{"stat without cpu line", "stat", "cpu0 1 2 3 4\n", true, "no cpu line"},
-		{"stat short cpu line", "stat", "cpu  1 2 3\n", true, "fields"},
-		{"stat not a number", "stat", "cpu  1 2 x 4 5\n", true, "cpu field 3"},
-		{"stat overflow", "stat", "cpu  18446744073709551615 1 0 0 0\n", true, "overflows"},
+		{"stat not a number", "stat", "cpu  1 2 x 4 5\n", true, "cpu"},
+		{"stat bad cpu id", "stat", "cpuX 1 2 3 4 5\n", true, "cpu"},
 		{"meminfo without MemAvailable", "meminfo", "MemTotal: 100 kB\n", true, "MemAvailable"},
 		{"meminfo bad unit", "meminfo", "MemTotal: 100 MB\nMemAvailable: 1 kB\n", true, "unit"},
-		{"meminfo bad number", "meminfo", "MemTotal: -1 kB\nMemAvailable: 1 kB\n", true, "MemTotal"},
-		{"net/dev no header", "net/dev", "eth0: 1 2 3\n", true, "header"},
-		{"net/dev short line", "net/dev", "a|b\nc|d\neth0: 1 2 3\n", true, "fields"},
-		{"net/dev no name", "net/dev", "a|b\nc|d\n1 2 3\n", true, "interface name"},
-		{"net/snmp no Tcp", "net/snmp", "Udp: A\nUdp: 1\n", true, "no Tcp"},
+		{"meminfo bad number", "meminfo", "MemTotal: -1 kB\nMemAvailable: 1 kB\n", true, "-1"},
+		// procfs v0.16 indexes the value field unchecked: a panic, caught.
+		{"meminfo line without value", "meminfo", "MemTotal:\nMemAvailable: 1 kB\n", true, "procfs could not parse"},
+		{"meminfo overflow", "meminfo", "MemTotal: 18446744073709551615 kB\nMemAvailable: 1 kB\n", true, "overflows"},
+		{"net/dev short line", "net/dev", "a|b\nc|d\neth0: 1 2 3\n", true, "procfs could not parse"},
+		{"net/dev no name", "net/dev", "a|b\nc|d\n1 2 3\n", true, "colon"},
+		{"net/snmp no Tcp", "net/snmp", "Udp: A\nUdp: 1\n", true, "CurrEstab"},
 		{"net/snmp no CurrEstab", "net/snmp", "Tcp: A B\nTcp: 1 2\n", true, "CurrEstab"},
-		{"net/snmp ragged", "net/snmp", "Tcp: A CurrEstab\nTcp: 1\n", true, "values"},
+		{"net/snmp ragged", "net/snmp", "Tcp: A CurrEstab\nTcp: 1\n", true, "mismatch"},
+		{"net/snmp fractional", "net/snmp", "Tcp: A CurrEstab\nTcp: 1 2.5\n", true, "CurrEstab"},
 		{"net/snmp missing", "net/snmp", "", false, "no such file"},
-		{"loadavg short", "loadavg", "1.0 2.0\n", true, "fields"},
+		{"loadavg short", "loadavg", "1.0 2.0\n", true, "Malformed"},
 		{"loadavg negative", "loadavg", "-1.0 2.0 3.0 1/2 3\n", true, "bad load"},
 		{"loadavg NaN", "loadavg", "NaN 2.0 3.0 1/2 3\n", true, "bad load"},
 	}
@@ -120,10 +122,17 @@ func TestHostReaderBad(t *testing.T) {
 	}
 }
 
-// copyProc copies testdata/proc into a temporary directory.
+// copyProc copies testdata/proc into a temporary directory, with the links
+// procfs follows for /proc/self/net/snmp (self -> 1, 1/net -> ../net).
 func copyProc(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Symlink("1", filepath.Join(root, "self")) != nil || os.Symlink("../net", filepath.Join(root, "1", "net")) != nil {
+		t.Fatal("cannot link self and 1/net")
+	}
 	for _, name := range []string{"stat", "meminfo", "loadavg", "net/dev", "net/snmp"} {
 		data, err := os.ReadFile(filepath.Join("testdata/proc", name))
 		if err != nil {

@@ -108,7 +108,7 @@ func TestNginxLogBadInput(t *testing.T) {
 		})
 	}
 	// A streaming window holding only malformed lines is an error too.
-	agg := newLogAggregator()
+	agg := newLogAggregator(nginxLog)
 	agg.addLine("garbage")
 	if _, err := agg.snapshot("nginxlog+udp://x", time.Unix(1, 0)); err == nil {
 		t.Error("window of garbage gave a snapshot")
@@ -185,7 +185,7 @@ func TestRealNginxLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { udp.(*nginxLogUDP).Close() })
+	t.Cleanup(func() { udp.(*logUDP).Close() })
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "access.log")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -212,7 +212,7 @@ http {
     }
   }
 }
-`, dir, NginxLogFormatName, NginxLogFormat, b[0], b[1], listen, udp.(*nginxLogUDP).Addr(), logPath)
+`, dir, NginxLogFormatName, NginxLogFormat, b[0], b[1], listen, udp.(*logUDP).Addr(), logPath)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -353,7 +353,7 @@ func TestNginxLogFileTail(t *testing.T) {
 // TestNginxLogServerCap: lines naming more servers than maxLogServers are
 // refused (counted as malformed), so stray datagrams cannot grow memory.
 func TestNginxLogServerCap(t *testing.T) {
-	agg := newLogAggregator()
+	agg := newLogAggregator(nginxLog)
 	for i := 0; i <= maxLogServers; i++ {
 		agg.addLine(fmt.Sprintf(`lbtune=1 msec=1795856415.000 pool=app status=200 rt=0.001 bytes=1 reqlen=1 ua="10.%d.%d.%d:80" us="200" urt="0.001"`, i>>16, (i>>8)&255, i&255))
 	}

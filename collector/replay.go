@@ -170,7 +170,7 @@ func IsReplay(src Source) bool {
 	switch s := src.(type) {
 	case *replay:
 		return true
-	case *nginxLogFile:
+	case *logFile:
 		return s.window > 0
 	}
 	return false

@@ -116,7 +116,8 @@ type Gauges struct {
 	// Queue is the number of requests waiting for this server.
 	Queue float64 `json:"queue,omitempty"`
 	// AvgResponseMs is the balancer's own moving average of response time in
-	// ms (vts requestMsec, HAProxy rtime/ttime); 0 when unknown.
+	// ms (vts requestMsec; HAProxy qtime+ctime+rtime; the log sources' mean
+	// over the interval); 0 when unknown.
 	AvgResponseMs float64 `json:"avg_response_ms,omitempty"`
 	// QueueTimeMs, ConnectTimeMs, ResponseTimeMs and TotalTimeMs are the
 	// balancer's moving averages (HAProxy qtime, ctime, rtime, ttime: over

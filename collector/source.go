@@ -36,9 +36,12 @@ var openers = map[string]opener{}
 // "vts+http://127.0.0.1:8080/status/format/json",
 // "haproxy+unix:///run/haproxy/admin.sock", "haproxy+http://host/stats;csv",
 // "vts+file:captures/vts", "haproxy+file:/tmp/caps",
-// "nginxlog+udp://127.0.0.1:5514" or "nginxlog+file:///var/log/nginx/access.log".
-// A source that holds a resource between scrapes (nginxlog+udp listens from
-// Open) also implements io.Closer: close it when done.
+// "nginxlog+udp://127.0.0.1:5514", "nginxlog+file:///var/log/nginx/access.log",
+// "haproxylog+udp://127.0.0.1:5515" or "haproxylog+file:///var/log/haproxy.log"
+// (the log files also replay with "?replay=1s").
+// A source that holds a resource between scrapes (nginxlog+udp and
+// haproxylog+udp listen from Open) also implements io.Closer: close it when
+// done.
 func Open(uri string) (Source, error) {
 	scheme, _, ok := strings.Cut(uri, ":")
 	if !ok {
@@ -61,7 +64,7 @@ var (
 	_ Source    = (*haproxyUnix)(nil)
 	_ Source    = (*haproxyHTTP)(nil)
 	_ Source    = (*replay)(nil)
-	_ Source    = (*nginxLogUDP)(nil)
-	_ Source    = (*nginxLogFile)(nil)
-	_ io.Closer = (*nginxLogUDP)(nil)
+	_ Source    = (*logUDP)(nil)
+	_ Source    = (*logFile)(nil)
+	_ io.Closer = (*logUDP)(nil)
 )

@@ -75,6 +75,13 @@ type PoolSummary struct {
 	// c1 = c2 = 1: requests in the system plus primary servers up, at the
 	// end of each interval) averaged over the same intervals.
 	MeanCost float64 `json:"mean_cost"`
+	// MeanMs and P95Ms are the pool's mean and p95 response time in ms,
+	// each interval's collector.PoolRates.MeanMs and P95Ms weighted by the
+	// requests the pool served in it (intervals where the figure is unknown
+	// are left out); 0 when no interval has one. A p95 from a source
+	// without percentiles is the collector's estimate from the mean.
+	MeanMs float64 `json:"mean_ms"`
+	P95Ms  float64 `json:"p95_ms"`
 }
 
 // Summarizer accumulates a Summary from snapshots given in time order per
@@ -89,11 +96,14 @@ type Summarizer struct {
 }
 
 type poolAcc struct {
-	servers   map[string]bool
-	sum, max  float64
-	cost      float64 // sum of Cost(1, 1) over the intervals
-	n         int
-	minServer float64
+	servers  map[string]bool
+	sum, max float64
+	cost     float64 // sum of Cost(1, 1) over the intervals
+	n        int
+	// meanSum, p95Sum are sums of MeanMs and P95Ms times the requests of
+	// each interval where they are known; meanW, p95W those requests.
+	meanSum, meanW, p95Sum, p95W float64
+	minServer                    float64
 }
 
 type interval struct {
@@ -151,6 +161,16 @@ func (z *Summarizer) Add(sn collector.Snapshot) {
 		acc.max = math.Max(acc.max, total)
 		acc.cost += pr.Cost(1, 1)
 		acc.n++
+		if served := total * r.Seconds(); served > 0 {
+			if m := pr.MeanMs(); m > 0 {
+				acc.meanSum += m * served
+				acc.meanW += served
+			}
+			if p := pr.P95Ms(); p > 0 {
+				acc.p95Sum += p * served
+				acc.p95W += served
+			}
+		}
 		for _, sr := range pr.Servers {
 			if sr.Reset {
 				s.Resets++
@@ -211,6 +231,12 @@ func (z *Summarizer) Summary() Summary {
 		if acc.n > 0 {
 			ps.MeanRate = acc.sum / float64(acc.n)
 			ps.MeanCost = acc.cost / float64(acc.n)
+		}
+		if acc.meanW > 0 {
+			ps.MeanMs = acc.meanSum / acc.meanW
+		}
+		if acc.p95W > 0 {
+			ps.P95Ms = acc.p95Sum / acc.p95W
 		}
 		s.PoolStats = append(s.PoolStats, ps)
 	}

@@ -3,6 +3,7 @@ package datasets
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -219,5 +220,44 @@ func TestExportImportRoundTrip(t *testing.T) {
 	sizes, err := dst.BucketSizes()
 	if err != nil || sizes[BucketEvents] != 2 || sizes[BucketMeta] != 1 || len(sizes) != 2 {
 		t.Errorf("BucketSizes = %v, %v; want events:2 meta:1", sizes, err)
+	}
+}
+
+// TestSummarizerLatency: a pool's mean_ms and p95_ms weight each
+// interval's PoolRates.MeanMs and P95Ms by the requests it served.
+func TestSummarizerLatency(t *testing.T) {
+	// cum builds a snapshot with one server whose cumulative counters are
+	// reqs requests and sumMs of latency, and the pool p95 the source gave.
+	cum := func(sec int, reqs, sumMs uint64, p95 *float64) collector.Snapshot {
+		return collector.Snapshot{Time: t0.Add(time.Duration(sec) * time.Second), Source: "log", Pools: []collector.Pool{{
+			Name: "p", P95Ms: p95, Servers: []collector.Server{{Name: "s", State: collector.StateUp,
+				Counters: collector.Counters{Requests: reqs, Responses: [5]uint64{0, reqs}, LatencySumMs: sumMs}}}}}}
+	}
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name      string
+		snaps     []collector.Snapshot
+		mean, p95 float64
+	}{
+		// 10 requests at 10 ms (p95 20), then 30 at 2 ms (p95 6):
+		// mean (10*10 + 30*2) / 40 = 4, p95 (10*20 + 30*6) / 40 = 9.5.
+		{name: "weighted by requests", snaps: []collector.Snapshot{cum(0, 0, 0, nil), cum(1, 10, 100, f(20)), cum(3, 40, 160, f(6))}, mean: 4, p95: 9.5},
+		// An idle interval (no request) weighs nothing even if its p95 is odd.
+		{name: "idle interval left out", snaps: []collector.Snapshot{cum(0, 0, 0, nil), cum(1, 10, 100, f(20)), cum(2, 10, 100, f(500))}, mean: 10, p95: 20},
+		// No percentile from the source: P95PerMean x the mean.
+		{name: "estimated p95", snaps: []collector.Snapshot{cum(0, 0, 0, nil), cum(1, 10, 100, nil)}, mean: 10, p95: 10 * collector.P95PerMean},
+		{name: "one snapshot: unknown", snaps: []collector.Snapshot{cum(0, 10, 100, f(20))}, mean: 0, p95: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			z := NewSummarizer()
+			for _, sn := range tc.snaps {
+				z.Add(sn)
+			}
+			ps := z.Summary().PoolStats[0]
+			if math.Abs(ps.MeanMs-tc.mean) > 1e-9 || math.Abs(ps.P95Ms-tc.p95) > 1e-9 {
+				t.Errorf("mean_ms %v p95_ms %v, want %v %v", ps.MeanMs, ps.P95Ms, tc.mean, tc.p95)
+			}
+		})
 	}
 }

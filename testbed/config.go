@@ -35,8 +35,13 @@ type HAProxyConfig struct {
 	Port int `yaml:"port"`
 	// StatsPort serves the stats page (/stats, /stats;csv); 0 = any free port.
 	StatsPort int `yaml:"stats_port"`
-	// LogRequests writes an `option httplog` line per request to haproxy.log.
+	// LogRequests writes an `option httplog` line per request to haproxy.log
+	// and sends it over UDP syslog to SyslogPort.
 	LogRequests bool `yaml:"log_requests"`
+	// SyslogPort is the UDP port HAProxy sends its request log to, where
+	// `lbtune record --source haproxylog+udp://127.0.0.1:PORT` listens (0 =
+	// any free port).
+	SyslogPort int `yaml:"syslog_port"`
 }
 
 // NGINXConfig configures the NGINX balancer.
@@ -129,7 +134,7 @@ func (c Config) Validate() error {
 	for _, p := range []struct {
 		name string
 		v    int
-	}{{"haproxy.port", c.HAProxy.Port}, {"haproxy.stats_port", c.HAProxy.StatsPort}, {"nginx.port", c.NGINX.Port}, {"nginx.syslog_port", c.NGINX.SyslogPort}} {
+	}{{"haproxy.port", c.HAProxy.Port}, {"haproxy.stats_port", c.HAProxy.StatsPort}, {"haproxy.syslog_port", c.HAProxy.SyslogPort}, {"nginx.port", c.NGINX.Port}, {"nginx.syslog_port", c.NGINX.SyslogPort}} {
 		if p.v < 0 || p.v > 65535 {
 			errs = append(errs, fmt.Errorf("%s %d: outside 0..65535", p.name, p.v))
 		}
@@ -204,7 +209,8 @@ haproxy:
   bin: /usr/sbin/haproxy
   port: 0             # frontend (0 = any free port); /light, /medium, /heavy route to the pools
   stats_port: 0       # stats page: /stats and /stats;csv
-  log_requests: true  # option httplog lines in haproxy.log (lbtune analyze reads them)
+  log_requests: true  # option httplog lines in haproxy.log (lbtune analyze reads them) and over UDP syslog
+  syslog_port: 0      # request log via UDP syslog, for haproxylog+udp://127.0.0.1:PORT (0 = any free port)
 nginx:
   bin: /usr/sbin/nginx
   port: 0

@@ -52,6 +52,11 @@ type HAProxyState struct {
 	Source string `json:"source"`
 	// StatsURL is the CSV stats page (haproxy+http source).
 	StatsURL string `json:"stats_url"`
+	// Syslog is the UDP address HAProxy sends its request log to ("" when
+	// requests are not logged); LogSource is the collector URI listening
+	// there (haproxylog+udp).
+	Syslog    string `json:"syslog,omitempty"`
+	LogSource string `json:"log_source,omitempty"`
 }
 
 // NGINXState is the running NGINX; its fields are what actuator/nginx.Files needs.
@@ -314,6 +319,16 @@ func startHAProxy(ctx context.Context, c Config, st *State) error {
 	}
 	h.Source = "haproxy+unix://" + h.Socket
 	h.StatsURL = "http://" + h.StatsAddr + "/stats;csv"
+	if c.HAProxy.LogRequests {
+		lport := c.HAProxy.SyslogPort
+		if lport == 0 {
+			if lport, err = freePort("udp"); err != nil {
+				return err
+			}
+		}
+		h.Syslog = fmt.Sprintf("127.0.0.1:%d", lport)
+		h.LogSource = "haproxylog+udp://" + h.Syslog
+	}
 	st.HAProxy = h
 	if err := os.WriteFile(h.Config, []byte(renderHAProxy(c, st)), 0o644); err != nil {
 		return fmt.Errorf("write haproxy config: %w", err)

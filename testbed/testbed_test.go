@@ -281,11 +281,12 @@ func TestParseConfig(t *testing.T) {
 
 func TestRenderHAProxyRoutesPools(t *testing.T) {
 	c := DefaultConfig()
-	st := &State{HAProxy: &HAProxyState{Socket: "/x/s.sock", Addr: "127.0.0.1:1", StatsAddr: "127.0.0.1:2"},
+	st := &State{HAProxy: &HAProxyState{Socket: "/x/s.sock", Addr: "127.0.0.1:1", StatsAddr: "127.0.0.1:2", Syslog: "127.0.0.1:4"},
 		Backends: []BackendState{{Pool: "light", Name: "light-1", Addr: "127.0.0.1:3", Weight: 7}}}
 	cfg := renderHAProxy(c, st)
 	for _, want := range []string{"stats socket /x/s.sock mode 600 level admin", "balance roundrobin", "use_backend heavy if { path_beg /heavy }",
-		"default_backend light", "server light-1 127.0.0.1:3 weight 7", "option httplog"} {
+		"default_backend light", "server light-1 127.0.0.1:3 weight 7", "option httplog",
+		"log stdout format raw local0 info", "log 127.0.0.1:4 local0 info"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("haproxy.cfg lacks %q:\n%s", want, cfg)
 		}

@@ -160,9 +160,9 @@ func datasetPrintSummary(w io.Writer, path string, s datasets.Summary) {
 	if len(s.PoolStats) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "pool\tservers\tmean req/s\tmax req/s\tmin server req/s\tmean cost\t")
+		fmt.Fprintln(tw, "pool\tservers\tmean req/s\tmax req/s\tmin server req/s\tmean cost\tmean ms\tp95 ms\t")
 		for _, p := range s.PoolStats {
-			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", p.Name, p.Servers, p.MeanRate, p.MaxRate, p.MinServerRate, p.MeanCost)
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", p.Name, p.Servers, p.MeanRate, p.MaxRate, p.MinServerRate, p.MeanCost, p.MeanMs, p.P95Ms)
 		}
 		_ = tw.Flush()
 	}

@@ -91,8 +91,8 @@ func TestDatasetInfoExportImport(t *testing.T) {
 				t.Errorf("min_rate %v: want a non-negative number", info["min_rate"])
 			}
 			// The text form shows the same per-pool figures, the cost among them.
-			if code, out, errs := datasetRunCmd("dataset", "info", db); code != 0 || !strings.Contains(out, "mean cost") {
-				t.Errorf("info: exit %d, no mean cost column: %s%s", code, out, errs)
+			if code, out, errs := datasetRunCmd("dataset", "info", db); code != 0 || !strings.Contains(out, "mean cost") || !strings.Contains(out, "p95 ms") {
+				t.Errorf("info: exit %d, no mean cost or p95 ms column: %s%s", code, out, errs)
 			}
 
 			// export -> import -> export round-trips every snapshot byte for byte.

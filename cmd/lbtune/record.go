@@ -31,7 +31,7 @@ const (
 
 func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("record", stderr)
-	source := fs.String("source", "", "source URI: vts+http://HOST/status/format/json, haproxy+unix:///path/admin.sock,\nhaproxy+http://HOST/stats;csv, nginxlog+udp://127.0.0.1:PORT, nginxlog+file:///path,\nor captures to replay: vts+file:PATH, haproxy+file:PATH, nginxlog+file:PATH?replay=1s")
+	source := fs.String("source", "", "source URI: vts+http://HOST/status/format/json, haproxy+unix:///path/admin.sock,\nhaproxy+http://HOST/stats;csv, nginxlog+udp://127.0.0.1:PORT, nginxlog+file:///path,\nhaproxylog+udp://127.0.0.1:PORT, haproxylog+file:///path,\nor captures to replay: vts+file:PATH, haproxy+file:PATH, nginxlog+file:PATH?replay=1s, haproxylog+file:PATH?replay=1s")
 	db := fs.String("db", "", "bbolt store to append to (created if missing)")
 	interval := fs.Duration("interval", time.Second, "time between scrapes (replayed captures are read back to back)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM, or the end of a replay)")
@@ -66,8 +66,8 @@ func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if c, ok := src.(io.Closer); ok {
 		defer c.Close()
 	}
-	// A listening source (nginxlog+udp) may have been given port 0: say
-	// where NGINX must send its log.
+	// A listening source (nginxlog+udp, haproxylog+udp) may have been given
+	// port 0: say where the balancer must send its log.
 	if l, ok := src.(interface{ Addr() string }); ok {
 		fmt.Fprintf(stderr, "record: %s listening on %s\n", src, l.Addr())
 	}

@@ -36,7 +36,7 @@ func testbedRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfgPath := fs.String("config", "", "testbed YAML config (default: built in; see 'lbtune testbed example')")
 	dir := fs.String("dir", "", "state directory (overrides the config's state_dir)")
 	asJSON := fs.Bool("json", false, "print the state as JSON")
-	get := fs.String("get", "", "status: print one value for scripts: dir, haproxy.addr, haproxy.source, haproxy.log, nginx.addr, nginx.source")
+	get := fs.String("get", "", "status: print one value for scripts: dir, haproxy.addr, haproxy.source, haproxy.log,\nhaproxy.log_source, nginx.addr, nginx.source")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -108,6 +108,8 @@ func testbedGet(st *testbed.State, name string) (string, error) {
 		return h.Source, nil
 	case name == "haproxy.log" && h != nil:
 		return h.Log, nil
+	case name == "haproxy.log_source" && h != nil && h.LogSource != "":
+		return h.LogSource, nil
 	case name == "nginx.addr" && n != nil:
 		return n.Addr, nil
 	case name == "nginx.source" && n != nil:
@@ -135,6 +137,9 @@ func testbedPrint(w io.Writer, st *testbed.State, asJSON bool) error {
 	fmt.Fprintf(w, "testbed in %s (state %s/%s)\n", st.Dir, st.Dir, testbed.StateFile)
 	if h := st.HAProxy; h != nil {
 		fmt.Fprintf(w, "haproxy  http://%s  stats %s  source %s  log %s\n", h.Addr, h.StatsURL, h.Source, h.Log)
+		if h.LogSource != "" {
+			fmt.Fprintf(w, "         log source %s\n", h.LogSource)
+		}
 	}
 	if n := st.NGINX; n != nil {
 		fmt.Fprintf(w, "nginx    http://%s  source %s  config %s\n", n.Addr, n.Source, n.Config)

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/testbed/dist"
 	"github.com/lbtune/lbtune/testbed/loadgen"
 )
@@ -153,8 +154,8 @@ func AnalyzeHAProxy(r io.Reader) (Report, error) {
 	for sc.Scan() {
 		lines++
 		line := string(bytes.TrimSpace(sc.Bytes()))
-		e, err := ParseHAProxyLine(line)
-		if errors.Is(err, ErrNotRequest) {
+		e, err := collector.ParseHAProxyLogLine(line)
+		if errors.Is(err, collector.ErrNotHAProxyRequest) {
 			skipped++
 			continue
 		}
@@ -165,7 +166,7 @@ func AnalyzeHAProxy(r io.Reader) (Report, error) {
 			skipped++
 			continue
 		}
-		f.add(e.Backend+"/"+e.Server, e.Kind(), float64(e.Ta), float64(e.Tr), float64(e.Tw), e.Tr >= 0, e.Tw >= 0)
+		f.add(e.Backend+"/"+e.Server, haproxyKind(e), float64(e.Ta), float64(e.Tr), float64(e.Tw), e.Tr >= 0, e.Tw >= 0)
 	}
 	if err := sc.Err(); err != nil {
 		return Report{}, fmt.Errorf("read haproxy log: %w", err)

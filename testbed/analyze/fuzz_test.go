@@ -1,31 +1,10 @@
 package analyze
 
 import (
-	"bufio"
 	"os"
 	"strings"
 	"testing"
 )
-
-func FuzzParseHAProxyLine(f *testing.F) {
-	if b, err := os.ReadFile(sharedLog); err == nil {
-		sc := bufio.NewScanner(strings.NewReader(string(b)))
-		for i := 0; sc.Scan() && i < 60; i++ {
-			f.Add(sc.Text())
-		}
-	}
-	f.Add(`127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/<NOSRV> 0/-1/-1/-1/0 503 217 - - SC-- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`)
-	f.Fuzz(func(t *testing.T, line string) {
-		e, err := ParseHAProxyLine(line)
-		if err != nil {
-			return
-		}
-		if e.Ta < -1 || e.Tr < -1 || e.Bytes < 0 || e.Server == "" && e.Backend == "" && e.Frontend == "" && e.Status == 0 {
-			t.Fatalf("accepted an implausible entry %+v", e)
-		}
-		_ = e.Kind()
-	})
-}
 
 func FuzzAnalyze(f *testing.F) {
 	if b, err := os.ReadFile(sharedLog); err == nil {
