@@ -17,11 +17,11 @@ var errSyntax = errors.New("nginx config syntax")
 type tokKind int
 
 const (
-	tokWord   tokKind = iota // a bare or quoted word
-	tokSemi                  // ;
-	tokLBrace                // {
-	tokRBrace                // }
-	tokComment               // # to the end of the line (text without the '#')
+	tokWord    tokKind = iota // a bare or quoted word
+	tokSemi                   // ;
+	tokLBrace                 // {
+	tokRBrace                 // }
+	tokComment                // # to the end of the line (text without the '#')
 )
 
 // token is one configuration token: its kind, its value (quotes removed,
