@@ -336,6 +336,50 @@ func TestReloadTimeoutAgreement(t *testing.T) {
 		WaitExited(ctx, workers, 5*time.Second)
 		agree(t, n.NGINX, n.front, a.addr())
 	})
+	t.Run("master answers only once the old file is back", func(t *testing.T) {
+		// Master frozen until the include holds the old bytes again: the
+		// change times out, the rollback's own reload is then confirmed.
+		a, b := newBackend(t), newBackend(t)
+		n := startNginx(t, appUpstream(a.addr()))
+		n.ReloadTimeout = 400 * time.Millisecond
+		master, err := n.MasterPID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _ := os.ReadFile(n.files.Include)
+		signalAll(t, []int{master}, syscall.SIGSTOP)
+		t.Cleanup(func() { signalAll(t, []int{master}, syscall.SIGCONT) })
+		changed := make(chan struct{})
+		thawed := make(chan struct{})
+		go func() {
+			defer close(thawed)
+			seenNew := false
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+				cur, _ := os.ReadFile(n.files.Include)
+				if !seenNew && !bytes.Equal(cur, before) {
+					seenNew = true
+					close(changed)
+				}
+				if seenNew && bytes.Equal(cur, before) {
+					break
+				}
+			}
+			_ = syscall.Kill(master, syscall.SIGCONT)
+		}()
+		_, err = n.Apply(ctx, appUpstream(b.addr()))
+		<-thawed
+		select {
+		case <-changed:
+		default:
+			t.Fatal("the include never held the new file")
+		}
+		if !errors.Is(err, ErrReload) || !strings.Contains(err.Error(), "restored and reloaded") {
+			t.Errorf("Apply err = %v, want ErrReload with a confirmed rollback", err)
+		}
+		workers, _ := children(master)
+		WaitExited(ctx, slices.DeleteFunc(workers, acceptingWorker), 5*time.Second)
+		agree(t, n.NGINX, n.front, a.addr())
+	})
 }
 
 // TestStageConfigLayouts: nginx -t validates the staged file whether the
