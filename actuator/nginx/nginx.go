@@ -18,11 +18,14 @@ import (
 )
 
 // ErrValidation marks a rendered config that `nginx -t` refused; the live
-// include file was restored and NGINX was not reloaded.
+// include file was never touched and NGINX was not reloaded.
 var ErrValidation = errors.New("nginx -t refused the config")
 
-// ErrReload marks a reload that NGINX did not carry out (no new workers
-// appeared); the live include file was restored.
+// ErrReload marks a change NGINX did not load within ReloadTimeout (no new
+// worker appeared after the signal): the previous include file was put
+// back and NGINX signalled again to load it, so the file, the running
+// config and Upstreams all hold the previous upstreams (the error says
+// whether that second reload was confirmed too).
 var ErrReload = errors.New("nginx reload failed")
 
 // Files says where a running NGINX and its managed include file are.
@@ -32,7 +35,9 @@ type Files struct {
 	// Prefix is NGINX's -p prefix; "" omits -p.
 	Prefix string
 	// MainConf is the main configuration file (-c); it must include Include
-	// inside its http block.
+	// (inside its http block), directly, through other includes or through
+	// a glob such as conf.d/*.conf. Changes are validated against a copy of
+	// it written next to it, so its directory must be writable.
 	MainConf string
 	// ErrorLog is passed as -e to nginx -t so the test does not touch the
 	// compiled-in default log; "" omits -e.
@@ -43,14 +48,16 @@ type Files struct {
 	Include string
 }
 
-// NGINX manages the upstream blocks of a running NGINX: every change renders
-// all managed upstreams, writes the include file atomically, validates it
-// with nginx -t, reloads gracefully (SIGHUP to the master) and restores the
-// previous file when validation or reload fails. Methods are safe for
-// concurrent use; changes are applied one at a time.
+// NGINX manages the upstream blocks of a running NGINX. Every change runs
+// the sequence in the package doc: render a staged copy, nginx -t against
+// it, rename it over the include, reload and confirm, and on a reload that
+// does not take, restore and reload the previous file. Methods are safe
+// for concurrent use; changes are applied one at a time, and lbtune must be
+// the only writer of the include file.
 type NGINX struct {
 	files Files
-	// ReloadTimeout bounds the wait for new workers after SIGHUP; 0 means 10s.
+	// ReloadTimeout bounds each wait for the master to start new workers
+	// after a signal; 0 means 10s.
 	ReloadTimeout time.Duration
 	// DrainTimeout bounds RemoveServer's wait for old workers (and so the
 	// requests in flight on the removed server); 0 means 30s.
@@ -59,7 +66,18 @@ type NGINX struct {
 	Log *slog.Logger
 
 	mu  sync.Mutex // serialises changes to ups and the include file
-	ups []Upstream // the managed upstreams as last applied
+	ups []Upstream // the managed upstreams: what the include file holds
+}
+
+// failpoint, when set (tests only), is called between the steps of a
+// change with the step just done: "staged", "validated", "renamed",
+// "signalled". A test kills the process there to prove each window safe.
+var failpoint func(step string)
+
+func reached(step string) {
+	if failpoint != nil {
+		failpoint(step)
+	}
 }
 
 // New returns an NGINX managing ups (the upstreams it currently runs, or
@@ -82,65 +100,177 @@ func (n *NGINX) Upstreams() []Upstream {
 	return cloneUpstreams(n.ups)
 }
 
-// Apply makes ups the managed upstreams: render, write, validate, reload,
-// rolling back on failure. It returns the pids of the workers that were
-// running before the reload; they finish their in-flight requests and exit.
+// Applied returns the weights of the servers of upstream pool as the
+// include file and the running NGINX have them (after a successful change
+// or a rollback, the three agree), keyed by address (what NGINX's access
+// log and vts call a peer). Servers marked down (being drained) are left
+// out. The result is nil when pool is not managed. The access log cannot
+// see weights; this is where observations of NGINX pools get them.
+func (n *NGINX) Applied(pool string) map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, u := range n.ups {
+		if u.Name != pool {
+			continue
+		}
+		out := make(map[string]int, len(u.Servers))
+		for _, s := range u.Servers {
+			if !s.Down {
+				out[s.Address] = s.Weight
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// Apply makes ups the managed upstreams (see the package doc for the
+// sequence). It returns the pids of the workers that were running before
+// the reload; they finish their in-flight requests and exit.
 func (n *NGINX) Apply(ctx context.Context, ups []Upstream) (oldWorkers []int, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.applyLocked(ctx, ups)
 }
 
+func (n *NGINX) reloadTimeout() time.Duration {
+	if n.ReloadTimeout > 0 {
+		return n.ReloadTimeout
+	}
+	return 10 * time.Second
+}
+
+// applyLocked runs one change; n.mu is held.
 func (n *NGINX) applyLocked(ctx context.Context, ups []Upstream) ([]int, error) {
+	inc := n.files.Include
 	var buf bytes.Buffer
 	if err := RenderUpstreams(&buf, ups); err != nil {
-		return nil, fmt.Errorf("render %s: %w", n.files.Include, err)
+		return nil, fmt.Errorf("render %s: %w", inc, err)
 	}
-	old, err := os.ReadFile(n.files.Include)
+	old, err := os.ReadFile(inc)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read live %s: %w", n.files.Include, err)
+		return nil, fmt.Errorf("read live %s: %w", inc, err)
 	}
 	hadOld := err == nil
-	restore := func(cause error) error {
-		var rerr error
-		if hadOld {
-			rerr = writeAtomic(n.files.Include, old)
-		} else {
-			rerr = os.Remove(n.files.Include)
-		}
-		if rerr != nil {
-			return errors.Join(cause, fmt.Errorf("restore %s: %w", n.files.Include, rerr))
-		}
-		n.log().Warn("nginx change rolled back", "include", n.files.Include, "cause", cause)
-		return cause
-	}
-	if err := writeAtomic(n.files.Include, buf.Bytes()); err != nil {
+	n.removeStale()
+
+	// 1. Stage: the new file next to the include, fsynced; the include
+	// itself is untouched.
+	start := time.Now()
+	staged, err := writeStaged(inc, buf.Bytes())
+	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	if out, err := n.test(ctx); err != nil {
-		return nil, restore(fmt.Errorf("%w: %v: %s", ErrValidation, err, strings.TrimSpace(string(out))))
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = os.Remove(staged)
+		}
+	}()
+	reached("staged")
+
+	// 2. Validate: nginx -t on a copy of the config tree reading the staged
+	// file in place of the include.
+	if err := n.validateStaged(ctx, staged); err != nil {
+		return nil, err
 	}
 	validated := time.Since(start)
-	oldWorkers, err := n.reload(ctx)
-	if err != nil {
-		return nil, restore(err)
+	reached("validated")
+
+	// 3. Commit: rename over the include (atomic: any reader, NGINX's
+	// own included, sees the old file or the validated new one).
+	if err := os.Rename(staged, inc); err != nil {
+		return nil, fmt.Errorf("rename staged %s over %s: %w", staged, inc, err)
 	}
-	n.ups = cloneUpstreams(ups)
-	n.log().Info("nginx reloaded", "include", n.files.Include,
-		"validate", validated.Round(time.Microsecond), "total", time.Since(start).Round(time.Microsecond))
-	return oldWorkers, nil
+	renamed = true
+	if err := syncDir(filepath.Dir(inc)); err != nil {
+		n.log().Warn("nginx include directory not synced", "dir", filepath.Dir(inc), "err", err)
+	}
+	reached("renamed")
+
+	// 4. Reload and confirm: the master started new workers.
+	oldWorkers, loaded, rerr := n.reload(ctx, "signalled")
+	if rerr == nil {
+		n.ups = cloneUpstreams(ups)
+		n.log().Info("nginx reloaded", "include", inc,
+			"validate", validated.Round(time.Microsecond), "total", time.Since(start).Round(time.Microsecond))
+		return oldWorkers, nil
+	}
+	if loaded {
+		// Roll forward: the master runs the new config (new workers are
+		// up), only the old ones have not yet stopped accepting. The file
+		// holds it too, so record it.
+		n.ups = cloneUpstreams(ups)
+		n.log().Warn("nginx loaded the new config but old workers still accept; keeping it",
+			"include", inc, "err", rerr)
+		return oldWorkers, nil
+	}
+	// 5. Roll back: the master has not loaded the new config. Put the old
+	// file back and signal again, so whatever the master reads next is the
+	// file lbtune records: the last signal is always sent after the file
+	// already equals n.ups.
+	return nil, n.rollback(ctx, old, hadOld, rerr)
+}
+
+// rollback restores the include to old (or removes it when there was
+// none), signals the master to load it, and waits for that reload; n.ups
+// keeps the old upstreams. It returns cause joined with what went wrong.
+func (n *NGINX) rollback(ctx context.Context, old []byte, hadOld bool, cause error) error {
+	inc := n.files.Include
+	var rerr error
+	if hadOld {
+		rerr = writeAtomic(inc, old)
+	} else {
+		rerr = os.Remove(inc)
+	}
+	if rerr != nil {
+		return errors.Join(cause, fmt.Errorf("restore %s (it holds the new, validated config; NGINX may load it): %w", inc, rerr))
+	}
+	// The caller's context may be what ended the wait; the rollback
+	// still gets its own bounded wait.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.reloadTimeout()+time.Second)
+	defer cancel()
+	if _, loaded, err := n.reload(rctx, ""); err != nil && !loaded {
+		n.log().Error("nginx change rolled back but the reload of the previous file is not confirmed",
+			"include", inc, "cause", cause, "err", err)
+		return errors.Join(cause, fmt.Errorf("previous %s restored; its reload is not confirmed either (NGINX loads it when it handles the signal): %w", inc, err))
+	}
+	n.log().Warn("nginx change rolled back and the previous file reloaded", "include", inc, "cause", cause)
+	return fmt.Errorf("%w; previous %s restored and reloaded", cause, inc)
 }
 
 // Validate runs nginx -t on the configuration as it is on disk.
 func (n *NGINX) Validate(ctx context.Context) error {
-	if out, err := n.test(ctx); err != nil {
+	if out, err := n.test(ctx, n.files.MainConf); err != nil {
 		return fmt.Errorf("%w: %v: %s", ErrValidation, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-func (n *NGINX) test(ctx context.Context) ([]byte, error) {
+// validateStaged runs nginx -t on a copy of the main config (and of the
+// files on the way to the include) that reads staged instead of the
+// include. The copies sit in the main config's directory, which is where
+// NGINX resolves relative paths from, and are removed afterwards.
+func (n *NGINX) validateStaged(ctx context.Context, staged string) error {
+	if n.files.MainConf == "" {
+		return fmt.Errorf("%w: no main config (-c) to validate %s against", ErrValidation, n.files.Include)
+	}
+	main, written, err := stageConfig(n.files.MainConf, n.files.Include, staged)
+	if err != nil {
+		return fmt.Errorf("%w: stage config for nginx -t: %w", ErrValidation, err)
+	}
+	defer func() {
+		for _, p := range written {
+			_ = os.Remove(p)
+		}
+	}()
+	if out, err := n.test(ctx, main); err != nil {
+		return fmt.Errorf("%w: %v: %s", ErrValidation, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (n *NGINX) test(ctx context.Context, mainConf string) ([]byte, error) {
 	bin := n.files.Bin
 	if bin == "" {
 		bin = "nginx"
@@ -152,50 +282,123 @@ func (n *NGINX) test(ctx context.Context) ([]byte, error) {
 	if n.files.ErrorLog != "" {
 		args = append(args, "-e", n.files.ErrorLog)
 	}
-	args = append(args, "-c", n.files.MainConf)
+	args = append(args, "-c", mainConf)
 	return exec.CommandContext(ctx, bin, args...).CombinedOutput()
+}
+
+// removeStale deletes staged files and config copies that a killed lbtune
+// left behind (only names this package makes).
+func (n *NGINX) removeStale() {
+	pats := []string{stagedPrefix(n.files.Include) + "*"}
+	if n.files.MainConf != "" {
+		if main, err := filepath.Abs(n.files.MainConf); err == nil {
+			pats = append(pats, filepath.Join(filepath.Dir(main), checkFilePattern))
+		}
+	}
+	for _, pat := range pats {
+		ms, _ := filepath.Glob(pat)
+		for _, m := range ms {
+			if err := os.Remove(m); err == nil {
+				n.log().Info("nginx stale staged file removed", "file", m)
+			}
+		}
+	}
+}
+
+// stagedPrefix is the path prefix of the staged copies of include: a dot
+// file in the same directory (so the rename is atomic and no glob include
+// picks it up).
+func stagedPrefix(include string) string {
+	return filepath.Join(filepath.Dir(include), "."+filepath.Base(include)+".lbtune-staged-")
+}
+
+// writeStaged writes data to a new staged copy of include, fsynced, and
+// returns its path.
+func writeStaged(include string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(include), filepath.Base(stagedPrefix(include))+"*")
+	if err != nil {
+		return "", fmt.Errorf("stage %s: %w", include, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o644)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("stage %s: %w", include, werr)
+	}
+	return tmp, nil
+}
+
+// syncDir fsyncs a directory so a rename in it survives a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // reload sends SIGHUP to the master and waits until a worker that was not
 // there before runs and the old workers have stopped accepting: from then
-// on every new request sees the new config. A master that cannot apply the
-// new config keeps its old workers, which is reported as ErrReload.
-func (n *NGINX) reload(ctx context.Context) ([]int, error) {
+// on every new request sees the new config. It returns the old workers.
+// On failure, loaded says whether the master did start new workers (so it
+// runs the config it read after the signal) before the wait ended. step,
+// if not "", is passed to the failpoint once the signal is sent.
+func (n *NGINX) reload(ctx context.Context, step string) (oldWorkers []int, loaded bool, err error) {
 	master, err := n.MasterPID()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrReload, err)
+		return nil, false, fmt.Errorf("%w: %w", ErrReload, err)
 	}
 	before, err := children(master)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrReload, err)
+		return nil, false, fmt.Errorf("%w: %w", ErrReload, err)
 	}
 	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
-		return nil, fmt.Errorf("%w: signal master %d: %w", ErrReload, master, err)
+		return nil, false, fmt.Errorf("%w: signal master %d: %w", ErrReload, master, err)
 	}
-	timeout := n.ReloadTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+	if step != "" {
+		reached(step)
 	}
+	timeout := n.reloadTimeout()
 	deadline := time.Now().Add(timeout)
 	for {
 		now, err := children(master)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrReload, err)
+			return nil, loaded, fmt.Errorf("%w: %w", ErrReload, err)
 		}
-		// The master starts new workers, sleeps 100ms, then tells the old
-		// ones to quit; only then do they stop accepting (their title turns
-		// to "worker process is shutting down"). Done = a new worker runs
-		// and no old worker still accepts.
-		if slices.ContainsFunc(now, func(pid int) bool { return !slices.Contains(before, pid) }) &&
-			!slices.ContainsFunc(before, acceptingWorker) {
-			return before, nil
+		// The master reads the config, starts new workers, sleeps 100ms,
+		// then tells the old ones to quit; only then do they stop accepting
+		// (their title turns to "worker process is shutting down"). Done =
+		// a new worker runs and no old worker still accepts. A master that
+		// cannot load the config keeps its old workers and starts none.
+		loaded = loaded || slices.ContainsFunc(now, func(pid int) bool { return !slices.Contains(before, pid) })
+		if loaded && !slices.ContainsFunc(before, acceptingWorker) {
+			return before, true, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: no new worker of master %d after %s (see the NGINX error log)", ErrReload, master, timeout)
+			if loaded {
+				return before, true, fmt.Errorf("%w: old workers of master %d still accept after %s", ErrReload, master, timeout)
+			}
+			return nil, false, fmt.Errorf("%w: no new worker of master %d after %s (see the NGINX error log)", ErrReload, master, timeout)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w", ErrReload, ctx.Err())
+			if loaded {
+				return before, true, fmt.Errorf("%w: %w", ErrReload, ctx.Err())
+			}
+			return nil, false, fmt.Errorf("%w: %w", ErrReload, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -21,8 +21,10 @@ func appUpstream(addrs ...string) []Upstream {
 	return []Upstream{u}
 }
 
-// TestApplyRollsBack: a config nginx -t refuses is never reloaded, the old
-// include file is put back byte for byte, and NGINX keeps serving.
+// TestApplyRollsBack: a config nginx -t refuses is never reloaded, the
+// include file keeps its bytes, and NGINX keeps serving (see also
+// TestValidationFailureNeverTouchesInclude, which watches the file while
+// nginx -t runs).
 func TestApplyRollsBack(t *testing.T) {
 	b := newBackend(t)
 	n := startNginx(t, appUpstream(b.addr()))
@@ -177,7 +179,7 @@ func BenchmarkApply(b *testing.B) {
 
 // TestApplyReloadFailureRollsBack: when the master does not reload (here
 // the pid file names a process that ignores SIGHUP), the include file is
-// restored and the error is ErrReload.
+// restored (and signalled again) and the error is ErrReload.
 func TestApplyReloadFailureRollsBack(t *testing.T) {
 	b := newBackend(t)
 	n := startNginx(t, appUpstream(b.addr()))
