@@ -333,7 +333,8 @@ func TestHandoverUnderLoadHAProxy(t *testing.T) {
 	time.Sleep(time.Second) // lbtune is down for a second
 	fl2 := testFleet(state)
 	_, stop2, done2 := start(fl2)
-	t.Cleanup(func() { stop2(); <-done2; _ = fl2.StopAll(context.Background()) })
+	last := fl2 // the fleet whose servers the test stops at the end
+	t.Cleanup(func() { _ = last.StopAll(context.Background()) })
 	s := <-summary
 
 	ms2, _ := fl2.Members(ctx, "web")
@@ -365,4 +366,42 @@ func TestHandoverUnderLoadHAProxy(t *testing.T) {
 			t.Errorf("entry not up and ready: %q", row)
 		}
 	}
+
+	// lbtune dies (kill -9: no Close) and a server dies meanwhile: the
+	// next start adopts the live one from the records written at every
+	// change, deregisters the dead one and launches a replacement.
+	stop2()
+	<-done2
+	if err := syscall.Kill(pidListening(t, ms2[0].Addr), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitServing(t, rt, 1)
+	fl3 := testFleet(state)
+	_, stop3, done3 := start(fl3)
+	last = fl3
+	defer func() { stop3(); <-done3 }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got = serversState(t, rt)
+		up := 0
+		for _, row := range got {
+			if f := strings.Fields(row); f[2] == "2" && f[3] == "0" {
+				up++
+			}
+		}
+		if len(got) == 2 && up == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a crash and a dead server: show servers state %v, want 2 entries up, the dead one gone", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, row := range got {
+		if strings.HasPrefix(row, ms2[0].Name+" ") {
+			t.Errorf("dead server %s still registered: %v", ms2[0].Name, got)
+		}
+	}
+	ms3, _ := fl3.Members(ctx, "web")
+	t.Logf("HANDOVER: after kill -9 of lbtune and of server %s: members %v; show servers state %v", ms2[0].Name, names(ms3), got)
 }
