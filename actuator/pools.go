@@ -193,23 +193,12 @@ type view struct {
 }
 
 // look counts what serves in pool. Called with st.mu held, or for a
-// read-only count.
+// read-only count. The balancer is asked first: a server the provider
+// starts appears in its members before it is registered, and is drained
+// from the balancer before it leaves them, so no own server is taken for
+// a static one.
 func (p *Pools) look(ctx context.Context, pool string, st *poolState) (view, error) {
-	members, err := p.provider.Members(ctx, pool)
-	if err != nil {
-		return view{}, fmt.Errorf("list %s members: %w", pool, err)
-	}
-	v := view{Count: Count{Booting: int(st.booting.Load())}}
-	own := map[string]bool{}
-	for _, m := range members {
-		own[m.Name] = true
-		if m.Healthy {
-			v.healthy = append(v.healthy, m)
-		} else {
-			v.failed = append(v.failed, m)
-		}
-	}
-	v.Own, v.Failed = len(v.healthy), len(v.failed)
+	var v view
 	if l, ok := p.balancer.(Lister); ok {
 		servers, err := l.PoolServers(ctx, pool)
 		if err != nil {
@@ -218,16 +207,39 @@ func (p *Pools) look(ctx context.Context, pool string, st *poolState) (view, err
 		v.listed = map[string]ServerState{}
 		for _, s := range servers {
 			v.listed[s.Name] = s
-			if s.Serving && !own[s.Name] {
-				v.Static++
-			}
 		}
 	}
+	members, err := p.provider.Members(ctx, pool)
+	if err != nil {
+		return view{}, fmt.Errorf("list %s members: %w", pool, err)
+	}
+	own := map[string]bool{}
+	for _, m := range members {
+		own[m.Name] = true
+		if !m.Healthy {
+			v.failed = append(v.failed, m)
+			continue
+		}
+		v.healthy = append(v.healthy, m)
+		// With a Lister, a server not registered yet is booting, not serving.
+		if _, ok := v.listed[m.Name]; ok || v.listed == nil {
+			v.Own++
+		}
+	}
+	for name, s := range v.listed {
+		if s.Serving && !own[name] {
+			v.Static++
+		}
+	}
+	v.Failed = len(v.failed)
+	v.Booting = int(st.booting.Load())
 	return v, nil
 }
 
-// Count returns what serves in pool now. `node add`, `node launch` and
-// any other path that adds servers check Max against Serving()+Booting.
+// Count returns what serves in pool now, without waiting for a change in
+// progress (it may then be off by one server for that moment). `node add`,
+// `node launch` and every other path that adds servers check Max against
+// Serving()+Booting under the pool's lock.
 func (p *Pools) Count(ctx context.Context, pool string) (Count, error) {
 	st, err := p.pool(pool)
 	if err != nil {
@@ -532,7 +544,8 @@ func (p *Pools) shrink(ctx context.Context, pool string, ms []Member) error {
 
 // Adopt takes over, for every pool, the servers a previous run handed
 // over, if the provider is an Adopter: the live ones become own servers
-// (registered in the balancer if it lost them), the gone ones' entries are
+// (registered in the balancer if it lost them or had them drained or in
+// maintenance), the gone ones' entries are
 // removed from the balancer (a Lister tells which it still has; without
 // one every gone server is removed, ignoring errors). The pool is then
 // kept at what serves, within its limits. Call it once, before Run and
@@ -582,9 +595,18 @@ func (p *Pools) adopt(ctx context.Context, ad Adopter, pool string, st *poolStat
 		p.log().Info("leftover server deregistered", "pool", pool, "server", m.Name, "reason", m.Reason)
 	}
 	for _, m := range adopted {
-		if _, ok := v.listed[m.Name]; ok || v.listed == nil {
+		s, listed := v.listed[m.Name]
+		if v.listed == nil || listed && (s.Serving || s.State == "DOWN") {
 			p.log().Info("server adopted", "pool", pool, "server", m.Name, "addr", m.Addr)
 			continue
+		}
+		if listed {
+			// Drained or in maintenance when the previous run stopped (a
+			// scale-in cut short): register it again, ready.
+			if err := p.balancer.RemoveServer(ctx, pool, m.Name); err != nil {
+				errs = append(errs, fmt.Errorf("re-register adopted %s: %w", m.Name, err))
+				continue
+			}
 		}
 		if err := p.balancer.AddServer(ctx, pool, m.Name, m.Addr, st.limits.Weight); err != nil {
 			errs = append(errs, fmt.Errorf("register adopted %s: %w", m.Name, err))

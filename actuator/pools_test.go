@@ -359,3 +359,57 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// adopter is a recorder's balancer with a provider that hands over
+// members from a previous run; its members are the adopted ones, which the
+// recorder's balancer list does not add (its static entries stand for the
+// balancer's state).
+type adopter struct {
+	*recorder
+	adopted, gone []Member
+	done          bool
+}
+
+func (a *adopter) Adopt(_ context.Context, pool string) ([]Member, []Member, error) {
+	a.done = true
+	return a.adopted, a.gone, nil
+}
+
+func (a *adopter) Members(context.Context, string) ([]Member, error) {
+	if !a.done {
+		return nil, nil
+	}
+	return a.adopted, nil
+}
+
+// TestPoolsAdopt: live servers are kept (registered again if the balancer
+// lost or drained them), gone ones are deregistered only if listed, and
+// the pool is kept at what serves.
+func TestPoolsAdopt(t *testing.T) {
+	r := &recorder{static: []ServerState{
+		{Name: "a", Serving: true, State: "UP"},
+		{Name: "c", State: "DRAIN"},
+		{Name: "d", State: "DOWN"},
+	}}
+	ad := &adopter{recorder: r,
+		adopted: []Member{{Name: "a", Healthy: true}, {Name: "b", Healthy: true}, {Name: "c", Healthy: true}},
+		gone:    []Member{{Name: "d", Reason: "process gone"}, {Name: "e", Reason: "process gone"}},
+	}
+	p := NewPools(r, ad, map[string]Limits{"web": {Min: 1, Max: 5}})
+	if err := p.Adopt(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"add b w1", "drain c", "add c w1", "drain d"} {
+		if r.index(want) < 0 {
+			t.Errorf("calls %v: want %q", r.calls, want)
+		}
+	}
+	for _, never := range []string{"drain a", "add a w1", "drain e", "drain b"} {
+		if r.index(never) >= 0 {
+			t.Errorf("calls %v: unexpected %q", r.calls, never)
+		}
+	}
+	if d, _ := p.Desired("web"); d != 3 {
+		t.Errorf("desired after adopt = %d, want the 3 adopted", d)
+	}
+}
