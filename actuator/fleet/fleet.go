@@ -445,6 +445,9 @@ func (f *Fleet) StopAll(ctx context.Context) error {
 // registered in the balancer, are returned as Records and written to the
 // StateFile (if set) together with the records not adopted yet. The next
 // run's Adopt takes them over. After Close or StopAll it does nothing.
+// Call it once supervision (actuator.Pools.Run) has returned and no Scale
+// is in progress: a server still booting is handed over unregistered, and
+// the next run's Adopt registers it.
 func (f *Fleet) Handover() ([]Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
