@@ -8,4 +8,11 @@
 // instances or an Auto Scaling group). Pools implements agent.Applier: it
 // brings a pool to n serving servers, drains servers before stopping them,
 // and replaces servers that died or fail their health checks.
+//
+// A pool's size is what serves in the balancer pool, launched or not
+// (Count; the balancer tells when it is a Lister), and every path that
+// adds a server (Scale, Launch, AddServer, supervision) checks Max on that
+// total. Supervision (Run) leaves alone the pools its Acting func holds
+// (shadow, paused). A Provider that is an Adopter (fleet with a StateFile)
+// hands its servers over on stop; Pools.Adopt takes them over on start.
 package actuator

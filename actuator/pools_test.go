@@ -1,12 +1,15 @@
 package actuator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,6 +23,18 @@ type recorder struct {
 	next      int
 	failDrain map[string]bool
 	onLaunch  func()
+	static    []ServerState // servers in the balancer pool the provider does not run
+}
+
+// PoolServers lists the static servers and the members (serving if healthy).
+func (r *recorder) PoolServers(context.Context, string) ([]ServerState, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.static)
+	for _, m := range r.members {
+		out = append(out, ServerState{Name: m.Name, Addr: m.Addr, Serving: m.Healthy})
+	}
+	return out, nil
 }
 
 func (r *recorder) log(format string, args ...any) {
@@ -34,6 +49,11 @@ func (r *recorder) SetWeights(_ context.Context, pool string, w map[string]int) 
 }
 func (r *recorder) AddServer(_ context.Context, pool, name, addr string, w int) error {
 	r.log("add %s w%d", name, w)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !slices.ContainsFunc(r.members, func(m Member) bool { return m.Name == name }) {
+		r.static = append(r.static, ServerState{Name: name, Addr: addr, Serving: true})
+	}
 	return nil
 }
 func (r *recorder) RemoveServer(_ context.Context, pool, name string) error {
@@ -41,6 +61,9 @@ func (r *recorder) RemoveServer(_ context.Context, pool, name string) error {
 	if r.failDrain[name] {
 		return errors.New("balancer refused")
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.static = slices.DeleteFunc(r.static, func(s ServerState) bool { return s.Name == name })
 	return nil
 }
 func (r *recorder) Launch(_ context.Context, pool string) (Member, error) {
@@ -51,8 +74,8 @@ func (r *recorder) Launch(_ context.Context, pool string) (Member, error) {
 	r.next++
 	m := Member{Name: fmt.Sprintf("s%d", r.next), Addr: "a", Healthy: true, Started: time.Unix(int64(r.next), 0)}
 	r.members = append(r.members, m)
+	r.calls = append(r.calls, "launch "+m.Name)
 	r.mu.Unlock()
-	r.log("launch %s", m.Name)
 	return m, nil
 }
 func (r *recorder) Stop(_ context.Context, pool string, m Member) error {
@@ -172,4 +195,221 @@ func TestPoolsScale(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// TestPoolsCountWhatServes: min and max bound every server serving in the
+// balancer pool, static (configured, `node add`) and launched alike.
+func TestPoolsCountWhatServes(t *testing.T) {
+	ctx := context.Background()
+	tick := func(p *Pools) error {
+		st := p.pools["web"]
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return p.reconcile(ctx, "web", st)
+	}
+	tests := []struct {
+		name         string
+		static, down int // static servers serving, and down
+		own          int // servers the provider runs
+		limits       Limits
+		op           func(p *Pools) error
+		wantErr      error
+		wantLaunches int
+		wantStops    int
+		wantServing  int
+	}{
+		{name: "issue 14: -1 with 6 serving (max 3) never adds", static: 5, own: 1, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.Scale(ctx, "web", 5) }, wantStops: 1, wantServing: 5},
+		{name: "scale counts static servers", static: 2, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.Scale(ctx, "web", 3) }, wantLaunches: 1, wantServing: 3},
+		{name: "scale clamped to max counting static", static: 2, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.Scale(ctx, "web", 10) }, wantLaunches: 1, wantServing: 3},
+		{name: "scale at min with static servers launches none", static: 2, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.Scale(ctx, "web", 1) }, wantServing: 2},
+		{name: "scale-in below min with nothing serving launches none", down: 2, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.Scale(ctx, "web", -1) }, wantServing: 0},
+		{name: "down static servers do not count", static: 1, down: 2, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.Scale(ctx, "web", 3) }, wantLaunches: 2, wantServing: 3},
+		{name: "launch 1 with 3 static starts exactly 1", static: 3, limits: Limits{Min: 1, Max: 6},
+			op: func(p *Pools) error { return p.Launch(ctx, "web", 1) }, wantLaunches: 1, wantServing: 4},
+		{name: "launch 2 within max", static: 2, own: 1, limits: Limits{Min: 1, Max: 5},
+			op: func(p *Pools) error { return p.Launch(ctx, "web", 2) }, wantLaunches: 2, wantServing: 5},
+		{name: "launch beyond max refused", static: 2, own: 1, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.Launch(ctx, "web", 1) }, wantErr: ErrLimit, wantServing: 3},
+		{name: "node add beyond max refused", static: 2, own: 1, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.AddServer(ctx, "web", "extra", "a", 0) }, wantErr: ErrLimit, wantServing: 3},
+		{name: "node add within max is kept by supervision", static: 1, own: 1, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error {
+				if err := p.AddServer(ctx, "web", "extra", "a", 0); err != nil {
+					return err
+				}
+				return tick(p)
+			}, wantServing: 3},
+		{name: "node rm below min refused", static: 1, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.RemoveServer(ctx, "web", "static0") }, wantErr: ErrLimit, wantServing: 1},
+		{name: "node rm of an own server stops it and is not replaced", static: 1, own: 2, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error {
+				if err := p.RemoveServer(ctx, "web", "s2"); err != nil {
+					return err
+				}
+				return tick(p)
+			}, wantStops: 1, wantServing: 2},
+		{name: "node rm of a down entry always allowed", static: 1, down: 1, limits: Limits{Min: 1, Max: 3},
+			op: func(p *Pools) error { return p.RemoveServer(ctx, "web", "down0") }, wantServing: 1},
+		{name: "supervision launches to min counting static", down: 1, limits: Limits{Min: 2, Max: 3},
+			op: tick, wantLaunches: 2, wantServing: 2},
+		{name: "supervision trims own servers above max", static: 3, own: 2, limits: Limits{Min: 1, Max: 4},
+			op: tick, wantStops: 1, wantServing: 4},
+		{name: "supervision does not trim below max", static: 3, own: 1, limits: Limits{Min: 1, Max: 4},
+			op: tick, wantServing: 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{}
+			for i := range tc.static {
+				r.static = append(r.static, ServerState{Name: fmt.Sprintf("static%d", i), Serving: true, State: "UP"})
+			}
+			for i := range tc.down {
+				r.static = append(r.static, ServerState{Name: fmt.Sprintf("down%d", i), State: "DOWN"})
+			}
+			for range tc.own {
+				_, _ = r.Launch(ctx, "web")
+			}
+			r.calls = nil
+			p := NewPools(r, r, map[string]Limits{"web": tc.limits})
+			err := tc.op(p)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			launches, stops := 0, 0
+			for _, c := range r.calls {
+				launches += boolInt(strings.HasPrefix(c, "launch "))
+				stops += boolInt(strings.HasPrefix(c, "stop "))
+			}
+			if launches != tc.wantLaunches || stops != tc.wantStops {
+				t.Errorf("launched %d, stopped %d; want %d, %d (calls %v)", launches, stops, tc.wantLaunches, tc.wantStops, r.calls)
+			}
+			c, err := p.Count(ctx, "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Serving() != tc.wantServing {
+				t.Errorf("serving = %d (%+v), want %d (calls %v)", c.Serving(), c, tc.wantServing, r.calls)
+			}
+		})
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestPoolsHeld: a pool Acting holds gets no launch, replacement or stop
+// from Run, and the plan is logged once per change.
+func TestPoolsHeld(t *testing.T) {
+	r := &recorder{}
+	ctx := context.Background()
+	_, _ = r.Launch(ctx, "web")
+	r.members[0].Healthy = false
+	r.calls = nil
+	var buf safeBuffer
+	p := NewPools(r, r, map[string]Limits{"web": {Min: 2, Max: 3}})
+	p.Log = slog.New(slog.NewTextHandler(&buf, nil))
+	p.Interval = 5 * time.Millisecond
+	var acting atomic.Bool
+	p.Acting = func(string) bool { return acting.Load() }
+	rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_ = p.Run(rctx)
+	cancel()
+	if len(r.calls) != 0 {
+		t.Errorf("held pool: calls %v, want none", r.calls)
+	}
+	if n := strings.Count(buf.String(), "pool held"); n != 1 {
+		t.Errorf("held plan logged %d times, want once:\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), "launch 2") || !strings.Contains(buf.String(), "replace failed [s1]") {
+		t.Errorf("log does not say what it would do:\n%s", buf.String())
+	}
+	acting.Store(true)
+	rctx, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+	_ = p.Run(rctx)
+	cancel()
+	if r.index("launch s3") < 0 || r.index("stop s1") < 0 {
+		t.Errorf("acting again: calls %v, want s1 replaced", r.calls)
+	}
+}
+
+// safeBuffer is a bytes.Buffer safe for concurrent use.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// adopter is a recorder's balancer with a provider that hands over
+// members from a previous run; its members are the adopted ones, which the
+// recorder's balancer list does not add (its static entries stand for the
+// balancer's state).
+type adopter struct {
+	*recorder
+	adopted, gone []Member
+	done          bool
+}
+
+func (a *adopter) Adopt(_ context.Context, pool string) ([]Member, []Member, error) {
+	a.done = true
+	return a.adopted, a.gone, nil
+}
+
+func (a *adopter) Members(context.Context, string) ([]Member, error) {
+	if !a.done {
+		return nil, nil
+	}
+	return a.adopted, nil
+}
+
+// TestPoolsAdopt: live servers are kept (registered again if the balancer
+// lost or drained them), gone ones are deregistered only if listed, and
+// the pool is kept at what serves.
+func TestPoolsAdopt(t *testing.T) {
+	r := &recorder{static: []ServerState{
+		{Name: "a", Serving: true, State: "UP"},
+		{Name: "c", State: "DRAIN"},
+		{Name: "d", State: "DOWN"},
+	}}
+	ad := &adopter{recorder: r,
+		adopted: []Member{{Name: "a", Healthy: true}, {Name: "b", Healthy: true}, {Name: "c", Healthy: true}},
+		gone:    []Member{{Name: "d", Reason: "process gone"}, {Name: "e", Reason: "process gone"}},
+	}
+	p := NewPools(r, ad, map[string]Limits{"web": {Min: 1, Max: 5}})
+	if err := p.Adopt(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"add b w1", "drain c", "add c w1", "drain d"} {
+		if r.index(want) < 0 {
+			t.Errorf("calls %v: want %q", r.calls, want)
+		}
+	}
+	for _, never := range []string{"drain a", "add a w1", "drain e", "drain b"} {
+		if r.index(never) >= 0 {
+			t.Errorf("calls %v: unexpected %q", r.calls, never)
+		}
+	}
+	if d, _ := p.Desired("web"); d != 3 {
+		t.Errorf("desired after adopt = %d, want the 3 adopted", d)
+	}
 }

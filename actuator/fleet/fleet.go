@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,30 +77,67 @@ var ErrClosed = errors.New("fleet closed")
 
 var _ actuator.Provider = (*Fleet)(nil)
 
-// Fleet runs local server processes for several pools. Every process it
-// starts is stopped by Stop or Close; none outlives Close.
+// Fleet runs local server processes for several pools.
+//
+// Without a StateFile every process it starts is stopped by Stop, StopAll
+// or Close, and dies with this process (no process outlives it). With a
+// StateFile the servers are handed over instead (see the package doc).
 type Fleet struct {
 	templates map[string]Template
 	// Log receives one line per action; nil means slog.Default().
-	Log    *slog.Logger
-	client *http.Client
-	now    func() time.Time
+	Log *slog.Logger
+	// StateFile, when set (before the first Launch or Adopt), turns on
+	// handover: servers run detached (own session, output to /dev/null,
+	// not killed when lbtune dies), every launch and stop rewrites this
+	// file with one Record per server (atomically: temporary file, then
+	// rename), Close hands the servers over instead of stopping them, and
+	// Adopt takes over those a previous run recorded.
+	StateFile string
+	client    *http.Client
+	now       func() time.Time
 
-	mu     sync.Mutex
-	procs  map[string]map[string]*proc // pool -> name -> process
-	closed bool
+	mu      sync.Mutex
+	procs   map[string]map[string]*proc // pool -> name -> process
+	pending map[string][]Record         // recorded by a previous run, not adopted yet
+	loaded  bool                        // pending was read from StateFile
+	closed  bool
 }
 
-// proc is one running server.
+// Record is one server handed over to the next run: what the StateFile
+// holds per server.
+type Record struct {
+	Pool string `json:"pool"`
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+	PID  int    `json:"pid"`
+	// StartTicks is the process's start time (/proc/PID/stat field 22):
+	// a pid reused by another process does not match.
+	StartTicks uint64    `json:"start_ticks"`
+	Started    time.Time `json:"started"`
+}
+
+// stateFile is the StateFile's JSON.
+type stateFile struct {
+	Servers []Record `json:"servers"`
+}
+
+// proc is one running server, started here or adopted.
 type proc struct {
 	member   actuator.Member
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the process has exited and been reaped
+	pool     string
+	pid      int           // also its process group: it leads its own group or session
+	ticks    uint64        // start time, see Record.StartTicks
+	done     chan struct{} // closed when the process has exited (and been reaped if ours)
 	exit     error         // set before done is closed
 	stop     context.CancelFunc
 	mu       sync.Mutex
 	fails    int  // consecutive failed health checks
 	stopping bool // Stop called: exit is expected
+	handed   bool // handed over: this run no longer watches it
+}
+
+func (p *proc) record() Record {
+	return Record{Pool: p.pool, Name: p.member.Name, Addr: p.member.Addr, PID: p.pid, StartTicks: p.ticks, Started: p.member.Started}
 }
 
 // New returns a Fleet running pools from templates.
@@ -160,9 +200,17 @@ func (f *Fleet) launchOnce(ctx context.Context, pool string, t Template) (actuat
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = t.Dir
 	cmd.Env = append(os.Environ(), t.Env...)
-	// Own process group: signals reach the server's children too. Pdeathsig:
-	// if this process dies, the kernel kills the server (no orphans).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Stdin, Stdout and Stderr stay nil: /dev/null, never a pipe to lbtune
+	// that would break (SIGPIPE) once lbtune is gone.
+	if f.StateFile != "" {
+		// Own session (and process group): detached from lbtune's terminal
+		// and signals, it outlives lbtune and is handed over.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	} else {
+		// Own process group: signals reach the server's children too.
+		// Pdeathsig: if this process dies, the kernel kills the server.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -173,20 +221,23 @@ func (f *Fleet) launchOnce(ctx context.Context, pool string, t Template) (actuat
 		return actuator.Member{}, fmt.Errorf("start %q: %w", argv, err)
 	}
 	hctx, cancel := context.WithCancel(context.Background())
+	pid := cmd.Process.Pid
+	ticks, _ := startTicks(pid)
 	p := &proc{
 		member: actuator.Member{Name: addr, Addr: addr, Started: f.now(), Healthy: true},
-		cmd:    cmd, done: make(chan struct{}), stop: cancel,
+		pool:   pool, pid: pid, ticks: ticks, done: make(chan struct{}), stop: cancel,
 	}
 	if f.procs[pool] == nil {
 		f.procs[pool] = map[string]*proc{}
 	}
 	f.procs[pool][addr] = p
+	f.persistLocked()
 	f.mu.Unlock()
 	go func() {
 		p.exit = cmd.Wait()
 		close(p.done)
 		p.mu.Lock()
-		expected := p.stopping
+		expected := p.stopping || p.handed
 		p.mu.Unlock()
 		if !expected {
 			f.log().Warn("fleet server exited", "pool", pool, "server", addr, "err", p.exit)
@@ -198,7 +249,7 @@ func (f *Fleet) launchOnce(ctx context.Context, pool string, t Template) (actuat
 		return actuator.Member{}, err
 	}
 	go f.watch(hctx, p, t)
-	f.log().Info("fleet server started", "pool", pool, "server", addr, "pid", cmd.Process.Pid)
+	f.log().Info("fleet server started", "pool", pool, "server", addr, "pid", pid)
 	return p.member, nil
 }
 
@@ -311,6 +362,7 @@ func (f *Fleet) Stop(ctx context.Context, pool string, m actuator.Member) error 
 	err := p.terminate(ctx, grace)
 	f.mu.Lock()
 	delete(f.procs[pool], m.Name)
+	f.persistLocked()
 	f.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("fleet stop %s/%s: %w", pool, m.Name, err)
@@ -326,7 +378,7 @@ func (p *proc) terminate(ctx context.Context, grace time.Duration) error {
 	p.stopping = true
 	p.mu.Unlock()
 	p.stop()
-	pgid := p.cmd.Process.Pid
+	pgid := p.pid
 	select {
 	case <-p.done:
 		killGroup(pgid) // the leader is gone; stray children must go too
@@ -354,15 +406,27 @@ func (p *proc) terminate(ctx context.Context, grace time.Duration) error {
 // killGroup sends SIGKILL to the process group pgid, ignoring "no such process".
 func killGroup(pgid int) { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
 
-// Close stops every server of every pool (SIGTERM, then SIGKILL after the
-// grace period) and refuses further launches.
+// Close ends this run of the fleet and refuses further launches. Without
+// a StateFile it stops every server (StopAll); with one it hands them over
+// (Handover): they keep serving for the next run to adopt.
 func (f *Fleet) Close() error {
+	if f.StateFile != "" {
+		_, err := f.Handover()
+		return err
+	}
+	return f.StopAll(context.Background())
+}
+
+// StopAll stops every server of every pool (SIGTERM, then SIGKILL after
+// the grace period), refuses further launches and, with a StateFile,
+// leaves it without them. The caller drains them from the balancer first.
+func (f *Fleet) StopAll(ctx context.Context) error {
 	f.mu.Lock()
 	f.closed = true
 	var all []func() error
 	for pool, ps := range f.procs {
 		for _, p := range ps {
-			all = append(all, func() error { return f.Stop(context.Background(), pool, p.member) })
+			all = append(all, func() error { return f.Stop(ctx, pool, p.member) })
 		}
 	}
 	f.mu.Unlock()
@@ -374,6 +438,303 @@ func (f *Fleet) Close() error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// Handover ends this run without stopping anything: health checks stop,
+// further launches are refused, and the servers, still serving and still
+// registered in the balancer, are returned as Records and written to the
+// StateFile (if set) together with the records not adopted yet. The next
+// run's Adopt takes them over. After Close or StopAll it does nothing.
+// Call it once supervision (actuator.Pools.Run) has returned and no Scale
+// is in progress: a server still booting is handed over unregistered, and
+// the next run's Adopt registers it.
+func (f *Fleet) Handover() ([]Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, nil // handed over or stopped already
+	}
+	f.closed = true
+	lerr := f.loadLocked()
+	var out []Record
+	for _, ps := range f.procs {
+		for _, p := range ps {
+			p.mu.Lock()
+			p.handed = true
+			p.mu.Unlock()
+			p.stop()
+			select {
+			case <-p.done: // exited: nothing to hand over
+			default:
+				out = append(out, p.record())
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	err := lerr
+	if err == nil {
+		err = f.writeState(append(slices.Clone(out), f.pendingRecords()...))
+	}
+	f.procs = map[string]map[string]*proc{}
+	for _, r := range out {
+		f.log().Info("fleet server handed over", "pool", r.Pool, "server", r.Name, "pid", r.PID)
+	}
+	return out, err
+}
+
+// Adopt takes over pool's servers recorded in the StateFile by a previous
+// run (see actuator.Adopter). A recorded process that is still the same
+// process (pid and start time) and answers its health check (HealthFails
+// tries, HealthInterval apart) is adopted: watched and stopped like one
+// launched here, its Started kept. The others are gone: a live one that
+// fails its checks is stopped; the StateFile is rewritten without them.
+// Without a StateFile there is nothing to adopt.
+func (f *Fleet) Adopt(ctx context.Context, pool string) (adopted, gone []actuator.Member, err error) {
+	t, ok := f.templates[pool]
+	if !ok {
+		return nil, nil, fmt.Errorf("fleet adopt: pool %q: %w", pool, actuator.ErrUnknownPool)
+	}
+	if f.StateFile == "" {
+		return nil, nil, nil
+	}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	lerr := f.loadLocked()
+	recs := f.pending[pool]
+	delete(f.pending, pool)
+	f.mu.Unlock()
+	for _, r := range recs {
+		m := actuator.Member{Name: r.Name, Addr: r.Addr, Started: r.Started, Healthy: true}
+		if !sameProcess(r.PID, r.StartTicks) {
+			m.Healthy, m.Reason = false, "process gone"
+			gone = append(gone, m)
+			continue
+		}
+		hctx, cancel := context.WithCancel(context.Background())
+		p := &proc{member: m, pool: pool, pid: r.PID, ticks: r.StartTicks, done: make(chan struct{}), stop: cancel}
+		go f.poll(p, t)
+		if err := f.checkRetry(ctx, p, t); err != nil {
+			p.member.Healthy, p.member.Reason = false, fmt.Sprintf("failed health check: %v", err)
+			p.mu.Lock()
+			p.stopping = true
+			p.mu.Unlock()
+			if terr := p.terminate(ctx, t.StopGrace); terr != nil {
+				f.log().Warn("fleet stop of a failing recorded server", "pool", pool, "server", m.Name, "err", terr)
+			}
+			gone = append(gone, p.member)
+			continue
+		}
+		f.mu.Lock()
+		if f.procs[pool] == nil {
+			f.procs[pool] = map[string]*proc{}
+		}
+		f.procs[pool][m.Name] = p
+		f.mu.Unlock()
+		go f.watch(hctx, p, t)
+		adopted = append(adopted, m)
+		f.log().Info("fleet server adopted", "pool", pool, "server", m.Name, "pid", r.PID)
+	}
+	for _, m := range gone {
+		f.log().Info("fleet recorded server gone", "pool", pool, "server", m.Name, "reason", m.Reason)
+	}
+	f.mu.Lock()
+	f.persistLocked()
+	f.mu.Unlock()
+	return adopted, gone, lerr
+}
+
+// checkRetry health-checks p up to HealthFails times, HealthInterval apart.
+func (f *Fleet) checkRetry(ctx context.Context, p *proc, t Template) error {
+	var err error
+	for i := range t.HealthFails {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-p.done:
+				return fmt.Errorf("%w: %v", ErrExited, p.exit)
+			case <-time.After(t.HealthInterval):
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, t.HealthTimeout)
+		err = f.check(cctx, p.member.Addr, t.HealthPath)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// poll watches an adopted process, which is not this process's child:
+// every HealthInterval (at most 100ms) it checks the pid is still the same
+// live process, and closes p.done when it is not.
+func (f *Fleet) poll(p *proc, t Template) {
+	every := min(t.HealthInterval, 100*time.Millisecond)
+	for {
+		time.Sleep(every)
+		p.mu.Lock()
+		handed := p.handed
+		p.mu.Unlock()
+		if handed {
+			return // the next run watches it
+		}
+		if sameProcess(p.pid, p.ticks) {
+			continue
+		}
+		p.exit = errors.New("adopted process gone")
+		close(p.done)
+		p.mu.Lock()
+		expected := p.stopping || p.handed
+		p.mu.Unlock()
+		if !expected {
+			f.log().Warn("fleet server exited", "pool", p.pool, "server", p.member.Name, "err", p.exit)
+		}
+		return
+	}
+}
+
+// loadLocked reads the StateFile's records once into f.pending. A missing
+// file is no record; an unreadable one is renamed *.bad, logged and
+// returned as the error. Called with f.mu held.
+func (f *Fleet) loadLocked() error {
+	if f.loaded || f.StateFile == "" {
+		return nil
+	}
+	f.loaded = true
+	f.pending = map[string][]Record{}
+	b, err := os.ReadFile(f.StateFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var st stateFile
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
+		_ = os.Rename(f.StateFile, f.StateFile+".bad")
+		f.log().Error("fleet state file unreadable; set aside", "file", f.StateFile, "err", err)
+		return fmt.Errorf("fleet state %s: %w", f.StateFile, err)
+	}
+	for _, r := range st.Servers {
+		f.pending[r.Pool] = append(f.pending[r.Pool], r)
+	}
+	return nil
+}
+
+// pendingRecords lists the records not adopted yet. Called with f.mu held.
+func (f *Fleet) pendingRecords() []Record {
+	var out []Record
+	for _, rs := range f.pending {
+		out = append(out, rs...)
+	}
+	return out
+}
+
+// persistLocked rewrites the StateFile with the servers running and the
+// records not adopted yet; a failure is logged. Called with f.mu held.
+func (f *Fleet) persistLocked() {
+	if f.StateFile == "" {
+		return
+	}
+	if err := f.loadLocked(); err != nil {
+		return // keep what could not be read out of the way, write nothing over it
+	}
+	var recs []Record
+	for _, ps := range f.procs {
+		for _, p := range ps {
+			recs = append(recs, p.record())
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Started.Before(recs[j].Started) })
+	if err := f.writeState(append(recs, f.pendingRecords()...)); err != nil {
+		f.log().Error("fleet state not written", "file", f.StateFile, "err", err)
+	}
+}
+
+// writeState writes recs to the StateFile atomically (temporary file in
+// the same directory, fsync, rename). Without a StateFile it does nothing.
+func (f *Fleet) writeState(recs []Record) error {
+	if f.StateFile == "" {
+		return nil
+	}
+	if recs == nil {
+		recs = []Record{}
+	}
+	b, err := json.MarshalIndent(stateFile{Servers: recs}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("fleet state: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(f.StateFile), filepath.Base(f.StateFile)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("fleet state: %w", err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), f.StateFile)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("fleet state %s: %w", f.StateFile, err)
+	}
+	return nil
+}
+
+// startTicks reads the start time of pid (/proc/PID/stat field 22, clock
+// ticks since boot).
+func startTicks(pid int) (uint64, error) {
+	_, ticks, err := procStat(pid)
+	return ticks, err
+}
+
+// procStat returns pid's state letter and start time from /proc/PID/stat.
+func procStat(pid int) (state string, ticks uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, err
+	}
+	return parseStat(string(b))
+}
+
+// parseStat parses the state and start time of one /proc/PID/stat line;
+// the command name in parentheses may hold spaces and parentheses.
+func parseStat(s string) (state string, ticks uint64, err error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", 0, errors.New("proc stat: no command name")
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state); starttime is field 22.
+	if len(fields) < 20 {
+		return "", 0, fmt.Errorf("proc stat: %d fields", len(fields)+2)
+	}
+	ticks, err = strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("proc stat starttime: %w", err)
+	}
+	return fields[0], ticks, nil
+}
+
+// sameProcess reports whether pid is alive (not a zombie) and, if ticks is
+// not 0, started at ticks.
+func sameProcess(pid int, ticks uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	state, t, err := procStat(pid)
+	if err != nil || state == "Z" || state == "X" {
+		return false
+	}
+	return ticks == 0 || t == ticks
 }
 
 // freePort asks the kernel for a free loopback port.

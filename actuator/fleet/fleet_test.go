@@ -63,7 +63,7 @@ func pidOf(t *testing.T, f *Fleet, pool, name string) int {
 	if !ok {
 		t.Fatalf("%s/%s not tracked", pool, name)
 	}
-	return p.cmd.Process.Pid
+	return p.pid
 }
 
 func get(t *testing.T, addr string) string {

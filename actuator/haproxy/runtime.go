@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/lbtune/lbtune/actuator"
 )
 
 // MaxWeight is the largest weight HAProxy accepts on the runtime API.
@@ -339,6 +341,23 @@ func (r *Runtime) Servers(ctx context.Context, backend string) ([]Stat, error) {
 		if s.Proxy == backend {
 			out = append(out, s)
 		}
+	}
+	return out, nil
+}
+
+var _ actuator.Lister = (*Runtime)(nil)
+
+// PoolServers lists the servers of backend pool with their state, for
+// actuator.Pools to count what serves: a server serves when HAProxy sends
+// it new traffic (Stat.Serving: up, not drained, not in maintenance).
+func (r *Runtime) PoolServers(ctx context.Context, pool string) ([]actuator.ServerState, error) {
+	rows, err := r.Servers(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]actuator.ServerState, len(rows))
+	for i, s := range rows {
+		out[i] = actuator.ServerState{Name: s.Server, Addr: s.Addr, Serving: s.Serving(), State: s.Status}
 	}
 	return out, nil
 }
