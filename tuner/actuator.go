@@ -2,7 +2,9 @@ package tuner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -75,8 +77,10 @@ func (d *Daemon) poolsOver(cfg *config.Config, a config.Actuator, balancer strin
 }
 
 // nginxOf returns the one NGINX manager of actuator a, created on first
-// use; its upstreams are written (validated, reloaded) when the daemon
-// starts (see New).
+// use. An include file that already exists and parses is adopted as it is
+// (its weights, max_fails and down flags are what NGINX runs); otherwise the
+// configured upstreams are written (validated, reloaded) when the daemon
+// starts, unless a pool on it starts in shadow mode (see New).
 func (d *Daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
 	if n, ok := d.nginx[a.Name]; ok {
 		return n
@@ -89,11 +93,17 @@ func (d *Daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
 		}
 		ups = append(ups, up)
 	}
+	if d.nginx == nil {
+		d.nginx, d.nginxAdopted = map[string]*nginx.NGINX{}, map[string]bool{}
+	}
+	if cur, err := nginx.ReadUpstreams(a.NGINX.Include); err == nil && len(cur) > 0 {
+		ups = cur
+		d.nginxAdopted[a.Name] = true
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		log.Warn("nginx include not adopted: the configured upstreams will replace it", "actuator", a.Name, "include", a.NGINX.Include, "err", err)
+	}
 	n := nginx.New(nginx.Files{Prefix: a.NGINX.Prefix, MainConf: a.NGINX.Conf, PIDFile: a.NGINX.PIDFile, Include: a.NGINX.Include}, ups)
 	n.Log = log.With("actuator", a.Name)
-	if d.nginx == nil {
-		d.nginx = map[string]*nginx.NGINX{}
-	}
 	d.nginx[a.Name] = n
 	return n
 }

@@ -56,9 +56,19 @@ func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon
 		}
 		d.actuators[a.Name] = ap
 	}
-	// NGINX: write the managed upstreams now (nginx -t, graceful reload,
-	// the old file restored on failure), so weights start from a known file.
+	// NGINX: an include file that exists was adopted as it is. Otherwise
+	// write the configured upstreams now (staged, nginx -t, rename,
+	// confirmed reload), so weights start from a known file; but never
+	// while a pool on it starts in shadow mode: shadow changes nothing.
 	for name, n := range d.nginx {
+		if d.nginxAdopted[name] {
+			log.Info("nginx include adopted as it is", "actuator", name)
+			continue
+		}
+		if d.shadowOn(cfg, name) {
+			log.Warn("nginx include missing or not adopted; not written: a pool on this actuator starts in shadow mode", "actuator", name)
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := n.Apply(ctx, n.Upstreams())
 		cancel()
@@ -157,4 +167,27 @@ func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (*Pool, error) {
 		return nil, err
 	}
 	return p, p.persist()
+}
+
+// shadowOn reports whether a pool applied through actuator name (directly,
+// or as the balancer of a fleet or aws actuator) starts in shadow mode.
+func (d *Daemon) shadowOn(cfg *config.Config, name string) bool {
+	for _, pc := range cfg.Pools {
+		mode := pc.Mode
+		if mode == "" {
+			mode = cfg.Mode
+		}
+		if mode != config.ModeShadow {
+			continue
+		}
+		if pc.Actuator == name {
+			return true
+		}
+		if a := cfg.Actuator(pc.Actuator); a != nil {
+			if (a.Fleet != nil && a.Fleet.Balancer == name) || (a.AWS != nil && a.AWS.Balancer == name) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -49,6 +49,9 @@ type Daemon struct {
 	actuators map[string]agent.Applier
 	// nginx are the NGINX managers, by actuator name.
 	nginx map[string]*nginx.NGINX
+	// nginxAdopted names the NGINX actuators whose include file already
+	// existed and was adopted as it is (never rewritten at start).
+	nginxAdopted map[string]bool
 	// runners are actuator loops (fleet supervision) run with the daemon;
 	// closers stop what actuators started, after every loop has stopped.
 	runners []func(context.Context) error

@@ -23,9 +23,11 @@ import (
 
 // TestNGINX runs the daemon in process on a real NGINX (stock Debian, no vts):
 // observed through its access log over syslog UDP, weights applied through
-// the include file lbtune owns. At start the daemon writes the configured
-// upstreams (nginx -t, graceful reload); requests keep succeeding; the
-// daemon sees the traffic in its state (/v1/state).
+// the include file lbtune owns. The pool runs in shadow mode over an
+// include the operator wrote (weights 5/1, max_fails): the daemon adopts it
+// and never rewrites it (shadow changes nothing: the file stays
+// byte-identical); requests keep succeeding; the daemon sees the traffic
+// in its state (/v1/state).
 func TestNGINX(t *testing.T) {
 	const nginxBin = "/usr/sbin/nginx"
 	if _, err := os.Stat(nginxBin); err != nil {
@@ -46,8 +48,8 @@ func TestNGINX(t *testing.T) {
 	udp.Close()
 	front := freeAddr(t)
 	include := filepath.Join(dir, "upstreams.conf")
-	// NGINX needs the upstream to exist before lbtune rewrites it.
-	if err := os.WriteFile(include, []byte(fmt.Sprintf("upstream web { server %s; }\n", backends[0])), 0o600); err != nil {
+	orig := []byte(fmt.Sprintf("upstream web {\n    server %s weight=5 max_fails=3;\n    server %s weight=1;\n}\n", backends[0], backends[1]))
+	if err := os.WriteFile(include, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "nginx.conf")
@@ -134,16 +136,18 @@ pools:
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, nil) }()
 
-	// The daemon rewrote the include with both configured servers.
-	b, err := os.ReadFile(include)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, be := range backends {
-		if !strings.Contains(string(b), "server "+be+" weight=10") {
-			t.Errorf("include file lacks %s at weight 10:\n%s", be, b)
+	// A shadow daemon leaves the operator's include byte-identical.
+	checkInclude := func(when string) {
+		t.Helper()
+		b, err := os.ReadFile(include)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, orig) {
+			t.Errorf("%s: a shadow daemon changed the include file:\n%s\nwant:\n%s", when, b, orig)
 		}
 	}
+	checkInclude("after start")
 	// Traffic through NGINX succeeds and the daemon sees it.
 	var seen float64
 	waitFor(t, func() bool {
@@ -168,6 +172,7 @@ pools:
 		return false
 	})
 	t.Logf("daemon sees %.1f req/s over both NGINX servers", seen)
+	checkInclude("under traffic")
 	cancel()
 	select {
 	case err := <-done:
@@ -177,6 +182,7 @@ pools:
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return 15 s after cancel")
 	}
+	checkInclude("after stop")
 }
 
 // waitFor polls cond for up to 20 s.

@@ -79,6 +79,9 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 				}
 				log.Info("online learning", "pool", pc.Name, "resumed", resumed, "updates", tb.Steps, "epsilon", rc.Epsilon)
 			}
+			// The reward the agent learns from is the configured one, the
+			// same the runtime stores and exports (Pool.Record).
+			rc.Reward = cfg.Reward.Agent()
 			ag = agent.NewAgent(table, agent.ModelStates{Model: dm.model}, rc, src)
 		}
 		return agent.NewSwitch(ag, fallback(), agent.DefaultSwitchConfig()), fallback(), nil

@@ -198,7 +198,9 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 		return fmt.Errorf("store decision %d of pool %s: %w", p.seq, p.name, err)
 	}
 	if pt, ok := p.latestPoint(ctx); ok {
-		r := rewardOf(d.cfg.Reward.Agent(), pt, p.template.TargetP95)
+		// The one reward (agent.RewardConfig.Reward), with the weights the
+		// agent learns from, over the one pool p95 estimate.
+		r := d.cfg.Reward.Agent().Reward(pt.ErrorRatio, pt.P95Ms, pt.Servers, p.template.TargetP95)
 		d.metrics.Reward.WithLabelValues(p.name).Set(r)
 		d.metrics.Servers.WithLabelValues(p.name).Set(float64(pt.Servers))
 		b, _ := json.Marshal(RewardRecord{Pool: p.name, Seq: p.seq, Reward: r})
@@ -223,22 +225,6 @@ func (p *Pool) persist() error {
 	p.recMu.Lock()
 	defer p.recMu.Unlock()
 	return savePoolState(p.d.store, p.name, p.stateLocked())
-}
-
-// rewardOf is the reward of one interval, in the units of the
-// config's weights: -(latency x max(0, p95/target - 1) + errors x error
-// ratio + server_cost x servers); w.Violation is not used. The mean stands
-// in for p95 when the source has no percentiles.
-func rewardOf(w agent.RewardConfig, pt collector.PoolPoint, target time.Duration) float64 {
-	lat := pt.P95Ms
-	if lat == 0 {
-		lat = pt.MeanMs
-	}
-	var over float64
-	if t := float64(target) / float64(time.Millisecond); t > 0 {
-		over = max(0, lat/t-1)
-	}
-	return -(w.Latency*over + w.Errors*pt.ErrorRatio + w.ServerCost*float64(pt.Servers))
 }
 
 // latestPoint is the pool's most recent interval from the store.
