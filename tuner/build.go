@@ -149,6 +149,7 @@ func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (*Pool, error) {
 	} else {
 		p.source = d.cfg.Source(pc.Source).URI
 		p.applier = d.actuators[pc.Actuator]
+		p.applied = d.appliedWeights(pc.Actuator)
 	}
 	p.guard = agent.NewGuard(d.cfg.Guard.Agent(), p.clock)
 	if p.auto, p.fallback, err = d.policies(pc, p.template); err != nil {
@@ -190,4 +191,23 @@ func (d *Daemon) shadowOn(cfg *config.Config, name string) bool {
 		}
 	}
 	return false
+}
+
+// appliedWeights returns the weights-by-address the NGINX actuator behind
+// actuator name (directly or as a fleet's balancer) has applied, or nil when
+// the balancer reports its weights itself (HAProxy).
+func (d *Daemon) appliedWeights(name string) func(pool string) map[string]int {
+	a := d.cfg.Actuator(name)
+	if a == nil {
+		return nil
+	}
+	if a.Fleet != nil {
+		name = a.Fleet.Balancer
+	} else if a.AWS != nil {
+		name = a.AWS.Balancer
+	}
+	if n, ok := d.nginx[name]; ok {
+		return n.Applied
+	}
+	return nil
 }

@@ -27,6 +27,9 @@ type Pool struct {
 	template agent.Template
 	// source is the Snapshot.Source its snapshots are stored under.
 	source string
+	// applied reports the weights its NGINX actuator applied (nil for
+	// balancers that report weights themselves): see recentSnapshots.
+	applied func(pool string) map[string]int
 	// clock is the pool's time: the wall clock, or a simulated cluster's.
 	clock func() time.Time
 	// period is the wall-clock time between decisions.
@@ -91,7 +94,7 @@ func (p *Pool) setModeLocked(mode string) error {
 		StaleAfter: 3 * max(p.d.cfg.Intervals.Decide, p.scrape),
 		Timeout:    p.tickTimeout(),
 		Pools:      []agent.PoolControl{{Name: p.name, Policy: policy, Template: p.template}},
-		Source:     &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock},
+		Source:     &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied},
 		Applier:    timed(p.applier, p.d.metrics.ActuationLatency),
 		Guard:      guard,
 		Recorder:   p,
@@ -229,7 +232,7 @@ func (p *Pool) persist() error {
 
 // latestPoint is the pool's most recent interval from the store.
 func (p *Pool) latestPoint(ctx context.Context) (collector.PoolPoint, bool) {
-	src := &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock}
+	src := &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied}
 	snaps, err := src.Recent(ctx, 2)
 	if err != nil || len(snaps) < 2 {
 		return collector.PoolPoint{}, false
@@ -249,6 +252,11 @@ type recentSnapshots struct {
 	source string
 	scrape time.Duration
 	clock  func() time.Time
+	// pool and applied fill in the weights a source cannot see: the NGINX
+	// access log reports every weight as 0, but the NGINX actuator knows
+	// the weights it applied (by server address). nil: nothing to fill.
+	pool    string
+	applied func(pool string) map[string]int
 }
 
 // Recent returns up to n of the newest snapshots, oldest first, looking
@@ -266,7 +274,38 @@ func (r *recentSnapshots) Recent(ctx context.Context, n int) ([]collector.Snapsh
 	if len(out) > n {
 		out = out[len(out)-n:]
 	}
+	r.fillWeights(out)
 	return out, nil
+}
+
+// fillWeights sets each server of r.pool that the source reports with no
+// weight to the weight the actuator applied to it, so the agent's weight
+// action sees (and moves) the real weights.
+func (r *recentSnapshots) fillWeights(snaps []collector.Snapshot) {
+	if r.applied == nil {
+		return
+	}
+	w := r.applied(r.pool)
+	if len(w) == 0 {
+		return
+	}
+	for i := range snaps {
+		pl := snaps[i].Pool(r.pool)
+		if pl == nil {
+			continue
+		}
+		for j := range pl.Servers {
+			s := &pl.Servers[j]
+			if s.Weight > 0 {
+				continue
+			}
+			if v, ok := w[s.Address]; ok {
+				s.Weight = v
+			} else if v, ok := w[s.Name]; ok {
+				s.Weight = v
+			}
+		}
+	}
 }
 
 // manualPolicy is the policy of manual mode: it changes nothing until an
