@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,9 +23,15 @@ import (
 // applied servers, simulated clock). wall is the wall clock (time.Now).
 // Nothing runs until Run, which closes the store.
 func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon, err error) {
-	token, err := readToken(cfg.API.TokenFile)
+	token, created, err := config.EnsureToken(cfg.API.TokenFile)
 	if err != nil {
 		return nil, err
+	}
+	if created {
+		log.Warn("created the API token file (random token, mode 0600): mutating API calls and lbtune mode/scale/node need it", "token_file", cfg.API.TokenFile)
+	}
+	for _, w := range configWarnings(cfg) {
+		log.Warn(w)
 	}
 	store, err := datasets.Open(cfg.Store.Path)
 	if err != nil {
@@ -210,4 +217,17 @@ func (d *Daemon) appliedWeights(name string) func(pool string) map[string]int {
 		return n.Applied
 	}
 	return nil
+}
+
+// configWarnings are config.Check's warnings, less the token-file one New
+// has just acted on.
+func configWarnings(cfg *config.Config) []string {
+	ws, _ := cfg.Check()
+	var out []string
+	for _, w := range ws {
+		if !strings.Contains(w, "lbtune run creates it") {
+			out = append(out, w)
+		}
+	}
+	return out
 }

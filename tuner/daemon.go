@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -227,22 +226,6 @@ func (d *Daemon) prune(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// readToken reads the bearer token; an empty path means mutations are refused.
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read token file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("token file %s: token must be at least 16 characters", path)
-	}
-	return tok, nil
 }
 
 // findPool returns the named pool or an error wrapping api.ErrUnknownPool.

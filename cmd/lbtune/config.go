@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -40,6 +39,18 @@ func configRun(_ context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			return fmt.Errorf("%s: %d problem(s)", fs.Arg(0), len(msgs))
 		}
+		// What run would refuse or warn about on this host.
+		warnings, err := c.Check()
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
+		if err != nil {
+			msgs := configProblems(err)
+			for _, m := range msgs {
+				fmt.Fprintln(stderr, m)
+			}
+			return fmt.Errorf("%s: %d problem(s)", fs.Arg(0), len(msgs))
+		}
 		fmt.Fprintf(stdout, "%s: ok (%d pools, %d sources, %d actuators)\n", fs.Arg(0), len(c.Pools), len(c.Sources), len(c.Actuators))
 		return nil
 	case "example":
@@ -60,8 +71,5 @@ func configRun(_ context.Context, args []string, stdout, stderr io.Writer) error
 // configProblems splits a joined validation error into its lines.
 func configProblems(err error) []string {
 	msg := strings.TrimPrefix(err.Error(), config.ErrInvalid.Error()+": ")
-	if errors.Is(err, config.ErrInvalid) {
-		return strings.Split(msg, "\n")
-	}
-	return []string{strings.ReplaceAll(msg, "\n", " ")}
+	return strings.Split(msg, "\n")
 }
