@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -28,7 +30,7 @@ func (d *Daemon) buildActuator(cfg *config.Config, a config.Actuator, log *slog.
 		templates := map[string]fleet.Template{}
 		for _, p := range cfg.Pools {
 			if p.Actuator == a.Name {
-				templates[p.Name] = fleet.Template{Command: strings.Fields(p.Template.Command)}
+				templates[p.Name] = fleet.Template{Command: selfCommand(strings.Fields(p.Template.Command))}
 			}
 		}
 		fl := fleet.New(templates)
@@ -202,4 +204,23 @@ func (t *timedSized) Booting(pool string) int {
 // Capacities forwards to the applier.
 func (t *timedSized) Capacities(pool string) map[string]float64 {
 	return t.Applier.(capacityReporter).Capacities(pool)
+}
+
+// selfCommand resolves a template command that runs lbtune itself
+// ("lbtune backend ...", as the example config writes it) to this very
+// executable when no lbtune is on PATH, so the example runs as written from
+// a build tree (./bin/lbtune).
+func selfCommand(argv []string) []string {
+	if len(argv) == 0 || argv[0] != "lbtune" {
+		return argv
+	}
+	if _, err := exec.LookPath("lbtune"); err == nil {
+		return argv
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return argv
+	}
+	out := append([]string{self}, argv[1:]...)
+	return out
 }

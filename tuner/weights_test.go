@@ -1,6 +1,7 @@
 package tuner
 
 import (
+	"os"
 	"testing"
 
 	"github.com/lbtune/lbtune/collector"
@@ -38,5 +39,23 @@ func TestFillWeights(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSelfCommand: the example config's fleet command "lbtune backend ..."
+// runs this executable when no lbtune is on PATH (the README's tour from a
+// build tree failed with `exec: "lbtune": executable file not found`).
+func TestSelfCommand(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := selfCommand([]string{"lbtune", "backend", "--listen", "127.0.0.1:{port}"})
+	if got[0] != self || got[1] != "backend" || len(got) != 4 {
+		t.Errorf("selfCommand = %q, want %s backend ...", got, self)
+	}
+	if other := selfCommand([]string{"python3", "-m", "http.server"}); other[0] != "python3" {
+		t.Errorf("another command was rewritten: %q", other)
 	}
 }
