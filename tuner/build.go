@@ -142,7 +142,17 @@ func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (*Pool, error) {
 				p.log.Warn("record load phase", "err", err)
 			}
 		}
-		s, err := newSim(pc, st, resumed, margin, wall, onPhase)
+		// The last snapshot stored before a restart: the resumed simulation
+		// continues its counters, so rates stay true across a kill -9.
+		var last *collector.Snapshot
+		if resumed {
+			from := st.SimStart.Add(st.SimElapsed - 10*time.Minute)
+			_ = d.store.Range("sim:"+pc.Name, from, time.Time{}, func(s collector.Snapshot) error {
+				last = &s
+				return nil
+			})
+		}
+		s, err := newSim(pc, st, resumed, margin, wall, onPhase, last)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/tuner/config"
 )
 
@@ -19,7 +20,7 @@ const simHorizon = 14 * 24 * time.Hour
 // (st.SimStart set) starts at its persisted clock plus margin, with the
 // servers last applied, so its clock never goes back and nothing it did is
 // done again. onPhase is told each change of the offered rate.
-func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wall func() time.Time, onPhase func(time.Time, float64)) (*sim.Live, error) {
+func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wall func() time.Time, onPhase func(time.Time, float64), last *collector.Snapshot) (*sim.Live, error) {
 	sc := p.Sim
 	var tr *sim.Trace
 	if sc.Trace != "" {
@@ -55,7 +56,9 @@ func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wal
 	}
 	start := wall().UTC().Truncate(time.Second)
 	var base time.Duration
+	var resume *collector.Snapshot
 	if resumed && !st.SimStart.IsZero() {
+		resume = last
 		start, base = st.SimStart, st.SimElapsed+margin
 		if st.Servers > 0 {
 			servers = st.Servers
@@ -72,7 +75,7 @@ func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wal
 	}
 	l, err := sim.NewLive(sim.LiveConfig{
 		Sim:     sim.Config{Start: start, Seed: uint64(sc.Seed), Trace: tr, Pools: []sim.PoolConfig{pc}},
-		Speedup: sc.Speedup, Elapsed: base, Wall: wall, OnPhase: onPhase,
+		Speedup: sc.Speedup, Elapsed: base, Wall: wall, OnPhase: onPhase, Resume: resume,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: simulator: %w", p.Name, err)

@@ -21,6 +21,9 @@ type LiveConfig struct {
 	Elapsed time.Duration
 	// Wall is the wall clock (time.Now when nil).
 	Wall func() time.Time
+	// Resume, when set, is the last snapshot this simulated source stored
+	// before the restart: counters continue from it (see Live.Scrape).
+	Resume *collector.Snapshot
 	// OnPhase, when set, is told each time the offered rate changes: the
 	// simulated time the trace's new step starts and its rate.
 	OnPhase func(at time.Time, rps float64)
@@ -45,6 +48,10 @@ type Live struct {
 	trace   *Trace
 	phase   int
 	onPhase func(at time.Time, rps float64)
+	// resume and at0 carry the counters across a restart: resume is the
+	// last stored snapshot, at0 the fast-forwarded simulation's snapshot at
+	// the restart (nil: a fresh start, counters as simulated).
+	resume, at0 *collector.Snapshot
 }
 
 var _ collector.Source = (*Live)(nil)
@@ -66,6 +73,19 @@ func NewLive(c LiveConfig) (*Live, error) {
 	tr := s.Config().Trace
 	l := &Live{sim: s, start: s.Config().Start, base: c.Elapsed, wall0: c.Wall(), speedup: c.Speedup, wall: c.Wall,
 		trace: tr, phase: -1, onPhase: c.OnPhase}
+	if c.Resume != nil {
+		// The fast-forward re-simulates from t = 0 with the servers last
+		// applied, so its counters are not the ones stored before the
+		// restart: some would go backwards and every interval across the
+		// restart would look like a counter reset. Scrape reports the
+		// stored counters plus what happened since the restart instead.
+		at0, err := s.Scrape(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("live simulation: snapshot at resume: %w", err)
+		}
+		r := *c.Resume
+		l.resume, l.at0 = &r, &at0
+	}
 	if c.Elapsed > 0 {
 		// A resumed simulation already reported the phase it is in.
 		for l.phase+1 < len(tr.Times) && tr.Times[l.phase+1] <= c.Elapsed.Seconds() {
@@ -106,7 +126,54 @@ func (l *Live) Scrape(ctx context.Context) (collector.Snapshot, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.advanceLocked()
-	return l.sim.Scrape(ctx)
+	snap, err := l.sim.Scrape(ctx)
+	if err != nil || l.resume == nil {
+		return snap, err
+	}
+	continueCounters(&snap, l.at0, l.resume)
+	return snap, nil
+}
+
+// continueCounters rewrites cur's counters as resume's plus the increase
+// since at0 (the simulation at the restart), server by server: a resumed
+// simulation's counters then continue the stored history. A server absent
+// from resume counts from zero at the restart; one absent from at0 (new
+// since) keeps its own counters on top of resume's.
+func continueCounters(cur, at0, resume *collector.Snapshot) {
+	for i := range cur.Pools {
+		cp := &cur.Pools[i]
+		p0, pr := at0.Pool(cp.Name), resume.Pool(cp.Name)
+		for j := range cp.Servers {
+			cs := &cp.Servers[j]
+			var base, prior collector.Counters
+			if p0 != nil {
+				if s := p0.Server(cs.Name); s != nil {
+					base = s.Counters
+				}
+			}
+			if pr != nil {
+				if s := pr.Server(cs.Name); s != nil {
+					prior = s.Counters
+				}
+			}
+			c := &cs.Counters
+			add := func(v *uint64, b, p uint64) {
+				if *v >= b {
+					*v = p + (*v - b)
+				} else {
+					*v = p
+				}
+			}
+			add(&c.Requests, base.Requests, prior.Requests)
+			add(&c.BytesIn, base.BytesIn, prior.BytesIn)
+			add(&c.BytesOut, base.BytesOut, prior.BytesOut)
+			add(&c.Errors, base.Errors, prior.Errors)
+			add(&c.LatencySumMs, base.LatencySumMs, prior.LatencySumMs)
+			for k := range c.Responses {
+				add(&c.Responses[k], base.Responses[k], prior.Responses[k])
+			}
+		}
+	}
 }
 
 // Scale brings the simulated pool to n serving servers.
