@@ -56,13 +56,18 @@ func configRun(_ context.Context, args []string, stdout, stderr io.Writer) error
 	case "example":
 		fs := newFlagSet("config example", stderr)
 		sim := fs.Bool("sim", false, "simulated pools: runs with no balancer")
+		sock := fs.String("haproxy-socket", "", "HAProxy admin socket to write in (e.g. the testbed's: lbtune testbed status --get haproxy.socket)")
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
-		_, err := io.WriteString(stdout, config.Example(*sim))
+		ex := config.Example(*sim)
+		if *sock != "" {
+			ex = strings.ReplaceAll(ex, "/run/haproxy/admin.sock", *sock)
+		}
+		_, err := io.WriteString(stdout, ex)
 		return err
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, "usage: lbtune config check FILE | lbtune config example [--sim]")
+		fmt.Fprintln(stdout, "usage: lbtune config check FILE | lbtune config example [--sim] [--haproxy-socket PATH]")
 		return nil
 	}
 	return fmt.Errorf("%w: unknown config subcommand %q", errUsage, args[0])

@@ -106,6 +106,8 @@ func testbedGet(st *testbed.State, name string) (string, error) {
 		return h.Addr, nil
 	case name == "haproxy.source" && h != nil:
 		return h.Source, nil
+	case name == "haproxy.socket" && h != nil:
+		return h.Socket, nil
 	case name == "haproxy.log" && h != nil:
 		return h.Log, nil
 	case name == "haproxy.log_source" && h != nil && h.LogSource != "":
