@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/lbtune/lbtune/tuner/config"
@@ -56,11 +58,24 @@ func configRun(_ context.Context, args []string, stdout, stderr io.Writer) error
 	case "example":
 		fs := newFlagSet("config example", stderr)
 		sim := fs.Bool("sim", false, "simulated pools: runs with no balancer")
+		// --sim rehearses the agent, not only its fallback: the shipped
+		// model when this is a source tree (make model writes it).
+		defModel := ""
+		if abs, err := filepath.Abs(filepath.Join("datasets", "default-agent.db")); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				defModel = abs
+			}
+		}
+		fs.String("model", defModel, "model + policy store to write in (default with --sim: the shipped datasets/default-agent.db when present)")
 		sock := fs.String("haproxy-socket", "", "HAProxy admin socket to write in (e.g. the testbed's: lbtune testbed status --get haproxy.socket)")
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
+		model := fs.Lookup("model")
 		ex := config.Example(*sim)
+		if m := model.Value.String(); m != "" && (*sim || m != defModel) {
+			ex = strings.Replace(ex, "  path: \"\"", fmt.Sprintf("  path: %q", m), 1)
+		}
 		if *sock != "" {
 			ex = strings.ReplaceAll(ex, "/run/haproxy/admin.sock", *sock)
 		}

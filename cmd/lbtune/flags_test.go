@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +56,26 @@ func TestParseFlagsInterleaved(t *testing.T) {
 				t.Errorf("positional %q, want %q", got, tc.pos)
 			}
 		})
+	}
+}
+
+// TestConfigExampleSimModel: `config example --sim` rehearses the agent, so
+// from a source tree it names the shipped model; --haproxy-socket fills in
+// the socket (the README's tour against lbtune testbed up).
+func TestConfigExampleSimModel(t *testing.T) {
+	t.Chdir("../..")
+	var out, errb bytes.Buffer
+	if code := runMain(context.Background(), []string{"config", "example", "--sim"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "datasets/default-agent.db\"") {
+		t.Errorf("config example --sim does not name the shipped model:\n%s", out.String())
+	}
+	out.Reset()
+	if code := runMain(context.Background(), []string{"config", "example", "--haproxy-socket", "/tmp/tb/haproxy.sock"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "/run/haproxy/admin.sock") || !strings.Contains(out.String(), "/tmp/tb/haproxy.sock") {
+		t.Errorf("--haproxy-socket not written in:\n%s", out.String())
 	}
 }
