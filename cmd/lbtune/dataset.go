@@ -97,7 +97,7 @@ func datasetInfo(_ context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%w: want one FILE_OR_DB, got %d arguments", errUsage, len(pos))
 	}
 	if *check && datasets.IsStore(pos[0]) {
-		if err := datasetCheck(pos[0]); err != nil {
+		if err := datasets.CheckPath(pos[0]); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "check %s: consistent\n", pos[0])
@@ -113,16 +113,6 @@ func datasetInfo(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	datasetPrintSummary(stdout, pos[0], sum)
 	return nil
-}
-
-// datasetCheck runs the store's consistency check.
-func datasetCheck(path string) error {
-	s, err := datasets.OpenReadOnly(path)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return s.Check()
 }
 
 // datasetPrintSummary writes the human-readable form of sum.
@@ -202,32 +192,8 @@ func datasetExport(_ context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	s, err := datasets.OpenReadOnly(*db)
+	n, e, err := datasets.ExportPath(*db, *out, datasets.ExportOptions{Source: *source, From: fromT, To: toT, Description: *desc})
 	if err != nil {
-		return err
-	}
-	defer s.Close()
-	srcs, err := s.Sources()
-	if err != nil {
-		return err
-	}
-	h := datasets.Header{Source: *source, Description: *desc, Created: time.Now().UTC()}
-	if h.Source == "" {
-		h.Source = strings.Join(srcs, ",")
-	}
-	if h.Description == "" {
-		h.Description = "exported from " + *db
-	}
-	w, err := datasets.CreateFile(*out, h)
-	if err != nil {
-		return err
-	}
-	n, e, err := datasets.Export(s, w, *source, fromT, toT)
-	if err != nil {
-		w.Abort()
-		return err
-	}
-	if err := w.Close(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "exported %d snapshots and %d events from %s to %s\n", n, e, *db, *out)
@@ -250,7 +216,7 @@ func datasetImport(_ context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	var errs []error
 	for _, path := range pos {
-		n, e, err := datasetImportFile(s, path)
+		n, e, err := datasets.ImportPath(s, path)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: stored %d snapshots before: %w", path, n, err))
 			continue
@@ -259,15 +225,6 @@ func datasetImport(_ context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	errs = append(errs, s.Close())
 	return errors.Join(errs...)
-}
-
-func datasetImportFile(s *datasets.Store, path string) (int, int, error) {
-	r, err := datasets.OpenFile(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer r.Close()
-	return datasets.Import(s, r)
 }
 
 func datasetPrune(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -281,15 +238,8 @@ func datasetPrune(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if *db == "" || *older <= 0 || len(pos) != 0 {
 		return fmt.Errorf("%w: want --db F --older-than D (D > 0)", errUsage)
 	}
-	s, err := datasets.Open(*db)
-	if err != nil {
-		return err
-	}
 	before := time.Now().Add(-*older)
-	n, err := s.Prune(before)
-	if cerr := s.Close(); err == nil {
-		err = cerr
-	}
+	n, err := datasets.PrunePath(*db, before)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,15 +8,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/agent/sim"
 )
@@ -48,7 +44,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	interval := fs.Duration("interval", 0, "decision interval (default 30s, or the config's)")
 	progress := fs.Bool("progress", true, "draw a progress bar on stderr for long runs")
 	decisionsDir := fs.String("decisions", "", "write every decision of each policy to DIR/POLICY.jsonl (created)")
-	fs.StringVar(&policyModelPath, "model", "", "agent: store with the trained model and policy (default "+policyDefaultModel+")")
+	fs.StringVar(&policyModelPath, "model", "", "agent: store with the trained model and policy (default "+eval.DefaultModelPath+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -121,14 +117,14 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		mu.Unlock()
 	}
-	recs := make([]*evalDecisionLog, len(specs))
+	recs := make([]*eval.DecisionLog, len(specs))
 	if *decisionsDir != "" {
 		if err := os.MkdirAll(*decisionsDir, 0o755); err != nil {
 			return fmt.Errorf("--decisions: %w", err)
 		}
 		for i, spec := range specs {
-			if recs[i], err = newEvalDecisionLog(filepath.Join(*decisionsDir, spec+".jsonl")); err != nil {
-				return err
+			if recs[i], err = eval.CreateDecisionLog(filepath.Join(*decisionsDir, spec+".jsonl")); err != nil {
+				return fmt.Errorf("--decisions: %w", err)
 			}
 		}
 	}
@@ -139,10 +135,10 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return opts
 	})
-	for _, r := range recs {
+	for i, r := range recs {
 		if r != nil {
 			if cerr := r.Close(); cerr != nil && err == nil {
-				err = cerr
+				err = fmt.Errorf("--decisions %s: %w", filepath.Join(*decisionsDir, specs[i]+".jsonl"), cerr)
 			}
 		}
 	}
@@ -161,22 +157,11 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// evalOffset parses a --from/--to offset: a Go duration or a number of
-// days such as "3d" or "1.5d". Empty is 0.
+// evalOffset parses a --from/--to offset (eval.ParseOffset).
 func evalOffset(flag, v string) (time.Duration, error) {
-	if v == "" {
-		return 0, nil
-	}
-	if d, ok := strings.CutSuffix(v, "d"); ok {
-		days, err := strconv.ParseFloat(d, 64)
-		if err != nil || days < 0 {
-			return 0, fmt.Errorf("%w: %s %q: want a duration like 72h or 3d", errUsage, flag, v)
-		}
-		return time.Duration(days * 24 * float64(time.Hour)), nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%w: %s %q: want a duration like 72h or 3d", errUsage, flag, v)
+	d, err := eval.ParseOffset(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s %q: %v", errUsage, flag, v, err)
 	}
 	return d, nil
 }
@@ -196,45 +181,4 @@ func evalTable(w io.Writer, path string, tr *sim.Trace, sc eval.Scenario, scale 
 			r.Policy, r.SLOViolationPct, r.MeanMs, r.P95Ms, r.P99Ms, r.Failed, r.ServerHours, r.Actions, r.Reversals, r.Cost)
 	}
 	tw.Flush()
-}
-
-// evalDecisionLog writes an eval run's decisions as JSON lines.
-type evalDecisionLog struct {
-	path string
-	f    *os.File
-	w    *bufio.Writer
-	enc  *json.Encoder
-	err  error
-}
-
-func newEvalDecisionLog(path string) (*evalDecisionLog, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--decisions: %w", err)
-	}
-	w := bufio.NewWriter(f)
-	return &evalDecisionLog{path: path, f: f, w: w, enc: json.NewEncoder(w)}, nil
-}
-
-// Record appends d; the first write error is kept and returned by Close.
-func (l *evalDecisionLog) Record(_ context.Context, d agent.Decision) error {
-	if l.err == nil {
-		l.err = l.enc.Encode(d)
-	}
-	return l.err
-}
-
-// Close flushes and closes the file.
-func (l *evalDecisionLog) Close() error {
-	err := l.err
-	if ferr := l.w.Flush(); err == nil {
-		err = ferr
-	}
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("--decisions %s: %w", l.path, err)
-	}
-	return nil
 }

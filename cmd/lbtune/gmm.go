@@ -6,12 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
-	"os"
-	"runtime"
 	"slices"
-	"syscall"
-	"time"
 
 	"github.com/lbtune/lbtune/model"
 )
@@ -22,23 +17,6 @@ func init() {
 		summary: "fit a Gaussian Mixture Model to any numeric CSV (gmm fit)",
 		run:     gmmRun,
 	})
-}
-
-// gmmResult is the --json output of "lbtune gmm fit".
-type gmmResult struct {
-	K             int             `json:"k"`
-	LogLikelihood float64         `json:"log_likelihood"`
-	BIC           float64         `json:"bic"`
-	AIC           float64         `json:"aic"`
-	Iterations    int             `json:"iterations"`
-	Converged     bool            `json:"converged"`
-	Seconds       float64         `json:"seconds"`
-	CPUSeconds    float64         `json:"cpu_seconds"`
-	Samples       int             `json:"samples"`
-	Dims          int             `json:"dims"`
-	Cov           string          `json:"covariance_type"`
-	BICByK        map[int]float64 `json:"bic_by_k"`
-	Threads       int             `json:"threads"`
 }
 
 func gmmRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,34 +56,16 @@ func gmmRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *kmin < 1 || *kmax < *kmin {
 		return fmt.Errorf("%w: want 1 <= --kmin <= --kmax, have %d and %d", errUsage, *kmin, *kmax)
 	}
-	f, err := os.Open(*csvPath)
-	if err != nil {
-		return err
-	}
-	_, x, err := model.ReadCSV(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", *csvPath, err)
-	}
 	cfg := model.FitConfig{Cov: ct, Restarts: *restarts, Tol: *tol, MaxIter: *maxIter, RegCovar: *reg, Threads: *threads}
-	start, cpuStart := time.Now(), gmmCPUSeconds()
-	sel, err := model.SelectK(ctx, x, *kmin, *kmax, cfg, rand.NewPCG(*seed, *seed), nil)
+	res, sel, err := model.FitCSV(ctx, *csvPath, *kmin, *kmax, cfg, *seed)
 	if err != nil {
 		return err
-	}
-	elapsed, cpu := time.Since(start).Seconds(), gmmCPUSeconds()-cpuStart
-	n, d := x.Dims()
-	g := sel.Best.GMM
-	res := gmmResult{
-		K: sel.K, LogLikelihood: sel.Best.LogLikelihood, BIC: sel.Best.BIC, AIC: sel.Best.AIC,
-		Iterations: g.Iterations, Converged: g.Converged, Seconds: elapsed, CPUSeconds: cpu, Samples: n, Dims: d,
-		Cov: string(ct), BICByK: sel.BICs(), Threads: gmmThreads(*threads),
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(res)
 	}
-	fmt.Fprintf(stdout, "samples %d, dims %d, covariance %s\n", n, d, ct)
+	fmt.Fprintf(stdout, "samples %d, dims %d, covariance %s\n", res.Samples, res.Dims, ct)
 	for _, kk := range slices.Sorted(maps.Keys(sel.Fits)) {
 		mark := ""
 		if kk == sel.K {
@@ -115,24 +75,6 @@ func gmmRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "k=%-3d BIC %14.2f  AIC %14.2f  log-likelihood/sample %.5f%s\n", kk, r.BIC, r.AIC, r.LogLikelihood, mark)
 	}
 	fmt.Fprintf(stdout, "chosen k %d: log-likelihood/sample %.5f, BIC %.2f, %d iterations (converged %v), fit time %.3fs\n",
-		sel.K, res.LogLikelihood, res.BIC, res.Iterations, res.Converged, elapsed)
+		sel.K, res.LogLikelihood, res.BIC, res.Iterations, res.Converged, res.Seconds)
 	return nil
-}
-
-// gmmThreads is the thread count a fit used: n, or GOMAXPROCS when n <= 0.
-func gmmThreads(n int) int {
-	if n > 0 {
-		return n
-	}
-	return runtime.GOMAXPROCS(0)
-}
-
-// gmmCPUSeconds is the user+system CPU time of this process so far; the
-// benchmark reports it beside wall time because the machine may be shared.
-func gmmCPUSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

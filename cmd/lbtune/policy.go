@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,15 +27,7 @@ func init() {
 	trainSteps = append(trainSteps, trainStep{name: "policy", flags: policyTrainStepFlags, run: policyTrainStep})
 }
 
-// policyDefaultModel is the shipped model + policy store `--policies agent`
-// uses when no --model is given (reproduced by `make model`).
-const policyDefaultModel = "datasets/default-agent.db"
-
-// policySamplesKey is where training keeps the decision samples the policy
-// tree is distilled from, in the policies bucket.
-const policySamplesKey = "agent-samples/latest"
-
-// policyModelPath is eval's --model (empty: policyDefaultModel).
+// policyModelPath is eval's --model (empty: eval.DefaultModelPath).
 var policyModelPath string
 
 func policyRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,11 +77,11 @@ func policyTrainStepFlags(fs *flag.FlagSet) { policyStepFlags.register(fs) }
 // policyTrainStep is `lbtune train`'s extra stage: with --traces it trains
 // the agent (a load-state model over the recorded and simulated states, and
 // the policy) and saves both in the same store.
-func policyTrainStep(ctx context.Context, st *datasets.Store, _ *model.Model, in *trainInput, asJSON bool, stdout, stderr io.Writer) (any, error) {
+func policyTrainStep(ctx context.Context, st *datasets.Store, _ *model.Model, in *model.Input, asJSON bool, stdout, stderr io.Writer) (any, error) {
 	if policyStepFlags.traces == "" {
 		return nil, nil
 	}
-	return policyTrain(ctx, st, policyStepFlags, in.samples, nil, nil, asJSON, false, stdout, stderr)
+	return policyTrain(ctx, st, policyStepFlags, in.Samples, nil, nil, asJSON, false, stdout, stderr)
 }
 
 func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -120,18 +110,9 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(tmap) > 0 && len(data) == 0 {
 		return fmt.Errorf("%w: --data-target without --data", errUsage)
 	}
-	var samples []model.Features
-	var recs []eval.Recording
-	for _, d := range data {
-		snaps, err := datasets.Load(d)
-		if err != nil {
-			return err
-		}
-		s, _ := model.Samples(snaps)
-		samples = append(samples, s...)
-		if len(tmap) > 0 {
-			recs = append(recs, eval.Recording{Name: d, Snapshots: snaps, Targets: tmap})
-		}
+	samples, recs, err := eval.LoadRecordings(data, tmap)
+	if err != nil {
+		return err
 	}
 	st, err := datasets.Open(*out)
 	if err != nil {
@@ -142,24 +123,11 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	return err
 }
 
-// policyTrainReport is the JSON summary of policy training.
-type policyTrainReport struct {
-	ModelKey  string   `json:"model_key"`
-	PolicyKey string   `json:"policy_key"`
-	K         int      `json:"k"`
-	Steps     int      `json:"steps"`
-	Episodes  int      `json:"episodes"`
-	TrainedOn []string `json:"trained_on"`
-	Seconds   float64  `json:"seconds"`
-	// Offline counts the recorded transitions fitted (--data with --data-target).
-	Offline int `json:"offline_transitions"`
-}
-
 // policyTrain runs eval.Fit and saves the model, policy and samples.
-func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []eval.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (policyTrainReport, error) {
+func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []eval.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (eval.TrainReport, error) {
 	trs, err := eval.ReadTraces(f.traces)
 	if err != nil {
-		return policyTrainReport{}, err
+		return eval.TrainReport{}, err
 	}
 	start := time.Now()
 	var bar *progressbar.ProgressBar
@@ -181,162 +149,48 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 		_ = bar.Finish()
 	}
 	if err != nil {
-		return policyTrainReport{}, err
+		return eval.TrainReport{}, err
 	}
-	mkey, err := model.Save(st, res.Model)
+	rep, err := eval.SaveFit(st, &res, start)
 	if err != nil {
-		return policyTrainReport{}, err
+		return eval.TrainReport{}, err
 	}
-	res.Table.Name = "agent"
-	pb, err := agent.EncodePolicy(res.Table)
-	if err != nil {
-		return policyTrainReport{}, err
-	}
-	pkey, err := st.PutPolicy(res.Table.Name, pb)
-	if err != nil {
-		return policyTrainReport{}, err
-	}
-	sb, err := json.Marshal(res.Samples)
-	if err != nil {
-		return policyTrainReport{}, fmt.Errorf("encode samples: %w", err)
-	}
-	if err := st.Put(datasets.BucketPolicies, policySamplesKey, sb); err != nil {
-		return policyTrainReport{}, fmt.Errorf("save samples: %w", err)
-	}
-	rep := policyTrainReport{ModelKey: mkey, PolicyKey: pkey, K: res.Table.K, Steps: res.Table.Steps, Offline: res.Offline,
-		Episodes: res.Table.Episodes, TrainedOn: res.Table.TrainedOn, Seconds: time.Since(start).Seconds()}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return rep, enc.Encode(rep)
 	}
 	fmt.Fprintf(stdout, "policy %s (model %s, %d load states) trained on %d episodes of %s in %.0fs; saved in %s\n",
-		pkey, mkey, rep.K, rep.Episodes, strings.Join(rep.TrainedOn, ", "), rep.Seconds, st.Path())
+		rep.PolicyKey, rep.ModelKey, rep.K, rep.Episodes, strings.Join(rep.TrainedOn, ", "), rep.Seconds, st.Path())
 	if rep.Offline > 0 {
 		fmt.Fprintf(stdout, "weight values started from %d recorded transitions (fitted Q iteration on %d recordings)\n", rep.Offline, len(recs))
 	}
 	return rep, nil
 }
 
-// policyBundle is a trained agent read back from a store.
-type policyBundle struct {
-	model   *model.Model
-	table   *agent.PolicyTable
-	samples []agent.Sample
-}
-
-// policyLoad reads the latest model, policy and samples from the store at
-// path (policyDefaultModel when empty).
-func policyLoad(path string) (*policyBundle, error) {
-	if path == "" {
-		path = policyDefaultModel
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("no --model given and the default %s is missing (run 'make model'): %w", path, err)
-		}
-	}
-	st, err := datasets.OpenReadOnly(path)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	m, err := model.Load(st, "")
-	if err != nil {
-		return nil, err
-	}
-	var tb *agent.PolicyTable
-	pb, _, err := st.LatestPolicy("agent")
-	if err == nil {
-		tb, err = agent.DecodePolicy(pb)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if tb.K != m.K() {
-		return nil, fmt.Errorf("%s: policy has %d load states, model %d: train them together", path, tb.K, m.K())
-	}
-	b := &policyBundle{model: m, table: tb}
-	if sb, err := st.Get(datasets.BucketPolicies, policySamplesKey); err == nil {
-		if err := json.Unmarshal(sb, &b.samples); err != nil {
-			return nil, fmt.Errorf("%s: decode samples: %w", path, err)
-		}
-	} else if !errors.Is(err, datasets.ErrNotFound) {
-		return nil, err
-	}
-	return b, nil
-}
-
 // policyAgent builds the agent for pool p of an eval scenario from
 // policyModelPath.
 func policyAgent(sc *eval.Scenario, p int) (agent.Policy, error) {
-	b, err := policyLoad(policyModelPath)
+	b, err := eval.LoadBundle(policyModelPath)
 	if err != nil {
 		return nil, err
 	}
-	g, _ := eval.ScenarioAgent(sc, p, eval.AgentSetup{Table: b.table, States: agent.ModelStates{Model: b.model},
-		Switch: agent.DefaultSwitchConfig(), Guard: agent.DefaultGuardConfig(), Seed: 1})
-	return g, nil
-}
-
-// policyShowReport is `policy show --json`.
-type policyShowReport struct {
-	Policy    string        `json:"policy"`
-	Created   time.Time     `json:"created"`
-	TrainedOn []string      `json:"trained_on"`
-	Episodes  int           `json:"episodes"`
-	Steps     int           `json:"steps"`
-	Levels    []agent.Level `json:"levels"`
-	// PoolUnits says the centroids are in pool units (agent.RLConfig.PoolUnits).
-	PoolUnits  bool                  `json:"pool_units"`
-	States     []policyShowState     `json:"states"`
-	Switch     agent.SwitchConfig    `json:"switch"`
-	Fallback   agent.ThresholdConfig `json:"fallback"`
-	Guard      agent.GuardConfig     `json:"guard"`
-	Tree       *agent.PolicyTree     `json:"tree,omitempty"`
-	TreeReason string                `json:"tree_error,omitempty"`
-}
-
-// policyShowState is one load state in real units with its values.
-type policyShowState struct {
-	State     int                `json:"state"`
-	Share     float64            `json:"share"`
-	Centroid  map[string]float64 `json:"centroid"`
-	Seen      agent.StateSummary `json:"seen"`
-	Values    []float64          `json:"values"`
-	Visits    []float64          `json:"visits"`
-	Preferred string             `json:"preferred"`
-	Weights   []float64          `json:"weight_values"`
+	return b.Agent(sc, p), nil
 }
 
 func policyShow(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("policy show", stderr)
-	path := fs.String("model", "", "store with the trained model and policy (default "+policyDefaultModel+")")
+	path := fs.String("model", "", "store with the trained model and policy (default "+eval.DefaultModelPath+")")
 	asJSON := fs.Bool("json", false, "print JSON")
 	depth := fs.Int("depth", 3, "depth of the distilled decision tree")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	b, err := policyLoad(*path)
+	b, err := eval.LoadBundle(*path)
 	if err != nil {
 		return err
 	}
-	tb := b.table
-	rep := policyShowReport{Policy: "agent", Created: tb.Created, TrainedOn: tb.TrainedOn, Episodes: tb.Episodes, Steps: tb.Steps,
-		Levels: tb.Levels, PoolUnits: tb.Config.PoolUnits, Switch: agent.DefaultSwitchConfig(), Fallback: agent.DefaultThresholdConfig(), Guard: agent.DefaultGuardConfig()}
-	clusters := b.model.Clusters()
-	for _, c := range clusters {
-		k := c.Index
-		s := policyShowState{State: k, Share: c.Share, Centroid: tb.Config.Centroid(c.Centroid), Values: tb.Values(k), Visits: tb.N[k],
-			Preferred: tb.Preferred(k), Weights: tb.WeightQ[2*k+1]}
-		if k < len(tb.States) {
-			s.Seen = tb.States[k]
-		}
-		rep.States = append(rep.States, s)
-	}
-	if tree, err := agent.Distil(b.samples, *depth, 0.3, 3000, 1); err == nil {
-		rep.Tree = tree
-	} else {
-		rep.TreeReason = err.Error()
-	}
+	rep := b.Show(*depth)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -346,7 +200,7 @@ func policyShow(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func policyPrint(w io.Writer, r policyShowReport) {
+func policyPrint(w io.Writer, r eval.ShowReport) {
 	fmt.Fprintf(w, "policy %s: %d episodes, %d updates, trained on %s\n\n", r.Policy, r.Episodes, r.Steps, strings.Join(r.TrainedOn, ", "))
 	fmt.Fprintln(w, "Server actions (levels): plan for forecast + Z x sigma with M/M/c tail P(T > target) <= tail")
 	for i, l := range r.Levels {

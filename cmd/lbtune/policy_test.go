@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lbtune/lbtune/agent/eval"
 )
 
 // policyExec runs lbtune in-process and returns stdout, stderr and the exit code.
@@ -45,7 +47,7 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("policy train: exit %d: %s", code, errs)
 	}
-	var rep policyTrainReport
+	var rep eval.TrainReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.K < 1 || rep.Episodes != 4 || rep.PolicyKey != "agent/v000001" {
 		t.Fatalf("policy train report %+v (%v): %s", rep, err, out)
 	}
@@ -61,7 +63,7 @@ func TestPolicyTrainShowEval(t *testing.T) {
 		}
 	}
 	out, errs, code = policyExec(t, "policy", "show", "--model", store, "--json")
-	var show policyShowReport
+	var show eval.ShowReport
 	if code != 0 || json.Unmarshal([]byte(out), &show) != nil || len(show.States) != rep.K {
 		t.Fatalf("policy show --json: exit %d, %d states for k=%d: %s%s", code, len(show.States), rep.K, errs, out)
 	}
@@ -111,7 +113,7 @@ func TestPolicyTrainRecordings(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var rep policyTrainReport
+	var rep eval.TrainReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Offline < 1000 {
 		t.Fatalf("report %+v (%v): want >= 1000 offline transitions from two pools of a 1244-snapshot recording", rep, err)
 	}

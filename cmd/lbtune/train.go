@@ -41,14 +41,6 @@ type trainOptions struct {
 	quiet    bool
 }
 
-// trainInput is what training reads: the snapshots of every data file, in
-// file order, and the feature samples derived from them.
-type trainInput struct {
-	snapshots [][]collector.Snapshot // per data file
-	samples   []model.Features
-	stats     model.SampleStats
-}
-
 // trainStep is an extra training stage run after the model is saved, in the
 // same store (the agent's policy training registers one). flags adds its
 // flags before parsing; run returns a value reported under name in --json
@@ -56,35 +48,12 @@ type trainInput struct {
 type trainStep struct {
 	name  string
 	flags func(fs *flag.FlagSet)
-	run   func(ctx context.Context, st *datasets.Store, m *model.Model, in *trainInput, asJSON bool, stdout, stderr io.Writer) (any, error)
+	run   func(ctx context.Context, st *datasets.Store, m *model.Model, in *model.Input, asJSON bool, stdout, stderr io.Writer) (any, error)
 }
 
 // trainSteps are the registered extra stages, in order. Files of this
 // package append to it in init.
 var trainSteps []trainStep
-
-// trainReport is the --json output of lbtune train.
-type trainReport struct {
-	K             int                  `json:"k"`
-	BIC           map[int]float64      `json:"bic"`
-	AIC           map[int]float64      `json:"aic"`
-	LogLikelihood float64              `json:"log_likelihood"`
-	OODThreshold  float64              `json:"ood_threshold"`
-	Clusters      []model.Cluster      `json:"clusters"`
-	Samples       int                  `json:"samples"`
-	SampleStats   model.SampleStats    `json:"sample_stats"`
-	Pools         []string             `json:"pools"`
-	Out           string               `json:"out"`
-	Key           string               `json:"key"`
-	LatestKey     string               `json:"latest_key"`
-	Seconds       float64              `json:"seconds"`
-	Steps         map[string]any       `json:"steps,omitempty"`
-	Features      []string             `json:"features"`
-	Imputed       map[string]float64   `json:"imputed_share"`
-	Data          []string             `json:"data"`
-	Cov           model.CovarianceType `json:"covariance_type"`
-	Seed          uint64               `json:"seed"`
-}
 
 func trainRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts, err := trainParse(args, stderr)
@@ -108,7 +77,7 @@ func trainRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rep := trainNewReport(opts, in, m, key)
+	rep := model.NewReport(m, in.Samples, trainConfig(opts, in), opts.out, key)
 	if !opts.json {
 		trainPrint(stdout, rep, m)
 	}
@@ -195,49 +164,41 @@ func trainExpandData(args []string) []string {
 	return out
 }
 
-// trainLoad reads every data file and derives the feature samples, file by
-// file so that no interval spans two recordings.
-func trainLoad(o trainOptions, stderr io.Writer) (*trainInput, error) {
-	in := &trainInput{}
-	for _, p := range o.data {
-		snaps, err := datasets.Load(p)
-		if err != nil {
-			return nil, err
-		}
-		fs, st := model.Samples(snaps)
+// trainLoad reads every data file and derives the feature samples.
+func trainLoad(o trainOptions, stderr io.Writer) (*model.Input, error) {
+	return model.LoadInput(o.data, func(p string, snaps []collector.Snapshot, fs []model.Features, st model.SampleStats) {
 		if !o.quiet {
 			fmt.Fprintf(stderr, "%s: %d snapshots, %d pool-intervals (%d dropped: counter reset)\n", p, len(snaps), len(fs), st.Reset)
 		}
-		in.snapshots = append(in.snapshots, snaps)
-		in.samples = append(in.samples, fs...)
-		in.stats.Add(st)
+	})
+}
+
+// trainConfig is the model.TrainConfig of the options.
+func trainConfig(o trainOptions, in *model.Input) model.TrainConfig {
+	return model.TrainConfig{
+		KMin: o.kmin, KMax: o.kmax, Seed: o.seed, Data: o.data, Stats: in.Stats, Pool: o.pool,
+		Fit: model.FitConfig{Cov: o.cov, Restarts: o.restarts, RegCovar: o.reg},
 	}
-	if len(in.samples) == 0 {
-		return nil, fmt.Errorf("no pool-intervals in %s: %w", strings.Join(o.data, ", "), model.ErrNoSamples)
-	}
-	return in, nil
 }
 
 // trainModel fits the model, showing a progress bar over k on stderr.
-func trainModel(ctx context.Context, o trainOptions, in *trainInput, stderr io.Writer) (*model.Model, error) {
+func trainModel(ctx context.Context, o trainOptions, in *model.Input, stderr io.Writer) (*model.Model, error) {
 	var bar *progressbar.ProgressBar
 	if !o.quiet {
 		bar = progressbar.NewOptions(o.kmax-o.kmin+1,
 			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription(fmt.Sprintf("fitting k=%d..%d on %d samples", o.kmin, o.kmax, len(in.samples))),
+			progressbar.OptionSetDescription(fmt.Sprintf("fitting k=%d..%d on %d samples", o.kmin, o.kmax, len(in.Samples))),
 			progressbar.OptionShowCount(),
 			progressbar.OptionThrottle(100*time.Millisecond),
 		)
 	}
-	m, err := model.Train(ctx, in.samples, model.TrainConfig{
-		KMin: o.kmin, KMax: o.kmax, Seed: o.seed, Data: o.data, Stats: in.stats, Pool: o.pool,
-		Fit: model.FitConfig{Cov: o.cov, Restarts: o.restarts, RegCovar: o.reg},
-		Progress: func(int) {
-			if bar != nil {
-				_ = bar.Add(1)
-			}
-		},
-	})
+	cfg := trainConfig(o, in)
+	cfg.Progress = func(int) {
+		if bar != nil {
+			_ = bar.Add(1)
+		}
+	}
+	m, err := model.Train(ctx, in.Samples, cfg)
 	if bar != nil {
 		_ = bar.Finish()
 		fmt.Fprintln(stderr)
@@ -245,18 +206,8 @@ func trainModel(ctx context.Context, o trainOptions, in *trainInput, stderr io.W
 	return m, err
 }
 
-func trainNewReport(o trainOptions, in *trainInput, m *model.Model, key string) trainReport {
-	rep := trainReport{
-		K: m.Meta.K, BIC: m.Meta.BIC, AIC: m.Meta.AIC, LogLikelihood: m.Meta.LogLikelihood,
-		OODThreshold: m.GMM.OODThreshold, Clusters: m.Clusters(), Samples: m.Meta.Samples,
-		SampleStats: m.Meta.Stats, Pools: m.Meta.Pools, Out: o.out, Key: key, LatestKey: model.LatestKey(m.Meta.Pool), Seconds: m.Meta.Seconds,
-		Features: m.FeatureNames, Imputed: model.ImputedShares(in.samples, o.pool), Data: o.data, Cov: o.cov, Seed: o.seed,
-	}
-	return rep
-}
-
 // trainPrint writes the text summary: BIC curve, then clusters in real units.
-func trainPrint(w io.Writer, rep trainReport, m *model.Model) {
+func trainPrint(w io.Writer, rep model.Report, m *model.Model) {
 	fmt.Fprintf(w, "trained on %d pool-intervals of %s (%d dropped at counter resets)\n",
 		rep.Samples, strings.Join(rep.Pools, ", "), rep.SampleStats.Reset)
 	for _, name := range slices.Sorted(maps.Keys(rep.Imputed)) {
