@@ -657,7 +657,7 @@ func rlServing(obs Observation) []*collector.ServerRates {
 	var out []*collector.ServerRates
 	for i := range obs.Latest.Servers {
 		s := &obs.Latest.Servers[i]
-		if s.State == collector.StateUp && !s.Backup {
+		if s.Serving() {
 			out = append(out, s)
 		}
 	}

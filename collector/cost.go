@@ -17,7 +17,7 @@ func (p *PoolRates) InSystem() float64 {
 func (p *PoolRates) ServersUp() int {
 	n := 0
 	for i := range p.Servers {
-		if s := &p.Servers[i]; s.State == StateUp && !s.Backup {
+		if p.Servers[i].Serving() {
 			n++
 		}
 	}
@@ -75,3 +75,8 @@ func hostRates(prev, cur *Host, dt float64) HostRates {
 	hr.NetTxBytes = d(p.NetTxBytes, cur.NetTxBytes)
 	return hr
 }
+
+// Serving reports whether the server takes new requests of its pool: State
+// up and not a Backup. It is the one definition of a serving server
+// (PoolRates.ServersUp counts them).
+func (s *ServerRates) Serving() bool { return s.State == StateUp && !s.Backup }
