@@ -55,7 +55,7 @@ type Daemon struct {
 	// starters run once, in order, before any loop (a fleet adopting the
 	// servers the previous run handed over); an error is logged.
 	starters []func(context.Context) error
-	closers []func() error
+	closers  []func() error
 	// wall is the wall clock.
 	wall func() time.Time
 	// learnEpsilon is each learning pool's exploration rate (/metrics).

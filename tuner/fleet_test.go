@@ -337,3 +337,46 @@ func TestFleetLimitsWithStaticServers(t *testing.T) {
 	}
 	stop()
 }
+
+// TestTemplateUpDownFleet: `template up` of a fleet pool not configured
+// at start launches its minimum; `template down` takes it to zero (below
+// min) and stops its processes.
+func TestTemplateUpDownFleet(t *testing.T) {
+	bin := testBackend(t)
+	dir := t.TempDir()
+	a1 := freeAddr(t)
+	startProc(t, bin, a1)
+	rt := startHAProxyFor(t, dir, haproxy.Config{Backends: []haproxy.Backend{
+		{Name: "web", Bind: freeAddr(t), Servers: []haproxy.ConfigServer{{Name: "s1", Addr: a1, Weight: 100}}},
+		{Name: "api", Bind: freeAddr(t)},
+	}})
+	d, stop := fleetDaemon(t, dir, rt.Socket, bin, "manual", 1, 3)
+	ctx := context.Background()
+	spec := []byte(fmt.Sprintf("name: api\nsource: haproxy\nactuator: local\nmode: manual\ntemplate: {min: 2, max: 3, command: \"%s -listen {addr}\", target_seconds: 0.5, max_weight: 256}\n", bin))
+	msg, err := d.Template(ctx, "up", spec)
+	if err != nil {
+		t.Fatalf("template up: %v", err)
+	}
+	t.Log(msg)
+	fa := d.actuators["local"].(*fleetApplier)
+	if c, err := fa.Count(ctx, "api"); err != nil || c.Serving() != 2 {
+		t.Fatalf("after template up: %+v %v, want 2 serving", c, err)
+	}
+	if n := procsOf(bin); n != 3 {
+		t.Errorf("%d backend processes, want 3 (1 static + 2 launched)", n)
+	}
+	time.Sleep(1500 * time.Millisecond) // supervision ticks: keeps 2
+	msg, err = d.Template(ctx, "down", spec)
+	if err != nil {
+		t.Fatalf("template down: %v", err)
+	}
+	t.Log(msg)
+	if c, err := fa.Count(ctx, "api"); err != nil || c.Serving() != 0 {
+		t.Errorf("after template down: %+v %v, want 0 serving", c, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // supervision holds the pool: nothing relaunched
+	if n := procsOf(bin); n != 1 {
+		t.Errorf("%d backend processes after template down, want 1 (the static one)", n)
+	}
+	stop()
+}
