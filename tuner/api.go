@@ -274,14 +274,29 @@ func (d *Daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 	}
 	switch req.Op {
 	case "launch":
-		l, ok := p.applier.(launcher)
+		if l, ok := p.applier.(launcher); ok {
+			if err := l.Launch(ctx, p.name, 1); err != nil {
+				return "", nodeErr(fmt.Sprintf("launch in pool %s", p.name), err)
+			}
+			return fmt.Sprintf("pool %s: launched 1 server", p.name), nil
+		}
+		// Other appliers (a simulated cluster, HAProxy standby): one
+		// server more than serving + booting.
+		pt, ok := p.latestPoint(ctx)
 		if !ok {
-			return "", fmt.Errorf("launch in pool %s: its actuator cannot start servers: %w", p.name, api.ErrConflict)
+			return "", fmt.Errorf("launch in pool %s: no data yet to count its servers: %w", p.name, api.ErrConflict)
 		}
-		if err := l.Launch(ctx, p.name, 1); err != nil {
-			return "", nodeErr(fmt.Sprintf("launch in pool %s", p.name), err)
+		n := pt.Servers + 1
+		if bc, ok := p.applier.(bootCounter); ok {
+			n += bc.Booting(p.name)
 		}
-		return fmt.Sprintf("pool %s: launched 1 server", p.name), nil
+		if n > p.template.Max {
+			return "", fmt.Errorf("launch in pool %s: %d servers would exceed the template's max %d: %w", p.name, n, p.template.Max, api.ErrConflict)
+		}
+		if err := p.applier.Scale(ctx, p.name, n); err != nil {
+			return "", fmt.Errorf("launch in pool %s: %w", p.name, err)
+		}
+		return fmt.Sprintf("pool %s: ordered %d servers", p.name, n), nil
 	case "add":
 		a, ok := p.applier.(nodeAdder)
 		if !ok {
