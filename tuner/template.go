@@ -49,6 +49,9 @@ func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 		if d.spawn != nil {
 			d.startPool(d.runCtx, p)
 		}
+		if p.sim == nil && p.mode == config.ModeShadow {
+			return fmt.Sprintf("pool %s up in shadow mode: no server started (decisions are recorded, nothing is changed)", pc.Name), nil
+		}
 		return fmt.Sprintf("pool %s up with %d servers", pc.Name, max(p.template.Min, 1)), nil
 	case "down":
 		p, err := d.findPool(pc.Name)
