@@ -115,6 +115,7 @@ type Pools struct {
 	// RemoveServer, SetWeights) are not gated: the caller decides.
 	Acting func(pool string) bool
 
+	pmu   sync.RWMutex // guards pools (AddPool)
 	pools map[string]*poolState
 }
 
@@ -147,8 +148,41 @@ func (p *Pools) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (p *Pools) pool(name string) (*poolState, error) {
+// AddPool adds pool with limits l while Pools runs (`lbtune template
+// up`); Run supervises it from its next tick. A pool already there keeps
+// its state and takes the new limits.
+func (p *Pools) AddPool(name string, l Limits) {
+	if l.Weight <= 0 {
+		l.Weight = 1
+	}
+	p.pmu.Lock()
 	st, ok := p.pools[name]
+	if !ok {
+		p.pools[name] = &poolState{limits: l, desired: l.Min}
+		p.pmu.Unlock()
+		return
+	}
+	p.pmu.Unlock()
+	st.mu.Lock()
+	st.limits = l
+	st.mu.Unlock()
+}
+
+// snapshot returns the pools by name.
+func (p *Pools) snapshot() map[string]*poolState {
+	p.pmu.RLock()
+	defer p.pmu.RUnlock()
+	m := make(map[string]*poolState, len(p.pools))
+	for k, v := range p.pools {
+		m[k] = v
+	}
+	return m
+}
+
+func (p *Pools) pool(name string) (*poolState, error) {
+	p.pmu.RLock()
+	st, ok := p.pools[name]
+	p.pmu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("pool %q: %w", name, ErrUnknownPool)
 	}
@@ -486,7 +520,10 @@ func (p *Pools) hold(ctx context.Context, pool string, st *poolState) {
 // server the balancer refused is stopped again.
 func (p *Pools) grow(ctx context.Context, pool string, weight, k int) error {
 	errs := make([]error, k)
-	st := p.pools[pool]
+	st, err := p.pool(pool)
+	if err != nil {
+		return err
+	}
 	st.booting.Add(int64(k))
 	var wg sync.WaitGroup
 	for i := range k {
@@ -555,14 +592,15 @@ func (p *Pools) Adopt(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	names := make([]string, 0, len(p.pools))
-	for name := range p.pools {
+	pools := p.snapshot()
+	names := make([]string, 0, len(pools))
+	for name := range pools {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	var errs []error
 	for _, pool := range names {
-		st := p.pools[pool]
+		st := pools[pool]
 		st.mu.Lock()
 		err := p.adopt(ctx, ad, pool, st)
 		st.mu.Unlock()
@@ -633,7 +671,7 @@ func (p *Pools) Run(ctx context.Context) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		for name, st := range p.pools {
+		for name, st := range p.snapshot() {
 			if p.Acting != nil && !p.Acting(name) {
 				p.hold(ctx, name, st)
 				continue
@@ -672,8 +710,8 @@ func (p *Pools) Desired(pool string) (int, error) {
 // joined the balancer yet (0 for an unknown pool). It does not wait for a
 // Scale in progress.
 func (p *Pools) Booting(pool string) int {
-	st, ok := p.pools[pool]
-	if !ok {
+	st, err := p.pool(pool)
+	if err != nil {
 		return 0
 	}
 	return int(st.booting.Load())

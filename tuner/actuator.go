@@ -30,13 +30,18 @@ func (d *Daemon) buildActuator(cfg *config.Config, a config.Actuator, log *slog.
 		templates := map[string]fleet.Template{}
 		for _, p := range cfg.Pools {
 			if p.Actuator == a.Name {
-				templates[p.Name] = fleet.Template{Command: selfCommand(strings.Fields(p.Template.Command))}
+				templates[p.Name] = fleetTemplate(p)
 			}
 		}
 		fl := fleet.New(templates)
 		fl.Log = log.With("actuator", a.Name)
+		// Handover: Close leaves the servers serving and records them here;
+		// the next start adopts them (Pools.Adopt, before supervision).
+		fl.StateFile = fleetStateFile(cfg.Store.Path, a.Name)
 		d.closers = append(d.closers, fl.Close)
-		return d.poolsOver(cfg, a, a.Fleet.Balancer, fl, log), nil
+		fa := d.poolsOver(cfg, a, a.Fleet.Balancer, fl, log)
+		fa.addTemplate = func(p config.Pool) { fl.AddTemplate(p.Name, fleetTemplate(p)) }
+		return fa, nil
 	case a.AWS != nil:
 		prov, err := awsProvider(cfg, a, log)
 		if err != nil {
@@ -58,7 +63,7 @@ func (d *Daemon) buildActuator(cfg *config.Config, a config.Actuator, log *slog.
 // poolsOver returns actuator.Pools over the named balancer actuator and a
 // server provider (local processes, EC2, an Auto Scaling group) for the
 // pools using actuator a; its supervision loop runs with the daemon.
-func (d *Daemon) poolsOver(cfg *config.Config, a config.Actuator, balancer string, prov actuator.Provider, log *slog.Logger) agent.Applier {
+func (d *Daemon) poolsOver(cfg *config.Config, a config.Actuator, balancer string, prov actuator.Provider, log *slog.Logger) *fleetApplier {
 	b := cfg.Actuator(balancer)
 	var bal actuator.Balancer
 	if b.HAProxy != nil {
@@ -69,13 +74,45 @@ func (d *Daemon) poolsOver(cfg *config.Config, a config.Actuator, balancer strin
 	limits := map[string]actuator.Limits{}
 	for _, p := range cfg.Pools {
 		if p.Actuator == a.Name {
-			limits[p.Name] = actuator.Limits{Min: p.Template.Min, Max: p.Template.Max, Weight: max(1, p.Template.MaxWeight/2)}
+			limits[p.Name] = limitsOf(p)
 		}
 	}
 	pools := actuator.NewPools(bal, prov, limits)
 	pools.Log = log.With("actuator", a.Name)
+	pools.Acting = d.acting
+	d.starters = append(d.starters, pools.Adopt)
 	d.runners = append(d.runners, pools.Run)
-	return &fleetApplier{Pools: pools, balancer: bal}
+	return &fleetApplier{Pools: pools, balancer: bal, provider: prov}
+}
+
+// fleetTemplate is how a fleet starts one server of pool p.
+func fleetTemplate(p config.Pool) fleet.Template {
+	return fleet.Template{Command: selfCommand(strings.Fields(p.Template.Command))}
+}
+
+// limitsOf is pool p's size limits and new servers' weight.
+func limitsOf(p config.Pool) actuator.Limits {
+	return actuator.Limits{Min: p.Template.Min, Max: p.Template.Max, Weight: max(1, p.Template.MaxWeight/2)}
+}
+
+// fleetStateFile is where fleet actuator name hands its servers over to
+// the next run: next to the store.
+func fleetStateFile(store, name string) string {
+	return fmt.Sprintf("%s.fleet-%s.json", store, name)
+}
+
+// acting tells actuator.Pools whether it may supervise pool (launch to
+// min, replace, trim): only when the pool decides for real (auto, manual,
+// fallback-only) and is not paused. Shadow, paused and unknown pools (not
+// started yet, or taken down) are held.
+func (d *Daemon) acting(pool string) bool {
+	p, err := d.findPool(pool)
+	if err != nil {
+		return false
+	}
+	p.recMu.Lock()
+	defer p.recMu.Unlock()
+	return p.mode != config.ModeShadow && p.mode != "" && !p.paused
 }
 
 // nginxOf returns the one NGINX manager of actuator a, created on first
@@ -110,21 +147,48 @@ func (d *Daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
 	return n
 }
 
-// fleetApplier is a fleet's Pools with its balancer's node operations
-// (lbtune node add|rm) and launch.
+// fleetApplier is a provider's Pools: decisions, supervision and the node
+// operations (launch, add, rm), each checked against the pool's limits.
 type fleetApplier struct {
 	*actuator.Pools
 	balancer actuator.Balancer
+	provider actuator.Provider
+	// addTemplate tells the provider how to start servers of a pool added
+	// at runtime (a fleet's command); nil when it needs nothing.
+	addTemplate func(config.Pool)
 }
 
-// AddServer registers an existing server in the balancer.
-func (f *fleetApplier) AddServer(ctx context.Context, pool, name, addr string, w int) error {
-	return f.balancer.AddServer(ctx, pool, name, addr, w)
+// AddPool makes pool p known to the provider and to Pools, with its
+// limits (`template up` of a pool not configured at start).
+func (f *fleetApplier) AddPool(p config.Pool) {
+	if f.addTemplate != nil {
+		f.addTemplate(p)
+	}
+	f.Pools.AddPool(p.Name, limitsOf(p))
 }
 
-// RemoveServer drains a server out of the balancer and deletes it.
-func (f *fleetApplier) RemoveServer(ctx context.Context, pool, name string) error {
-	return f.balancer.RemoveServer(ctx, pool, name)
+// Down takes pool to zero, below its Min (`template down`; the caller has
+// paused the pool, so supervision holds it): each server the provider runs
+// is drained from the balancer, then stopped. Static servers (configured
+// in the balancer, `node add`) are not the provider's: they stay, and the
+// returned count says how many still serve.
+func (f *fleetApplier) Down(ctx context.Context, pool string) (stillServing int, err error) {
+	ms, err := f.provider.Members(ctx, pool)
+	if err != nil {
+		return 0, fmt.Errorf("list servers of %s: %w", pool, err)
+	}
+	var errs []error
+	for _, m := range ms {
+		if rerr := f.balancer.RemoveServer(ctx, pool, m.Name); rerr != nil && m.Healthy {
+			errs = append(errs, fmt.Errorf("drain %s: %w (left running)", m.Name, rerr))
+			continue
+		}
+		if serr := f.provider.Stop(ctx, pool, m); serr != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", m.Name, serr))
+		}
+	}
+	c, cerr := f.Count(ctx, pool)
+	return c.Serving(), errors.Join(append(errs, cerr)...)
 }
 
 // weighter sets weights in a balancer.

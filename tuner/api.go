@@ -3,10 +3,12 @@ package tuner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/lbtune/lbtune/actuator"
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/collector"
@@ -233,8 +235,33 @@ type bootCounter interface {
 	Booting(pool string) int
 }
 
-// Node adds, removes or launches one server. Launch orders one server
-// more than serving + booting from the pool's actuator.
+// launcher starts new servers in a pool within its limits.
+type launcher interface {
+	Launch(ctx context.Context, pool string, k int) error
+}
+
+// nodeErr wraps an actuator error of a node operation: a refusal at the
+// pool's limits is a conflict.
+func nodeErr(what string, err error) error {
+	if errors.Is(err, actuator.ErrLimit) {
+		return fmt.Errorf("%s: refused at the pool's limits: %w: %w", what, err, api.ErrConflict)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// shadowRefusal is the error of an operation that would change a pool in
+// shadow mode (which decides and records but changes nothing); nil
+// otherwise. The caller holds p.mu.
+func (p *Pool) shadowRefusal() error {
+	if p.mode == config.ModeShadow {
+		return fmt.Errorf("pool %s is in shadow mode: switch it to manual or auto first (lbtune mode): %w", p.name, api.ErrConflict)
+	}
+	return nil
+}
+
+// Node adds, removes or launches one server, within the pool's limits
+// (a request beyond them is refused with api.ErrConflict). A pool in
+// shadow mode refuses them all.
 func (d *Daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) {
 	p, err := d.findPool(req.Pool)
 	if err != nil {
@@ -242,8 +269,19 @@ func (d *Daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.shadowRefusal(); err != nil {
+		return "", err
+	}
 	switch req.Op {
 	case "launch":
+		if l, ok := p.applier.(launcher); ok {
+			if err := l.Launch(ctx, p.name, 1); err != nil {
+				return "", nodeErr(fmt.Sprintf("launch in pool %s", p.name), err)
+			}
+			return fmt.Sprintf("pool %s: launched 1 server", p.name), nil
+		}
+		// Other appliers (a simulated cluster, HAProxy standby): one
+		// server more than serving + booting.
 		pt, ok := p.latestPoint(ctx)
 		if !ok {
 			return "", fmt.Errorf("launch in pool %s: no data yet to count its servers: %w", p.name, api.ErrConflict)
@@ -272,7 +310,7 @@ func (d *Daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 			name = strings.NewReplacer(":", "_", ".", "_").Replace(req.Address)
 		}
 		if err := a.AddServer(ctx, p.name, name, req.Address, max(1, p.template.MaxWeight/2)); err != nil {
-			return "", fmt.Errorf("add %s to pool %s: %w", name, p.name, err)
+			return "", nodeErr(fmt.Sprintf("add %s to pool %s", name, p.name), err)
 		}
 		return fmt.Sprintf("pool %s: added %s (%s)", p.name, name, req.Address), nil
 	case "rm":
@@ -284,7 +322,7 @@ func (d *Daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 			return "", fmt.Errorf("remove from pool %s: name is required: %w", p.name, api.ErrBadRequest)
 		}
 		if err := r.RemoveServer(ctx, p.name, req.Name); err != nil {
-			return "", fmt.Errorf("remove %s from pool %s: %w", req.Name, p.name, err)
+			return "", nodeErr(fmt.Sprintf("remove %s from pool %s", req.Name, p.name), err)
 		}
 		return fmt.Sprintf("pool %s: drained and removed %s", p.name, req.Name), nil
 	}

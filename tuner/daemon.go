@@ -54,7 +54,10 @@ type Daemon struct {
 	// runners are actuator loops (fleet supervision) run with the daemon;
 	// closers stop what actuators started, after every loop has stopped.
 	runners []func(context.Context) error
-	closers []func() error
+	// starters run once, in order, before any loop (a fleet adopting the
+	// servers the previous run handed over); an error is logged.
+	starters []func(context.Context) error
+	closers  []func() error
 	// wall is the wall clock.
 	wall func() time.Time
 	// learnEpsilon is each learning pool's exploration rate (/metrics).
@@ -113,8 +116,14 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	// 2. The collector loops, the decision loops, the simulators and the
+	// 2. Actuators take over what the previous run left (before any
+	// decision or supervision), then the collector loops, the decision loops, the simulators and the
 	// fleets' supervision; each returns nil when gctx ends.
+	for _, st := range d.starters {
+		if serr := st(gctx); serr != nil {
+			d.log.Warn("actuator start", "err", serr)
+		}
+	}
 	d.runLoops(gctx, g.Go)
 
 	names := []string{}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // Template starts (up) or stops (down) the pool described by spec, a YAML
@@ -30,7 +31,10 @@ func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 		if err != nil {
 			return "", fmt.Errorf("template up %s: %w", pc.Name, err)
 		}
-		if p.sim == nil {
+		if pa, ok := p.applier.(poolAdder); ok {
+			pa.AddPool(pc)
+		}
+		if p.sim == nil && p.mode != config.ModeShadow {
 			if err := p.applier.Scale(ctx, p.name, max(p.template.Min, 1)); err != nil {
 				return "", fmt.Errorf("template up %s: start %d servers: %w", pc.Name, p.template.Min, err)
 			}
@@ -45,6 +49,9 @@ func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 		if d.spawn != nil {
 			d.startPool(d.runCtx, p)
 		}
+		if p.sim == nil && p.mode == config.ModeShadow {
+			return fmt.Sprintf("pool %s up in shadow mode: no server started (decisions are recorded, nothing is changed)", pc.Name), nil
+		}
 		return fmt.Sprintf("pool %s up with %d servers", pc.Name, max(p.template.Min, 1)), nil
 	case "down":
 		p, err := d.findPool(pc.Name)
@@ -53,10 +60,22 @@ func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if err := p.shadowRefusal(); err != nil {
+			return "", fmt.Errorf("template down: %w", err)
+		}
 		p.recMu.Lock()
 		p.paused = true
 		p.recMu.Unlock()
-		if err := p.applier.Scale(ctx, p.name, 0); err != nil {
+		left := 0
+		if dn, ok := p.applier.(downer); ok {
+			// Below Min: the pool's own servers all go.
+			n, err := dn.Down(ctx, p.name)
+			if err != nil {
+				_ = p.persist()
+				return "", fmt.Errorf("template down %s: drain: %w (the pool stays paused, %d servers still serve)", pc.Name, err, n)
+			}
+			left = n
+		} else if err := p.applier.Scale(ctx, p.name, 0); err != nil {
 			_ = p.persist()
 			return "", fmt.Errorf("template down %s: drain: %w (the pool stays paused)", pc.Name, err)
 		}
@@ -77,9 +96,23 @@ func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 		if err := d.store.Delete(datasets.BucketMeta, poolStateKey(p.name)); err != nil {
 			return "", fmt.Errorf("template down %s: %w", pc.Name, err)
 		}
+		if left > 0 {
+			return fmt.Sprintf("pool %s: its own servers drained and stopped; %d servers it did not start (configured in the balancer or added with node add) still serve", pc.Name, left), nil
+		}
 		return fmt.Sprintf("pool %s drained and stopped", pc.Name), nil
 	}
 	return "", fmt.Errorf("template op %q: %w", op, api.ErrBadRequest)
+}
+
+// poolAdder learns about a pool added at runtime (a fleet).
+type poolAdder interface {
+	AddPool(p config.Pool)
+}
+
+// downer takes a pool to zero servers, below its Min, and returns how
+// many still serve (servers it did not start).
+type downer interface {
+	Down(ctx context.Context, pool string) (int, error)
 }
 
 // restoreTemplates re-creates the pools `template up` started before a
@@ -108,6 +141,9 @@ func (d *Daemon) restoreTemplates(wall func() time.Time) error {
 		p, err := d.newPool(pc, wall)
 		if err != nil {
 			return fmt.Errorf("restore template pool %s: %w", name, err)
+		}
+		if pa, ok := p.applier.(poolAdder); ok {
+			pa.AddPool(pc)
 		}
 		p.templateSpec = st.Template
 		d.pools = append(d.pools, p)

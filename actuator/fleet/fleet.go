@@ -83,6 +83,7 @@ var _ actuator.Provider = (*Fleet)(nil)
 // or Close, and dies with this process (no process outlives it). With a
 // StateFile the servers are handed over instead (see the package doc).
 type Fleet struct {
+	tmu       sync.RWMutex // guards templates (AddTemplate)
 	templates map[string]Template
 	// Log receives one line per action; nil means slog.Default().
 	Log *slog.Logger
@@ -154,6 +155,22 @@ func New(templates map[string]Template) *Fleet {
 	}
 }
 
+// template returns pool's template.
+func (f *Fleet) template(pool string) (Template, bool) {
+	f.tmu.RLock()
+	defer f.tmu.RUnlock()
+	t, ok := f.templates[pool]
+	return t, ok
+}
+
+// AddTemplate adds (or replaces) the template of pool, for a pool started
+// while the fleet runs (`lbtune template up`).
+func (f *Fleet) AddTemplate(pool string, t Template) {
+	f.tmu.Lock()
+	defer f.tmu.Unlock()
+	f.templates[pool] = t.withDefaults()
+}
+
 func (f *Fleet) log() *slog.Logger {
 	if f.Log != nil {
 		return f.Log
@@ -165,7 +182,7 @@ func (f *Fleet) log() *slog.Logger {
 // it answers its health check. A process that exits early (e.g. the port
 // was taken meanwhile) is retried on another port, up to 3 attempts.
 func (f *Fleet) Launch(ctx context.Context, pool string) (actuator.Member, error) {
-	t, ok := f.templates[pool]
+	t, ok := f.template(pool)
 	if !ok {
 		return actuator.Member{}, fmt.Errorf("fleet launch: pool %q: %w", pool, actuator.ErrUnknownPool)
 	}
@@ -323,7 +340,7 @@ func (f *Fleet) watch(ctx context.Context, p *proc, t Template) {
 // Members lists pool's servers, oldest first. A server whose process
 // exited, or that failed HealthFails checks in a row, is not Healthy.
 func (f *Fleet) Members(ctx context.Context, pool string) ([]actuator.Member, error) {
-	t, ok := f.templates[pool]
+	t, ok := f.template(pool)
 	if !ok {
 		return nil, fmt.Errorf("fleet members: pool %q: %w", pool, actuator.ErrUnknownPool)
 	}
@@ -358,7 +375,8 @@ func (f *Fleet) Stop(ctx context.Context, pool string, m actuator.Member) error 
 	if !ok {
 		return fmt.Errorf("fleet stop %s/%s: not running here", pool, m.Name)
 	}
-	grace := f.templates[pool].StopGrace
+	tp, _ := f.template(pool)
+	grace := tp.StopGrace
 	err := p.terminate(ctx, grace)
 	f.mu.Lock()
 	delete(f.procs[pool], m.Name)
@@ -490,7 +508,7 @@ func (f *Fleet) Handover() ([]Record, error) {
 // fails its checks is stopped; the StateFile is rewritten without them.
 // Without a StateFile there is nothing to adopt.
 func (f *Fleet) Adopt(ctx context.Context, pool string) (adopted, gone []actuator.Member, err error) {
-	t, ok := f.templates[pool]
+	t, ok := f.template(pool)
 	if !ok {
 		return nil, nil, fmt.Errorf("fleet adopt: pool %q: %w", pool, actuator.ErrUnknownPool)
 	}
