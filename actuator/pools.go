@@ -600,6 +600,12 @@ func (p *Pools) Adopt(ctx context.Context) error {
 	slices.Sort(names)
 	var errs []error
 	for _, pool := range names {
+		if p.Acting != nil && !p.Acting(pool) {
+			// Shadow or paused: adopting could stop a failing server or
+			// change the balancer's entries; a held pool changes nothing.
+			p.log().Info("pool held: handed-over servers left as they are, not adopted", "pool", pool)
+			continue
+		}
 		st := pools[pool]
 		st.mu.Lock()
 		err := p.adopt(ctx, ad, pool, st)
