@@ -81,6 +81,12 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	first := true
 	var timer *time.Timer
+	// A source that keeps failing the same way is logged once, then once a
+	// minute with the count of failures since: a dead balancer must not
+	// flood the log (every failure is still counted in Stats).
+	var lastMsg string
+	var lastLog time.Time
+	var since int
 	for {
 		done, err := l.tick(ctx)
 		if done {
@@ -89,8 +95,18 @@ func (l *Loop) Run(ctx context.Context) error {
 		if err != nil && first && l.FailFast {
 			return fmt.Errorf("%w: %w", ErrFirstScrape, err)
 		}
-		if err != nil && l.Logger != nil {
-			l.Logger.Warn("scrape failed", "source", l.Source.String(), "err", err)
+		switch {
+		case err == nil:
+			if lastMsg != "" && l.Logger != nil {
+				l.Logger.Info("scrape recovered", "source", l.Source.String(), "failures", since)
+			}
+			lastMsg, since = "", 0
+		case l.Logger == nil:
+		case err.Error() != lastMsg || l.now().Sub(lastLog) >= time.Minute:
+			l.Logger.Warn("scrape failed", "source", l.Source.String(), "err", err, "failures_since_last_log", since)
+			lastMsg, lastLog, since = err.Error(), l.now(), 0
+		default:
+			since++
 		}
 		first = false
 		if l.Interval == 0 {

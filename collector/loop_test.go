@@ -1,10 +1,12 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,5 +200,31 @@ func TestLoopNextWait(t *testing.T) {
 				t.Errorf("next scrape at offset %v, want phase %v", got, phase)
 			}
 		})
+	}
+}
+
+// TestLoopLogsADeadSourceOnce: a source failing the same way on every tick
+// (a dead balancer) is logged once, not once per tick; its recovery is
+// logged; every failure is still counted.
+func TestLoopLogsADeadSourceOnce(t *testing.T) {
+	var steps []func(context.Context) (Snapshot, error)
+	for range 40 {
+		steps = append(steps, failStep)
+	}
+	steps = append(steps, okStep(1))
+	var buf bytes.Buffer
+	l := &Loop{Source: &scripted{steps: steps}, Interval: time.Millisecond, Appender: &memAppender{},
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "scrape failed"); n != 1 {
+		t.Errorf("%d 'scrape failed' lines for 40 identical failures, want 1:\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), "scrape recovered") {
+		t.Errorf("no recovery line:\n%s", buf.String())
+	}
+	if st := l.Stats(); st.Errors != 40 {
+		t.Errorf("Errors = %d, want 40", st.Errors)
 	}
 }
