@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,7 +29,9 @@ func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon
 	if created {
 		log.Warn("created the API token file (random token, mode 0600): mutating API calls and lbtune mode/scale/node need it", "token_file", cfg.API.TokenFile)
 	}
-	for _, w := range configWarnings(cfg) {
+	// What config check warns about (the token file exists by now).
+	ws, _ := cfg.Check()
+	for _, w := range ws {
 		log.Warn(w)
 	}
 	store, err := datasets.Open(cfg.Store.Path)
@@ -227,17 +228,4 @@ func (d *Daemon) appliedWeights(name string) func(pool string) map[string]int {
 		return n.Applied
 	}
 	return nil
-}
-
-// configWarnings are config.Check's warnings, less the token-file one New
-// has just acted on.
-func configWarnings(cfg *config.Config) []string {
-	ws, _ := cfg.Check()
-	var out []string
-	for _, w := range ws {
-		if !strings.Contains(w, "lbtune run creates it") {
-			out = append(out, w)
-		}
-	}
-	return out
 }
