@@ -220,6 +220,16 @@ type Count struct {
 func (c Count) Serving() int { return c.Static + c.Own }
 
 // view is one look at a pool: its count and the servers behind it.
+// room refuses, with ErrLimit, k more servers when the servers serving
+// plus those booting plus k would exceed max: the one limit check of
+// Launch and AddServer.
+func (v view) room(k, max int) error {
+	if n := v.Serving() + v.Booting + k; n > max {
+		return fmt.Errorf("%d serving + %d booting + %d = %d exceeds max %d: %w", v.Serving(), v.Booting, k, n, max, ErrLimit)
+	}
+	return nil
+}
+
 type view struct {
 	Count
 	healthy, failed []Member
@@ -338,9 +348,8 @@ func (p *Pools) Launch(ctx context.Context, pool string, k int) error {
 	if err != nil {
 		return fmt.Errorf("launch in %s: %w", pool, err)
 	}
-	if n := v.Serving() + v.Booting + k; n > st.limits.Max {
-		return fmt.Errorf("launch %d in %s: %d serving + %d booting + %d = %d exceeds max %d: %w",
-			k, pool, v.Serving(), v.Booting, k, n, st.limits.Max, ErrLimit)
+	if err := v.room(k, st.limits.Max); err != nil {
+		return fmt.Errorf("launch %d in %s: %w", k, pool, err)
 	}
 	st.desired = max(v.Serving()+k, st.limits.Min)
 	if err := p.grow(ctx, pool, st.limits.Weight, k); err != nil {
@@ -365,9 +374,8 @@ func (p *Pools) AddServer(ctx context.Context, pool, name, addr string, weight i
 	if err != nil {
 		return fmt.Errorf("add %s to %s: %w", name, pool, err)
 	}
-	if n := v.Serving() + v.Booting + 1; n > st.limits.Max {
-		return fmt.Errorf("add %s to %s: %d serving + %d booting + 1 exceeds max %d: %w",
-			name, pool, v.Serving(), v.Booting, st.limits.Max, ErrLimit)
+	if err := v.room(1, st.limits.Max); err != nil {
+		return fmt.Errorf("add %s to %s: %w", name, pool, err)
 	}
 	if weight <= 0 {
 		weight = st.limits.Weight
