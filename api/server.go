@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
@@ -9,9 +11,13 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,14 +97,19 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 
 type server struct {
 	Options
+	refusals logLimiter
 }
 
-// auth refuses a mutation without the bearer token with 401.
+// auth refuses a mutation without the bearer token with 401. The scheme
+// is matched case-insensitively (RFC 7235 section 2.1), the token in
+// constant time. Refusals are logged once per client and minute with a
+// count (refusals), so a scanner cannot flood the log.
 func (s *server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if s.Token == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
-			s.Logger.Warn("refused unauthenticated request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		if !s.authorized(r.Header.Get("Authorization")) {
+			if n, ok := s.refusals.note(clientHost(r.RemoteAddr), s.Now()); ok {
+				s.Logger.Warn("refused unauthenticated request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "refused_since_last_log", n)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="lbtune"`)
 			s.fail(w, r, http.StatusUnauthorized, errors.New("a valid bearer token is required (Authorization: Bearer <token from the token file>)"))
 			return
@@ -106,6 +117,28 @@ func (s *server) auth(next http.HandlerFunc) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		next(w, r)
 	}
+}
+
+// authorized reports whether the Authorization header value carries the
+// configured bearer token. Both sides are hashed before the constant-time
+// compare so its time does not reveal the token's length either.
+func (s *server) authorized(header string) bool {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if s.Token == "" || !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimLeft(token, " ")))
+	want := sha256.Sum256([]byte(s.Token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// clientHost is the host of a request's remote address (the port changes
+// with every connection).
+func clientHost(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
 }
 
 func (s *server) state(w http.ResponseWriter, r *http.Request) {
@@ -157,24 +190,63 @@ func (s *server) series(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, pts, err)
 }
 
-// since parses ?since= as RFC 3339, Unix seconds or a duration back from
-// now (e.g. 30m); absent means DefaultWindow back.
+// since parses ?since= (see ParseSince); absent means DefaultWindow back.
 func (s *server) since(r *http.Request) (time.Time, error) {
 	v := r.URL.Query().Get("since")
-	now := s.Now()
 	if v == "" {
-		return now.Add(-DefaultWindow), nil
+		return s.Now().Add(-DefaultWindow), nil
 	}
+	return ParseSince(v, s.Now())
+}
+
+// maxUnixSeconds is the last whole Unix second whose every nanosecond
+// fits an int64 (2262-04-11): the store keys records by UnixNano.
+const maxUnixSeconds = math.MaxInt64/1_000_000_000 - 1
+
+// ParseSince parses the since parameter of /v1/decisions and /v1/series,
+// in this order:
+//   - RFC 3339 (2026-11-28T09:00:00Z, fractional seconds allowed);
+//   - Unix seconds, a non-negative decimal number (0 is 1970-01-01, 1.5
+//     is allowed);
+//   - a non-negative Go duration with a unit (30m, 1h30m): that long
+//     before now.
+//
+// A bare number is always Unix seconds, never a duration: "0" is the
+// Unix epoch (everything), not "now".
+func ParseSince(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t, nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && isDecimal(v) {
+		if f < 0 || f > maxUnixSeconds {
+			return time.Time{}, fmt.Errorf("since %q: Unix seconds must be within 0..%d", v, maxUnixSeconds)
+		}
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
 	}
 	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 {
-		return time.Unix(0, int64(f*1e9)), nil
+	return time.Time{}, fmt.Errorf("since %q: want RFC 3339, Unix seconds (0 = 1970) or a duration back from now like 30m", v)
+}
+
+// isDecimal reports whether v is digits with at most one decimal point and
+// an optional leading sign: what ParseSince takes for Unix seconds (not
+// NaN, Inf, hex or exponents).
+func isDecimal(v string) bool {
+	v = strings.TrimLeft(v, "+-")
+	digits, dot := 0, false
+	for _, c := range v {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return false
+		}
 	}
-	return time.Time{}, fmt.Errorf("since %q: want RFC 3339, Unix seconds or a duration like 30m", v)
+	return digits > 0
 }
 
 // modeRequest is the body of POST /v1/mode.
@@ -224,10 +296,8 @@ func (s *server) node(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	switch req.Op {
-	case "add", "rm", "launch":
-	default:
-		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("node op %q: want add, rm or launch", req.Op))
+	if err := req.Validate(); err != nil {
+		s.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
 	msg, err := s.Operator.Node(r.Context(), req)
@@ -249,11 +319,10 @@ func (s *server) template(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, map[string]string{"result": msg}, err)
 }
 
-// decode reads a JSON body strictly; on failure it replies and returns false.
+// decode reads a JSON body strictly (see DecodeStrict); on failure it
+// replies and returns false.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := DecodeStrict(r.Body, v); err != nil {
 		code := http.StatusBadRequest
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -284,16 +353,88 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, v any, err error)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
+		if clientGone(r, err) {
+			s.Logger.Debug("client left before the response was written", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+			return
+		}
 		s.Logger.Warn("write response", "path", r.URL.Path, "err", err)
 	}
 }
 
-// fail writes {"error": "..."} with code.
+// fail writes {"error": "..."} with code. A failure caused by the client
+// leaving (its request's context cancelled) is not the daemon's: it is
+// logged at DEBUG and nothing is written.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, code int, err error) {
+	if clientGone(r, err) {
+		s.Logger.Debug("client left before the response was written", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		return
+	}
 	if code >= 500 {
 		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// clientGone reports whether err comes from the client having left: the
+// request's context is cancelled (net/http cancels it when the connection
+// closes), or a write failed because the peer closed the connection.
+func clientGone(r *http.Request, err error) bool {
+	left := r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+	return left || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
+}
+
+// logLimiter decides which repeated events of a key (a client) are logged:
+// the first, then the first after each minute, with the count of those
+// not logged since (the scheme collector.Loop uses for a failing source).
+// It keeps at most maxLimiterKeys keys; past that, keys idle for a minute
+// are dropped, and if none is, new keys share one entry.
+type logLimiter struct {
+	mu   sync.Mutex
+	keys map[string]*limited
+}
+
+// limited is one key's state in a logLimiter.
+type limited struct {
+	last       time.Time
+	suppressed int
+}
+
+// maxLimiterKeys bounds a logLimiter's memory against many clients.
+const maxLimiterKeys = 1024
+
+// limiterOverflow is the shared key of clients beyond maxLimiterKeys.
+const limiterOverflow = "(other clients)"
+
+// note records one event of key at now. It returns ok when the event is to
+// be logged, with n the events of key not logged since the last one.
+func (l *logLimiter) note(key string, now time.Time) (n int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.keys == nil {
+		l.keys = map[string]*limited{}
+	}
+	e := l.keys[key]
+	if e == nil && len(l.keys) >= maxLimiterKeys {
+		for k, old := range l.keys {
+			if now.Sub(old.last) >= time.Minute {
+				delete(l.keys, k)
+			}
+		}
+		if len(l.keys) >= maxLimiterKeys {
+			key = limiterOverflow
+			e = l.keys[key]
+		}
+	}
+	if e == nil {
+		l.keys[key] = &limited{last: now}
+		return 0, true
+	}
+	if now.Sub(e.last) < time.Minute {
+		e.suppressed++
+		return 0, false
+	}
+	n, e.last, e.suppressed = e.suppressed, now, 0
+	return n, true
 }
