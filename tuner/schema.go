@@ -109,6 +109,9 @@ func savePoolState(store *datasets.Store, pool string, st PoolState) error {
 // ReadDecisions returns the newest limit (0 = all) decision records of
 // pool ("" = every pool) at or after since, oldest first.
 func ReadDecisions(store *datasets.Store, pool string, since time.Time, limit int) ([]Record, error) {
+	if limit > 0 {
+		return latestDecisions(store, pool, since, limit)
+	}
 	var out []Record
 	err := store.RangeRecords(datasets.BucketDecisions, since, time.Time{}, func(_ time.Time, v []byte) error {
 		var r Record
@@ -123,8 +126,34 @@ func ReadDecisions(store *datasets.Store, pool string, since time.Time, limit in
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
-	if limit > 0 && len(out) > limit {
-		out = out[len(out)-limit:]
+	return out, nil
+}
+
+// latestDecisions is ReadDecisions with a limit: it walks the decisions
+// bucket back from its newest record (datasets.Store.LatestRecords), so
+// the API's ?limit= costs O(limit) records, not the whole history.
+func latestDecisions(store *datasets.Store, pool string, since time.Time, limit int) ([]Record, error) {
+	var keep func(time.Time, []byte) (bool, error)
+	if pool != "" {
+		keep = func(_ time.Time, v []byte) (bool, error) {
+			var p struct {
+				Pool string `json:"pool"`
+			}
+			if err := json.Unmarshal(v, &p); err != nil {
+				return false, fmt.Errorf("decode decision: %w", err)
+			}
+			return p.Pool == pool, nil
+		}
+	}
+	recs, err := store.LatestRecords(datasets.BucketDecisions, since, limit, keep)
+	if err != nil {
+		return nil, fmt.Errorf("read decisions: %w", err)
+	}
+	out := make([]Record, len(recs))
+	for i, tr := range recs {
+		if err := json.Unmarshal(tr.Value, &out[i]); err != nil {
+			return nil, fmt.Errorf("read decisions: decode decision at %s: %w", tr.Time.Format(time.RFC3339Nano), err)
+		}
 	}
 	return out, nil
 }
