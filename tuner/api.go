@@ -302,8 +302,10 @@ func (d *Daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 		if !ok {
 			return "", fmt.Errorf("add to pool %s: its actuator cannot register servers: %w", p.name, api.ErrConflict)
 		}
-		if req.Address == "" {
-			return "", fmt.Errorf("add to pool %s: address is required: %w", p.name, api.ErrBadRequest)
+		// The API checks it too; the daemon refuses an address a balancer
+		// would take verbatim (e.g. "<<", a control character) whoever asks.
+		if err := api.CheckAddress(req.Address); err != nil {
+			return "", fmt.Errorf("add to pool %s: %w", p.name, err)
 		}
 		name := req.Name
 		if name == "" {

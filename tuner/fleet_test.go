@@ -299,6 +299,18 @@ func TestFleetLimitsWithStaticServers(t *testing.T) {
 	if n := procsOf(bin); n != 4 {
 		t.Errorf("supervision started servers with 2 static serving >= min 1: %d backend processes, want 4", n)
 	}
+	// An address that is not HOST:PORT never reaches HAProxy (HAProxy
+	// registered "<<" as a server with no address).
+	before := serverConfig(t, rt, "web")
+	for _, addr := range []string{"<<", "h\v:80", "127.0.0.1:0", "127.0.0.1", "bad host:80"} {
+		_, err := d.Node(ctx, api.NodeRequest{Op: "add", Pool: "web", Name: "bad", Address: addr})
+		if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "address") {
+			t.Errorf("node add %q: %v, want a bad request naming the address", addr, err)
+		}
+	}
+	if after := serverConfig(t, rt, "web"); after != before {
+		t.Errorf("HAProxy servers changed by refused adds:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
 	if _, err := d.Node(ctx, api.NodeRequest{Op: "add", Pool: "web", Name: "s3", Address: a3}); err != nil {
 		t.Fatalf("node add s3 (3rd of max 3): %v", err)
 	}

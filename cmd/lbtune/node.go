@@ -40,6 +40,9 @@ func nodeRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return fmt.Errorf("%w: want add POOL HOST:PORT, rm POOL NAME or launch POOL", errUsage)
 	}
+	if err := req.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
 	out, err := c.postJSON(ctx, "/v1/nodes", req)
 	if err != nil {
 		return err
