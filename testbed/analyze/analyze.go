@@ -113,8 +113,15 @@ func (f *folder) report(format string, lines, skipped int) Report {
 	return r
 }
 
+// ErrNoRequests is returned by Analyze and AnalyzeHAProxy for input with
+// no usable line (no request record, every line skipped): there is nothing
+// to report on, and a wrong file must not pass for an empty run.
+var ErrNoRequests = errors.New("no usable line")
+
 // Analyze reads a loadgen record file (CSV or JSONL) or an HAProxy HTTP log,
-// detected from its first line, and returns its Report.
+// detected from its first line, and returns its Report. Input without one
+// request is an error wrapping ErrNoRequests that says how many lines were
+// read and skipped (the Report is returned with it).
 func Analyze(r io.Reader) (Report, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(64)
@@ -123,6 +130,17 @@ func Analyze(r io.Reader) (Report, error) {
 		return analyzeLoadgen(br)
 	}
 	return AnalyzeHAProxy(br)
+}
+
+// noRequests is the error of a report without requests, else nil.
+func noRequests(r Report) error {
+	if r.Total.Requests > 0 {
+		return nil
+	}
+	if r.Format == FormatLoadgen {
+		return fmt.Errorf("%w: no lbtune load record (a header at most)", ErrNoRequests)
+	}
+	return fmt.Errorf("%w: %d lines read, %d skipped (no HAProxy HTTP log request line; lbtune load records are CSV with a time,target,... header, or JSONL)", ErrNoRequests, r.Lines, r.Skipped)
 }
 
 func analyzeLoadgen(r io.Reader) (Report, error) {
@@ -140,12 +158,14 @@ func analyzeLoadgen(r io.Reader) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("loadgen records: %w", err)
 	}
-	return f.report(FormatLoadgen, n, 0), nil
+	rep := f.report(FormatLoadgen, n, 0)
+	return rep, noRequests(rep)
 }
 
 // AnalyzeHAProxy reads an HAProxy HTTP log. Lines that are not request logs,
 // and requests HAProxy answered itself (<STATS>), are counted as skipped; a
-// malformed request line is an error naming it.
+// malformed request line is an error naming it, and a log with no request
+// an error wrapping ErrNoRequests.
 func AnalyzeHAProxy(r io.Reader) (Report, error) {
 	f := newFolder()
 	sc := bufio.NewScanner(r)
@@ -171,5 +191,6 @@ func AnalyzeHAProxy(r io.Reader) (Report, error) {
 	if err := sc.Err(); err != nil {
 		return Report{}, fmt.Errorf("read haproxy log: %w", err)
 	}
-	return f.report(FormatHAProxy, lines, skipped), nil
+	rep := f.report(FormatHAProxy, lines, skipped)
+	return rep, noRequests(rep)
 }

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -127,5 +128,33 @@ func TestAnalyzeMalformed(t *testing.T) {
 	}
 	if _, err := Analyze(strings.NewReader("time,target,status,latency_ms,bytes,error\nnot-a-time,x,200,1,1,\n")); err == nil {
 		t.Fatal("malformed loadgen CSV accepted")
+	}
+}
+
+// TestAnalyzeNoUsableLine: input with no request is an error saying how
+// many lines were read and skipped, not an empty report.
+func TestAnalyzeNoUsableLine(t *testing.T) {
+	stats := `127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe_main fe_main/<STATS> 0/-1/-1/-1/0 200 100 - - LR-- 1/1/0/0/0 0/0 "GET /stats HTTP/1.1"`
+	tests := []struct {
+		name, in, want string
+	}{
+		{"bad csv", "a,b,c\n1,2,3\n4,5,6\nx,y,z\n", "4 lines read, 4 skipped"},
+		{"empty", "", "0 lines read, 0 skipped"},
+		{"blank lines", "\n\n\n", "3 lines read, 3 skipped"},
+		{"haproxy notices only", "Proxy fe_main started.\nServer app/s1 is DOWN\n", "2 lines read, 2 skipped"},
+		{"stats page hits only", stats + "\n" + stats + "\n", "2 lines read, 2 skipped"},
+		{"loadgen header only", "time,target,status,latency_ms,bytes,error\n", "no lbtune load record"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Analyze(strings.NewReader(tc.in))
+			if !errors.Is(err, ErrNoRequests) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v (report %d lines, %d skipped), want ErrNoRequests saying %q", err, r.Lines, r.Skipped, tc.want)
+			}
+		})
+	}
+	// One usable line is enough.
+	if _, err := Analyze(strings.NewReader("junk\n" + `127.0.0.1:56822 [28/Nov/2026:09:01:35.757] fe_main app/s1 0/0/0/7/7 200 175 - - ---- 8/8/7/4/0 0/0 "GET /products HTTP/1.1"` + "\n")); err != nil {
+		t.Errorf("a log with one request: %v", err)
 	}
 }
