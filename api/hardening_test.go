@@ -478,6 +478,7 @@ func TestNodeRequestValidate(t *testing.T) {
 		{NodeRequest{Op: "reboot", Pool: "web"}, "want add, rm or launch"},
 		{NodeRequest{Op: "launch"}, "pool is required"},
 		{NodeRequest{Op: "add", Pool: "web"}, "want HOST:PORT"},
+		{NodeRequest{Op: "rm", Pool: "web"}, "name is required"},
 	}
 	for _, tc := range tests {
 		err := tc.req.Validate()

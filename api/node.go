@@ -9,7 +9,7 @@ import (
 )
 
 // Validate checks a node request before it reaches the daemon: a known op,
-// a pool, and for add an address CheckAddress accepts. Its errors wrap
+// a pool, for add an address CheckAddress accepts, for rm a name. Its errors wrap
 // ErrBadRequest.
 func (r NodeRequest) Validate() error {
 	switch r.Op {
@@ -20,10 +20,13 @@ func (r NodeRequest) Validate() error {
 	if r.Pool == "" {
 		return fmt.Errorf("node %s: pool is required: %w", r.Op, ErrBadRequest)
 	}
-	if r.Op == "add" {
+	switch {
+	case r.Op == "add":
 		if err := CheckAddress(r.Address); err != nil {
 			return fmt.Errorf("node add to pool %s: %w", r.Pool, err)
 		}
+	case r.Op == "rm" && r.Name == "":
+		return fmt.Errorf("node rm from pool %s: name is required: %w", r.Pool, ErrBadRequest)
 	}
 	return nil
 }

@@ -309,7 +309,7 @@ func (d *Daemon) Node(ctx context.Context, req api.NodeRequest) (string, error) 
 		}
 		name := req.Name
 		if name == "" {
-			name = strings.NewReplacer(":", "_", ".", "_").Replace(req.Address)
+			name = strings.NewReplacer(":", "_", ".", "_", "[", "", "]", "").Replace(req.Address)
 		}
 		if err := a.AddServer(ctx, p.name, name, req.Address, max(1, p.template.MaxWeight/2)); err != nil {
 			return "", nodeErr(fmt.Sprintf("add %s to pool %s", name, p.name), err)
