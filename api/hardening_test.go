@@ -99,6 +99,8 @@ func TestParseSince(t *testing.T) {
 		{in: "0x10", wantErr: true},
 		{in: "99999999999", wantErr: true},
 		{in: ".", wantErr: true},
+		{in: "1000-01-01T00:00:00Z", wantErr: true},
+		{in: "3000-01-01T00:00:00Z", wantErr: true},
 		{in: "yesterday", wantErr: true},
 	}
 	for _, tc := range tests {

@@ -102,8 +102,8 @@ type server struct {
 
 // auth refuses a mutation without the bearer token with 401. The scheme
 // is matched case-insensitively (RFC 7235 section 2.1), the token in
-// constant time. Refusals are logged once per client and minute with a
-// count (refusals), so a scanner cannot flood the log.
+// constant time. Refusals are logged once per client and minute, with the
+// count of those not logged since, so a scanner cannot flood the log.
 func (s *server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r.Header.Get("Authorization")) {
@@ -205,7 +205,8 @@ const maxUnixSeconds = math.MaxInt64/1_000_000_000 - 1
 
 // ParseSince parses the since parameter of /v1/decisions and /v1/series,
 // in this order:
-//   - RFC 3339 (2026-11-28T09:00:00Z, fractional seconds allowed);
+//   - RFC 3339 (2026-11-28T09:00:00Z, fractional seconds allowed), within
+//     the years 1678..2262 the store can key;
 //   - Unix seconds, a non-negative decimal number (0 is 1970-01-01, 1.5
 //     is allowed);
 //   - a non-negative Go duration with a unit (30m, 1h30m): that long
@@ -215,6 +216,9 @@ const maxUnixSeconds = math.MaxInt64/1_000_000_000 - 1
 // Unix epoch (everything), not "now".
 func ParseSince(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		if t.Before(time.Unix(0, math.MinInt64)) || t.After(time.Unix(0, math.MaxInt64)) {
+			return time.Time{}, fmt.Errorf("since %q: want a time between 1678 and 2262", v)
+		}
 		return t, nil
 	}
 	if f, err := strconv.ParseFloat(v, 64); err == nil && isDecimal(v) {
