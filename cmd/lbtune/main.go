@@ -55,12 +55,20 @@ func main() {
 
 // runMain dispatches args to a subcommand and returns the exit code.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		// No command is a usage error: the list goes to stderr, exit 2.
+		usage(stderr)
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				_ = c.run(ctx, []string{"-h"}, stdout, stderr)
-				return 0
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "lbtune: unknown command %q (run 'lbtune help')\n", args[1])
+				return 2
 			}
+			_ = c.run(ctx, []string{"-h"}, stdout, stderr)
+			return 0
 		}
 		usage(stdout)
 		return 0

@@ -132,8 +132,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 	start := time.Now()
 	var bar *progressbar.ProgressBar
 	if !quiet {
-		bar = progressbar.NewOptions(f.episodes+f.explore, progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("policy episodes"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+		bar = newProgress(stderr, int64(f.episodes+f.explore), "policy episodes", progressbar.OptionClearOnFinish())
 	}
 	res, err := eval.Fit(ctx, eval.FitConfig{
 		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,
