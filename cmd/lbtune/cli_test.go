@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbtune/lbtune/model"
 )
 
 // cliRun runs lbtune in-process and returns its exit code, stdout and stderr.
@@ -47,6 +50,15 @@ func TestCLIHelpAndExitCodes(t *testing.T) {
 		{"gmm bare", []string{"gmm"}, 2, nil, []string{"\n  fit ", "missing subcommand"}, true},
 		{"gmm unknown", []string{"gmm", "predict"}, 2, nil, []string{`unknown subcommand "predict"`}, true},
 		{"gmm fit without csv", []string{"gmm", "fit"}, 2, nil, []string{"--csv is required"}, true},
+		{"config --help", []string{"config", "--help"}, 0, []string{"\n  check ", "\n  example "}, nil, false},
+		{"help config", []string{"help", "config"}, 0, []string{"\n  check ", "\n  example "}, nil, false},
+		{"config bare", []string{"config"}, 2, nil, []string{"\n  check ", "missing subcommand"}, true},
+		{"policy -h", []string{"policy", "-h"}, 0, []string{"\n  train ", "\n  show "}, nil, false},
+		{"policy bare", []string{"policy"}, 2, nil, []string{"\n  train ", "missing subcommand"}, true},
+		{"testbed --help", []string{"testbed", "--help"}, 0,
+			[]string{"\n  up ", "\n  down ", "\n  status ", "\n  explore ", "\n  example "}, nil, false},
+		{"testbed bare", []string{"testbed"}, 2, nil, []string{"\n  up "}, true},
+		{"config example still runs", []string{"config", "example"}, 0, []string{"pools:"}, nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,3 +167,46 @@ func TestGMMFitComponents(t *testing.T) {
 func fmtF(v float64) string { return strings.TrimRight(strings.TrimRight(fmtFloat(v), "0"), ".") }
 
 func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestHelpGolden compares the group commands' help and the gmm component
+// table with testdata/*.golden (go test -run TestHelpGolden -update
+// rewrites them).
+func TestHelpGolden(t *testing.T) {
+	g := &model.GMM{K: 2, D: 3, Weights: []float64{0.25, 0.75}, Means: []float64{120, 300.5, 0.01, 15, 80, 0}}
+	tests := []struct {
+		golden string
+		render func(w *bytes.Buffer)
+	}{
+		{"help-dataset.golden", func(w *bytes.Buffer) { _ = datasetRun(context.Background(), []string{"--help"}, w, w) }},
+		{"help-gmm.golden", func(w *bytes.Buffer) { _ = gmmRun(context.Background(), []string{"--help"}, w, w) }},
+		{"help-config.golden", func(w *bytes.Buffer) { groupUsage(w, commands["config"]) }},
+		{"gmm-components.golden", func(w *bytes.Buffer) {
+			names := []string{"rate_rps", "p95_ms"} // shorter than D: the third column is col3
+			gmmPrintComponents(w, gmmComponents(g, names), names)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.golden, func(t *testing.T) {
+			var b bytes.Buffer
+			tc.render(&b)
+			path := filepath.Join("testdata", tc.golden)
+			if *updateGolden {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if b.String() != string(want) {
+				t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", tc.golden, b.String(), want)
+			}
+		})
+	}
+}

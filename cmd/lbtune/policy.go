@@ -23,6 +23,10 @@ func init() {
 		name:    "policy",
 		summary: "train the agent's policy in the simulator (policy train) or explain a trained one (policy show)",
 		run:     policyRun,
+		subcommands: []subcommand{
+			{"train", "train the agent's policy in the simulator on rate traces: policy train --traces T.csv --out M.db"},
+			{"show", "explain a trained policy: load states and each one's preferred action: policy show [--model M.db] [--json]"},
+		},
 	})
 	trainSteps = append(trainSteps, trainStep{name: "policy", flags: policyTrainStepFlags, run: policyTrainStep})
 }
