@@ -114,7 +114,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch {
 		case len(args) == 1:
 			groupUsage(stderr, c)
-			fmt.Fprintf(stderr, "lbtune %s: missing subcommand\n", c.name)
+			fmt.Fprintf(stderr, "lbtune %s: %v: missing subcommand\n", c.name, errUsage)
 			return 2
 		case isHelpArg(args[1]):
 			groupUsage(stdout, c)
