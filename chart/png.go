@@ -69,6 +69,8 @@ type Chart struct {
 	Series []Series
 	// Phases are labelled vertical lines (X in the chart's time unit).
 	Phases []PhaseMark
+	// XMax is the time of the last point: every chart of a pool spans 0..XMax.
+	XMax float64
 }
 
 // PhaseMark is a phase start drawn on a chart.
@@ -193,6 +195,9 @@ func Charts(h History) []Chart {
 		}
 		out = append(out, c)
 	}
+	for i := range out {
+		out[i].XMax = last
+	}
 	return out
 }
 
@@ -278,6 +283,8 @@ func (c Chart) save(path string) error {
 			legend.Add(s.Name+" (no data)", &plotter.Line{LineStyle: draw.LineStyle{Color: palette[s.Colour%len(palette)], Width: vg.Points(1.5)}})
 		}
 	}
+	// Every chart of the pool spans the same time.
+	p.X.Min, p.X.Max = 0, max(p.X.Max, c.XMax)
 	// Headroom above the highest value for the phase labels.
 	p.Y.Max *= 1.08
 	if p.Y.Max <= p.Y.Min {

@@ -43,7 +43,11 @@ func TestCharts(t *testing.T) {
 			if len(cs) != len(tc.files) {
 				t.Fatalf("%d charts, want %d (%v)", len(cs), len(tc.files), tc.files)
 			}
+			last := tc.h.Points[len(tc.h.Points)-1].Time.Sub(tc.h.Points[0].Time).Seconds()
 			for i, c := range cs {
+				if c.XMax != last {
+					t.Errorf("chart %s spans 0..%v, want 0..%v", c.File, c.XMax, last)
+				}
 				if c.File != tc.files[i] {
 					t.Errorf("chart %d file %q, want %q", i, c.File, tc.files[i])
 				}
