@@ -134,3 +134,23 @@ func TestFileName(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFileName checks that any pool name (it comes from the balancer)
+// gives a non-empty file name of safe characters that does not start with
+// a dot.
+func FuzzFileName(f *testing.F) {
+	for _, s := range []string{"web", "::nogroups", "../../etc/passwd", "", "é", "a b/c", ".hidden"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pool string) {
+		got := FileName(pool)
+		if got == "" || got[0] == '.' || got[0] == '_' {
+			t.Fatalf("FileName(%q) = %q", pool, got)
+		}
+		for _, c := range got {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+				t.Fatalf("FileName(%q) = %q: unsafe %q", pool, got, c)
+			}
+		}
+	})
+}
