@@ -16,6 +16,10 @@ func init() {
 		name:    "config",
 		summary: "check an lbtune.yaml (config check FILE) or print an example (config example [--sim])",
 		run:     configRun,
+		subcommands: []subcommand{
+			{"check", "validate an lbtune.yaml, every problem with its line: config check FILE"},
+			{"example", "print a commented example configuration: config example [--sim] [--haproxy-socket PATH]"},
+		},
 	})
 }
 

@@ -36,11 +36,19 @@ func datasetRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if len(args) == 0 {
 			w = stderr // a usage error
 		}
-		fmt.Fprintln(w, `Usage:
-  lbtune dataset info FILE_OR_DB [--json] [--check]
-  lbtune dataset export --db F --out X.jsonl.gz [--source S] [--from T] [--to T] [--description TEXT]
-  lbtune dataset import --db F X.jsonl.gz [Y.jsonl ...]
-  lbtune dataset prune --db F --older-than D`)
+		fmt.Fprintln(w, `Usage: lbtune dataset <subcommand> [flags]
+
+Subcommands:
+  info     summarize a store or dataset file: sources, pools, time span, snapshots, records
+           lbtune dataset info FILE_OR_DB [--json] [--check]
+  export   write a store's snapshots and events to a portable dataset file (.jsonl or .jsonl.gz)
+           lbtune dataset export --db F --out X.jsonl.gz [--source S] [--from T] [--to T] [--description TEXT]
+  import   append dataset files to a store (a file imported twice is stored once)
+           lbtune dataset import --db F X.jsonl.gz [Y.jsonl ...]
+  prune    delete a store's snapshots older than a duration
+           lbtune dataset prune --db F --older-than D
+
+Run 'lbtune dataset <subcommand> -h' for its flags.`)
 		if len(args) == 0 {
 			return fmt.Errorf("%w: missing subcommand", errUsage)
 		}

@@ -42,7 +42,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	from := fs.String("from", "", "evaluate from this offset of the trace (e.g. 72h, 3d)")
 	to := fs.String("to", "", "evaluate up to this offset of the trace (e.g. 96h, 4d)")
 	interval := fs.Duration("interval", 0, "decision interval (default 30s, or the config's)")
-	progress := fs.Bool("progress", true, "draw a progress bar on stderr for long runs")
+	progress := fs.Bool("progress", true, "draw a progress bar on stderr for long runs (only when stderr is a terminal)")
 	decisionsDir := fs.String("decisions", "", "write every decision of each policy to DIR/POLICY.jsonl (created)")
 	fs.StringVar(&policyModelPath, "model", "", "agent: store with the trained model and policy (default "+eval.DefaultModelPath+")")
 	if err := parseFlags(fs, args); err != nil {
@@ -98,10 +98,8 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var bar *progressbar.ProgressBar
 	total := time.Duration(len(specs)) * tr.Duration()
 	if *progress && total >= evalProgressMin {
-		bar = progressbar.NewOptions64(int64(total/time.Hour),
-			progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("simulated hours"),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowCount(),
-			progressbar.OptionClearOnFinish())
+		bar = newProgress(stderr, int64(total/time.Hour), "simulated hours",
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
 	var mu sync.Mutex
 	var done time.Duration

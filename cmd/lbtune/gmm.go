@@ -1,12 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/lbtune/lbtune/model"
 )
@@ -19,13 +26,27 @@ func init() {
 	})
 }
 
+// gmmUsage is the help of `lbtune gmm`: its subcommands, one line each.
+const gmmUsage = `Usage: lbtune gmm <subcommand> [flags]
+
+Subcommands:
+  fit   fit a Gaussian Mixture Model to a numeric CSV (header row = feature names),
+        choose k by the lowest BIC, print each component's weight and means:
+        lbtune gmm fit --csv FILE [--k K | --kmin A --kmax B] [--cov full|diag] [--seed N] [--json]
+
+Run 'lbtune gmm fit -h' for its flags.`
+
 func gmmRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "fit" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(stderr, "Usage: lbtune gmm fit --csv FILE [--k K | --kmin A --kmax B] [--cov full|diag] [--seed N] [--json]")
-			return nil
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprintln(stdout, gmmUsage)
+			return flag.ErrHelp
 		}
-		return fmt.Errorf("%w: want 'lbtune gmm fit --csv FILE ...'", errUsage)
+		fmt.Fprintln(stderr, gmmUsage)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: missing subcommand", errUsage)
+		}
+		return fmt.Errorf("%w: unknown subcommand %q (fit)", errUsage, args[0])
 	}
 	fs := newFlagSet("gmm fit", stderr)
 	csvPath := fs.String("csv", "", "numeric CSV file with a header row, one sample per row (required)")
@@ -61,9 +82,17 @@ func gmmRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	names, err := csvHeader(*csvPath)
+	if err != nil {
+		return err
+	}
+	comps := gmmComponents(sel.Best.GMM, names)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
-		return enc.Encode(res)
+		return enc.Encode(struct {
+			model.CSVFit
+			Components []gmmComponent `json:"components"`
+		}{res, comps})
 	}
 	fmt.Fprintf(stdout, "samples %d, dims %d, covariance %s\n", res.Samples, res.Dims, ct)
 	for _, kk := range slices.Sorted(maps.Keys(sel.Fits)) {
@@ -76,5 +105,84 @@ func gmmRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "chosen k %d: log-likelihood/sample %.5f, BIC %.2f, %d iterations (converged %v), fit time %.3fs\n",
 		sel.K, res.LogLikelihood, res.BIC, res.Iterations, res.Converged, res.Seconds)
+	gmmPrintComponents(stdout, comps, names)
 	return nil
+}
+
+// gmmComponent is one fitted component: its mixture weight and its mean
+// by column name (in the CSV's units).
+type gmmComponent struct {
+	Index  int                `json:"index"`
+	Weight float64            `json:"weight"`
+	Means  map[string]float64 `json:"means"`
+	means  []float64
+}
+
+// gmmComponents lists g's components, largest weight first.
+func gmmComponents(g *model.GMM, names []string) []gmmComponent {
+	if g == nil {
+		return nil
+	}
+	out := make([]gmmComponent, 0, g.K)
+	for k := 0; k < g.K; k++ {
+		c := gmmComponent{Index: k, Weight: g.Weights[k], Means: map[string]float64{}, means: g.Means[k*g.D : (k+1)*g.D]}
+		for j, v := range c.means {
+			c.Means[columnName(names, j)] = v
+		}
+		out = append(out, c)
+	}
+	slices.SortStableFunc(out, func(a, b gmmComponent) int { return cmp.Compare(b.Weight, a.Weight) })
+	return out
+}
+
+// columnName is the CSV header's name of column j, or "colJ" when the
+// header is shorter.
+func columnName(names []string, j int) string {
+	if j < len(names) && names[j] != "" {
+		return names[j]
+	}
+	return fmt.Sprintf("col%d", j+1)
+}
+
+// gmmPrintComponents prints one row per component: index, weight and the
+// mean of every column, headed by the CSV's column names (and so units,
+// when the header carries them, e.g. rate_rps).
+func gmmPrintComponents(w io.Writer, comps []gmmComponent, names []string) {
+	if len(comps) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\ncomponents (largest weight first; means in the CSV's units):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "component\tweight\t")
+	for j := range comps[0].means {
+		fmt.Fprintf(tw, "%s\t", columnName(names, j))
+	}
+	fmt.Fprintln(tw)
+	for _, c := range comps {
+		fmt.Fprintf(tw, "%d\t%.3f\t", c.Index, c.Weight)
+		for _, v := range c.means {
+			fmt.Fprintf(tw, "%s\t", strconv.FormatFloat(v, 'g', 5, 64))
+		}
+		fmt.Fprintln(tw)
+	}
+	_ = tw.Flush()
+}
+
+// csvHeader reads the header row (the column names) of a CSV file.
+func csvHeader(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	names, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read %s header: %w", path, err)
+	}
+	for i := range names {
+		names[i] = strings.TrimSpace(names[i])
+	}
+	return names, nil
 }

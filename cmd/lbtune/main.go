@@ -31,6 +31,34 @@ type command struct {
 	// to stdout/stderr; a returned error is printed as one line and the
 	// process exits 1. Return errUsage (wrapped or not) for flag errors.
 	run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// subcommands, when set, make the command a group: `lbtune NAME`,
+	// `lbtune NAME -h` and `lbtune help NAME` list them (main handles
+	// these before run).
+	subcommands []subcommand
+}
+
+// subcommand is one entry of a group command's help.
+type subcommand struct {
+	// name is the word after the command (e.g. "check").
+	name string
+	// summary says what it does, on one line.
+	summary string
+}
+
+// isHelpArg reports whether a is -h, --help or help.
+func isHelpArg(a string) bool { return a == "-h" || a == "--help" || a == "help" }
+
+// groupUsage lists a group command's subcommands, one line each.
+func groupUsage(w io.Writer, c *command) {
+	fmt.Fprintf(w, "Usage: lbtune %s <subcommand> [flags]\n\nSubcommands:\n", c.name)
+	width := 0
+	for _, s := range c.subcommands {
+		width = max(width, len(s.name))
+	}
+	for _, s := range c.subcommands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, s.name, s.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'lbtune %s <subcommand> -h' for its flags.\n", c.name)
 }
 
 // errUsage marks a command-line mistake; main exits 2 on it.
@@ -55,12 +83,24 @@ func main() {
 
 // runMain dispatches args to a subcommand and returns the exit code.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		// No command is a usage error: the list goes to stderr, exit 2.
+		usage(stderr)
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				_ = c.run(ctx, []string{"-h"}, stdout, stderr)
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "lbtune: unknown command %q (run 'lbtune help')\n", args[1])
+				return 2
+			}
+			if c.subcommands != nil {
+				groupUsage(stdout, c)
 				return 0
 			}
+			_ = c.run(ctx, []string{"-h"}, stdout, stderr)
+			return 0
 		}
 		usage(stdout)
 		return 0
@@ -69,6 +109,17 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		fmt.Fprintf(stderr, "lbtune: unknown command %q (run 'lbtune help')\n", args[0])
 		return 2
+	}
+	if c.subcommands != nil {
+		switch {
+		case len(args) == 1:
+			groupUsage(stderr, c)
+			fmt.Fprintf(stderr, "lbtune %s: %v: missing subcommand\n", c.name, errUsage)
+			return 2
+		case isHelpArg(args[1]):
+			groupUsage(stdout, c)
+			return 0
+		}
 	}
 	if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -23,6 +23,10 @@ func init() {
 		name:    "policy",
 		summary: "train the agent's policy in the simulator (policy train) or explain a trained one (policy show)",
 		run:     policyRun,
+		subcommands: []subcommand{
+			{"train", "train the agent's policy in the simulator on rate traces: policy train --traces T.csv --out M.db"},
+			{"show", "explain a trained policy: load states and each one's preferred action: policy show [--model M.db] [--json]"},
+		},
 	})
 	trainSteps = append(trainSteps, trainStep{name: "policy", flags: policyTrainStepFlags, run: policyTrainStep})
 }
@@ -132,8 +136,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 	start := time.Now()
 	var bar *progressbar.ProgressBar
 	if !quiet {
-		bar = progressbar.NewOptions(f.episodes+f.explore, progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("policy episodes"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+		bar = newProgress(stderr, int64(f.episodes+f.explore), "policy episodes", progressbar.OptionClearOnFinish())
 	}
 	res, err := eval.Fit(ctx, eval.FitConfig{
 		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,

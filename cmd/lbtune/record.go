@@ -136,7 +136,7 @@ func recordRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // recordProgress rewrites one status line on stderr until stop closes.
 func recordProgress(w io.Writer, loop *collector.Loop, stop <-chan struct{}) {
-	tty := recordIsTerminal(w)
+	tty := isTerminal(w)
 	t := time.NewTicker(recordProgressEvery)
 	defer t.Stop()
 	var last string
@@ -174,13 +174,4 @@ func recordLastError(st collector.LoopStats) string {
 		msg = msg[:120] + "..."
 	}
 	return ", last: " + msg
-}
-
-func recordIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -17,6 +17,13 @@ func init() {
 		name:    "testbed",
 		summary: "start/stop a local HAProxy + NGINX cluster of job backends (up|down|status|explore|example)",
 		run:     testbedRun,
+		subcommands: []subcommand{
+			{"up", "start HAProxy, NGINX and the job backends (state in --dir)"},
+			{"down", "stop everything a testbed started"},
+			{"status", "print the testbed's addresses and sources (--get KEY for one value)"},
+			{"explore", "change a running testbed's weights at random, logging each change as a dataset event"},
+			{"example", "print the default testbed YAML"},
+		},
 	})
 }
 

@@ -185,12 +185,9 @@ func trainConfig(o trainOptions, in *model.Input) model.TrainConfig {
 func trainModel(ctx context.Context, o trainOptions, in *model.Input, stderr io.Writer) (*model.Model, error) {
 	var bar *progressbar.ProgressBar
 	if !o.quiet {
-		bar = progressbar.NewOptions(o.kmax-o.kmin+1,
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription(fmt.Sprintf("fitting k=%d..%d on %d samples", o.kmin, o.kmax, len(in.Samples))),
-			progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond),
-		)
+		bar = newProgress(stderr, int64(o.kmax-o.kmin+1),
+			fmt.Sprintf("fitting k=%d..%d on %d samples", o.kmin, o.kmax, len(in.Samples)),
+			progressbar.OptionThrottle(100*time.Millisecond))
 	}
 	cfg := trainConfig(o, in)
 	cfg.Progress = func(int) {
