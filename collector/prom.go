@@ -254,7 +254,7 @@ func (s *PromSource) Scrape(ctx context.Context) (Snapshot, error) {
 func (s *PromSource) instant(ctx context.Context, q string, at time.Time) (model.Vector, error) {
 	v, _, err := s.api.Query(ctx, q, at)
 	if err != nil {
-		return nil, fmt.Errorf("scrape %s: query prometheus: %w", s.uri, ctxCause(ctx, err))
+		return nil, fmt.Errorf("scrape %s: query prometheus: %w", s.uri, ctxCause(ctx, promError{err}))
 	}
 	vec, ok := v.(model.Vector)
 	if !ok {
@@ -262,6 +262,21 @@ func (s *PromSource) instant(ctx context.Context, q string, at time.Time) (model
 	}
 	return vec, nil
 }
+
+// promError is an error of the Prometheus client printed on one line:
+// client_golang quotes the answer's bytes in decoding errors, which may
+// hold newlines and control characters.
+type promError struct{ err error }
+
+func (e promError) Error() string {
+	msg := strings.Join(strings.FieldsFunc(e.err.Error(), func(r rune) bool { return r < ' ' || r == 0x7f || r == ' ' }), " ")
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return msg
+}
+
+func (e promError) Unwrap() error { return e.err }
 
 // advance checks snap against the previous snapshot (later, no counter
 // went backwards) and makes it the previous one. A counter reset makes snap
@@ -535,7 +550,7 @@ func (s *PromSource) Backfill(ctx context.Context, from, to time.Time, step time
 		for i, q := range []string{s.Query(), newestQ, oldestQ} {
 			v, _, err := s.api.QueryRange(ctx, q, r)
 			if err != nil {
-				return st, fmt.Errorf("backfill %s: query_range [%s, %s]: %w", s.uri, start.Format(time.RFC3339), end.Format(time.RFC3339), ctxCause(ctx, err))
+				return st, fmt.Errorf("backfill %s: query_range [%s, %s]: %w", s.uri, start.Format(time.RFC3339), end.Format(time.RFC3339), ctxCause(ctx, promError{err}))
 			}
 			m, ok := v.(model.Matrix)
 			if !ok {

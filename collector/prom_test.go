@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // This file tests the prom+http source against a real Prometheus (Debian
@@ -486,4 +489,125 @@ func TestOpenProm(t *testing.T) {
 			t.Errorf("Open(%q).Query() = %s, want suffix %s", tc.uri, s.(*PromSource).Query(), tc.query)
 		}
 	}
+}
+
+// vtsExporter serves nginx-module-vts's Prometheus format for one upstream
+// "back" with two peers whose counters grow by 10 requests per GET.
+type vtsExporter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (v *vtsExporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	v.mu.Lock()
+	v.n++
+	n := v.n * 10
+	v.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprint(w, "# HELP nginx_vts_upstream_requests_total The upstream requests counter\n# TYPE nginx_vts_upstream_requests_total counter\n")
+	for i, peer := range []string{"127.0.0.1:8081", "127.0.0.1:8082"} {
+		k := n * (i + 1)
+		for c, code := range []string{"1xx", "2xx", "3xx", "4xx", "5xx"} {
+			val := 0
+			switch c {
+			case 1:
+				val = k - k/10
+			case 4:
+				val = k / 10
+			}
+			fmt.Fprintf(w, "nginx_vts_upstream_requests_total{upstream=\"back\",backend=%q,code=%q} %d\n", peer, code, val)
+		}
+		fmt.Fprintf(w, "nginx_vts_upstream_requests_total{upstream=\"back\",backend=%q,code=\"total\"} %d\n", peer, k)
+		fmt.Fprintf(w, "nginx_vts_upstream_bytes_total{upstream=\"back\",backend=%q,direction=\"in\"} %d\n", peer, 100*k)
+		fmt.Fprintf(w, "nginx_vts_upstream_bytes_total{upstream=\"back\",backend=%q,direction=\"out\"} %d\n", peer, 1000*k)
+		fmt.Fprintf(w, "nginx_vts_upstream_request_seconds_total{upstream=\"back\",backend=%q} %.3f\n", peer, 0.025*float64(k))
+		fmt.Fprintf(w, "nginx_vts_upstream_request_seconds{upstream=\"back\",backend=%q} %.3f\n", peer, 0.025)
+	}
+}
+
+// TestPromVTS reads nginx-module-vts's Prometheus format through a real
+// Prometheus: per peer, the counters are the exposition's (requests the
+// sum of the classes, not code="total"), the latency sum and average are in
+// ms, and the interval mean latency from two snapshots is exact.
+func TestPromVTS(t *testing.T) {
+	needPrometheus(t)
+	exp := httptest.NewServer(&vtsExporter{})
+	defer exp.Close()
+	prom := startPrometheus(t, "nginx", strings.TrimPrefix(exp.URL, "http://"))
+	src, err := Open("prom+" + prom + "?job=nginx&upstream=back&stale=5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := src.(*PromSource)
+	a := waitPromScrape(t, ps, time.Time{})
+	b := waitPromScrape(t, ps, a.Time)
+	for _, snap := range []Snapshot{a, b} {
+		p := snap.Pool("back")
+		if p == nil || len(p.Servers) != 2 {
+			t.Fatalf("pools %+v, want back with 2 peers", snap.Pools)
+		}
+		s1, s2 := p.Servers[0], p.Servers[1]
+		k := s1.Counters.Requests
+		if k == 0 || k%10 != 0 || s2.Counters.Requests != 2*k {
+			t.Fatalf("requests %d and %d: want a multiple of 10 and twice it", k, s2.Counters.Requests)
+		}
+		want := Counters{Requests: k, BytesIn: 100 * k, BytesOut: 1000 * k, Responses: [5]uint64{0, k - k/10, 0, 0, k / 10}, LatencySumMs: 25 * k}
+		if s1.Counters != want || s1.Name != "127.0.0.1:8081" || s1.Address != s1.Name || s1.State != StateUp || s1.Gauges.AvgResponseMs != 25 {
+			t.Errorf("peer %+v, want counters %+v, up, 25 ms", s1, want)
+		}
+	}
+	r, err := Rate(&a, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Pool("back").Servers[0].MeanLatencyMs; math.Abs(got-25) > 1e-9 {
+		t.Errorf("interval mean latency %v ms, want 25", got)
+	}
+}
+
+// FuzzPromAnswer feeds arbitrary vectors (the "result" of Prometheus'
+// answer to the series query, decoded with common/model as client_golang
+// does) to the conversion into a Snapshot: it must not panic, and a
+// snapshot it returns is valid and has one state per server.
+func FuzzPromAnswer(f *testing.F) {
+	now := time.Now()
+	render := func(values []fakeSeries) string {
+		parts := make([]string, len(values))
+		for i, s := range values {
+			parts[i] = fmt.Sprintf(`{"metric":{%s},"value":[%d,"%g"]}`, s.labels, now.Unix(), s.value)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	f.Add(render(haproxyServerSeries(5)), false)
+	f.Add(render(haproxyServerSeries(1e20)), false)
+	f.Add(render(append(haproxyServerSeries(5), fakeSeries{`"__name__":"haproxy_backend_current_queue","proxy":"app"`, 2})), false)
+	f.Add(render(nil), false)
+	f.Add(`[{"metric":{"__name__":"haproxy_server_weight","proxy":"a","server":"b"},"value":[1,"-Inf"]}]`, false)
+	f.Add(`[{"metric":{"__name__":"nginx_vts_upstream_requests_total","upstream":"u","backend":"b","code":"2xx"},"value":[1,"7"]},`+
+		`{"metric":{"__name__":"nginx_vts_upstream_bytes_total","upstream":"u","backend":"b","direction":"in"},"value":[1,"70"]}]`, true)
+	f.Fuzz(func(t *testing.T, answer string, vts bool) {
+		var vec model.Vector
+		if err := json.Unmarshal([]byte(answer), &vec); err != nil {
+			return
+		}
+		uri := "prom+http://127.0.0.1:9?job=haproxy"
+		if vts {
+			uri = "prom+http://127.0.0.1:9?job=nginx&exporter=vts"
+		}
+		src, err := OpenProm(uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples := make([]promSample, len(vec))
+		for i, s := range vec {
+			samples[i] = promSample{m: s.Metric, v: float64(s.Value)}
+		}
+		snap, err := src.build(now, samples)
+		if err != nil {
+			return
+		}
+		if err := snap.Validate(); err != nil {
+			t.Fatalf("build returned an invalid snapshot: %v", err)
+		}
+	})
 }
