@@ -516,8 +516,9 @@ type BackfillStats struct {
 // (query_range, in chunks of at most 1000 steps; each chunk appended in one
 // call). A snapshot's Time is the newest sample's timestamp at that step, so
 // steps that see the same scrape are stored once. Steps with no sample, with
-// stale samples, a counter reset or incomplete series are skipped, counted,
-// and logged (the first of each kind, and every reset). It fails with
+// stale samples, a counter reset or incomplete series are skipped and
+// counted; the first stale and the first incomplete step and every reset
+// are logged. It fails with
 // ErrEmptyResult when the whole range holds no sample, and on the first
 // query or append error (snapshots of earlier chunks stay stored).
 func (s *PromSource) Backfill(ctx context.Context, from, to time.Time, step time.Duration, app Appender, logger *slog.Logger) (BackfillStats, error) {
@@ -527,6 +528,12 @@ func (s *PromSource) Backfill(ctx context.Context, from, to time.Time, step time
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	// Prometheus evaluates at whole milliseconds: align the steps so that
+	// the answer's timestamps are the ones looked up below.
+	from, to, step = from.Truncate(time.Millisecond), to.Truncate(time.Millisecond), step.Truncate(time.Millisecond)
+	if step <= 0 {
+		return st, fmt.Errorf("backfill %s: step %s is shorter than Prometheus' 1 ms resolution", s.uri, step)
 	}
 	logged := map[string]bool{}
 	skip := func(kind string, counter *int, err error) {
@@ -582,7 +589,7 @@ func (s *PromSource) Backfill(ctx context.Context, from, to time.Time, step time
 			nv, ok1 := newest[mt]
 			ov, ok2 := oldest[mt]
 			if len(samples) == 0 || !ok1 || !ok2 {
-				skip("empty", &st.Empty, fmt.Errorf("%w at %s", ErrEmptyResult, t.UTC().Format(time.RFC3339)))
+				st.Empty++ // a gap in the history: counted, not logged
 				continue
 			}
 			if age := t.Sub(promSeconds(ov)); age > s.stale {
