@@ -498,6 +498,13 @@ type vtsExporter struct {
 	n  int
 }
 
+// restart sets the counters back to zero, as an NGINX restart does.
+func (v *vtsExporter) restart() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.n = 0
+}
+
 func (v *vtsExporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v.mu.Lock()
 	v.n++
@@ -531,7 +538,8 @@ func (v *vtsExporter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ms, and the interval mean latency from two snapshots is exact.
 func TestPromVTS(t *testing.T) {
 	needPrometheus(t)
-	exp := httptest.NewServer(&vtsExporter{})
+	vts := &vtsExporter{}
+	exp := httptest.NewServer(vts)
 	defer exp.Close()
 	prom := startPrometheus(t, "nginx", strings.TrimPrefix(exp.URL, "http://"))
 	src, err := Open("prom+" + prom + "?job=nginx&upstream=back&stale=5s")
@@ -562,6 +570,44 @@ func TestPromVTS(t *testing.T) {
 	}
 	if got := r.Pool("back").Servers[0].MeanLatencyMs; math.Abs(got-25) > 1e-9 {
 		t.Errorf("interval mean latency %v ms, want 25", got)
+	}
+
+	// The same real Prometheus, failing: no series for the selector, a
+	// limit on age no sample meets, and a restart of the exporter.
+	for _, tc := range []struct {
+		uri  string
+		want error
+		line string
+	}{
+		{"?job=nope&exporter=vts", ErrEmptyResult, `no series for the selector: nginx_vts_upstream_*{job="nope"}`},
+		{"?job=nginx&upstream=other", ErrEmptyResult, `nginx_vts_upstream_*{job="nginx",upstream=~"other"}`},
+		{"?job=nginx&upstream=back&stale=1ms", ErrStale, "more than stale=1ms"},
+	} {
+		bad, err := OpenProm("prom+" + prom + tc.uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = bad.Scrape(context.Background())
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.line) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want one line with %v and %q", tc.uri, err, tc.want, tc.line)
+		}
+	}
+	vts.restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := ps.Scrape(context.Background())
+		if errors.Is(err, ErrCounterReset) {
+			t.Logf("%v", err)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no counter reset reported within 10 s of the exporter's restart; last: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	after := waitPromScrape(t, ps, time.Time{})
+	if got := after.Pool("back").Servers[0].Counters.Requests; got > 30 {
+		t.Errorf("after the reset, requests %d: want the restarted exporter's (<= 30)", got)
 	}
 }
 
