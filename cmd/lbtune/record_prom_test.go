@@ -20,7 +20,8 @@ const prometheusBin = "/usr/bin/prometheus"
 // TestRecordBackfill runs `lbtune record --from --to` against a real
 // Prometheus (Debian prometheus 2.42) that scrapes an nginx-module-vts
 // Prometheus exposition every second, then reads the dataset back with
-// `lbtune dataset info --json`; and checks the backfill's failures: an
+// `lbtune dataset info --json`; records the same source live for 3.5 s;
+// and checks the backfill's failures: an
 // empty window, a dead Prometheus, and the flags' usage errors, each one
 // line and no dataset left behind.
 func TestRecordBackfill(t *testing.T) {
@@ -91,6 +92,17 @@ func TestRecordBackfill(t *testing.T) {
 		if i > 0 && (c.Requests <= snaps[i-1].Pools[0].Servers[0].Counters.Requests || !s.Time.After(snaps[i-1].Time)) {
 			t.Errorf("snapshot %d does not follow %d: %+v then %+v", i, i-1, snaps[i-1], s)
 		}
+	}
+
+	// Live: record --duration reads the same Prometheus with instant
+	// queries, one snapshot per new scrape.
+	live := filepath.Join(t.TempDir(), "live.db")
+	code, out, errOut = recordExec(t, bin, "record", "--source", source, "--interval", "1s", "--duration", "3500ms", "--db", live)
+	if code != 0 {
+		t.Fatalf("live record exit %d, stderr %q", code, errOut)
+	}
+	if got := len(recordStored(t, live)); got < 2 || !strings.Contains(out, fmt.Sprintf("recorded %d snapshots", got)) {
+		t.Errorf("live record stored %d snapshots, stdout %q, stderr %q", got, out, errOut)
 	}
 
 	dead := "prom+http://" + recordFreeAddr(t) + "?job=nginx"
