@@ -520,7 +520,8 @@ type BackfillStats struct {
 // counted; the first stale and the first incomplete step and every reset
 // are logged. It fails with
 // ErrEmptyResult when the whole range holds no sample, and on the first
-// query or append error (snapshots of earlier chunks stay stored).
+// query or append error (snapshots of earlier chunks stay stored), or
+// when no step gave a snapshot to store.
 func (s *PromSource) Backfill(ctx context.Context, from, to time.Time, step time.Duration, app Appender, logger *slog.Logger) (BackfillStats, error) {
 	var st BackfillStats
 	if step <= 0 || !to.After(from) {
@@ -626,8 +627,12 @@ func (s *PromSource) Backfill(ctx context.Context, from, to time.Time, step time
 			return st, fmt.Errorf("backfill %s: %w", s.uri, err)
 		}
 	}
-	if st.Appended == 0 && st.Empty == st.Steps {
+	switch {
+	case st.Appended == 0 && st.Empty == st.Steps:
 		return st, fmt.Errorf("backfill %s: %w: %s from %s to %s", s.uri, ErrEmptyResult, s.describe(), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	case st.Appended == 0:
+		return st, fmt.Errorf("backfill %s: no snapshot stored from %d steps (%d empty, %d stale, %d counter resets, %d incomplete)",
+			s.uri, st.Steps, st.Empty, st.Stale, st.Resets, st.Bad)
 	}
 	return st, nil
 }

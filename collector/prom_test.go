@@ -657,3 +657,127 @@ func FuzzPromAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestPromStates maps the exporter's haproxy_server_status state at 1 and
+// its check status, as HAProxy 2.6 exports them for a checked server.
+func TestPromStates(t *testing.T) {
+	src, err := OpenProm("prom+http://127.0.0.1:9?job=haproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		state, check string
+		want         State
+	}{
+		{"UP", "L7OK", StateUp}, {"DOWN", "L4CON", StateDown}, {"MAINT", "", StateMaint},
+		{"DRAIN", "L7OK", StateDrain}, {"NOLB", "L7OK", StateDrain},
+	} {
+		var samples []promSample
+		for _, s := range haproxyServerSeries(5) {
+			if strings.Contains(s.labels, `"haproxy_server_status"`) {
+				continue
+			}
+			var m model.Metric
+			if err := json.Unmarshal([]byte("{"+s.labels+"}"), &m); err != nil {
+				t.Fatal(err)
+			}
+			samples = append(samples, promSample{m: m, v: s.value})
+		}
+		for _, st := range []string{"UP", "DOWN", "MAINT", "DRAIN", "NOLB"} {
+			v := 0.0
+			if st == tc.state {
+				v = 1
+			}
+			samples = append(samples, promSample{m: model.Metric{"__name__": "haproxy_server_status", "proxy": "app", "server": "s1", "state": model.LabelValue(st)}, v: v})
+		}
+		if tc.check != "" {
+			samples = append(samples, promSample{m: model.Metric{"__name__": "haproxy_server_check_status", "proxy": "app", "server": "s1", "state": model.LabelValue(tc.check)}, v: 1},
+				promSample{m: model.Metric{"__name__": "haproxy_server_check_status", "proxy": "app", "server": "s1", "state": "L6OK"}, v: 0})
+		}
+		snap, err := src.build(time.Now(), samples)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.state, err)
+		}
+		sv := snap.Pool("app").Server("s1")
+		if sv.State != tc.want || sv.CheckStatus != tc.check || sv.Weight != 3 || sv.Gauges.AvgResponseMs != 4 {
+			t.Errorf("%s/%s: got state %s check %q weight %d latency %v", tc.state, tc.check, sv.State, sv.CheckStatus, sv.Weight, sv.Gauges.AvgResponseMs)
+		}
+	}
+}
+
+// TestPromBackfillSkips runs Backfill over a canned query_range history
+// of 8 steps: a gap, a stale step, a repeated scrape and a counter reset
+// are each skipped and counted; the other steps are stored in order.
+func TestPromBackfillSkips(t *testing.T) {
+	t0 := time.Now().Truncate(time.Second).Add(-time.Hour)
+	type step struct {
+		n              float64 // requests; 0: no data at this step
+		newest, oldest time.Duration
+	}
+	// Step i is evaluated at t0+i s; newest/oldest are the samples' age.
+	steps := []step{
+		{10, 0, 0}, {20, 0, 0}, {0, 0, 0}, {30, 0, 2 * time.Minute}, {40, 0, 0},
+		{40, time.Second, time.Second}, {3, 0, 0}, {13, 0, 0},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		q := r.Form.Get("query")
+		var result []string
+		point := func(i int, v string) string {
+			return fmt.Sprintf(`[%d,"%s"]`, t0.Add(time.Duration(i)*time.Second).Unix(), v)
+		}
+		switch {
+		case strings.HasPrefix(q, "max("), strings.HasPrefix(q, "min("):
+			var pts []string
+			for i, s := range steps {
+				if s.n == 0 {
+					continue
+				}
+				age := s.newest
+				if strings.HasPrefix(q, "min(") {
+					age = s.oldest
+				}
+				pts = append(pts, point(i, fmt.Sprintf("%.3f", float64(t0.Add(time.Duration(i)*time.Second-age).UnixMilli())/1000)))
+			}
+			result = append(result, `{"metric":{},"values":[`+strings.Join(pts, ",")+`]}`)
+		default:
+			for k, series := range haproxyServerSeries(1) {
+				var pts []string
+				for i, s := range steps {
+					if s.n == 0 {
+						continue
+					}
+					pts = append(pts, point(i, fmt.Sprintf("%g", haproxyServerSeries(s.n)[k].value)))
+				}
+				result = append(result, `{"metric":{`+series.labels+`},"values":[`+strings.Join(pts, ",")+`]}`)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"matrix","result":[%s]}}`, strings.Join(result, ","))
+	}))
+	defer srv.Close()
+	src, err := OpenProm("prom+" + srv.URL + "?job=haproxy&stale=10s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	var mem memAppender
+	st, err := src.Backfill(context.Background(), t0, t0.Add(7*time.Second), time.Second, &mem, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := BackfillStats{Steps: 8, Appended: 4, Empty: 1, Stale: 1, Repeated: 1, Resets: 1}
+	if st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	var got []uint64
+	for _, s := range mem.snaps {
+		got = append(got, s.Pool("app").Server("s1").Counters.Requests)
+	}
+	if fmt.Sprint(got) != "[10 20 40 13]" {
+		t.Errorf("stored requests %v, want [10 20 40 13]", got)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 2 || !strings.Contains(logs.String(), "requests 40 -> 3") || !strings.Contains(logs.String(), "stale") {
+		t.Errorf("log: want one stale and one reset line, got %d:\n%s", n, logs.String())
+	}
+}
