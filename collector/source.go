@@ -37,8 +37,10 @@ var openers = map[string]opener{}
 // "haproxy+unix:///run/haproxy/admin.sock", "haproxy+http://host/stats;csv",
 // "vts+file:captures/vts", "haproxy+file:/tmp/caps",
 // "nginxlog+udp://127.0.0.1:5514", "nginxlog+file:///var/log/nginx/access.log",
-// "haproxylog+udp://127.0.0.1:5515" or "haproxylog+file:///var/log/haproxy.log"
-// (the log files also replay with "?replay=1s").
+// "haproxylog+udp://127.0.0.1:5515", "haproxylog+file:///var/log/haproxy.log"
+// (the log files also replay with "?replay=1s") or
+// "prom+http://127.0.0.1:9090?job=haproxy&proxy=web" (HAProxy's exporter or
+// nginx-module-vts through Prometheus; see OpenProm).
 // A source that holds a resource between scrapes (nginxlog+udp and
 // haproxylog+udp listen from Open) also implements io.Closer: close it when
 // done.
@@ -66,5 +68,6 @@ var (
 	_ Source    = (*replay)(nil)
 	_ Source    = (*logUDP)(nil)
 	_ Source    = (*logFile)(nil)
+	_ Source    = (*PromSource)(nil)
 	_ io.Closer = (*logUDP)(nil)
 )

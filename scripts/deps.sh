@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # deps.sh: install the Debian packages lbtune's tests and demo use, when missing.
-# Usage: scripts/deps.sh [PACKAGE...] (default: haproxy nginx wrk chromium).
+# Usage: scripts/deps.sh [PACKAGE...] (default: haproxy nginx wrk chromium prometheus).
 # Needs root and apt-get to install; otherwise it only reports what is missing.
 #
 # Tests and the demo start their own HAProxy and NGINX on 127.0.0.1 with their
@@ -11,7 +11,7 @@
 # balancer host that lacks one test package leaves production alone.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
-[ $# -gt 0 ] || set -- haproxy nginx wrk chromium
+[ $# -gt 0 ] || set -- haproxy nginx wrk chromium prometheus
 need=()
 for pkg in "$@"; do
   command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
