@@ -220,11 +220,15 @@ type timedApplier struct {
 	actuator string
 }
 
-// timed wraps a for the controller, timing each action into the
-// actuation metrics of actuator. An applier that counts
+// timed wraps a for the controller of pool, timing each action into the
+// actuation metrics of actuator (its error counters start at 0, so the
+// first error is a rise). An applier that counts
 // booting servers and knows capacities (the simulator, fleets) keeps those
 // methods visible, so the controller still finds them.
-func timed(a agent.Applier, m *api.Metrics, actuator string) agent.Applier {
+func timed(a agent.Applier, m *api.Metrics, pool, actuator string) agent.Applier {
+	for _, action := range []string{"scale", "weights"} {
+		m.ActuationErrors.WithLabelValues(pool, actuator, action)
+	}
 	t := timedApplier{Applier: a, metrics: m, actuator: actuator}
 	if _, ok := a.(bootCounter); ok {
 		if _, ok := a.(capacityReporter); ok {

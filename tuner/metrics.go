@@ -76,6 +76,12 @@ func (p *Pool) noteChargeLocked(dec agent.Decision) {
 		c.reason = api.FallbackMode
 	case p.mode == config.ModeManual || !isSwitch:
 	default:
+		if c.switchCounted == nil {
+			// Every reason from 0, so the first of each is a rise.
+			for _, r := range []string{agent.SwitchAgent, agent.SwitchUntrained, agent.SwitchStale, agent.SwitchOOD, agent.SwitchUnsure, agent.SwitchError} {
+				p.d.metrics.SwitchDecisions.WithLabelValues(p.name, r)
+			}
+		}
 		counts := sw.Counts()
 		for reason, n := range counts {
 			if d := n - c.switchCounted[reason]; d > 0 {

@@ -358,7 +358,9 @@ func checkMetrics(t *testing.T, base string, body []byte, more func(api.PoolStat
 		}},
 		{"lbtune_pool_scrape_errors_total", map[string]string{"pool": "web", "kind": "timeout"}, equal(0)},
 		{"lbtune_decision_duration_seconds", web, between(3, math.Inf(1))},
-		{"lbtune_actuation_errors_total", map[string]string{"pool": "web", "actuator": "sim"}, nil},
+		{"lbtune_actuation_errors_total", map[string]string{"pool": "web", "actuator": "sim", "action": "scale"}, equal(0)},
+		{"lbtune_actuation_errors_total", map[string]string{"pool": "web", "actuator": "sim", "action": "weights"}, equal(0)},
+		{"lbtune_switch_decisions_total", map[string]string{"pool": "web", "reason": agent.SwitchError}, equal(0)},
 	}
 	tests = append(tests, more(ps, last)...)
 	for _, tc := range tests {

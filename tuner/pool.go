@@ -99,7 +99,7 @@ func (p *Pool) setModeLocked(mode string) error {
 		Timeout:    p.tickTimeout(),
 		Pools:      []agent.PoolControl{{Name: p.name, Policy: timedPolicy{Policy: policy, p: p}, Template: p.template}},
 		Source:     &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied},
-		Applier:    timed(p.applier, p.d.metrics, p.actuatorName()),
+		Applier:    timed(p.applier, p.d.metrics, p.name, p.actuatorName()),
 		Guard:      guard,
 		Recorder:   p,
 		Shadow:     mode == config.ModeShadow,
