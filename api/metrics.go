@@ -203,7 +203,7 @@ var (
 	descMin = prometheus.NewDesc("lbtune_pool_min_servers", "The pool's template minimum of servers.", []string{"pool"}, nil)
 	descMax = prometheus.NewDesc("lbtune_pool_max_servers", "The pool's template maximum of servers.", []string{"pool"}, nil)
 	descBy  = prometheus.NewDesc("lbtune_pool_servers",
-		"Servers of the pool by state: serving, booting (ordered, not serving yet), draining (being removed).", []string{"pool", "state"}, nil)
+		"Servers of the pool by state: serving (the pool's size), booting (ordered, not serving yet), draining (being drained before removal; still in the size until done).", []string{"pool", "state"}, nil)
 	descDesired = prometheus.NewDesc("lbtune_pool_desired_servers",
 		"Servers the pool's decisions ask for (serving + booting until a decision asks for a change).", []string{"pool"}, nil)
 	descMode = prometheus.NewDesc("lbtune_pool_mode",
