@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -473,4 +475,42 @@ func TestMetricsFleet(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 	stop()
+}
+
+// TestScrapeErrorKind classifies real failures: a refused connection, an
+// HTTP timeout, a malformed body, anything else.
+func TestScrapeErrorKind(t *testing.T) {
+	closed := freeAddr(t) // nothing listens there any more
+	_, refused := http.Get("http://" + closed + "/status")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, timeout := (&http.Client{Timeout: 50 * time.Millisecond}).Get("http://" + ln.Addr().String() + "/status")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	<-ctx.Done()
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"refused", fmt.Errorf("scrape vts: %w", refused), "connection"},
+		{"http timeout", fmt.Errorf("scrape vts: %w", timeout), "timeout"},
+		{"context deadline", fmt.Errorf("scrape haproxy: %w", ctx.Err()), "timeout"},
+		{"malformed", fmt.Errorf("scrape vts: %w: no upstreamZones", collector.ErrMalformed), "malformed"},
+		{"other", errors.New("append snapshot: disk full"), "other"},
+		{"nil", nil, "other"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil && tc.name != "nil" {
+				t.Fatal("no error to classify")
+			}
+			if got := scrapeErrorKind(tc.err); got != tc.want {
+				t.Errorf("scrapeErrorKind(%v) = %q, want %q", tc.err, got, tc.want)
+			}
+		})
+	}
 }
