@@ -154,7 +154,8 @@ type PoolStatus struct {
 	// state.
 	ServersKnown               bool
 	Serving, Booting, Draining int
-	// Desired is the number of servers the pool's decisions ask for.
+	// Desired is the number of servers the pool's decisions ask for (not
+	// exported while 0 and the servers are unknown).
 	Desired int
 	// StateKnown is true once the agent has assessed a load state; OOD is
 	// true when it was out of the training distribution, Confidence the
@@ -277,7 +278,9 @@ func (c *PoolCollector) collectPool(ch chan<- prometheus.Metric, gauge func(*pro
 		gauge(descBy, float64(p.Booting), p.Pool, "booting")
 		gauge(descBy, float64(p.Draining), p.Pool, "draining")
 	}
-	gauge(descDesired, float64(p.Desired), p.Pool)
+	if p.Desired > 0 || p.ServersKnown {
+		gauge(descDesired, float64(p.Desired), p.Pool)
+	}
 	gauge(descMode, 1, p.Pool, p.Mode)
 	gauge(descPaused, boolValue(p.Paused), p.Pool)
 	if p.Policy != "" {

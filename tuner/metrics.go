@@ -146,11 +146,13 @@ func (d *Daemon) poolStatus(ctx context.Context) []api.PoolStatus {
 		if st.Desired == 0 {
 			st.Desired = st.Serving + st.Booting
 		}
+		var last time.Time
 		d.mu.Lock()
 		if l := d.loops[p.loopName()]; l != nil {
-			st.LastScrape, st.ScrapeErrors = p.wallTime(l.loop.Stats().LastSnapshot), maps.Clone(l.kinds)
+			last, st.ScrapeErrors = l.loop.Stats().LastSnapshot, maps.Clone(l.kinds)
 		}
 		d.mu.Unlock()
+		st.LastScrape = p.wallTime(last)
 		out = append(out, st)
 	}
 	return out
