@@ -381,7 +381,12 @@ func checkMetrics(t *testing.T, base string, body []byte, more func(api.PoolStat
 			t.Errorf("%s has %d series for pool web, want 1", name, n)
 		}
 	}
-	t.Logf("mode %s, last decision %s %s (%s): desired %d, serving %v, booting %v", ps.Mode, last.Policy, last.Outcome, last.Reason, wantDesired, serving, booting)
+	mean := 0.0
+	if f := m["lbtune_decision_duration_seconds"]; f != nil && len(f.GetMetric()) > 0 {
+		h := f.GetMetric()[0].GetHistogram()
+		mean = h.GetSampleSum() / float64(max(h.GetSampleCount(), 1))
+	}
+	t.Logf("mode %s, last decision %s %s (%s): desired %d, serving %v, booting %v; mean decision %.3f ms", ps.Mode, last.Policy, last.Outcome, last.Reason, wantDesired, serving, booting, mean*1000)
 }
 
 func equal(want float64) func(float64) string {
