@@ -122,11 +122,12 @@ type Pools struct {
 // poolState is one pool's limits, desired size and lock: one change at a
 // time per pool.
 type poolState struct {
-	mu      sync.Mutex
-	limits  Limits
-	desired int
-	held    string       // the last plan logged while held ("" when acting)
-	booting atomic.Int64 // launches in progress
+	mu       sync.Mutex
+	limits   Limits
+	desired  int
+	held     string       // the last plan logged while held ("" when acting)
+	booting  atomic.Int64 // launches in progress
+	draining atomic.Int64 // servers being drained out of the balancer
 }
 
 // NewPools returns Pools over b and p for the pools in limits.
@@ -214,6 +215,9 @@ type Count struct {
 	Failed int `json:"failed"`
 	// Booting are launches in progress, not serving yet.
 	Booting int `json:"booting"`
+	// Draining are servers being drained out of the balancer before
+	// they are removed (Pools' own drains).
+	Draining int `json:"draining"`
 }
 
 // Serving is the pool's size: static plus own servers serving.
@@ -277,6 +281,7 @@ func (p *Pools) look(ctx context.Context, pool string, st *poolState) (view, err
 	}
 	v.Failed = len(v.failed)
 	v.Booting = int(st.booting.Load())
+	v.Draining = int(st.draining.Load())
 	return v, nil
 }
 
@@ -421,7 +426,7 @@ func (p *Pools) RemoveServer(ctx context.Context, pool, name string) error {
 		if err := p.shrink(ctx, pool, []Member{*own}); err != nil {
 			return fmt.Errorf("remove %s from %s: %w", name, pool, err)
 		}
-	} else if err := p.balancer.RemoveServer(ctx, pool, name); err != nil {
+	} else if err := p.drain(ctx, pool, st, name); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", name, pool, err)
 	}
 	if serving {
@@ -559,13 +564,17 @@ func (p *Pools) grow(ctx context.Context, pool string, weight, k int) error {
 // parallel. A member the balancer could not drain is not stopped: stopping
 // it could fail requests.
 func (p *Pools) shrink(ctx context.Context, pool string, ms []Member) error {
+	st, err := p.pool(pool)
+	if err != nil {
+		return err
+	}
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.balancer.RemoveServer(ctx, pool, m.Name); err != nil {
+			if err := p.drain(ctx, pool, st, m.Name); err != nil {
 				errs[i] = fmt.Errorf("drain %s: %w", m.Name, err)
 				if m.Healthy {
 					return
@@ -585,6 +594,14 @@ func (p *Pools) shrink(ctx context.Context, pool string, ms []Member) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// drain removes name from the balancer pool, counted as draining
+// meanwhile (Count.Draining).
+func (p *Pools) drain(ctx context.Context, pool string, st *poolState, name string) error {
+	st.draining.Add(1)
+	defer st.draining.Add(-1)
+	return p.balancer.RemoveServer(ctx, pool, name)
 }
 
 // Adopt takes over, for every pool, the servers a previous run handed

@@ -11,13 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lbtune/lbtune/actuator"
 	"github.com/lbtune/lbtune/actuator/fleet"
 	"github.com/lbtune/lbtune/actuator/haproxy"
 	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/tuner/config"
 )
 
@@ -213,18 +212,24 @@ func (w *weightsOnly) Scale(_ context.Context, pool string, n int) error {
 	return fmt.Errorf("scale %s to %d: actuator %s (%s) only sets weights: use a fleet or aws actuator to start servers", pool, n, w.name, w.kind)
 }
 
-// timedApplier times every action of an applier into the actuation latency
-// metric.
+// timedApplier times every action of an applier into the actuation
+// metrics, counting its errors.
 type timedApplier struct {
 	agent.Applier
-	latency *prometheus.HistogramVec
+	metrics  *api.Metrics
+	actuator string
 }
 
-// timed wraps a for the controller. An applier that counts
+// timed wraps a for the controller of pool, timing each action into the
+// actuation metrics of actuator (its error counters start at 0, so the
+// first error is a rise). An applier that counts
 // booting servers and knows capacities (the simulator, fleets) keeps those
 // methods visible, so the controller still finds them.
-func timed(a agent.Applier, latency *prometheus.HistogramVec) agent.Applier {
-	t := timedApplier{Applier: a, latency: latency}
+func timed(a agent.Applier, m *api.Metrics, pool, actuator string) agent.Applier {
+	for _, action := range []string{"scale", "weights"} {
+		m.ActuationErrors.WithLabelValues(pool, actuator, action)
+	}
+	t := timedApplier{Applier: a, metrics: m, actuator: actuator}
 	if _, ok := a.(bootCounter); ok {
 		if _, ok := a.(capacityReporter); ok {
 			return &timedSized{timedApplier: t}
@@ -234,19 +239,19 @@ func timed(a agent.Applier, latency *prometheus.HistogramVec) agent.Applier {
 }
 
 // SetWeights times the applier's SetWeights.
-func (t *timedApplier) SetWeights(ctx context.Context, pool string, w map[string]int) error {
-	defer t.observe(pool, "weights", time.Now())
+func (t *timedApplier) SetWeights(ctx context.Context, pool string, w map[string]int) (err error) {
+	defer t.observe(pool, "weights", time.Now(), &err)
 	return t.Applier.SetWeights(ctx, pool, w)
 }
 
 // Scale times the applier's Scale.
-func (t *timedApplier) Scale(ctx context.Context, pool string, n int) error {
-	defer t.observe(pool, "scale", time.Now())
+func (t *timedApplier) Scale(ctx context.Context, pool string, n int) (err error) {
+	defer t.observe(pool, "scale", time.Now(), &err)
 	return t.Applier.Scale(ctx, pool, n)
 }
 
-func (t *timedApplier) observe(pool, action string, start time.Time) {
-	t.latency.WithLabelValues(pool, action).Observe(time.Since(start).Seconds())
+func (t *timedApplier) observe(pool, action string, start time.Time, err *error) {
+	t.metrics.ObserveActuation(pool, t.actuator, action, time.Since(start), *err)
 }
 
 // capacityReporter reports servers' relative capacities.

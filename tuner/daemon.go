@@ -84,6 +84,8 @@ type sourceLoop struct {
 	// ofPool marks a simulated pool's loop, started and stopped with it.
 	ofPool   bool
 	reported uint64 // scrape errors already added to the metric
+	// kinds are the failed scrapes by kind (scrapeErrorKind).
+	kinds map[string]uint64
 }
 
 // Run serves the HTTP API and dashboard on cfg.API.Listen and runs every
@@ -256,7 +258,9 @@ func (d *Daemon) poolList() []*Pool {
 	return append([]*Pool(nil), d.pools...)
 }
 
-// syncScrapeErrors adds new collector errors to the scrape error metric.
+// syncScrapeErrors adds new collector errors to the scrape error metrics.
+// The errors since the last sync (a second ago, or a /metrics scrape)
+// count as the kind of the latest one.
 func (d *Daemon) syncScrapeErrors() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -264,6 +268,10 @@ func (d *Daemon) syncScrapeErrors() {
 		st := l.loop.Stats()
 		if st.Errors > l.reported {
 			d.metrics.ScrapeErrors.WithLabelValues(name).Add(float64(st.Errors - l.reported))
+			if l.kinds == nil {
+				l.kinds = map[string]uint64{}
+			}
+			l.kinds[scrapeErrorKind(st.LastError)] += st.Errors - l.reported
 			l.reported = st.Errors
 		}
 	}

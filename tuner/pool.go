@@ -65,6 +65,10 @@ type Pool struct {
 	last    *agent.Decision
 	servers int            // last server count applied
 	weights map[string]int // last weights applied
+	// charge is who decides and why, for /metrics (metrics.go); decided
+	// is set (holding mu) when the policy decided during a tick.
+	charge  poolCharge
+	decided bool
 }
 
 var _ agent.Recorder = (*Pool)(nil)
@@ -93,9 +97,9 @@ func (p *Pool) setModeLocked(mode string) error {
 		Window:     window,
 		StaleAfter: 3 * max(p.d.cfg.Intervals.Decide, p.scrape),
 		Timeout:    p.tickTimeout(),
-		Pools:      []agent.PoolControl{{Name: p.name, Policy: policy, Template: p.template}},
+		Pools:      []agent.PoolControl{{Name: p.name, Policy: timedPolicy{Policy: policy, p: p}, Template: p.template}},
 		Source:     &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied},
-		Applier:    timed(p.applier, p.d.metrics.ActuationLatency),
+		Applier:    timed(p.applier, p.d.metrics, p.name, p.actuatorName()),
 		Guard:      guard,
 		Recorder:   p,
 		Shadow:     mode == config.ModeShadow,
@@ -187,6 +191,7 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 		fb = v
 	}
 	d.metrics.FallbackActive.WithLabelValues(p.name).Set(fb)
+	p.noteChargeLocked(dec)
 
 	// Persist the state (with this decision's id) before the record: a
 	// crash in between leaves a gap in the ids, never a duplicate.
