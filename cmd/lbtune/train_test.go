@@ -285,3 +285,112 @@ func TestGMMFitCommand(t *testing.T) {
 		})
 	}
 }
+
+// trainShipped trains on the shipped recordings with a small budget and
+// returns the model store's path and the text output.
+func trainShipped(t *testing.T, dir string) (string, string) {
+	t.Helper()
+	data, err := filepath.Glob("../../datasets/*.jsonl.gz")
+	if err != nil || len(data) == 0 {
+		t.Fatalf("shipped datasets: %v (%d files)", err, len(data))
+	}
+	out := filepath.Join(dir, "m.db")
+	args := append([]string{"train", "--data"}, data...)
+	args = append(args, "--out", out, "--kmax", "4", "--episodes", "8", "--explore-episodes", "3", "--quiet")
+	code, stdout, stderr := trainRunMain(t, args...)
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	return out, stdout
+}
+
+// TestTrainRecordedPolicy trains on the shipped recordings: the store
+// then holds a policy that policy show and eval accept, and the output
+// shows the calibration and the recording against the calibrated simulator.
+func TestTrainRecordedPolicy(t *testing.T) {
+	dir := t.TempDir()
+	out, stdout := trainShipped(t, dir)
+	for _, want := range []string{"Simulator calibrated from the recordings", "service req/s/server", "haproxy_rr", "swrr",
+		"Recording vs calibrated simulator", "rate req/s rec / sim", "p95 ms rec / sim", "policy agent/v000001"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("train output lacks %q:\n%s", want, stdout)
+		}
+	}
+	// Every recorded pool calibrated: 3 files x 3 pools, each reproduced
+	// within a factor 2 of the recorded rate.
+	code, js, stderr := trainRunMain(t, "train", "--data", "../../datasets/nginx-phases.jsonl.gz", "--out", filepath.Join(dir, "n.db"),
+		"--kmax", "3", "--episodes", "4", "--explore-episodes", "2", "--quiet", "--json")
+	if code != 0 {
+		t.Fatalf("train --json: exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Steps struct {
+			Policy struct {
+				Stored       bool `json:"stored"`
+				Calibrations []struct {
+					Pool        string  `json:"pool"`
+					Servers     int     `json:"servers"`
+					ServiceRate float64 `json:"service_rate_rps"`
+					Recorded    struct {
+						Rate float64 `json:"rate_rps"`
+					} `json:"recorded"`
+					Simulated *struct {
+						Rate float64 `json:"rate_rps"`
+					} `json:"simulated"`
+				} `json:"calibrations"`
+			} `json:"policy"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, js)
+	}
+	if p := rep.Steps.Policy; !p.Stored || len(p.Calibrations) != 3 {
+		t.Fatalf("policy step %+v", p)
+	}
+	for _, c := range rep.Steps.Policy.Calibrations {
+		if c.Servers < 2 || !(c.ServiceRate > 0) || c.Simulated == nil || math.Abs(c.Simulated.Rate/c.Recorded.Rate-1) > 0.5 {
+			t.Errorf("calibration of %s: %+v (simulated %+v)", c.Pool, c, c.Simulated)
+		}
+	}
+
+	code, stdout, stderr = trainRunMain(t, "policy", "show", "--model", out)
+	if code != 0 || !strings.Contains(stdout, "policy agent:") || !strings.Contains(stdout, "nginx-phases.jsonl.gz:light") {
+		t.Fatalf("policy show: exit %d: %s\n%s", code, stderr, stdout)
+	}
+	trace := filepath.Join(dir, "t.csv")
+	var b strings.Builder
+	b.WriteString("t,rps\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "%d,%d\n", 60*i, 20+10*(i%8))
+	}
+	if err := os.WriteFile(trace, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = trainRunMain(t, "eval", "--model", out, "--trace", trace, "--policies", "threshold,agent", "--peak-servers", "5", "--json")
+	if code != 0 || !strings.Contains(stdout, `"agent"`) {
+		t.Fatalf("eval --model: exit %d: %s\n%s", code, stderr, stdout)
+	}
+}
+
+// TestTrainTooLittleData: a recording too short to calibrate stores the
+// GMM but no policy, says so and exits 0.
+func TestTrainTooLittleData(t *testing.T) {
+	dir := t.TempDir()
+	data := trainWriteDataset(t, dir)
+	out := filepath.Join(dir, "m.db")
+	code, stdout, stderr := trainRunMain(t, "train", "--data", data, "--out", out, "--kmax", "2", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "no policy stored: too little data") || !strings.Contains(stdout, "skipped:") {
+		t.Errorf("output:\n%s", stdout)
+	}
+	st, err := datasets.OpenReadOnly(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.LatestPolicy("agent"); !errors.Is(err, datasets.ErrNotFound) {
+		t.Errorf("a policy was stored: %v", err)
+	}
+}
