@@ -9,8 +9,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -393,4 +395,111 @@ func TestTrainTooLittleData(t *testing.T) {
 	if _, _, err := st.LatestPolicy("agent"); !errors.Is(err, datasets.ErrNotFound) {
 		t.Errorf("a policy was stored: %v", err)
 	}
+}
+
+// TestTrainThenRun is issue 16's done-when: train on the shipped
+// recordings, then `lbtune run` with model.path set to the result against
+// a real HAProxy testbed under load. The pool left on the global policy
+// runs the agent; the others run the baselines their policy setting names.
+func TestTrainThenRun(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Fatalf("haproxy not installed: %v", err)
+	}
+	bin := lbtuneBinary(t)
+	dir := t.TempDir()
+	m, _ := trainShipped(t, dir)
+
+	tbCfg := filepath.Join(dir, "testbed.yaml")
+	tbYAML := "state_dir: " + filepath.Join(dir, "tb") + `
+pools:
+  - {name: light,  min: 1, max: 5, servers: 3, concurrency: 8, speeds: [2, 1, 1], weight: 10}
+  - {name: medium, min: 1, max: 5, servers: 3, concurrency: 4, speeds: [2, 1, 0.5], weight: 10}
+  - {name: heavy,  min: 1, max: 5, servers: 2, concurrency: 2, speeds: [1, 0.5], weight: 10}
+  - {name: spare,  min: 1, max: 5, servers: 2, concurrency: 2, speeds: [1, 1], weight: 10}
+`
+	if err := os.WriteFile(tbCfg, []byte(tbYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := recordExec(t, bin, "testbed", "up", "--config", tbCfg); code != 0 {
+		t.Fatalf("testbed up: exit %d: %s", code, stderr)
+	}
+	t.Cleanup(func() { recordExec(t, bin, "testbed", "down", "--config", tbCfg) })
+	get := func(name string) string {
+		code, out, stderr := recordExec(t, bin, "testbed", "status", "--config", tbCfg, "--get", name)
+		if code != 0 {
+			t.Fatalf("testbed status --get %s: exit %d: %s", name, code, stderr)
+		}
+		return strings.TrimSpace(out)
+	}
+	sock, haddr := get("haproxy.socket"), get("haproxy.addr")
+
+	// Shadow mode: every pool decides and explains, nothing is changed.
+	addr := runFreeAddr(t)
+	pool := func(name, policy string) string {
+		s := "  - name: " + name + "\n    source: haproxy\n    actuator: haproxy\n"
+		if policy != "" {
+			s += "    policy: " + policy + "\n"
+		}
+		return s + "    template: {min: 1, max: 5, target_seconds: 0.5}\n"
+	}
+	cfg := "api: {listen: " + addr + ", token_file: \"\"}\n" +
+		"store: {path: " + filepath.Join(dir, "lbtune.db") + "}\n" +
+		"model: {path: " + m + "}\n" +
+		"intervals: {scrape: 1s, scrape_timeout: 800ms, decide: 2s}\n" +
+		"mode: shadow\n" +
+		"sources: [{name: haproxy, uri: \"haproxy+unix://" + sock + "\"}]\n" +
+		"actuators: [{name: haproxy, haproxy: {socket: " + sock + "}}]\n" +
+		"pools:\n" + pool("light", "") + pool("medium", "hpa@0.5") + pool("heavy", "static") + pool("spare", "threshold")
+	if err := os.WriteFile(filepath.Join(dir, "lbtune.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := recordExec(t, bin, "config", "check", filepath.Join(dir, "lbtune.yaml")); code != 0 {
+		t.Fatalf("config check: exit %d: %s%s", code, out, stderr)
+	}
+	p := runStart(t, bin, dir, addr)
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		recordExec(t, bin, "load", "--mix", "/light=60,/medium=30,/heavy=10", "--base", "http://"+haddr, "--rate", "60", "--duration", "20s")
+	}()
+	<-loadDone
+
+	var pol struct {
+		Pools []struct {
+			Pool    string `json:"pool"`
+			Policy  string `json:"policy"`
+			Trained bool   `json:"trained"`
+		} `json:"pools"`
+	}
+	if code := p.call(t, "GET", "/v1/policy", "", "", &pol); code != 200 {
+		t.Fatalf("/v1/policy: %d", code)
+	}
+	wantPolicy := map[string]string{"light": "agent", "medium": "hpa@0.5", "heavy": "static", "spare": "threshold"}
+	for _, pp := range pol.Pools {
+		if pp.Policy != wantPolicy[pp.Pool] || pp.Trained != (pp.Pool == "light") {
+			t.Errorf("/v1/policy %s: policy %q trained %v, want %q", pp.Pool, pp.Policy, pp.Trained, wantPolicy[pp.Pool])
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-p.done; err != nil {
+		t.Fatalf("lbtune run: %v\n%s", err, p.stderr)
+	}
+	if strings.Contains(p.stderr.String(), "key not found") {
+		t.Errorf("daemon log mentions key not found:\n%s", p.stderr)
+	}
+	got := map[string]map[string]int{}
+	for _, r := range runDecisions(t, filepath.Join(dir, "lbtune.db")) {
+		if got[r.Pool] == nil {
+			got[r.Pool] = map[string]int{}
+		}
+		got[r.Pool][r.Policy]++
+	}
+	for pool, want := range wantPolicy {
+		if got[pool][want] == 0 {
+			t.Errorf("pool %s: no decision by %s; decisions by policy: %v", pool, want, got[pool])
+		}
+	}
+	t.Logf("decisions by pool and policy: %v", got)
 }
