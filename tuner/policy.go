@@ -76,10 +76,13 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 		h.Write([]byte(pc.Name))
 		src := rand.NewPCG(h.Sum64(), 1)
 		var ag *agent.Agent
+		if dm == nil && cfg.Model.Path != "" {
+			// The model has no policy: the fallback runs in the agent's
+			// place, so every decision (even a no-op) names it.
+			log.Warn("no trained policy for this pool: the threshold fallback decides", "pool", pc.Name, "model", cfg.Model.Path)
+			return fallback(), fallback(), nil
+		}
 		if dm == nil {
-			if cfg.Model.Path != "" {
-				log.Warn("no trained policy for this pool: the threshold fallback decides", "pool", pc.Name, "model", cfg.Model.Path)
-			}
 			ag = agent.NewAgent(nil, nil, agent.RLConfig{}, src)
 		} else {
 			rc := dm.table.Config

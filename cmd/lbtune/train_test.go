@@ -395,6 +395,45 @@ func TestTrainTooLittleData(t *testing.T) {
 	if _, _, err := st.LatestPolicy("agent"); !errors.Is(err, datasets.ErrNotFound) {
 		t.Errorf("a policy was stored: %v", err)
 	}
+	st.Close()
+
+	// The daemon with that model runs the fallback and says so, once per
+	// pool, instead of failing with "key not found".
+	bin := lbtuneBinary(t)
+	addr := runFreeAddr(t)
+	runWriteConfig(t, dir, addr, 30)
+	cfgPath := filepath.Join(dir, "lbtune.yaml")
+	y, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), `path: ""`) {
+		t.Fatalf("example lacks the empty model path:\n%s", y)
+	}
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(y), `path: ""`, "path: "+out, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := runStart(t, bin, dir, addr)
+	time.Sleep(5 * time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-p.done; err != nil {
+		t.Fatalf("lbtune run: %v\n%s", err, p.stderr)
+	}
+	log := p.stderr.String()
+	if strings.Contains(log, "key not found") || strings.Count(log, "no trained policy for this pool") != 1 {
+		t.Errorf("daemon log:\n%s", log)
+	}
+	recs := runDecisions(t, filepath.Join(dir, "lbtune.db"))
+	if len(recs) == 0 {
+		t.Fatal("no decisions")
+	}
+	for _, r := range recs {
+		if r.Policy != "threshold" {
+			t.Errorf("decision %d by %q, want threshold: %s %s %s", r.Seq, r.Policy, r.Outcome, r.Reason, r.Error)
+		}
+	}
 }
 
 // TestTrainThenRun is issue 16's done-when: train on the shipped
