@@ -66,8 +66,9 @@ type PoolCalibration struct {
 	// Slots x 1000 / ServiceMs.
 	ServiceRate float64 `json:"service_rate_rps"`
 	// ServiceCV is the coefficient of variation of the service time: from
-	// the median p95/mean ratio read as a lognormal when the source
-	// measures percentiles (CVMeasured), else 1 (exponential, assumed).
+	// the median measured p95/mean (the pool's, else its servers') read
+	// as a lognormal when the source measures percentiles (CVMeasured),
+	// else 1 (exponential, assumed).
 	ServiceCV  float64 `json:"service_cv"`
 	CVMeasured bool    `json:"cv_measured"`
 	// ArrivalMean and ArrivalPeak are the recorded request rate's mean and
@@ -90,12 +91,44 @@ type PoolCalibration struct {
 
 // calInterval is one recorded interval of a pool.
 type calInterval struct {
-	from, to    time.Time
-	rate        float64
-	servers     int
-	meanMs      float64
-	p95Ms       float64
-	measuredP95 bool
+	from, to time.Time
+	rate     float64
+	servers  int
+	meanMs   float64
+	p95Ms    float64
+	// tailRatio is the measured p95/mean (0 when not measured).
+	tailRatio float64
+}
+
+// calTailMinRequests is the least number of requests in a window whose
+// measured p95 calibrates the service time's variability.
+const calTailMinRequests = 40
+
+// calTailRatio is the interval's measured p95 / mean: the pool's own
+// percentile where the source gives one, else the request-weighted mean
+// of its servers' measured p95 / mean (each server's own mix); 0 when
+// nothing is measured (an estimate from the mean says nothing). Only
+// windows of at least calTailMinRequests requests count: a nearest-rank
+// p95 of a few requests is biased low.
+func calTailRatio(pr *collector.PoolRates, secs float64) float64 {
+	if pr.SourceP95Ms != nil && pr.Requests()*secs >= calTailMinRequests {
+		if m := pr.MeanMs(); m > 0 {
+			return *pr.SourceP95Ms / m
+		}
+		return 0
+	}
+	var sum, w float64
+	for i := range pr.Servers {
+		s := &pr.Servers[i]
+		if s.Gauges.P95Ms != nil && s.Requests*secs >= calTailMinRequests && s.MeanLatencyMs > 0 {
+			sum += s.Requests * *s.Gauges.P95Ms / s.MeanLatencyMs
+			w += s.Requests
+		}
+	}
+	if w == 0 {
+		return 0
+	}
+	return sum / w
 }
 
 // Calibrate calibrates every pool of one recording (snapshots of one
@@ -119,7 +152,7 @@ func Calibrate(name string, snaps []collector.Snapshot) []PoolCalibration {
 				pools = append(pools, pr.Name)
 			}
 			byPool[pr.Name] = append(byPool[pr.Name], calInterval{from: r.Start, to: r.End, rate: pr.Requests(),
-				servers: pr.ServersUp(), meanMs: pr.MeanMs(), p95Ms: pr.P95Ms(), measuredP95: pr.SourceP95Ms != nil})
+				servers: pr.ServersUp(), meanMs: pr.MeanMs(), p95Ms: pr.P95Ms(), tailRatio: calTailRatio(pr, r.Seconds())})
 		}
 	}
 	slices.Sort(pools)
@@ -157,8 +190,8 @@ func calibratePool(name, pool, source string, ivs []calInterval) PoolCalibration
 		c.Intervals++
 		lats = append(lats, iv.meanMs)
 		rates = append(rates, iv.rate)
-		if iv.measuredP95 && iv.p95Ms > 0 {
-			ratios = append(ratios, iv.p95Ms/iv.meanMs)
+		if iv.tailRatio > 0 {
+			ratios = append(ratios, iv.tailRatio)
 		}
 	}
 	slices.Sort(servers)
@@ -185,7 +218,7 @@ func calibratePool(name, pool, source string, ivs []calInterval) PoolCalibration
 	busy := rates[len(rates)*99/100]
 	c.Slots = max(1, int(math.Ceil(busy*c.ServiceMs/1000/(0.9*float64(c.Servers)))))
 	c.ServiceRate = float64(c.Slots) * 1000 / c.ServiceMs
-	if len(ratios) >= CalibrationMinIntervals/2 {
+	if len(ratios) >= 10 {
 		c.ServiceCV, c.CVMeasured = math.Sqrt(lognormalSCV(median(ratios))), true
 	}
 	c.Target = time.Duration(DefaultTargetFactor * c.ServiceMs * float64(time.Millisecond))
@@ -341,8 +374,10 @@ var ErrTooLittleData = errors.New("too little data to calibrate any pool")
 // file, named) and the training budget (FitConfig's fields of the same
 // names).
 type RecordedFitConfig struct {
-	Names                   []string
-	Snapshots               [][]collector.Snapshot
+	Names     []string
+	Snapshots [][]collector.Snapshot
+	// Pool, when set, calibrates and trains for that pool only.
+	Pool                    string
 	Episodes, ModelEpisodes int
 	Seed                    uint64
 	Progress                func(done, total int)
@@ -370,6 +405,9 @@ func FitRecorded(ctx context.Context, cfg RecordedFitConfig) (RecordedFit, error
 		name := cfg.Names[i]
 		rec := Recording{Name: name, Snapshots: snaps, Targets: map[string]time.Duration{}, ServiceRates: map[string]float64{}}
 		for _, c := range Calibrate(name, snaps) {
+			if cfg.Pool != "" && c.Pool != cfg.Pool {
+				continue
+			}
 			if c.Skipped == "" {
 				r, err := c.Reproduce(ctx, cfg.Seed)
 				if err != nil {

@@ -273,7 +273,7 @@ func trainRecordedPolicy(ctx context.Context, st *datasets.Store, o trainOptions
 			progressbar.OptionSetDescription("policy episodes (calibrated simulator)"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
 	}
 	res, err := eval.FitRecorded(ctx, eval.RecordedFitConfig{
-		Names: o.data, Snapshots: in.Snapshots, Episodes: f.episodes, ModelEpisodes: f.explore, Seed: f.seed,
+		Names: o.data, Snapshots: in.Snapshots, Pool: o.pool, Episodes: f.episodes, ModelEpisodes: f.explore, Seed: f.seed,
 		Progress: func(done, _ int) {
 			if bar != nil {
 				_ = bar.Set(done)
