@@ -64,3 +64,26 @@ pools:
 		})
 	}
 }
+
+// FuzzParsePolicy: any setting gives a known policy name (with a target
+// in (0, 1) for hpa) or an error, never a panic.
+func FuzzParsePolicy(f *testing.F) {
+	for _, s := range []string{"agent", "threshold", "static", "hpa@0.5", "hpa@1", "hpa@", "hpa@NaN", "static@3", "", "@", "oracle@0.8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		name, u, err := ParsePolicy(s)
+		if err != nil {
+			return
+		}
+		switch name {
+		case PolicyAgent, PolicyThreshold, PolicyStatic:
+		case PolicyHPA:
+			if !(u > 0 && u < 1) {
+				t.Fatalf("ParsePolicy(%q): hpa target %v", s, u)
+			}
+		default:
+			t.Fatalf("ParsePolicy(%q) = %q", s, name)
+		}
+	})
+}
