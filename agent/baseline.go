@@ -22,12 +22,19 @@ type Static struct {
 // NewStatic returns the static policy holding n servers (n >= 1).
 func NewStatic(n int) *Static { return &Static{n: max(n, 1)} }
 
+// NewStaticHold returns the static policy holding the servers the pool
+// has (serving + booting, at least 1) at its first decision.
+func NewStaticHold() *Static { return &Static{} }
+
 // Name is "static".
 func (s *Static) Name() string { return "static" }
 
 // Decide asks for the fixed count and, if any weight differs from the
 // others, equal weights.
 func (s *Static) Decide(_ context.Context, obs Observation) (Decision, error) {
+	if s.n == 0 {
+		s.n = max(obs.Servers+obs.Booting, 1)
+	}
 	d := Decision{Policy: s.Name(), Servers: s.n, Reason: fmt.Sprintf("static: hold %d servers", s.n),
 		Metrics: map[string]float64{"servers": float64(obs.Servers)}}
 	for _, sv := range obs.Latest.Servers {

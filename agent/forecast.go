@@ -168,3 +168,10 @@ func fcServiceRate(lambda float64, c int, meanLatency float64) float64 {
 	}
 	return hi
 }
+
+// ServiceRateFromLatency is the per-server service rate (requests/s) at
+// which an M/M/c pool of c servers offered lambda requests/s has the mean
+// response time meanLatency (seconds); 0 when an argument is not positive.
+func ServiceRateFromLatency(lambda float64, c int, meanLatency float64) float64 {
+	return fcServiceRate(lambda, c, meanLatency)
+}

@@ -2,6 +2,7 @@ package tuner
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -40,13 +41,22 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 		log.Info("no model configured: the threshold fallback decides until a model is trained")
 	} else {
 		var err error
-		if dm, err = loadModel(cfg.Model.Path); err != nil {
+		dm, err = loadModel(cfg.Model.Path)
+		switch {
+		case errors.Is(err, errNoPolicy):
+			// A model without a policy (train found too little data):
+			// every pool set to run the agent runs the fallback instead.
+			log.Warn("the model has no trained policy: the threshold fallback decides every pool set to run the agent (retrain with more data)",
+				"path", cfg.Model.Path)
+			dm = nil
+		case err != nil:
 			return nil, nil, nil, err
+		default:
+			if desc, err = dm.describe(); err != nil {
+				return nil, nil, nil, err
+			}
+			log.Info("model loaded", "path", dm.path, "load_states", dm.model.K(), "policy_updates", dm.table.Steps)
 		}
-		if desc, err = dm.describe(); err != nil {
-			return nil, nil, nil, err
-		}
-		log.Info("model loaded", "path", dm.path, "load_states", dm.model.K(), "policy_updates", dm.table.Steps)
 	}
 	f := func(pc config.Pool, t agent.Template) (agent.Policy, agent.Policy, error) {
 		fallback := func() agent.Policy {
@@ -54,10 +64,24 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 			tc.TargetP95 = t.TargetP95
 			return agent.NewThreshold(tc)
 		}
+		if spec := cfg.PoolPolicy(&pc); spec != config.PolicyAgent {
+			b, err := baselinePolicy(spec, t)
+			if err != nil {
+				return nil, nil, fmt.Errorf("policy: %w", err)
+			}
+			log.Info("pool runs a baseline policy", "pool", pc.Name, "policy", spec)
+			return b, fallback(), nil
+		}
 		h := fnv.New64a()
 		h.Write([]byte(pc.Name))
 		src := rand.NewPCG(h.Sum64(), 1)
 		var ag *agent.Agent
+		if dm == nil && cfg.Model.Path != "" {
+			// The model has no policy: the fallback runs in the agent's
+			// place, so every decision (even a no-op) names it.
+			log.Warn("no trained policy for this pool: the threshold fallback decides", "pool", pc.Name, "model", cfg.Model.Path)
+			return fallback(), fallback(), nil
+		}
 		if dm == nil {
 			ag = agent.NewAgent(nil, nil, agent.RLConfig{}, src)
 		} else {
@@ -102,6 +126,9 @@ func loadModel(path string) (*trainedModel, error) {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	tb, err := LoadPolicy(st, trainedPolicyName)
+	if errors.Is(err, datasets.ErrNotFound) {
+		return nil, fmt.Errorf("model %s: %w", path, errNoPolicy)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
@@ -109,6 +136,32 @@ func loadModel(path string) (*trainedModel, error) {
 		return nil, fmt.Errorf("model %s: the policy has %d load states, the model %d: train them together", path, tb.K, m.K())
 	}
 	return &trainedModel{path: path, model: m, table: tb}, nil
+}
+
+// errNoPolicy is loadModel's error for a model store without a trained
+// policy (lbtune train stores none when it has too little data).
+var errNoPolicy = errors.New("no trained policy in the model store")
+
+// baselinePolicy builds the baseline a pool's policy setting names
+// (config.ParsePolicy): threshold, hpa@U or static.
+func baselinePolicy(spec string, t agent.Template) (agent.Policy, error) {
+	name, u, err := config.ParsePolicy(spec)
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case config.PolicyThreshold:
+		tc := agent.DefaultThresholdConfig()
+		tc.TargetP95 = t.TargetP95
+		return agent.NewThreshold(tc), nil
+	case config.PolicyHPA:
+		hc := agent.DefaultHPAConfig()
+		hc.Target = u
+		return agent.NewHPA(spec, hc), nil
+	case config.PolicyStatic:
+		return agent.NewStaticHold(), nil
+	}
+	return nil, fmt.Errorf("policy %q is not a baseline", spec)
 }
 
 // clusters are the load states in real units with the policy's value of

@@ -39,6 +39,15 @@ type FitConfig struct {
 	// Samples are extra model samples (from recorded datasets), fitted
 	// together with the simulated ones.
 	Samples []model.Features
+	// UnitSamples are recorded samples already in the agent's pool units
+	// (PoolCalibration.UnitSamples): fitted in pool units too.
+	UnitSamples []model.Features
+	// Scenarios are calibrated one-pool scenarios (PoolCalibration.Scenario):
+	// when set, every episode is one of them, drawn at random, its trace
+	// sliced to EpisodeLength and scaled by a log-uniform factor in
+	// [1/calibratedScale, calibratedScale], instead of a slice of Traces in
+	// the default scenario.
+	Scenarios []Scenario
 	// Data names the inputs in the model's metadata.
 	Data []string
 	// Recordings are logged runs of real pools. Their weight changes are
@@ -74,7 +83,14 @@ type Recording struct {
 	Name      string
 	Snapshots []collector.Snapshot
 	Targets   map[string]time.Duration
+	// ServiceRates are pools' calibrated service rates (requests/s per
+	// server); a pool without one has it inferred interval by interval.
+	ServiceRates map[string]float64
 }
+
+// calibratedScale bounds the volume factor of a calibrated episode: the
+// agent meets each recorded load shape from half to twice its volume.
+const calibratedScale = 2
 
 // FitResult is what Fit produces.
 type FitResult struct {
@@ -93,7 +109,7 @@ type FitResult struct {
 // slice of a random training trace at a random volume, updating the
 // Q-values from the reward.
 func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
-	if len(cfg.Traces) == 0 {
+	if len(cfg.Traces) == 0 && len(cfg.Scenarios) == 0 {
 		return FitResult{}, ErrNoTraces
 	}
 	cfg = cfg.withDefaults()
@@ -114,6 +130,7 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	if !cfg.RL.PoolUnits {
 		samples = append(samples, cfg.Samples...)
 	}
+	samples = append(samples, cfg.UnitSamples...)
 	levels := len(cfg.RL.WithDefaults().Levels)
 	for e := range cfg.ModelEpisodes {
 		sc, err := cfg.episode(rng, e)
@@ -168,7 +185,7 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	var logged []agent.Transition
 	for _, rec := range cfg.Recordings {
 		for _, pool := range slices.Sorted(maps.Keys(rec.Targets)) {
-			tr, err := agent.TransitionsFromRecording(rec.Snapshots, pool, states, agent.Template{TargetP95: rec.Targets[pool]}, tb.Config)
+			tr, err := agent.TransitionsFromRecording(rec.Snapshots, pool, states, agent.Template{TargetP95: rec.Targets[pool], ServiceRate: rec.ServiceRates[pool]}, tb.Config)
 			if err != nil {
 				return FitResult{}, fmt.Errorf("fit: recording %s pool %s: %w", rec.Name, pool, err)
 			}
@@ -216,6 +233,9 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	for _, t := range cfg.Traces {
 		tb.TrainedOn = append(tb.TrainedOn, t.Name)
 	}
+	for _, sc := range cfg.Scenarios {
+		tb.TrainedOn = append(tb.TrainedOn, sc.Sim.Trace.Name)
+	}
 	tb.Created = m.Meta.Trained
 	return FitResult{Model: m, Table: tb, Samples: tr.Samples, Offline: len(logged)}, nil
 }
@@ -256,6 +276,9 @@ func (c FitConfig) withDefaults() FitConfig {
 // EpisodeLength (the whole trace when shorter), scaled to a log-uniform
 // mean rate.
 func (c FitConfig) episode(rng *rand.Rand, e int) (Scenario, error) {
+	if len(c.Scenarios) > 0 {
+		return c.calibratedEpisode(rng, e)
+	}
 	tr := c.Traces[rng.IntN(len(c.Traces))]
 	d := tr.Duration()
 	var from time.Duration
@@ -311,4 +334,28 @@ func truthReward(s truthSource, tmpl agent.Template, c agent.RewardConfig) func(
 		}
 		return c.Reward(obs.Latest.ErrorRatio(), p95, obs.Servers+obs.Booting, tmpl.TargetP95)
 	}
+}
+
+// calibratedEpisode draws episode e from the calibrated Scenarios: a random
+// one, a random slice of EpisodeLength of its trace (the whole trace when
+// shorter), its rates scaled by a log-uniform factor in
+// [1/calibratedScale, calibratedScale], its own seed.
+func (c FitConfig) calibratedEpisode(rng *rand.Rand, e int) (Scenario, error) {
+	sc := c.Scenarios[rng.IntN(len(c.Scenarios))]
+	tr := sc.Sim.Trace
+	if d := tr.Duration(); d > c.EpisodeLength {
+		from := time.Duration(rng.Float64() * float64(d-c.EpisodeLength)).Truncate(time.Second)
+		var err error
+		if tr, err = tr.Slice(from, from+c.EpisodeLength); err != nil {
+			return Scenario{}, fmt.Errorf("fit: episode %d: %w", e, err)
+		}
+	}
+	if !(tr.Mean() > 0) {
+		return Scenario{}, fmt.Errorf("fit: episode %d: %s has no traffic", e, tr.Name)
+	}
+	sc.Sim.Trace = tr.Scaled(math.Exp((2*rng.Float64() - 1) * math.Log(calibratedScale)))
+	sc.Sim.Seed = c.Seed + uint64(e)
+	sc.Sim.Pools = slices.Clone(sc.Sim.Pools)
+	sc.Templates = slices.Clone(sc.Templates)
+	return sc, nil
 }

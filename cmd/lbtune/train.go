@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/model"
@@ -90,6 +94,18 @@ func trainRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			rep.Steps = map[string]any{}
 		}
 		rep.Steps[s.name] = v
+	}
+	if policyStepFlags.traces == "" {
+		// No simulator traces: the policy is learned for the recorded pools
+		// in the simulator calibrated from the recordings.
+		v, err := trainRecordedPolicy(ctx, st, opts, in, stdout, stderr)
+		if err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+		if rep.Steps == nil {
+			rep.Steps = map[string]any{}
+		}
+		rep.Steps["policy"] = v
 	}
 	if opts.json {
 		enc := json.NewEncoder(stdout)
@@ -230,4 +246,97 @@ func trainPrint(w io.Writer, rep model.Report, m *model.Model) {
 			v[model.FeatActive], v[model.FeatQueue], v[model.FeatServers])
 	}
 	fmt.Fprintf(w, "\nmodel saved in %s as %s (and %s)\n", rep.Out, rep.Key, rep.LatestKey)
+}
+
+// trainRecordedReport is the "policy" step of `lbtune train --json`
+// without --traces: the calibrations and, when one was stored, the policy.
+type trainRecordedReport struct {
+	Calibrations []eval.PoolCalibration `json:"calibrations"`
+	Stored       bool                   `json:"stored"`
+	Reason       string                 `json:"reason,omitempty"`
+	Policy       *eval.TrainReport      `json:"policy,omitempty"`
+}
+
+// trainRecordedPolicy calibrates the simulator from the recordings, trains
+// the agent in it (eval.FitRecorded) and saves the model and policy in st,
+// printing the calibration and the reproduction tables unless --json. Too
+// little data is not an error: no policy is stored, and it says so.
+func trainRecordedPolicy(ctx context.Context, st *datasets.Store, o trainOptions, in *model.Input, stdout, stderr io.Writer) (trainRecordedReport, error) {
+	f := policyStepFlags
+	start := time.Now()
+	var bar *progressbar.ProgressBar
+	if !o.quiet && !o.json {
+		bar = progressbar.NewOptions(f.episodes+f.explore, progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("policy episodes (calibrated simulator)"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	}
+	res, err := eval.FitRecorded(ctx, eval.RecordedFitConfig{
+		Names: o.data, Snapshots: in.Snapshots, Pool: o.pool, Episodes: f.episodes, ModelEpisodes: f.explore, Seed: f.seed,
+		Progress: func(done, _ int) {
+			if bar != nil {
+				_ = bar.Set(done)
+			}
+		},
+	})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	rep := trainRecordedReport{Calibrations: res.Calibrations}
+	if !o.json {
+		trainPrintCalibration(stdout, res.Calibrations)
+	}
+	if errors.Is(err, eval.ErrTooLittleData) {
+		rep.Reason = err.Error()
+		if !o.json {
+			fmt.Fprintf(stdout, "\nno policy stored: %v (each pool needs %d recorded intervals with traffic); "+
+				"a daemon with this model runs the threshold fallback\n", err, eval.CalibrationMinIntervals)
+		}
+		return rep, nil
+	}
+	if err != nil {
+		return rep, err
+	}
+	tr, err := eval.SaveFit(st, &res.Fit, start)
+	if err != nil {
+		return rep, err
+	}
+	rep.Stored, rep.Policy = true, &tr
+	if !o.json {
+		fmt.Fprintf(stdout, "\npolicy %s (model %s, %d load states in pool units) trained on %d episodes in the calibrated simulator "+
+			"and %d recorded transitions (fitted Q iteration) in %.0fs; saved in %s\n",
+			tr.PolicyKey, tr.ModelKey, tr.K, tr.Episodes, tr.Offline, tr.Seconds, st.Path())
+	}
+	return rep, nil
+}
+
+// trainPrintCalibration prints what was calibrated per pool, then the
+// recording and the calibrated simulator side by side.
+func trainPrintCalibration(w io.Writer, cals []eval.PoolCalibration) {
+	fmt.Fprintln(w, "\nSimulator calibrated from the recordings (per pool):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "recording\tpool\tservers (seen)\tservice ms\tslots\tservice req/s/server\tcv\tarrivals mean/peak req/s\tbalancer\tp95 target ms\t")
+	for _, c := range cals {
+		if c.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t%s\tskipped: %s\t\t\t\t\t\t\t\t\n", filepath.Base(c.Recording), c.Pool, c.Skipped)
+			continue
+		}
+		cv := fmt.Sprintf("%.2f", c.ServiceCV)
+		if !c.CVMeasured {
+			cv += " (assumed)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d (%d..%d)\t%.1f\t%d\t%.1f\t%s\t%.1f / %.1f\t%s\t%.0f\t\n", filepath.Base(c.Recording), c.Pool, c.Servers,
+			c.MinServers, c.MaxServers, c.ServiceMs, c.Slots, c.ServiceRate, cv, c.ArrivalMean, c.ArrivalPeak, c.Balancer, float64(c.Target)/float64(time.Millisecond))
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nRecording vs calibrated simulator (same arrivals, median servers held; boot delay assumed %v):\n", eval.CalibratedBootDelay)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "recording\tpool\trate req/s rec / sim\tmean ms rec / sim\tp95 ms rec / sim\t")
+	for _, c := range cals {
+		if c.Simulated == nil {
+			continue
+		}
+		r, s := c.Recorded, c.Simulated
+		fmt.Fprintf(tw, "%s\t%s\t%.1f / %.1f\t%.1f / %.1f\t%.1f / %.1f\t\n", filepath.Base(c.Recording), c.Pool,
+			r.RateRPS, s.RateRPS, r.MeanMs, s.MeanMs, r.P95Ms, s.P95Ms)
+	}
+	_ = tw.Flush()
 }

@@ -46,6 +46,9 @@ type Config struct {
 	// Mode is the starting mode of every pool (auto, shadow, manual,
 	// fallback-only); a pool may override it.
 	Mode string `yaml:"mode"`
+	// Policy is what decides every pool in auto and shadow mode: agent
+	// (default), threshold, hpa@U or static; a pool may override it.
+	Policy string `yaml:"policy"`
 	// Reward weighs the terms of the reward the agent maximises.
 	Reward Reward `yaml:"reward"`
 	// Guard sets the safety limits on every decision; zero fields keep the
@@ -246,6 +249,8 @@ type Pool struct {
 	Actuator string `yaml:"actuator"`
 	// Mode overrides Config.Mode for this pool.
 	Mode string `yaml:"mode"`
+	// Policy overrides Config.Policy for this pool.
+	Policy string `yaml:"policy"`
 	// Sim, when set, makes a simulated cluster both source and actuator.
 	Sim *Sim `yaml:"sim"`
 	// Template is the pool's scaling template.
