@@ -32,13 +32,12 @@ func abRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	from := fs.String("from", "", "replay from this offset of the trace (e.g. 72h)")
 	to := fs.String("to", "", "replay up to this offset of the trace")
 	scale := fs.Float64("scale", 1, "multiply the trace's rates")
-	speedup := fs.Float64("speedup", 12, "trace seconds per wall second: decisions every --decide of wall time are --decide x speed-up of trace time")
+	speedup := fs.Float64("speedup", 12, "trace seconds per wall second, and the wall rate's multiple of the trace's (servers serve that much faster): decisions every --decide of wall time are --decide x speed-up of trace time")
 	balancer := fs.String("balancer", "haproxy", "real balancer: haproxy")
 	policies := fs.String("policies", "agent,hpa@0.5,threshold", "comma-separated policies run in turn: agent, threshold, hpa@U, static")
 	fs.StringVar(&policyModelPath, "model", "", "agent: model + policy store (default "+eval.DefaultModelPath+")")
 	duration := fs.Duration("duration", 0, "cap each policy's real run at this wall time (default: the whole slice / speed-up)")
 	peakServers := fs.Int("peak-servers", 8, "the trace's peak needs this many servers at 70% utilisation")
-	peakRPS := fs.Float64("peak-rps", 100, "wall request rate at the trace's peak")
 	decide := fs.Duration("decide", 5*time.Second, "the daemon's decision period (wall time)")
 	seed := fs.Uint64("seed", 1, "seed of the arrivals and service times (the same for every policy)")
 	asJSON := fs.Bool("json", false, "print a JSON list, one object per policy")
@@ -73,7 +72,7 @@ func abRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := ab.Config{
 		Trace: *tracePath, From: fromD, To: toD, Scale: *scale, Speedup: *speedup, Balancer: *balancer,
 		Policies: specs, Model: model, Trained: policyAgent, Duration: *duration,
-		PeakServers: *peakServers, PeakRPS: *peakRPS, Decide: *decide, Seed: *seed, Dir: *out,
+		PeakServers: *peakServers, Decide: *decide, Seed: *seed, Dir: *out,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	plan, err := ab.NewPlan(cfg)

@@ -8,11 +8,13 @@
 // auto mode, and the trace slice replayed through the balancer by the
 // open-loop load generator (seeded, so every policy gets the same
 // arrival sequence). Time runs Speedup times faster than the trace (the
-// control loop's time scale: decisions, boots, cooldowns); rates and
-// service times are multiplied by a rate factor so the pool's peak sees
-// PeakRPS requests per wall second at the scenario's peak utilisation.
-// Latencies are reported in trace units (wall latency x rate factor),
-// comparable to the simulator and the target.
+// control loop's time scale: decisions, boots, cooldowns), and so do
+// arrival rates and service rates: utilisation is the trace's. The daemon
+// sees the pool on a clock Speedup times faster than the wall clock (its
+// source's time_scale), so its intervals, guard and policy windows are
+// the trace's, as in the simulator. Latencies are reported in trace
+// units (wall latency x Speedup), comparable to the simulator and the
+// target; --scale sets how many requests per wall second that is.
 package ab
 
 import (
@@ -56,8 +58,9 @@ type Config struct {
 	// PeakServers sizes the scenario: the trace's peak needs this many
 	// servers at 70% utilisation (default 8).
 	PeakServers int
-	// PeakRPS is the wall arrival rate at the trace's peak (default 100).
-	PeakRPS float64
+	// MaxRPS refuses a plan whose wall peak (trace peak x scale x
+	// speed-up) exceeds it (default 400: what 2 cores serve with room).
+	MaxRPS float64
 	// Decide is the daemon's wall decision period (default 5s).
 	Decide time.Duration
 	// BootDelay is a new server's boot in trace time (default eval's 60s),
@@ -124,7 +127,8 @@ type SimResult struct {
 type Plan struct {
 	Trace    *sim.Trace
 	Scenario eval.Scenario
-	// Speedup and RateFactor map trace time and rates to wall ones.
+	// Speedup maps trace time to wall time; RateFactor (= Speedup) trace
+	// rates to wall rates and wall latencies to trace ones.
 	Speedup, RateFactor float64
 	// ServiceRate is one server's rate (trace units, req/s); Target the p95 target (trace).
 	ServiceRate float64
@@ -152,9 +156,6 @@ func NewPlan(c Config) (*Plan, error) {
 	}
 	if !(c.Scale > 0) || math.IsInf(c.Scale, 0) {
 		return nil, fmt.Errorf("ab: --scale %v must be positive and finite", c.Scale)
-	}
-	if !(c.PeakRPS > 0 && c.PeakRPS <= 1000) {
-		return nil, fmt.Errorf("ab: peak rate %v req/s must be in (0, 1000]", c.PeakRPS)
 	}
 	if c.PeakServers < 1 || c.PeakServers > 50 {
 		return nil, fmt.Errorf("ab: peak servers %d must be in [1, 50]", c.PeakServers)
@@ -193,7 +194,10 @@ func NewPlan(c Config) (*Plan, error) {
 	t := sc.Templates[0]
 	p.ServiceRate, p.Target = t.ServiceRate, t.TargetP95
 	p.Min, p.Max, p.Start = max(t.Min, 1), t.Max, max(sc.Sim.Pools[0].Servers, 1)
-	p.RateFactor = c.PeakRPS / tr.Peak()
+	p.RateFactor = c.Speedup
+	if peak := tr.Peak() * p.RateFactor; peak > c.MaxRPS {
+		return nil, fmt.Errorf("ab: the slice's peak %.3g req/s x speed-up %g is %.0f req/s on the wall clock, above %.0f: lower --scale or --speedup", tr.Peak(), c.Speedup, peak, c.MaxRPS)
+	}
 	p.Wall = time.Duration(float64(tr.Duration()) / c.Speedup)
 	if c.Duration > 0 && c.Duration < p.Wall {
 		p.Wall = c.Duration
@@ -231,8 +235,8 @@ func (c Config) withDefaults() Config {
 	if c.PeakServers == 0 {
 		c.PeakServers = 8
 	}
-	if c.PeakRPS == 0 {
-		c.PeakRPS = 100
+	if c.MaxRPS == 0 {
+		c.MaxRPS = 400
 	}
 	if c.Decide == 0 {
 		c.Decide = 5 * time.Second

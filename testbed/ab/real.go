@@ -245,17 +245,10 @@ func schedule(plan *Plan) loadgen.Schedule {
 	return s
 }
 
-// daemonConfig is the lbtune.yaml of one real run: the guard's times and
-// the decision period on the wall clock (trace time / speed-up).
+// daemonConfig is the lbtune.yaml of one real run: the source on a clock
+// Speedup times faster than the wall clock, so the decision period, the
+// guard and the policies run in trace time.
 func daemonConfig(plan *Plan, c Config, policy, socket string) string {
-	wall := func(d time.Duration) time.Duration {
-		w := time.Duration(float64(d) / plan.Speedup).Round(time.Millisecond)
-		return max(w, time.Millisecond)
-	}
-	g := config.Default().Guard
-	guard := fmt.Sprintf("guard: {up_cooldown: %v, down_cooldown: %v, spike_hold: %v, min_lifetime: %v}\n",
-		wall(orDur(g.UpCooldown, 30*time.Second)), wall(orDur(g.DownCooldown, 5*time.Minute)),
-		wall(orDur(g.SpikeHold, 5*time.Second)), wall(orDur(g.MinLifetime, 5*time.Minute)))
 	model := ""
 	if c.Model != "" {
 		model = fmt.Sprintf("model: {path: %q}\n", c.Model)
@@ -265,22 +258,15 @@ api: {listen: "127.0.0.1:0", token_file: lbtune.token}
 store: {path: lbtune.db, retention: 0s}
 %sintervals: {scrape: 1s, scrape_timeout: 800ms, decide: %v}
 mode: manual
-%ssources:
-  - {name: haproxy, uri: "haproxy+unix://%s"}
+sources:
+  - {name: haproxy, uri: "haproxy+unix://%s", time_scale: %g}
 actuators:
   - name: haproxy
     haproxy: {socket: %q}
   - name: fleet
     fleet: {balancer: haproxy}
 pools:
-  - %s`, policy, model, plan.WallDecide, guard, socket, socket, strings.TrimPrefix(indent(poolSpec(plan, c, policy), "    "), "    "))
-}
-
-func orDur(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
+  - %s`, policy, model, plan.Scenario.Interval, socket, plan.Speedup, socket, strings.TrimPrefix(indent(poolSpec(plan, c, policy), "    "), "    "))
 }
 
 // poolSpec is the pool's YAML entry (the daemon's config and template down).
@@ -292,7 +278,7 @@ source: haproxy
 actuator: fleet
 %s
 template: {min: %d, max: %d, command: %q, target_seconds: %g, service_rate: %g, max_weight: 256}
-`, poolName, policyLine(policy), plan.Min, plan.Max, cmd, plan.wallTarget().Seconds(), plan.ServiceRate*plan.RateFactor)
+`, poolName, policyLine(policy), plan.Min, plan.Max, cmd, plan.Target.Seconds(), plan.ServiceRate)
 }
 
 func indent(s, pre string) string {

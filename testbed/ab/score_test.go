@@ -95,15 +95,15 @@ func TestSampler(t *testing.T) {
 // (time) and the rate factor (rates, service times, latencies).
 func TestPlan(t *testing.T) {
 	p, err := NewPlan(Config{Trace: "../../../shared/traces/nasa-1995-07-per-min.csv", From: 24 * time.Hour, To: 26 * time.Hour,
-		Speedup: 30, Policies: []string{"threshold", "hpa@0.5", "static"}, PeakRPS: 100, Seed: 1})
+		Speedup: 30, Scale: 3, Policies: []string{"threshold", "hpa@0.5", "static"}, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Wall != 4*time.Minute {
 		t.Errorf("wall %v, want 2 h / 30 = 4m", p.Wall)
 	}
-	if got := p.Trace.Peak() * p.RateFactor; math.Abs(got-100) > 1e-9 {
-		t.Errorf("wall peak %v req/s, want 100", got)
+	if p.RateFactor != 30 {
+		t.Errorf("rate factor %v, want the speed-up 30", p.RateFactor)
 	}
 	if p.Scenario.Interval != 150*time.Second || p.WallBoot != 2*time.Second {
 		t.Errorf("interval %v boot %v, want 150s (5s x 30) and 2s (60s / 30)", p.Scenario.Interval, p.WallBoot)
@@ -122,7 +122,7 @@ func TestPlan(t *testing.T) {
 		{Speedup: 10, Policies: []string{"hpa@2"}},
 		{Speedup: 10, Policies: nil},
 		{Speedup: 10, Policies: []string{"static"}, Balancer: "envoy"},
-		{Speedup: 10, Policies: []string{"static"}, PeakRPS: 1e6},
+		{Speedup: 600, Scale: 10, Policies: []string{"static"}}, // 1.27 x 10 x 600 req/s on the wall clock
 	} {
 		bad.Trace = "../../../shared/traces/nasa-1995-07-per-min.csv"
 		if _, err := NewPlan(bad); err == nil {
