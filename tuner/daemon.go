@@ -68,7 +68,7 @@ type Daemon struct {
 	loops map[string]*sourceLoop
 	// clocks are the scaled clocks of time-scaled sources, by source name.
 	clocks map[string]*collector.ScaledClock
-	pools []*Pool
+	pools  []*Pool
 	// spawn starts a goroutine under the daemon's errgroup (set by Run).
 	spawn func(func() error)
 	// runCtx is the daemon's context, for pools started later.
