@@ -278,7 +278,7 @@ source: haproxy
 actuator: fleet
 %s
 template: {min: %d, max: %d, command: %q, target_seconds: %g, service_rate: %g, max_weight: 256}
-`, poolName, policyLine(policy), plan.Min, plan.Max, cmd, plan.Target.Seconds(), plan.ServiceRate)
+`, poolName, "policy: "+policy, plan.Min, plan.Max, cmd, plan.Target.Seconds(), plan.ServiceRate)
 }
 
 func indent(s, pre string) string {
@@ -351,14 +351,6 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// policyLine is the pool's policy setting.
-func policyLine(policy string) string {
-	if os.Getenv("LBTUNE_AB_NO_POLICY") != "" { // TEMP until the policy setting lands
-		return "# policy: " + policy
-	}
-	return "policy: " + policy
 }
 
 // stopHandedOver stops every server recorded in a fleet state file: the
