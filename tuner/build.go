@@ -47,7 +47,7 @@ func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d := &Daemon{
 		Version: "dev", cfg: cfg, store: store, reg: reg, metrics: api.NewMetrics(reg), log: log,
-		started: wall(), token: token, loops: map[string]*sourceLoop{}, wall: wall,
+		started: wall(), token: token, loops: map[string]*sourceLoop{}, clocks: map[string]*collector.ScaledClock{}, wall: wall,
 	}
 	d.learnEpsilon = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "lbtune_agent_epsilon", Help: "Current exploration rate of each pool's online-learning agent.",
@@ -88,6 +88,12 @@ func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon
 		src, err := collector.Open(s.URI)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		if s.TimeScale > 1 {
+			clk := &collector.ScaledClock{Base: wall(), Scale: s.TimeScale, Wall: wall}
+			src = &collector.TimeScaled{Source: src, Clock: clk}
+			d.clocks[s.Name] = clk
+			log.Warn("source runs on a scaled clock (an experiment, not production)", "source", s.Name, "time_scale", s.TimeScale)
 		}
 		d.addLoop(s.Name, src)
 	}
@@ -168,6 +174,12 @@ func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (*Pool, error) {
 		p.source = d.cfg.Source(pc.Source).URI
 		p.applier = d.actuators[pc.Actuator]
 		p.applied = d.appliedWeights(pc.Actuator)
+		if clk := d.clocks[pc.Source]; clk != nil {
+			// Intervals are in the scaled clock's time, as a simulated pool's.
+			p.clock = clk.Now
+			p.period = max(time.Duration(float64(d.cfg.Intervals.Decide)/clk.Scale), 10*time.Millisecond)
+			p.scrape = time.Duration(float64(d.cfg.Intervals.Scrape) * clk.Scale)
+		}
 	}
 	p.guard = agent.NewGuard(d.cfg.Guard.Agent(), p.clock)
 	if p.auto, p.fallback, err = d.policies(pc, p.template); err != nil {

@@ -66,7 +66,9 @@ type Daemon struct {
 	mu sync.Mutex // guards loops and pools (template up/down change them)
 	// loops are the collector loops, by source name.
 	loops map[string]*sourceLoop
-	pools []*Pool
+	// clocks are the scaled clocks of time-scaled sources, by source name.
+	clocks map[string]*collector.ScaledClock
+	pools  []*Pool
 	// spawn starts a goroutine under the daemon's errgroup (set by Run).
 	spawn func(func() error)
 	// runCtx is the daemon's context, for pools started later.

@@ -21,6 +21,9 @@ type Flags struct {
 	Concurrency, Queue         int
 	Speed                      float64
 	Seed                       uint64
+	// BootDelay is how long the server takes to start listening, as a
+	// virtual machine takes to boot (lbtune ab scales it by its speed-up).
+	BootDelay time.Duration
 }
 
 // Register defines the flags on fs with DefaultConfig's values.
@@ -37,6 +40,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.Queue, "queue", def.QueueLimit, "jobs that may wait for a slot; beyond it: 503")
 	fs.Float64Var(&f.Speed, "speed", def.Speed, "speed factor dividing every service time")
 	fs.Uint64Var(&f.Seed, "seed", 0, "random seed (0 = from the clock)")
+	fs.DurationVar(&f.BootDelay, "boot-delay", 0, "wait this long before listening: a booting VM (health checks fail until then)")
 }
 
 // Config returns the Config the flags describe (Name is set by Serve when empty).
@@ -58,6 +62,16 @@ func (f *Flags) Config() (Config, error) {
 // Serve listens on f.Listen, prints the address on stdout once listening,
 // and serves until ctx is done (then shuts down gracefully).
 func (f *Flags) Serve(ctx context.Context, c Config, stdout, stderr io.Writer) error {
+	if f.BootDelay < 0 {
+		return fmt.Errorf("--boot-delay %v must not be negative", f.BootDelay)
+	}
+	if f.BootDelay > 0 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(f.BootDelay):
+		}
+	}
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -153,6 +153,14 @@ type Source struct {
 	Name string `yaml:"name"`
 	// URI is a collector source URI (collector.Open).
 	URI string `yaml:"uri"`
+	// TimeScale, for experiments only (lbtune ab), runs the pools on this
+	// source on a clock TimeScale times faster than the wall clock: their
+	// snapshots are re-stamped on it and their latencies multiplied by it,
+	// and the intervals (decide, scrape), the guard's times and the
+	// policies' windows are in its time. A trace replayed TimeScale times
+	// faster against servers TimeScale times faster then reads as the trace
+	// itself. 0 or 1: the wall clock (production). At most 1000.
+	TimeScale float64 `yaml:"time_scale"`
 }
 
 // Actuator is one way to apply decisions; exactly one kind is set.

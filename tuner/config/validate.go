@@ -110,6 +110,9 @@ func (c *Config) validateSources(v *validator) {
 		if scheme, _, ok := strings.Cut(s.URI, ":"); !ok || scheme == "" {
 			v.addf(p("sources", i, "uri"), "want SCHEME:ADDRESS (e.g. haproxy+unix:///run/haproxy/admin.sock), got %q", s.URI)
 		}
+		if ts := s.TimeScale; ts != 0 && !(ts >= 1 && ts <= 1000) {
+			v.addf(p("sources", i, "time_scale"), "%v: want 0 (the wall clock) or 1..1000", ts)
+		}
 	}
 }
 

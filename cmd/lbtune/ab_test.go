@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestABCommand runs `lbtune ab --json` for two policies on a real HAProxy
+// (about 40 s each) and checks the keys of its output, that the static
+// policy never moved the pool, that every run's files are kept under
+// --out, and that nothing it started is left running.
+func TestABCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real HAProxy and fleet for about 90 s")
+	}
+	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
+		t.Fatalf("haproxy missing (install the haproxy package; CI does): %v", err)
+	}
+	bin := lbtuneBinary(t)
+	out := t.TempDir()
+	cmd := exec.Command(bin, "ab", "--trace", "../../../shared/traces/nasa-1995-07-per-min.csv", "--from", "24h", "--to", "26h",
+		"--speedup", "120", "--decide", "2s", "--duration", "40s", "--policies", "threshold,static", "--json", "--out", out)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lbtune ab: %v\n%s", err, stderr.String())
+	}
+	if left := procsOf(bin); left != 0 {
+		t.Errorf("%d processes of %s left running after ab", left, bin)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout.String())
+	}
+	if len(rows) != 2 || rows[0]["policy"] != "threshold" || rows[1]["policy"] != "static" {
+		t.Fatalf("rows %v, want threshold then static", rows)
+	}
+	for _, r := range rows {
+		for _, k := range []string{"policy", "slo_violation_pct", "p95_ms", "failed", "server_hours", "actions", "reversals", "sim"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("%v: no key %q", r["policy"], k)
+			}
+		}
+		sim, _ := r["sim"].(map[string]any)
+		for _, k := range []string{"slo_violation_pct", "p95_ms", "server_hours"} {
+			if _, ok := sim[k]; !ok {
+				t.Errorf("%v: sim has no key %q", r["policy"], k)
+			}
+		}
+		if req, _ := r["requests"].(float64); req < 500 {
+			t.Errorf("%v: %v requests, want hundreds", r["policy"], r["requests"])
+		}
+		if sh, _ := r["server_hours"].(float64); !(sh > 0) {
+			t.Errorf("%v: server_hours %v", r["policy"], r["server_hours"])
+		}
+		dir := filepath.Join(out, strings.ReplaceAll(r["policy"].(string), "@", "-"))
+		for _, f := range []string{"lbtune.db", "load.jsonl", "lbtune.log", "haproxy.cfg"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("--out: %v", err)
+			}
+		}
+		t.Logf("%v: viol %.1f%% p95 %.0f ms failed %v server-h %.2f actions %v | sim viol %.1f%% server-h %.2f",
+			r["policy"], r["slo_violation_pct"], r["p95_ms"], r["failed"], r["server_hours"], r["actions"],
+			sim["slo_violation_pct"], sim["server_hours"])
+	}
+	if a := rows[1]["actions"].(float64); a != 0 {
+		t.Errorf("static moved the pool %v times", a)
+	}
+	if d, _ := rows[1]["decisions"].(map[string]any); len(d) == 0 {
+		t.Errorf("static: no decisions recorded")
+	} else {
+		for k := range d {
+			if !strings.HasPrefix(k, "static/") {
+				t.Errorf("static run has a decision by %q", k)
+			}
+		}
+	}
+}
+
+// procsOf counts running processes whose executable is bin.
+func procsOf(bin string) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(string(b), bin+"\x00") {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,371 @@
+package ab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lbtune/lbtune/actuator/fleet"
+	"github.com/lbtune/lbtune/actuator/haproxy"
+	"github.com/lbtune/lbtune/api"
+	"github.com/lbtune/lbtune/testbed/dist"
+	"github.com/lbtune/lbtune/testbed/loadgen"
+	"github.com/lbtune/lbtune/tuner"
+	"github.com/lbtune/lbtune/tuner/config"
+)
+
+// poolName is the one pool of an A/B run.
+const poolName = "web"
+
+// runReal runs one policy on a fresh HAProxy + fleet pool + daemon and
+// scores it from the load generator's records.
+func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Result, error) {
+	dir := filepath.Join(root, dirName(policy))
+	// Every run starts fresh: no store, fleet state or records of an
+	// earlier run in the same --out directory.
+	if err := os.RemoveAll(dir); err != nil {
+		return Result{}, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Result{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	front, err := freeAddr()
+	if err != nil {
+		return Result{}, err
+	}
+	socket := filepath.Join(dir, "admin.sock")
+	stopHA, err := startHAProxy(ctx, c.HAProxyBin, dir, haproxy.Config{Socket: socket,
+		Backends: []haproxy.Backend{{Name: poolName, Bind: front}}})
+	if err != nil {
+		return Result{}, err
+	}
+	defer stopHA()
+
+	logf, err := os.Create(filepath.Join(dir, "lbtune.log"))
+	if err != nil {
+		return Result{}, err
+	}
+	defer logf.Close()
+	log := slog.New(slog.NewTextHandler(logf, nil))
+	cfgPath := filepath.Join(dir, "lbtune.yaml")
+	if err := os.WriteFile(cfgPath, []byte(daemonConfig(plan, c, policy, socket)), 0o600); err != nil {
+		return Result{}, err
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return Result{}, fmt.Errorf("daemon config: %w", err)
+	}
+	d, err := tuner.New(cfg, log, time.Now)
+	if err != nil {
+		return Result{}, fmt.Errorf("daemon: %w", err)
+	}
+	dctx, dstop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(dctx, nil) }()
+	stopped := false
+	stopDaemon := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		// Take the pool to zero first: a stopping daemon hands its servers
+		// over to the next start, and an A/B run leaves nothing running.
+		down, cancelDown := context.WithTimeout(context.Background(), 30*time.Second)
+		msg, derr := d.Template(down, "down", []byte(poolSpec(plan, c, policy)))
+		cancelDown()
+		log.Info("ab: pool down", "result", msg, "err", derr)
+		dstop()
+		var werr error
+		select {
+		case werr = <-done:
+		case <-time.After(30 * time.Second):
+			werr = errors.New("daemon did not stop 30 s after cancel")
+		}
+		// Whatever the daemon handed over (a failed drain) is stopped here.
+		return errors.Join(derr, werr, stopHandedOver(cfg.Store.Path+".fleet-fleet.json"))
+	}
+	defer stopDaemon()
+
+	// Start at the scenario's starting size (manual), then hand over to the policy.
+	if err := warmUp(ctx, d, plan); err != nil {
+		return Result{}, err
+	}
+	if err := d.SetMode(ctx, poolName, config.ModeAuto); err != nil {
+		return Result{}, fmt.Errorf("switch to auto: %w", err)
+	}
+
+	recPath := filepath.Join(dir, "load.jsonl")
+	recFile, err := os.Create(recPath)
+	if err != nil {
+		return Result{}, err
+	}
+	defer recFile.Close()
+	bw := bufio.NewWriter(recFile)
+	rw, err := loadgen.NewRecordWriter(bw, loadgen.FormatOf(recPath))
+	if err != nil {
+		return Result{}, err
+	}
+	sc := newScorer(plan)
+	var recMu sync.Mutex
+
+	samp := newSampler(plan)
+	sctx, sstop := context.WithCancel(ctx)
+	var swg sync.WaitGroup
+	swg.Add(1)
+	start := time.Now()
+	go func() {
+		defer swg.Done()
+		samp.run(sctx, d, start, func(frac float64) {
+			if c.Progress != nil {
+				c.Progress(policy, frac)
+			}
+		})
+	}()
+	c.Log.Info("ab run", "policy", policy, "wall", plan.Wall.Round(time.Second), "dir", dir)
+	sum, lerr := loadgen.Run(ctx, loadgen.Config{
+		Targets:    []loadgen.Weighted{{URL: "http://" + front + "/light", Weight: 1}},
+		Schedule:   schedule(plan),
+		Duration:   plan.Wall,
+		Timeout:    10 * time.Second,
+		MaxWorkers: 1024,
+		Seed:       c.Seed + 1,
+		Records: func(r loadgen.Record) error {
+			recMu.Lock()
+			defer recMu.Unlock()
+			sc.add(start, r)
+			return rw.Write(r)
+		},
+	})
+	sstop()
+	swg.Wait()
+	wall := time.Since(start)
+	if lerr != nil {
+		return Result{}, fmt.Errorf("load: %w", lerr)
+	}
+	if err := rw.Flush(); err != nil {
+		return Result{}, err
+	}
+	if err := bw.Flush(); err != nil {
+		return Result{}, err
+	}
+	ds, err := d.Decisions(ctx, poolName, start, 0)
+	if err != nil {
+		return Result{}, fmt.Errorf("decisions: %w", err)
+	}
+	if err := stopDaemon(); err != nil {
+		return Result{}, fmt.Errorf("stop daemon: %w", err)
+	}
+	r := sc.result(policy)
+	r.ServerHours = samp.serverHours()
+	r.Actions, r.Reversals = samp.actions, samp.reversals
+	r.WallSeconds = wall.Seconds()
+	r.Decisions = map[string]int{}
+	for _, dd := range ds {
+		r.Decisions[dd.Policy+"/"+string(dd.Outcome)]++
+	}
+	if sum.Requests != r.Requests {
+		c.Log.Warn("ab: record count differs from the load summary", "records", r.Requests, "summary", sum.Requests)
+	}
+	return r, nil
+}
+
+// warmUp waits for the pool's first server, scales it to the plan's
+// starting size in manual mode and waits until they all serve.
+func warmUp(ctx context.Context, d *tuner.Daemon, plan *Plan) error {
+	deadline := time.Now().Add(30*time.Second + time.Duration(plan.Start)*plan.WallBoot)
+	for {
+		c, err := d.Servers(ctx, poolName)
+		if err == nil && c.Serving() >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("warm-up: the pool's first server did not serve (%v)", err)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	for c, _ := d.Servers(ctx, poolName); c.Serving()+c.Booting < plan.Start; c, _ = d.Servers(ctx, poolName) {
+		if _, err := d.Node(ctx, api.NodeRequest{Op: "launch", Pool: poolName}); err != nil {
+			return fmt.Errorf("warm-up: launch server %d of %d: %w", c.Serving()+c.Booting+1, plan.Start, err)
+		}
+	}
+	for {
+		c, err := d.Servers(ctx, poolName)
+		if err == nil && c.Serving() >= plan.Start && c.Booting == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("warm-up: %d of %d servers serve after %v (%v)", c.Serving(), plan.Start, 30*time.Second, err)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// schedule is the plan's trace as a wall-clock arrival schedule:
+// each step lasts its trace length / speed-up at its rate x rate factor.
+func schedule(plan *Plan) loadgen.Schedule {
+	tr := plan.Trace
+	s := loadgen.Schedule{}
+	for i, v := range tr.Rates {
+		end := tr.End
+		if i+1 < len(tr.Times) {
+			end = tr.Times[i+1]
+		}
+		d := time.Duration((end - tr.Times[i]) / plan.Speedup * float64(time.Second))
+		if d <= 0 {
+			continue
+		}
+		s.Phases = append(s.Phases, loadgen.Phase{Duration: d, Rate: v * plan.RateFactor, Dist: dist.Exponential})
+	}
+	return s
+}
+
+// daemonConfig is the lbtune.yaml of one real run: the source on a clock
+// Speedup times faster than the wall clock, so the decision period, the
+// guard and the policies run in trace time.
+func daemonConfig(plan *Plan, c Config, policy, socket string) string {
+	model := ""
+	if c.Model != "" {
+		model = fmt.Sprintf("model: {path: %q}\n", c.Model)
+	}
+	return fmt.Sprintf(`# Written by lbtune ab for policy %s.
+api: {listen: "127.0.0.1:0", token_file: lbtune.token}
+store: {path: lbtune.db, retention: 0s}
+%sintervals: {scrape: 1s, scrape_timeout: 800ms, decide: %v}
+mode: manual
+sources:
+  - {name: haproxy, uri: "haproxy+unix://%s", time_scale: %g}
+actuators:
+  - name: haproxy
+    haproxy: {socket: %q}
+  - name: fleet
+    fleet: {balancer: haproxy}
+pools:
+  - %s`, policy, model, plan.Scenario.Interval, socket, plan.Speedup, socket, strings.TrimPrefix(indent(poolSpec(plan, c, policy), "    "), "    "))
+}
+
+// poolSpec is the pool's YAML entry (the daemon's config and template down).
+func poolSpec(plan *Plan, c Config, policy string) string {
+	cmd := fmt.Sprintf("%s backend --listen {addr} --work sleep --dist exp --light-ms %.3f --concurrency %d --queue %d --boot-delay %v --seed %d",
+		c.Exe, plan.wallServiceMs(), plan.Slots, plan.Queue, plan.WallBoot.Round(time.Millisecond), c.Seed+7)
+	return fmt.Sprintf(`name: %s
+source: haproxy
+actuator: fleet
+%s
+template: {min: %d, max: %d, command: %q, target_seconds: %g, service_rate: %g, max_weight: 256}
+`, poolName, "policy: "+policy, plan.Min, plan.Max, cmd, plan.Target.Seconds(), plan.ServiceRate)
+}
+
+func indent(s, pre string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if l != "" {
+			b.WriteString(pre + l)
+		}
+	}
+	return b.String()
+}
+
+// startHAProxy renders c into dir and runs haproxy in the foreground
+// until the returned stop is called (or ctx ends).
+func startHAProxy(ctx context.Context, bin, dir string, c haproxy.Config) (func(), error) {
+	var buf bytes.Buffer
+	if err := haproxy.RenderConfig(&buf, c); err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfg, buf.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	out, err := os.Create(filepath.Join(dir, "haproxy.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-f", cfg, "-db")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("start haproxy: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited); out.Close() }()
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	rt := &haproxy.Runtime{Socket: c.Socket, PollInterval: 20 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := rt.Exec(ctx, "show info"); err == nil {
+			return stop, nil
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(filepath.Join(dir, "haproxy.log"))
+			return nil, fmt.Errorf("haproxy exited: %s", strings.TrimSpace(string(b)))
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return nil, errors.New("haproxy's admin socket did not answer within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a free 127.0.0.1 TCP address.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// stopHandedOver stops every server recorded in a fleet state file: the
+// servers a stopping daemon handed over to its next start.
+func stopHandedOver(stateFile string) error {
+	if _, err := os.Stat(stateFile); err != nil {
+		return nil
+	}
+	f := fleet.New(map[string]fleet.Template{poolName: {Command: []string{"true"}, StopGrace: 5 * time.Second}})
+	f.StateFile = stateFile
+	f.Log = slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := f.Adopt(ctx, poolName); err != nil {
+		return fmt.Errorf("stop handed-over servers: %w", err)
+	}
+	return f.StopAll(ctx)
+}
