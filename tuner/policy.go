@@ -49,10 +49,22 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 		log.Info("model loaded", "path", dm.path, "load_states", dm.model.K(), "policy_updates", dm.table.Steps)
 	}
 	f := func(pc config.Pool, t agent.Template) (agent.Policy, agent.Policy, error) {
-		fallback := func() agent.Policy {
+		fallback := func() (*agent.Threshold, error) {
 			tc := agent.DefaultThresholdConfig()
 			tc.TargetP95 = t.TargetP95
-			return agent.NewThreshold(tc)
+			th, err := agent.NewThreshold(tc)
+			if err != nil {
+				return nil, fmt.Errorf("pool %s: fallback: %w", pc.Name, err)
+			}
+			return th, nil
+		}
+		inSwitch, err := fallback()
+		if err != nil {
+			return nil, nil, err
+		}
+		alone, err := fallback()
+		if err != nil {
+			return nil, nil, err
 		}
 		h := fnv.New64a()
 		h.Write([]byte(pc.Name))
@@ -84,7 +96,7 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 			rc.Reward = cfg.Reward.Agent()
 			ag = agent.NewAgent(table, agent.ModelStates{Model: dm.model}, rc, src)
 		}
-		return agent.NewSwitch(ag, fallback(), agent.DefaultSwitchConfig()), fallback(), nil
+		return agent.NewSwitch(ag, inSwitch, agent.DefaultSwitchConfig()), alone, nil
 	}
 	return f, dm, desc, nil
 }
