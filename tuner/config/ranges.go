@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Limits on simulated pools that tie settings together; Validate enforces
@@ -155,6 +157,40 @@ func (v *validator) dur(path []any, d time.Duration) bool { return v.num(path, d
 
 // integer checks an integer setting.
 func (v *validator) integer(path []any, n int) bool { return v.num(path, float64(n)) }
+
+// fractions reports every integer setting written with a fraction
+// (max: 2.5): the YAML decoder truncates it silently.
+func (v *validator) fractions() {
+	var walk func(n *yaml.Node, path []any)
+	walk = func(n *yaml.Node, path []any) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for k := 0; k+1 < len(n.Content); k += 2 {
+				walk(n.Content[k+1], append(append([]any(nil), path...), n.Content[k].Value))
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, append(append([]any(nil), path...), i))
+			}
+		case yaml.ScalarNode:
+			if n.ShortTag() != "!!float" {
+				return
+			}
+			if s, ok := rangeOf(keyOf(path)); ok && s.Int {
+				if x, err := strconv.ParseFloat(n.Value, 64); err != nil || x != math.Trunc(x) {
+					v.addf(path, "want an integer, got %s", n.Value)
+				}
+			}
+		}
+	}
+	if v.c.root != nil {
+		walk(v.c.root, nil)
+	}
+}
 
 // keyOf is a path's table key: indexes become [].
 func keyOf(path []any) string {

@@ -42,6 +42,8 @@ func TestValidateValues(t *testing.T) {
 		{"template max 1e6", "max: 20\n", "max: 1000000\n", "pools[0].template.max: want 1..1000, got 1000000"},
 		{"max step 1e9", "max_step_up: 10 ", "max_step_up: 1000000000 ", "guard.max_step_up: want 0..1000"},
 		{"scrape 1ns", "scrape: 1s ", "scrape: 1ns ", "intervals.scrape: want 100ms..1h, got 1ns"},
+		{"fractional max (truncated by the decoder)", "max: 20\n", "max: 20.5\n", "lbtune.yaml:81: pools[0].template.max: want an integer, got 20.5"},
+		{"fractional step", "max_step_up: 10 ", "max_step_up: 1.5 ", "guard.max_step_up: want an integer, got 1.5"},
 		{"boot delay a year", "boot_delay: 60s ", "boot_delay: 8760h ", "pools[0].sim.boot_delay: want 0s..24h"},
 	}
 	for _, tc := range tests {

@@ -18,6 +18,7 @@ func (c *Config) Validate() error {
 	c.validateSources(&v)
 	c.validateActuators(&v)
 	c.validatePools(&v)
+	v.fractions()
 	if len(v.problems) == 0 {
 		return nil
 	}
