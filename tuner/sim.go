@@ -68,6 +68,9 @@ func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wal
 		if !(r <= config.MaxSimRPS) {
 			return nil, fmt.Errorf("pool %s: sim: peak rate %v req/s (x scale %v): want at most %v simulated req/s per pool", p.Name, r, sc.Scale, float64(config.MaxSimRPS))
 		}
+		if r*sc.Speedup > config.MaxSimWallRPS {
+			return nil, fmt.Errorf("pool %s: sim: peak rate %v req/s (x scale %v) x speedup %v: want at most %v req/s of wall-clock time", p.Name, r, sc.Scale, sc.Speedup, float64(config.MaxSimWallRPS))
+		}
 	}
 	tr.Name = p.Name
 

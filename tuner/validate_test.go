@@ -399,3 +399,61 @@ func FuzzTemplateValues(f *testing.F) {
 		checkTemplateUp(t, d, []byte(fmt.Sprintf(templateValuesSpec, vals...)))
 	})
 }
+
+// TestNewSimBounds: a trace's rates are known only when the simulator is
+// built, so newSim bounds them as Validate bounds phases: at most
+// MaxSimRPS simulated and MaxSimWallRPS per wall-clock second; servers
+// queue at most simMaxQueue requests (memory stays flat under overload).
+func TestNewSimBounds(t *testing.T) {
+	trace := filepath.Join(t.TempDir(), "t.csv")
+	if err := os.WriteFile(trace, []byte("t,rps\n0,10\n60,500\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name           string
+		scale, speedup float64
+		want           string
+	}{
+		{"within both caps", 100, 10, ""},
+		{"over the simulated cap", 201, 1, "peak rate 100500 req/s (x scale 201): want at most 100000 simulated req/s"},
+		{"over the wall-clock cap", 100, 21, "x speedup 21: want at most 1e+06 req/s of wall-clock time"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pc := config.Pool{Name: "web", Sim: &config.Sim{Trace: trace, Scale: tc.scale, Speedup: tc.speedup, ServiceMs: 50, BootDelay: time.Minute, Seed: 1},
+				Template: config.Template{Min: 1, Max: 4, TargetSeconds: 1, MaxWeight: 256}}
+			_, err := newSim(pc, PoolState{}, false, 0, time.Now, nil, nil)
+			if tc.want == "" && err != nil {
+				t.Fatalf("newSim: %v", err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("newSim: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	// Overload: one server of 20 req/s offered the cap; the queue stays
+	// bounded, the excess is dropped.
+	now := time.Unix(1e9, 0)
+	pc := config.Pool{Name: "over", Sim: &config.Sim{Phases: []config.Phase{{Duration: time.Hour, RPS: config.MaxSimRPS}}, Scale: 1, Speedup: 1, ServiceMs: 50, BootDelay: time.Minute, Seed: 1, Servers: 1},
+		Template: config.Template{Min: 1, Max: 4, TargetSeconds: 1, MaxWeight: 256}}
+	l, err := newSim(pc, PoolState{}, false, 0, func() time.Time { return now }, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second)
+	snap, err := l.Scrape(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := snap.Pool("over")
+	if pl == nil || len(pl.Servers) != 1 {
+		t.Fatalf("snapshot %+v: want one server", snap)
+	}
+	t.Logf("after 5 s: queue %v, requests accepted %d", pl.Servers[0].Gauges.Queue, pl.Servers[0].Counters.Requests)
+	if q := pl.Servers[0].Gauges.Queue; q > simMaxQueue {
+		t.Errorf("queued %v, want at most %d", q, simMaxQueue)
+	}
+	if n := pl.Servers[0].Counters.Requests; n > 2*simMaxQueue {
+		t.Errorf("%d requests accepted in 5 s by a 20 req/s server, want the excess dropped", n)
+	}
+}

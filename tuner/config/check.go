@@ -81,6 +81,9 @@ func checkTrace(pl *Pool) error {
 		if r*pl.Sim.Scale > MaxSimRPS {
 			return fmt.Errorf("peak rate %v req/s x scale %v = %v req/s: want at most %v simulated req/s per pool", r, pl.Sim.Scale, r*pl.Sim.Scale, float64(MaxSimRPS))
 		}
+		if r*pl.Sim.Scale*pl.Sim.Speedup > MaxSimWallRPS {
+			return fmt.Errorf("peak rate %v req/s x scale %v x speedup %v: want at most %v req/s of wall-clock time", r, pl.Sim.Scale, pl.Sim.Speedup, float64(MaxSimWallRPS))
+		}
 	}
 	return nil
 }

@@ -173,8 +173,8 @@ func usable(t *testing.T, c *Config, what string) {
 			phases = append(phases, sim.Phase{Duration: ph.Duration, RPS: ph.RPS})
 		}
 		tr := sim.Synthetic(pl.Name, phases, nil).Scaled(pl.Sim.Scale)
-		if peak := slices.Max(tr.Rates); !(peak <= MaxSimRPS) {
-			t.Errorf("%s: pool %s: peak %v req/s", what, pl.Name, peak)
+		if peak := slices.Max(tr.Rates); !(peak <= MaxSimRPS) || !(peak*pl.Sim.Speedup <= MaxSimWallRPS) {
+			t.Errorf("%s: pool %s: peak %v req/s at speedup %v", what, pl.Name, peak, pl.Sim.Speedup)
 		}
 		if _, err := sim.NewLive(sim.LiveConfig{
 			Sim: sim.Config{Trace: tr, Pools: []sim.PoolConfig{{Name: pl.Name, Servers: max(pl.Template.Min, 1),

@@ -17,6 +17,12 @@ const (
 	// simulated pool may be offered: the peak phase rate, or the trace's
 	// peak rate, times sim.scale. The simulator's work grows with it.
 	MaxSimRPS = 1e5
+	// MaxSimWallRPS is the most requests a simulated pool may simulate per
+	// wall-clock second: MaxSimRPS-style peak rate x sim.speedup. It
+	// bounds the CPU the simulator takes and how long one of its steps
+	// (100 ms of wall time, not interruptible) runs: about 0.5 s at 1000
+	// servers.
+	MaxSimWallRPS = 1e6
 	// MinSimPeriod is the shortest wall-clock decision period of a
 	// simulated pool (intervals.decide / sim.speedup).
 	MinSimPeriod = 10 * time.Millisecond
@@ -75,7 +81,7 @@ var ranges = []Setting{
 	{Key: "pools[].template.max_weight", Min: 1, Max: 1000, Int: true, Note: "0 means 256"},
 	{Key: "pools[].template.sizes[].speed", Min: 0.01, Max: 1000},
 	{Key: "pools[].template.sizes[].concurrency", Max: 1e5, Int: true, Note: "0 is unbounded"},
-	{Key: "pools[].sim.speedup", Min: 0.01, Max: 1000, Note: "0 means 1"},
+	{Key: "pools[].sim.speedup", Min: 0.01, Max: 1000, Note: "0 means 1; peak rate x scale x speedup at most 1000000 req/s"},
 	{Key: "pools[].sim.scale", Max: MaxSimRPS, MinOpen: true, Note: "0 means 1; peak rate x scale at most 100000 req/s"},
 	{Key: "pools[].sim.from", Max: 10 * year, Duration: true},
 	{Key: "pools[].sim.service_ms", Min: 0.01, Max: 600e3, Note: "0 means 50"},

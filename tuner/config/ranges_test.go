@@ -28,6 +28,7 @@ func TestValidateValues(t *testing.T) {
 		{"target +Inf", "target_seconds: 0.5", "target_seconds: .inf", "pools[0].template.target_seconds: +Inf is not finite"},
 		{"scale 1e300 (21 GB)", "scale: 1 ", "scale: 1e300 ", "pools[0].sim.scale: want (0, 100000], got 1e+300"},
 		{"scale over the simulated load cap", "scale: 1 ", "scale: 1000 ", "pools[0].sim.scale: peak rps 120 x scale 1000 = 120000 req/s: want at most 100000"},
+		{"simulated load too fast for the wall clock", "speedup: 10            # simulated seconds per wall-clock second\n      scale: 1 ", "speedup: 100\n      scale: 800 ", "pools[0].sim.speedup: peak rps 120 x scale 800 x speedup 100 = 9.6e+06 req/s of wall-clock time: want at most 1e+06"},
 		{"scale NaN", "scale: 1 ", "scale: .nan ", "pools[0].sim.scale: NaN is not a number"},
 		{"rps NaN", "rps: 15}", "rps: .nan}", "pools[0].sim.phases[0].rps: NaN is not a number"},
 		{"rps 1e9", "rps: 15}", "rps: 1e9}", "pools[0].sim.phases[0].rps: want 0..100000, got 1e+09"},

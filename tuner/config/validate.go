@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 
@@ -241,8 +242,13 @@ func (c *Config) validateSim(v *validator, i int, pl *Pool) {
 			v.addf(p("pools", i, "sim", "speedup"), "%v makes the decision period intervals.decide (%s) / speedup = %s: want at least %s", s.Speedup, c.Intervals.Decide, per, MinSimPeriod)
 		}
 	}
-	if v.num(p("pools", i, "sim", "scale"), s.Scale) && ratesOK && peak*s.Scale > MaxSimRPS {
-		v.addf(p("pools", i, "sim", "scale"), "peak rps %v x scale %v = %v req/s: want at most %v simulated req/s per pool", peak, s.Scale, peak*s.Scale, float64(MaxSimRPS))
+	speedOK := !math.IsNaN(s.Speedup) && s.Speedup >= 0.01 && s.Speedup <= 1000
+	if v.num(p("pools", i, "sim", "scale"), s.Scale) && ratesOK {
+		if load := peak * s.Scale; load > MaxSimRPS {
+			v.addf(p("pools", i, "sim", "scale"), "peak rps %v x scale %v = %v req/s: want at most %v simulated req/s per pool", peak, s.Scale, load, float64(MaxSimRPS))
+		} else if wall := load * s.Speedup; speedOK && wall > MaxSimWallRPS {
+			v.addf(p("pools", i, "sim", "speedup"), "peak rps %v x scale %v x speedup %v = %v req/s of wall-clock time: want at most %v", peak, s.Scale, s.Speedup, wall, float64(MaxSimWallRPS))
+		}
 	}
 	v.num(p("pools", i, "sim", "service_ms"), s.ServiceMs)
 	v.dur(p("pools", i, "sim", "boot_delay"), s.BootDelay)
