@@ -72,6 +72,14 @@ func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 	case "down":
 		p, err := d.findPool(pc.Name)
 		if err != nil {
+			// A template pool skipped at start (restoreTemplates) does not
+			// run, but its stored state does: drop it.
+			if st, ok, _ := loadPoolState(d.store, pc.Name); ok && st.Template != "" {
+				if derr := d.store.Delete(datasets.BucketMeta, poolStateKey(pc.Name)); derr != nil {
+					return "", fmt.Errorf("template down %s: %w", pc.Name, derr)
+				}
+				return fmt.Sprintf("pool %s was not running (its stored spec was skipped at start): its stored state is dropped", pc.Name), nil
+			}
 			return "", err
 		}
 		p.mu.Lock()
@@ -151,7 +159,7 @@ func (d *Daemon) restoreTemplates(wall func() time.Time) error {
 			continue // a configured pool
 		}
 		if err := d.restoreTemplate(name, wall); err != nil {
-			d.log.Error("stored template pool skipped: fix it with lbtune template up, or drop it with template down", "pool", name, "err", err)
+			d.log.Error("stored template pool skipped: lbtune template up a fixed spec, or template down the pool to drop it", "pool", name, "err", err)
 		}
 	}
 	return nil

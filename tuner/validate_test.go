@@ -457,3 +457,36 @@ func TestNewSimBounds(t *testing.T) {
 		t.Errorf("%d requests accepted in 5 s by a 20 req/s server, want the excess dropped", n)
 	}
 }
+
+// TestSkippedTemplateDownAndUp: a template pool skipped at start is
+// dropped by template down (its stored state goes), or replaced by
+// template up with a fixed spec (which then is stored).
+func TestSkippedTemplateDownAndUp(t *testing.T) {
+	dir := t.TempDir()
+	cfg := simDaemonConfig(t, dir)
+	const bad = "name: %s\nsim: {phases: [{duration: 5m, rps: 5}], speedup: 30}\ntemplate: {min: 1, max: 3, target_seconds: .nan}\n"
+	const good = "name: %s\nsim: {phases: [{duration: 5m, rps: 5}], speedup: 30}\ntemplate: {min: 1, max: 3, target_seconds: 1}\n"
+	storeStates(t, cfg.Store.Path, map[string]any{
+		"drop": PoolState{Mode: config.ModeAuto, Seq: 7, Template: fmt.Sprintf(bad, "drop")},
+		"fix":  PoolState{Mode: config.ModeAuto, Seq: 9, Template: fmt.Sprintf(bad, "fix")},
+	})
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.store.Close()
+	msg, err := d.Template(context.Background(), "down", []byte(fmt.Sprintf(good, "drop")))
+	if err != nil || !strings.Contains(msg, "stored state is dropped") {
+		t.Errorf("down of a skipped pool: %q, %v", msg, err)
+	}
+	if _, err := d.store.Get(datasets.BucketMeta, poolStateKey("drop")); !errors.Is(err, datasets.ErrNotFound) {
+		t.Errorf("state of drop: %v, want it gone", err)
+	}
+	if _, err := d.Template(context.Background(), "up", []byte(fmt.Sprintf(good, "fix"))); err != nil {
+		t.Fatalf("up of a fixed spec: %v", err)
+	}
+	st, ok, err := loadPoolState(d.store, "fix")
+	if err != nil || !ok || st.Template != fmt.Sprintf(good, "fix") || st.Seq != 9 {
+		t.Errorf("state of fix %+v (%v, %v): want the fixed spec, decision ids continued from 9", st, ok, err)
+	}
+}
