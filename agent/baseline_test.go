@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -108,7 +109,7 @@ func TestThreshold(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			th := NewThreshold(DefaultThresholdConfig())
+			th := DefaultThreshold()
 			for i, s := range tc.steps {
 				obs := blObs(t0.Add(10*time.Minute+s.after), s.n, s.rps, s.p95, s.q, s.k, s.iv)
 				d, err := th.Decide(context.Background(), obs)
@@ -123,5 +124,40 @@ func TestThreshold(t *testing.T) {
 	}
 	if err := (ThresholdConfig{UtilHigh: 0.5, UtilLow: 0.6, GrowRatio: 2}).Validate(); err == nil {
 		t.Error("util_low above util_high accepted")
+	}
+}
+
+// TestNewThresholdInvalid: an invalid configuration (a NaN target, as a
+// NaN target_seconds converts to, a NaN ratio, a negative duration) is an
+// error from NewThreshold, not a panic; the default is valid.
+func TestNewThresholdInvalid(t *testing.T) {
+	if err := DefaultThresholdConfig().Validate(); err != nil {
+		t.Fatalf("default config invalid: %v (DefaultThreshold relies on it)", err)
+	}
+	nan := math.NaN()
+	tests := []struct {
+		name string
+		edit func(c *ThresholdConfig)
+		want string
+	}{
+		{"NaN target", func(c *ThresholdConfig) { c.TargetP95 = time.Duration(int64(math.MinInt64)) }, "durations must not be negative"},
+		{"NaN util_high", func(c *ThresholdConfig) { c.UtilHigh = nan }, "util_high"},
+		{"Inf grow ratio", func(c *ThresholdConfig) { c.GrowRatio = math.Inf(1) }, "grow_ratio"},
+		{"NaN queue_low", func(c *ThresholdConfig) { c.QueueLow = nan }, "queue_low"},
+		{"negative min requests", func(c *ThresholdConfig) { c.MinRequests = -1 }, "min_requests"},
+		{"negative window", func(c *ThresholdConfig) { c.Window = -time.Second }, "durations"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultThresholdConfig()
+			tc.edit(&c)
+			th, err := NewThreshold(c)
+			if err == nil || th != nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("NewThreshold = %v, %v; want an error containing %q", th, err, tc.want)
+			}
+		})
+	}
+	if _, err := NewThreshold(DefaultThresholdConfig()); err != nil {
+		t.Errorf("NewThreshold(default): %v", err)
 	}
 }

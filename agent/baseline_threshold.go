@@ -61,6 +61,18 @@ func (c ThresholdConfig) Validate() error {
 	if c.TargetP95 < 0 || c.Window < 0 || c.MinBreach < 0 || c.DownCooldown < 0 {
 		errs = append(errs, errors.New("threshold: durations must not be negative"))
 	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"min_requests", c.MinRequests}, {"util_high", c.UtilHigh}, {"util_low", c.UtilLow},
+		{"grow_ratio", c.GrowRatio}, {"shrink_ratio", c.ShrinkRatio}, {"shrink_below", c.ShrinkBelow},
+		{"queue_high", c.QueueHigh}, {"queue_low", c.QueueLow},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+			errs = append(errs, fmt.Errorf("threshold: %s %v must be finite and not negative", f.name, f.v))
+		}
+	}
 	if c.UtilHigh > 0 && c.UtilLow >= c.UtilHigh {
 		errs = append(errs, fmt.Errorf("threshold: util_low %v must be below util_high %v", c.UtilLow, c.UtilHigh))
 	}
@@ -91,13 +103,19 @@ type Threshold struct {
 }
 
 // NewThreshold returns a Threshold with cfg; zero fields of cfg are not
-// defaulted (start from DefaultThresholdConfig). It panics if cfg is
-// invalid (programmer error): validate configs from users first.
-func NewThreshold(cfg ThresholdConfig) *Threshold {
+// defaulted (start from DefaultThresholdConfig). An invalid cfg
+// (ThresholdConfig.Validate) is an error.
+func NewThreshold(cfg ThresholdConfig) (*Threshold, error) {
 	if err := cfg.Validate(); err != nil {
-		panic("agent: " + err.Error())
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	return &Threshold{cfg: cfg}
+	return &Threshold{cfg: cfg}, nil
+}
+
+// DefaultThreshold is the threshold fallback with DefaultThresholdConfig,
+// which is valid (TestThresholdValidate checks it).
+func DefaultThreshold() *Threshold {
+	return &Threshold{cfg: DefaultThresholdConfig()}
 }
 
 // Name is "threshold".

@@ -121,7 +121,7 @@ func TestAgentPoolUnitsNeedServiceRate(t *testing.T) {
 	if _, err := a.Decide(context.Background(), obs); err == nil || !strings.Contains(err.Error(), "pool units") {
 		t.Fatalf("err %v, want a pool-units error", err)
 	}
-	sw := NewSwitch(NewAgent(tb, &fakeStates{post: []float64{0.9, 0.1}}, RLConfig{PoolUnits: true}, nil), NewThreshold(DefaultThresholdConfig()), DefaultSwitchConfig())
+	sw := NewSwitch(NewAgent(tb, &fakeStates{post: []float64{0.9, 0.1}}, RLConfig{PoolUnits: true}, nil), DefaultThreshold(), DefaultSwitchConfig())
 	d, err := sw.Decide(context.Background(), obs)
 	if err != nil || !strings.Contains(d.Reason, "(error:") || d.Metrics["switch_fallback"] != 1 {
 		t.Fatalf("switch: %v %q %v, want the fallback on error", err, d.Reason, d.Metrics)

@@ -127,13 +127,19 @@ func (d *Daemon) addLoop(name string, src collector.Source) *collector.Loop {
 
 // newPool builds one pool: its clock, source, applier, guard, policies and
 // controller, restored from its persisted state when there is one.
-func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (*Pool, error) {
+func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (_ *Pool, err error) {
 	st, resumed, err := loadPoolState(d.store, pc.Name)
+	if err == nil {
+		err = st.check()
+	}
 	if err != nil {
-		return nil, err
+		// A state an older version (or a bad write) left: the pool starts
+		// afresh rather than the daemon not at all.
+		d.log.Error("stored pool state skipped: it does not validate; the pool starts afresh", "pool", pc.Name, "err", err)
+		st, resumed = PoolState{Seq: st.Seq}, false
 	}
 	p := &Pool{
-		d: d, name: pc.Name, cfg: pc, clock: wall, period: d.cfg.Intervals.Decide, scrape: d.cfg.Intervals.Scrape,
+		d: d, name: pc.Name, cfg: pc, clock: wall, period: d.cfg.DecidePeriod(&pc), scrape: d.cfg.Intervals.Scrape,
 		manual: &manualPolicy{}, log: d.log.With("pool", pc.Name),
 		template: agent.Template{
 			Min: pc.Template.Min, Max: pc.Template.Max, TargetP95: pc.Template.Target(),
@@ -164,12 +170,18 @@ func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (*Pool, error) {
 			return nil, err
 		}
 		p.sim, p.applier, p.clock, p.source = s, s, s.Now, s.String()
-		p.period = time.Duration(float64(d.cfg.Intervals.Decide) / pc.Sim.Speedup)
 		p.scrape = time.Duration(float64(simScrape(d.cfg.Intervals.Scrape, pc.Sim.Speedup)) * pc.Sim.Speedup)
 		if p.template.ServiceRate == 0 {
 			p.template.ServiceRate = s.ServiceRate()
 		}
 		p.loop = d.addLoop(s.String(), s)
+		defer func() {
+			if err != nil { // no loop left behind for a pool not built
+				d.mu.Lock()
+				delete(d.loops, p.source)
+				d.mu.Unlock()
+			}
+		}()
 	} else {
 		p.source = d.cfg.Source(pc.Source).URI
 		p.applier = d.actuators[pc.Actuator]

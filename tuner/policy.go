@@ -59,10 +59,22 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 		}
 	}
 	f := func(pc config.Pool, t agent.Template) (agent.Policy, agent.Policy, error) {
-		fallback := func() agent.Policy {
+		fallback := func() (*agent.Threshold, error) {
 			tc := agent.DefaultThresholdConfig()
 			tc.TargetP95 = t.TargetP95
-			return agent.NewThreshold(tc)
+			th, err := agent.NewThreshold(tc)
+			if err != nil {
+				return nil, fmt.Errorf("pool %s: fallback: %w", pc.Name, err)
+			}
+			return th, nil
+		}
+		inSwitch, err := fallback()
+		if err != nil {
+			return nil, nil, err
+		}
+		alone, err := fallback()
+		if err != nil {
+			return nil, nil, err
 		}
 		if spec := cfg.PoolPolicy(&pc); spec != config.PolicyAgent {
 			b, err := baselinePolicy(spec, t)
@@ -70,7 +82,7 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 				return nil, nil, fmt.Errorf("policy: %w", err)
 			}
 			log.Info("pool runs a baseline policy", "pool", pc.Name, "policy", spec)
-			return b, fallback(), nil
+			return b, alone, nil
 		}
 		h := fnv.New64a()
 		h.Write([]byte(pc.Name))
@@ -80,7 +92,7 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 			// The model has no policy: the fallback runs in the agent's
 			// place, so every decision (even a no-op) names it.
 			log.Warn("no trained policy for this pool: the threshold fallback decides", "pool", pc.Name, "model", cfg.Model.Path)
-			return fallback(), fallback(), nil
+			return inSwitch, alone, nil
 		}
 		if dm == nil {
 			ag = agent.NewAgent(nil, nil, agent.RLConfig{}, src)
@@ -108,7 +120,7 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 			rc.Reward = cfg.Reward.Agent()
 			ag = agent.NewAgent(table, agent.ModelStates{Model: dm.model}, rc, src)
 		}
-		return agent.NewSwitch(ag, fallback(), agent.DefaultSwitchConfig()), fallback(), nil
+		return agent.NewSwitch(ag, inSwitch, agent.DefaultSwitchConfig()), alone, nil
 	}
 	return f, dm, desc, nil
 }
@@ -153,7 +165,7 @@ func baselinePolicy(spec string, t agent.Template) (agent.Policy, error) {
 	case config.PolicyThreshold:
 		tc := agent.DefaultThresholdConfig()
 		tc.TargetP95 = t.TargetP95
-		return agent.NewThreshold(tc), nil
+		return agent.NewThreshold(tc)
 	case config.PolicyHPA:
 		hc := agent.DefaultHPAConfig()
 		hc.Target = u

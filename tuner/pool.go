@@ -130,6 +130,10 @@ func (p *Pool) tickTimeout() time.Duration {
 // run ticks the pool's controller every period until ctx ends. Ticks are
 // offset per pool so several pools do not fire in lockstep.
 func (p *Pool) run(ctx context.Context) error {
+	if p.period <= 0 { // config.Validate keeps it positive: never divide by it otherwise
+		p.log.Error("pool not run: decision period is not positive", "period", p.period)
+		return nil
+	}
 	h := fnv.New32a()
 	h.Write([]byte(p.name))
 	offset := time.Duration(h.Sum32()) % p.period

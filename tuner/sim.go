@@ -13,8 +13,19 @@ import (
 // A simulated pool's cluster is its source and its applier at once.
 var _ agent.Applier = (*sim.Live)(nil)
 
-// simHorizon is how much simulated time repeated phases cover.
-const simHorizon = 14 * 24 * time.Hour
+// simHorizon is how much simulated time repeated phases cover, and
+// simMaxPhases the most repeated phases built to cover it (short phases
+// cover less: the load stops at the end of the last).
+const (
+	simHorizon   = 14 * 24 * time.Hour
+	simMaxPhases = 100_000
+)
+
+// simMaxQueue is the most requests a simulated server queues; more are
+// dropped and counted as errors, as a real server's accept queue would.
+// It bounds the simulator's memory under overload (docs/OPERATIONS.md,
+// "Setting ranges").
+const simMaxQueue = 1000
 
 // newSim builds the simulated cluster of pool p. A resumed pool
 // (st.SimStart set) starts at its persisted clock plus margin, with the
@@ -37,8 +48,11 @@ func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wal
 	} else {
 		var phases []sim.Phase
 		var total time.Duration
-		for total < simHorizon {
+		for total < simHorizon && len(phases) < simMaxPhases {
 			for _, ph := range sc.Phases {
+				if ph.Duration <= 0 || !(ph.RPS >= 0) {
+					return nil, fmt.Errorf("pool %s: sim phase of %s at %v rps: want a positive duration and rate (config.Validate)", p.Name, ph.Duration, ph.RPS)
+				}
 				phases = append(phases, sim.Phase{Duration: ph.Duration, RPS: ph.RPS})
 				total += ph.Duration
 			}
@@ -47,6 +61,16 @@ func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wal
 	}
 	if sc.Scale != 1 {
 		tr = tr.Scaled(sc.Scale)
+	}
+	// A trace's rates are only known now: bound the simulated load here
+	// as Validate does for phases.
+	for _, r := range tr.Rates {
+		if !(r <= config.MaxSimRPS) {
+			return nil, fmt.Errorf("pool %s: sim: peak rate %v req/s (x scale %v): want at most %v simulated req/s per pool", p.Name, r, sc.Scale, float64(config.MaxSimRPS))
+		}
+		if r*sc.Speedup > config.MaxSimWallRPS {
+			return nil, fmt.Errorf("pool %s: sim: peak rate %v req/s (x scale %v) x speedup %v: want at most %v req/s of wall-clock time", p.Name, r, sc.Scale, sc.Speedup, float64(config.MaxSimWallRPS))
+		}
 	}
 	tr.Name = p.Name
 
@@ -65,7 +89,7 @@ func newSim(p config.Pool, st PoolState, resumed bool, margin time.Duration, wal
 		}
 	}
 	pc := sim.PoolConfig{
-		Name: p.Name, Servers: servers, BootDelay: sc.BootDelay, Weight: 100,
+		Name: p.Name, Servers: servers, BootDelay: sc.BootDelay, Weight: 100, MaxQueue: simMaxQueue,
 		Balancer: sim.LeastConn,
 		Classes:  []sim.Class{{Name: "request", Share: 1, Service: sim.Dist{Kind: "exp", Mean: sc.ServiceMs / 1000}}},
 	}

@@ -2,6 +2,7 @@ package tuner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -27,20 +28,35 @@ func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 		if _, err := d.findPool(pc.Name); err == nil {
 			return "", fmt.Errorf("template up: pool %s already runs: %w", pc.Name, api.ErrConflict)
 		}
+		_, hadState, _ := loadPoolState(d.store, pc.Name)
 		p, err := d.newPool(pc, d.wall)
 		if err != nil {
 			return "", fmt.Errorf("template up %s: %w", pc.Name, err)
+		}
+		// A pool that does not come up leaves nothing behind: no state
+		// (newPool saved one), no collector loop.
+		forget := func() {
+			if !hadState {
+				_ = d.store.Delete(datasets.BucketMeta, poolStateKey(p.name))
+			}
+			if p.sim != nil {
+				d.mu.Lock()
+				delete(d.loops, p.source)
+				d.mu.Unlock()
+			}
 		}
 		if pa, ok := p.applier.(poolAdder); ok {
 			pa.AddPool(pc)
 		}
 		if p.sim == nil && p.mode != config.ModeShadow {
 			if err := p.applier.Scale(ctx, p.name, max(p.template.Min, 1)); err != nil {
+				forget()
 				return "", fmt.Errorf("template up %s: start %d servers: %w", pc.Name, p.template.Min, err)
 			}
 		}
 		p.templateSpec = string(spec)
 		if err := p.persist(); err != nil {
+			forget()
 			return "", err
 		}
 		d.mu.Lock()
@@ -56,6 +72,14 @@ func (d *Daemon) Template(ctx context.Context, op string, spec []byte) (string, 
 	case "down":
 		p, err := d.findPool(pc.Name)
 		if err != nil {
+			// A template pool skipped at start (restoreTemplates) does not
+			// run, but its stored state does: drop it.
+			if st, ok, _ := loadPoolState(d.store, pc.Name); ok && st.Template != "" {
+				if derr := d.store.Delete(datasets.BucketMeta, poolStateKey(pc.Name)); derr != nil {
+					return "", fmt.Errorf("template down %s: %w", pc.Name, derr)
+				}
+				return fmt.Sprintf("pool %s was not running (its stored spec was skipped at start): its stored state is dropped", pc.Name), nil
+			}
 			return "", err
 		}
 		p.mu.Lock()
@@ -116,7 +140,11 @@ type downer interface {
 }
 
 // restoreTemplates re-creates the pools `template up` started before a
-// restart (their spec is in their persisted state).
+// restart (their spec is in their persisted state). A stored spec that no
+// longer validates (an older version accepted it), names another pool or
+// does not build is logged with the pool's name and the reason and
+// skipped: the other pools run, and the state stays in the store for
+// `template down` or a fixed `template up`.
 func (d *Daemon) restoreTemplates(wall func() time.Time) error {
 	keys, err := d.store.Keys(datasets.BucketMeta)
 	if err != nil {
@@ -130,23 +158,71 @@ func (d *Daemon) restoreTemplates(wall func() time.Time) error {
 		if _, err := d.findPool(name); err == nil {
 			continue // a configured pool
 		}
-		st, _, err := loadPoolState(d.store, name)
-		if err != nil || st.Template == "" {
-			continue
+		if err := d.restoreTemplate(name, wall); err != nil {
+			d.log.Error("stored template pool skipped: lbtune template up a fixed spec, or template down the pool to drop it", "pool", name, "err", err)
 		}
-		pc, err := d.cfg.ParsePool([]byte(st.Template))
-		if err != nil {
-			return fmt.Errorf("restore template pool %s: %w", name, err)
-		}
-		p, err := d.newPool(pc, wall)
-		if err != nil {
-			return fmt.Errorf("restore template pool %s: %w", name, err)
-		}
-		if pa, ok := p.applier.(poolAdder); ok {
-			pa.AddPool(pc)
-		}
-		p.templateSpec = st.Template
-		d.pools = append(d.pools, p)
 	}
 	return nil
+}
+
+// restoreTemplate re-creates one pool from its stored spec, if it has one.
+func (d *Daemon) restoreTemplate(name string, wall func() time.Time) error {
+	st, _, err := loadPoolState(d.store, name)
+	if err != nil {
+		return err
+	}
+	if st.Template == "" {
+		return nil
+	}
+	pc, err := d.cfg.ParsePool([]byte(st.Template))
+	if err != nil {
+		return fmt.Errorf("stored spec no longer validates: %w", err)
+	}
+	if pc.Name != name {
+		return fmt.Errorf("stored spec names pool %q", pc.Name)
+	}
+	p, err := d.newPool(pc, wall)
+	if err != nil {
+		return err
+	}
+	if pa, ok := p.applier.(poolAdder); ok {
+		pa.AddPool(pc)
+	}
+	p.templateSpec = st.Template
+	d.mu.Lock()
+	d.pools = append(d.pools, p)
+	d.mu.Unlock()
+	return nil
+}
+
+// maxSimElapsed bounds a stored simulated clock: fast-forwarding to it
+// replays the simulation, so a corrupt one could stall the start.
+const maxSimElapsed = 10 * 365 * 24 * time.Hour
+
+// maxServers is the largest template.max config.Validate accepts.
+var maxServers = func() int {
+	for _, s := range config.Ranges() {
+		if s.Key == "pools[].template.max" {
+			return int(s.Max)
+		}
+	}
+	return 1000
+}()
+
+// check reports what in a stored state newPool cannot trust: an unknown
+// mode, a server count no template allows, a simulated clock out of range.
+// A count above this pool's max (the template was changed since) is kept:
+// the guard brings the pool back within its limits.
+func (st PoolState) check() error {
+	var errs []error
+	if !config.ValidMode(st.Mode) {
+		errs = append(errs, fmt.Errorf("mode %q is unknown", st.Mode))
+	}
+	if st.Servers < 0 || st.Servers > maxServers {
+		errs = append(errs, fmt.Errorf("servers %d is outside 0..%d", st.Servers, maxServers))
+	}
+	if st.SimElapsed < 0 || st.SimElapsed > maxSimElapsed {
+		errs = append(errs, fmt.Errorf("simulated clock %s is outside 0..%s", st.SimElapsed, maxSimElapsed))
+	}
+	return errors.Join(errs...)
 }

@@ -29,6 +29,6 @@ func ScenarioAgent(sc *Scenario, i int, setup AgentSetup) (*agent.Guarded, *agen
 	boot := sc.Sim.WithDefaults().Pools[i].BootDelay
 	cfg.Horizon = boot + sc.Interval
 	a := agent.NewAgent(setup.Table, setup.States, cfg, rand.NewPCG(setup.Seed, uint64(i)))
-	sw := agent.NewSwitch(a, agent.NewThreshold(agent.DefaultThresholdConfig()), setup.Switch)
+	sw := agent.NewSwitch(a, agent.DefaultThreshold(), setup.Switch)
 	return &agent.Guarded{Policy: sw, Guard: agent.NewGuard(setup.Guard, nil)}, a
 }

@@ -44,7 +44,7 @@ func baselines(t *testing.T, sc Scenario) map[string]agent.Policy {
 	}
 	return map[string]agent.Policy{
 		"static":    agent.NewStatic(sc.Sim.Pools[0].Servers),
-		"threshold": agent.NewThreshold(agent.DefaultThresholdConfig()),
+		"threshold": agent.DefaultThreshold(),
 		"hpa@0.5":   hpa(0.5),
 		"hpa@0.6":   hpa(0.6),
 		"hpa@0.7":   hpa(0.7),
@@ -114,7 +114,7 @@ func TestScenarioFile(t *testing.T) {
 			case "static":
 				pols[i] = agent.NewStatic(sc.Sim.Pools[i].Servers)
 			case "threshold":
-				pols[i] = agent.NewThreshold(agent.DefaultThresholdConfig())
+				pols[i] = agent.DefaultThreshold()
 			case "hpa":
 				pols[i] = agent.NewHPA("hpa", agent.DefaultHPAConfig())
 			case "oracle":

@@ -78,7 +78,7 @@ func (sc *Scenario) Policy(spec string, p int, trained TrainedAgent) (agent.Poli
 	case "static":
 		return agent.NewStatic(sc.Sim.Pools[p].Servers), nil
 	case "threshold":
-		return agent.NewThreshold(agent.DefaultThresholdConfig()), nil
+		return agent.DefaultThreshold(), nil
 	case "hpa":
 		cfg := agent.DefaultHPAConfig()
 		if !math.IsNaN(param) {

@@ -132,6 +132,14 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Trace == nil || len(c.Trace.Times) == 0 {
 		errs = append(errs, errors.New("no trace"))
+	} else {
+		for i, r := range c.Trace.Rates {
+			// A NaN or infinite rate never advances the arrival clock.
+			if math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
+				errs = append(errs, fmt.Errorf("trace %s: rate %v at step %d: want a finite rate >= 0", c.Trace.Name, r, i))
+				break
+			}
+		}
 	}
 	if len(c.Pools) == 0 {
 		errs = append(errs, errors.New("no pools"))

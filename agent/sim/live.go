@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -58,7 +59,7 @@ var _ collector.Source = (*Live)(nil)
 
 // NewLive builds the simulation of c and fast-forwards it to c.Elapsed.
 func NewLive(c LiveConfig) (*Live, error) {
-	if !(c.Speedup > 0) {
+	if !(c.Speedup > 0) || math.IsInf(c.Speedup, 0) {
 		return nil, fmt.Errorf("live simulation: speedup %v: %w", c.Speedup, ErrConfig)
 	}
 	if c.Wall == nil {

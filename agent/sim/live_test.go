@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"github.com/lbtune/lbtune/collector"
+	"math"
 	"testing"
 	"time"
 )
@@ -68,6 +69,22 @@ func TestLive(t *testing.T) {
 	}
 	if _, err := NewLive(LiveConfig{Sim: Config{Trace: tr, Pools: []PoolConfig{{Name: "web", Servers: 1}}}}); err == nil {
 		t.Error("NewLive with speedup 0: no error")
+	}
+	// Values that would stall the simulator (an arrival clock that never
+	// advances) or its clock are refused.
+	for _, bad := range []struct {
+		name    string
+		speedup float64
+		tr      *Trace
+	}{
+		{"speedup NaN", math.NaN(), tr},
+		{"speedup +Inf", math.Inf(1), tr},
+		{"rate NaN", 1, tr.Scaled(math.NaN())},
+		{"rate +Inf", 1, tr.Scaled(math.Inf(1))},
+	} {
+		if _, err := NewLive(LiveConfig{Sim: Config{Trace: bad.tr, Pools: []PoolConfig{{Name: "web", Servers: 1}}}, Speedup: bad.speedup}); err == nil {
+			t.Errorf("NewLive with %s: no error", bad.name)
+		}
 	}
 }
 

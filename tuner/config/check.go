@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+
+	"github.com/lbtune/lbtune/agent/sim"
 )
 
 // Check reports what `lbtune run` would refuse or warn about on this host,
@@ -54,5 +56,34 @@ func (c *Config) Check() (warnings []string, err error) {
 			warnings = append(warnings, fmt.Sprintf("api.listen: %s is not a loopback address: anyone who reaches it can read state, decisions and metrics (only mutations need the token)", c.API.Listen))
 		}
 	}
+	for i := range c.Pools {
+		if err := checkTrace(&c.Pools[i]); err != nil {
+			errs = append(errs, fmt.Errorf("pools[%d].sim.trace: %w", i, err))
+		}
+	}
 	return warnings, errors.Join(errs...)
+}
+
+// checkTrace reads a simulated pool's trace, which Validate does not, and
+// bounds its peak rate x scale by MaxSimRPS as run does.
+func checkTrace(pl *Pool) error {
+	if pl.Sim == nil || pl.Sim.Trace == "" {
+		return nil
+	}
+	tr, err := sim.ReadTraceFile(pl.Sim.Trace)
+	if err != nil {
+		return err
+	}
+	if pl.Sim.From >= tr.Duration() {
+		return fmt.Errorf("from %s skips the whole trace (%s long)", pl.Sim.From, tr.Duration())
+	}
+	for _, r := range tr.Rates {
+		if r*pl.Sim.Scale > MaxSimRPS {
+			return fmt.Errorf("peak rate %v req/s x scale %v = %v req/s: want at most %v simulated req/s per pool", r, pl.Sim.Scale, r*pl.Sim.Scale, float64(MaxSimRPS))
+		}
+		if r*pl.Sim.Scale*pl.Sim.Speedup > MaxSimWallRPS {
+			return fmt.Errorf("peak rate %v req/s x scale %v x speedup %v: want at most %v req/s of wall-clock time", r, pl.Sim.Scale, pl.Sim.Speedup, float64(MaxSimWallRPS))
+		}
+	}
+	return nil
 }

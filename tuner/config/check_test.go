@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCheck: config check reports what run would refuse (store directory,
@@ -77,5 +78,43 @@ func TestEnsureToken(t *testing.T) {
 	again, created, err := EnsureToken(path)
 	if err != nil || created || again != tok {
 		t.Errorf("second EnsureToken = %q, %v, %v; want the same token, not created", again, created, err)
+	}
+}
+
+// TestCheckTrace: config check reads a simulated pool's trace and refuses
+// one whose peak rate x scale exceeds MaxSimRPS, as run does.
+func TestCheckTrace(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.csv")
+	if err := os.WriteFile(trace, []byte("t,rps\n0,10\n60,500\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		trace   string
+		scale   float64
+		wantErr string
+	}{
+		{"within the cap", trace, 200, ""},
+		{"over the cap", trace, 201, "pools[0].sim.trace: peak rate 500 req/s x scale 201 = 100500 req/s"},
+		{"missing trace", filepath.Join(dir, "none.csv"), 1, "pools[0].sim.trace"},
+		{"from past the end", trace, 1, "from 2h0m0s skips the whole trace (2m0s long)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Store.Path, c.API.Listen = filepath.Join(dir, "a.db"), "127.0.0.1:0"
+			c.Pools = []Pool{{Name: "web", Sim: &Sim{Trace: tc.trace, Scale: tc.scale}}}
+			if strings.HasPrefix(tc.wantErr, "from") {
+				c.Pools[0].Sim.From = 2 * time.Hour
+			}
+			_, err := c.Check()
+			if tc.wantErr == "" && err != nil {
+				t.Errorf("unexpected error: %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
 	}
 }

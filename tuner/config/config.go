@@ -465,6 +465,16 @@ func (c *Config) resolve(dir string) {
 	}
 }
 
+// DecidePeriod is pool p's wall-clock time between decisions:
+// intervals.decide, divided by sim.speedup for a simulated pool. Validate
+// keeps it at least MinSimPeriod.
+func (c *Config) DecidePeriod(p *Pool) time.Duration {
+	if p.Sim == nil || !(p.Sim.Speedup > 0) {
+		return c.Intervals.Decide
+	}
+	return time.Duration(float64(c.Intervals.Decide) / p.Sim.Speedup)
+}
+
 // PoolMode is the starting mode of pool p.
 func (c *Config) PoolMode(p *Pool) string {
 	if p.Mode != "" {

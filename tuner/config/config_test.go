@@ -35,7 +35,7 @@ func TestLoadBad(t *testing.T) {
 		{"fleet-bad-balancer.bad.yaml", "fleet-bad-balancer.bad.yaml:3: actuators[0].fleet.balancer: actuator \"local\" is fleet, want haproxy or nginx"},
 		{"bad-listen.bad.yaml", "bad-listen.bad.yaml:2: api.listen: want host:port, got \"localhost\""},
 		{"bad-weight.bad.yaml", "bad-weight.bad.yaml:4: pools[0].template.max_weight: want 1..1000, got 5000"},
-		{"negative-guard.bad.yaml", "negative-guard.bad.yaml:1: guard: limits must not be negative"},
+		{"negative-guard.bad.yaml", "negative-guard.bad.yaml:2: guard.down_cooldown: want 0s..24h, got -1m0s"},
 		{"learning-epsilon.bad.yaml", "learning-epsilon.bad.yaml:4: model.learning.epsilon: want 0..1, got 1.5"},
 	}
 	files, err := filepath.Glob("testdata/*.bad.yaml")

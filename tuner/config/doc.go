@@ -7,5 +7,10 @@
 // keys are errors), then Validate collects every problem, each with its line
 // number, including cross-field checks. Package tuner turns a valid Config
 // into wired packages; this package imports only agent, whose reward and
-// guard settings Reward.Agent and Guard.Agent convert to.
+// guard settings Reward.Agent and Guard.Agent convert to, and agent/sim,
+// to read a simulated pool's trace in Check.
+//
+// Every numeric setting has a documented finite range (Ranges, the table
+// of docs/OPERATIONS.md): Validate refuses NaN, Inf and values outside it,
+// and bounds what a simulated pool may cost (MaxSimRPS, MinSimPeriod).
 package config

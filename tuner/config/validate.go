@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 
@@ -19,6 +20,7 @@ func (c *Config) Validate() error {
 	c.validateActuators(&v)
 	c.validatePools(&v)
 	c.validatePolicies(&v)
+	v.fractions()
 	if len(v.problems) == 0 {
 		return nil
 	}
@@ -51,51 +53,44 @@ func (c *Config) validateTop(v *validator) {
 	if c.Store.Path == "" {
 		v.addf(p("store", "path"), "must be set")
 	}
-	if c.Store.Retention < 0 {
-		v.addf(p("store", "retention"), "must not be negative")
-	}
+	v.dur(p("store", "retention"), c.Store.Retention)
 	in := c.Intervals
-	if in.Scrape <= 0 {
-		v.addf(p("intervals", "scrape"), "must be positive")
-	}
-	if in.ScrapeTimeout <= 0 {
-		v.addf(p("intervals", "scrape_timeout"), "must be positive")
-	} else if in.ScrapeTimeout > in.Scrape {
+	scrapeOK := v.dur(p("intervals", "scrape"), in.Scrape)
+	if v.dur(p("intervals", "scrape_timeout"), in.ScrapeTimeout) && scrapeOK && in.ScrapeTimeout > in.Scrape {
 		v.addf(p("intervals", "scrape_timeout"), "%s must not exceed the scrape interval %s", in.ScrapeTimeout, in.Scrape)
 	}
-	if in.Decide < in.Scrape {
+	if scrapeOK && in.Decide < in.Scrape {
 		v.addf(p("intervals", "decide"), "%s must be at least the scrape interval %s", in.Decide, in.Scrape)
+	} else {
+		v.dur(p("intervals", "decide"), in.Decide)
 	}
 	if !ValidMode(c.Mode) {
 		v.addf(p("mode"), "unknown mode %q (want auto, shadow, manual or fallback-only)", c.Mode)
 	}
 	r := c.Reward
-	if r.Latency < 0 || r.Errors < 0 || r.ServerCost < 0 {
-		v.addf(p("reward"), "weights must not be negative")
-	}
+	v.num(p("reward", "latency"), r.Latency)
+	v.num(p("reward", "errors"), r.Errors)
+	v.num(p("reward", "server_cost"), r.ServerCost)
 	if len(c.Pools) == 0 {
 		v.addf(p("pools"), "at least one pool is needed")
 	}
 	l := c.Model.Learning
-	if !(l.Epsilon >= 0 && l.Epsilon <= 1) {
-		v.addf(p("model", "learning", "epsilon"), "want 0..1, got %v", l.Epsilon)
-	}
-	if !(l.Decay > 0 && l.Decay <= 1) {
-		v.addf(p("model", "learning", "decay"), "want a factor in (0, 1], got %v", l.Decay)
-	}
-	if !(l.MinEpsilon >= 0 && l.MinEpsilon <= l.Epsilon) {
+	epsOK := v.num(p("model", "learning", "epsilon"), l.Epsilon)
+	v.num(p("model", "learning", "decay"), l.Decay)
+	if v.num(p("model", "learning", "min_epsilon"), l.MinEpsilon) && epsOK && l.MinEpsilon > l.Epsilon {
 		v.addf(p("model", "learning", "min_epsilon"), "want 0..epsilon (%v), got %v", l.Epsilon, l.MinEpsilon)
 	}
-	if l.SaveEvery <= 0 {
-		v.addf(p("model", "learning", "save_every"), "must be positive")
-	}
+	v.dur(p("model", "learning", "save_every"), l.SaveEvery)
 	if l.Enabled && c.Model.Path == "" {
 		v.addf(p("model", "learning", "enabled"), "online learning needs a trained model (model.path): an untrained agent never decides")
 	}
 	g := c.Guard
-	if g.UpCooldown < 0 || g.DownCooldown < 0 || g.SpikeHold < 0 || g.MinLifetime < 0 || g.MaxStepUp < 0 || g.MaxStepDown < 0 {
-		v.addf(p("guard"), "limits must not be negative")
-	}
+	v.dur(p("guard", "up_cooldown"), g.UpCooldown)
+	v.dur(p("guard", "down_cooldown"), g.DownCooldown)
+	v.dur(p("guard", "spike_hold"), g.SpikeHold)
+	v.dur(p("guard", "min_lifetime"), g.MinLifetime)
+	v.integer(p("guard", "max_step_up"), g.MaxStepUp)
+	v.integer(p("guard", "max_step_down"), g.MaxStepDown)
 }
 
 func (c *Config) validateSources(v *validator) {
@@ -110,7 +105,7 @@ func (c *Config) validateSources(v *validator) {
 		if scheme, _, ok := strings.Cut(s.URI, ":"); !ok || scheme == "" {
 			v.addf(p("sources", i, "uri"), "want SCHEME:ADDRESS (e.g. haproxy+unix:///run/haproxy/admin.sock), got %q", s.URI)
 		}
-		if ts := s.TimeScale; ts != 0 && !(ts >= 1 && ts <= 1000) {
+		if ts := s.TimeScale; v.num(p("sources", i, "time_scale"), ts) && ts != 0 && ts < 1 {
 			v.addf(p("sources", i, "time_scale"), "%v: want 0 (the wall clock) or 1..1000", ts)
 		}
 	}
@@ -163,9 +158,7 @@ func (c *Config) validateActuators(v *validator) {
 			if (a.AWS.ASG == "") == (a.AWS.LaunchTemplate == "") {
 				v.addf(p("actuators", i, "aws"), "set exactly one of asg and launch_template")
 			}
-			if a.AWS.Port <= 0 || a.AWS.Port > 65535 {
-				v.addf(p("actuators", i, "aws", "port"), "want a port 1..65535, got %d", a.AWS.Port)
-			}
+			v.integer(p("actuators", i, "aws", "port"), a.AWS.Port)
 			c.checkBalancer(v, p("actuators", i, "aws", "balancer"), a.AWS.Balancer)
 		}
 	}
@@ -236,50 +229,56 @@ func (c *Config) validateSim(v *validator, i int, pl *Pool) {
 	if (s.Trace == "") == (len(s.Phases) == 0) {
 		v.addf(p("pools", i, "sim"), "set exactly one of trace (a t,rps CSV) and phases")
 	}
+	if len(s.Phases) > MaxSimPhases {
+		v.addf(p("pools", i, "sim", "phases"), "%d phases: at most %d", len(s.Phases), MaxSimPhases)
+	}
+	peak, ratesOK := 0.0, true
 	for j, ph := range s.Phases {
-		if ph.Duration <= 0 || ph.RPS < 0 {
-			v.addf(p("pools", i, "sim", "phases", j), "want a positive duration and a non-negative rps, got %s at %v rps", ph.Duration, ph.RPS)
+		v.dur(p("pools", i, "sim", "phases", j, "duration"), ph.Duration)
+		if v.num(p("pools", i, "sim", "phases", j, "rps"), ph.RPS) {
+			peak = max(peak, ph.RPS)
+		} else {
+			ratesOK = false
 		}
 	}
-	if s.Speedup <= 0 {
-		v.addf(p("pools", i, "sim", "speedup"), "must be positive")
+	if v.num(p("pools", i, "sim", "speedup"), s.Speedup) {
+		if per := c.DecidePeriod(pl); c.Intervals.Decide > 0 && per < MinSimPeriod {
+			v.addf(p("pools", i, "sim", "speedup"), "%v makes the decision period intervals.decide (%s) / speedup = %s: want at least %s", s.Speedup, c.Intervals.Decide, per, MinSimPeriod)
+		}
 	}
-	if s.Scale <= 0 {
-		v.addf(p("pools", i, "sim", "scale"), "must be positive")
+	speedOK := !math.IsNaN(s.Speedup) && s.Speedup >= 0.01 && s.Speedup <= 1000
+	if v.num(p("pools", i, "sim", "scale"), s.Scale) && ratesOK {
+		if load := peak * s.Scale; load > MaxSimRPS {
+			v.addf(p("pools", i, "sim", "scale"), "peak rps %v x scale %v = %v req/s: want at most %v simulated req/s per pool", peak, s.Scale, load, float64(MaxSimRPS))
+		} else if wall := load * s.Speedup; speedOK && wall > MaxSimWallRPS {
+			v.addf(p("pools", i, "sim", "speedup"), "peak rps %v x scale %v x speedup %v = %v req/s of wall-clock time: want at most %v", peak, s.Scale, s.Speedup, wall, float64(MaxSimWallRPS))
+		}
 	}
-	if s.ServiceMs <= 0 {
-		v.addf(p("pools", i, "sim", "service_ms"), "must be positive")
-	}
-	if s.BootDelay < 0 || s.From < 0 {
-		v.addf(p("pools", i, "sim"), "boot_delay and from must not be negative")
-	}
-	if s.Servers < 0 || (s.Servers > 0 && (s.Servers < pl.Template.Min || s.Servers > pl.Template.Max)) {
-		v.addf(p("pools", i, "sim", "servers"), "%d is outside the template's %d..%d", s.Servers, pl.Template.Min, pl.Template.Max)
+	v.num(p("pools", i, "sim", "service_ms"), s.ServiceMs)
+	v.dur(p("pools", i, "sim", "boot_delay"), s.BootDelay)
+	v.dur(p("pools", i, "sim", "from"), s.From)
+	if v.integer(p("pools", i, "sim", "servers"), s.Servers) && s.Servers > 0 && (s.Servers < pl.Template.Min || s.Servers > pl.Template.Max) {
+		v.addf(p("pools", i, "sim", "servers"), "%d is outside the template's min..max %d..%d", s.Servers, pl.Template.Min, pl.Template.Max)
 	}
 }
 
 // validateTemplate checks a pool's scaling template.
 func (c *Config) validateTemplate(v *validator, i int, pl *Pool) {
 	t := &pl.Template
-	if t.Min < 0 {
-		v.addf(p("pools", i, "template", "min"), "must not be negative, got %d", t.Min)
-	}
-	if t.Max < 1 {
-		v.addf(p("pools", i, "template", "max"), "must be at least 1, got %d", t.Max)
-	} else if t.Min > t.Max {
+	minOK := v.integer(p("pools", i, "template", "min"), t.Min)
+	if v.integer(p("pools", i, "template", "max"), t.Max) && minOK && t.Min > t.Max {
 		v.addf(p("pools", i, "template", "min"), "min %d exceeds max %d", t.Min, t.Max)
 	}
-	if t.TargetSeconds <= 0 {
-		v.addf(p("pools", i, "template", "target_seconds"), "response-time target must be positive seconds, got %v", t.TargetSeconds)
-	} else if t.TargetSeconds > 60 {
-		v.addf(p("pools", i, "template", "target_seconds"), "target %vs looks like milliseconds: it is in seconds", t.TargetSeconds)
+	switch ts := t.TargetSeconds; {
+	case ts <= 0:
+		v.addf(p("pools", i, "template", "target_seconds"), "response-time target must be positive seconds, got %v", ts)
+	case ts > 60 && ts <= 60e3:
+		v.addf(p("pools", i, "template", "target_seconds"), "target %vs looks like milliseconds: it is in seconds", ts)
+	default:
+		v.num(p("pools", i, "template", "target_seconds"), ts)
 	}
-	if t.ServiceRate < 0 {
-		v.addf(p("pools", i, "template", "service_rate"), "must not be negative")
-	}
-	if t.MaxWeight < 1 || t.MaxWeight > 1000 {
-		v.addf(p("pools", i, "template", "max_weight"), "want 1..1000, got %d", t.MaxWeight)
-	}
+	v.num(p("pools", i, "template", "service_rate"), t.ServiceRate)
+	v.integer(p("pools", i, "template", "max_weight"), t.MaxWeight)
 	if t.Image != "" && t.Command != "" {
 		v.addf(p("pools", i, "template"), "set image or command, not both")
 	}
@@ -289,12 +288,8 @@ func (c *Config) validateTemplate(v *validator, i int, pl *Pool) {
 			v.addf(p("pools", i, "template", "sizes", j, "name"), "sizes need distinct names, got %q", s.Name)
 		}
 		names[s.Name] = true
-		if s.Speed <= 0 {
-			v.addf(p("pools", i, "template", "sizes", j, "speed"), "must be positive, got %v", s.Speed)
-		}
-		if s.Concurrency < 0 {
-			v.addf(p("pools", i, "template", "sizes", j, "concurrency"), "must not be negative")
-		}
+		v.num(p("pools", i, "template", "sizes", j, "speed"), s.Speed)
+		v.integer(p("pools", i, "template", "sizes", j, "concurrency"), s.Concurrency)
 	}
 }
 
