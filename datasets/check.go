@@ -456,14 +456,17 @@ func (w *walker) inOrder(path []string, where string, i int, k []byte, first boo
 	case len(k) == 0:
 		w.problem("bucket %s: %s: key %d is empty", bucketName(path), where, i)
 	case lo != nil && bytes.Compare(k, lo) < 0, hi != nil && bytes.Compare(k, hi) >= 0:
-		w.problem("bucket %s: %s: key %d (%x) is outside the range its parent gives", bucketName(path), where, i, k)
+		w.problem("bucket %s: %s: key %d (%x) is outside the range its parent gives", bucketName(path), where, i, shortKey(k))
 	case !first && bytes.Compare(k, prev()) <= 0:
-		w.problem("bucket %s: %s: key %d (%x) is out of order", bucketName(path), where, i, k)
+		w.problem("bucket %s: %s: key %d (%x) is out of order", bucketName(path), where, i, shortKey(k))
 	default:
 		return true
 	}
 	return false
 }
+
+// shortKey is the first 24 bytes of k, for problems.
+func shortKey(k []byte) []byte { return k[:min(len(k), 24)] }
 
 // leaf walks the n elements of the leaf page in buf.
 func (w *walker) leaf(path []string, buf []byte, n int, lo, hi []byte, where string) {
@@ -526,10 +529,14 @@ func element(buf []byte, i int, leaf bool) (flags uint32, k, v []byte, child uin
 func checkFile(r io.ReaderAt, size int64, wantTx uint64) CheckReport {
 	var rep CheckReport
 	w := &walker{}
-	f, err := openRaw(r, size, wantTx, false)
+	f, err := openRaw(r, size, wantTx, true)
 	if err != nil {
 		w.problem("%v", err)
 		return w.report(rep)
+	}
+	if need := int64(f.meta.hwm) * int64(f.meta.pageSize); size < need {
+		// Go on: the walk names what lies past the end.
+		w.problem("the file is %d bytes but its meta page says %d pages of %d bytes (%d bytes): it was truncated", size, f.meta.hwm, f.meta.pageSize, need)
 	}
 	rep.Pages, rep.PageSize = int(f.meta.hwm), f.meta.pageSize
 	w.f = f
@@ -595,7 +602,7 @@ func (w *walker) report(rep CheckReport) CheckReport {
 // checkSnapshot verifies that a stored snapshot decodes and matches its key.
 func checkSnapshot(k, v []byte) error {
 	if len(k) < 8 {
-		return fmt.Errorf("key %x is not time || source", k)
+		return fmt.Errorf("key %x is not time || source", shortKey(k))
 	}
 	sn, err := decodeSnapshot(v)
 	if err != nil {

@@ -37,8 +37,8 @@ func catch(fn func() error) (err error) {
 // corruptError is the one error a damaged store gives: it names the file,
 // what was wrong and the commands that inspect and rescue it.
 func corruptError(path string, cause error) error {
-	return fmt.Errorf("store %s: %w: %v; stop whatever uses it and run `lbtune dataset check %s` for the details, "+
-		"then `lbtune dataset recover %s NEW.db` to copy every readable snapshot, decision and policy into a new store",
+	return fmt.Errorf("store %s: %w: %v; run `lbtune dataset check %s` for the details, then, with lbtune stopped, "+
+		"`lbtune dataset recover %s NEW.db` to copy every readable snapshot, decision and policy into a new store",
 		path, ErrCorrupt, cause, path, path)
 }
 
