@@ -142,7 +142,7 @@ func (c *copier) salvage(w *walker) {
 		}
 		for i := 0; i < p.count; i++ {
 			flags, k, v, _, err := element(p.buf, i, true)
-			if err != nil || flags&leafIsBucket != 0 || checkSnapshot(k, v) != nil {
+			if err != nil || flags&leafIsBucket != 0 || checkSnapshot(k, v, nil) != nil {
 				continue
 			}
 			c.rep.Salvaged++
@@ -176,7 +176,7 @@ func (c *copier) entry(path []string, k, v []byte) {
 	}
 	switch name := path[0]; {
 	case name == string(snapshotsBucket):
-		if err := checkSnapshot(k, v); err != nil {
+		if err := checkSnapshot(k, v, nil); err != nil {
 			c.rep.Lost[name]++
 			c.problem("bucket snapshots: %v", err)
 			return
