@@ -89,6 +89,9 @@ type rawFile struct {
 	r    io.ReaderAt
 	size int64
 	meta rawMeta
+	// pages is how many of the meta page's hwm pages the file holds
+	// (fewer when it was truncated): the bound of every page id table.
+	pages uint64
 }
 
 // openRaw reads the meta pages of the file r of size bytes and picks the
@@ -134,7 +137,14 @@ func openRaw(r io.ReaderAt, size int64, wantTx uint64, tolerant bool) (*rawFile,
 	if need := int64(m.hwm) * int64(m.pageSize); size < need && !tolerant {
 		return nil, fmt.Errorf("the file is %d bytes but its meta page says %d pages of %d bytes (%d bytes): it was truncated", size, m.hwm, m.pageSize, need)
 	}
-	return &rawFile{r: r, size: size, meta: m}, nil
+	pages := m.hwm
+	if have := uint64(size / int64(m.pageSize)); have < pages {
+		pages = have
+	}
+	if pages < 2 {
+		return nil, fmt.Errorf("the file is %d bytes, shorter than its two meta pages of %d bytes", size, m.pageSize)
+	}
+	return &rawFile{r: r, size: size, meta: m, pages: pages}, nil
 }
 
 // rawPage is one page (with its overflow pages) read from the file.
@@ -209,7 +219,7 @@ func (f *rawFile) freelist() (rawPage, []uint64, error) {
 // checkFreelist verifies the free page ids: each inside the file, none twice.
 // It returns them as a set (indexed by page id).
 func (f *rawFile) checkFreelist() ([]bool, rawPage, error) {
-	free := make([]bool, f.meta.hwm)
+	free := make([]bool, f.pages)
 	if f.meta.freelist == noFreelist {
 		return free, rawPage{}, nil
 	}
@@ -220,6 +230,9 @@ func (f *rawFile) checkFreelist() ([]bool, rawPage, error) {
 	for _, id := range ids {
 		if id < 2 || id >= f.meta.hwm {
 			return nil, p, fmt.Errorf("freelist page %d lists page %d, outside the file's pages 2..%d", p.id, id, f.meta.hwm-1)
+		}
+		if id >= f.pages {
+			continue // past the end of a truncated file
 		}
 		if free[id] {
 			return nil, p, fmt.Errorf("freelist page %d lists page %d twice", p.id, id)
@@ -553,7 +566,7 @@ func checkFile(r io.ReaderAt, size int64, wantTx uint64) CheckReport {
 	}
 	rep.Pages, rep.PageSize = int(f.meta.hwm), f.meta.pageSize
 	w.f = f
-	w.reached = make([]bool, f.meta.hwm)
+	w.reached = make([]bool, f.pages)
 	w.reached[0], w.reached[1] = true, true
 	free, fl, err := f.checkFreelist()
 	if err != nil {
@@ -590,13 +603,13 @@ func checkFile(r io.ReaderAt, size int64, wantTx uint64) CheckReport {
 	}
 	if free != nil {
 		leaked := 0
-		for id := uint64(2); id < f.meta.hwm; id++ {
+		for id := uint64(2); id < f.pages; id++ {
 			switch {
 			case free[id] && w.reached[id]:
 				w.problem("page %d is in use and also listed free", id)
 			case free[id]:
 				rep.Free++
-			case !w.reached[id] && w.lostPages == 0 && f.meta.freelist != noFreelist:
+			case !w.reached[id] && w.lostPages == 0 && f.meta.freelist != noFreelist && f.pages == f.meta.hwm:
 				leaked++
 			}
 		}

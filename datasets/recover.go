@@ -73,7 +73,7 @@ func Recover(oldPath, newPath string) (RecoverReport, error) {
 	}
 
 	c := &copier{dst: dst, rep: &rep, seqs: map[Bucket]uint64{}, puts: map[Bucket][][2][]byte{}}
-	w := &walker{f: raw, reached: make([]bool, raw.meta.hwm), entry: c.entry, seq: c.seq}
+	w := &walker{f: raw, reached: make([]bool, raw.pages), entry: c.entry, seq: c.seq}
 	w.reached[0], w.reached[1] = true, true
 	if raw.meta.root < 2 || raw.meta.root >= raw.meta.hwm {
 		w.problem("meta page says the root page is %d, outside the file's pages", raw.meta.root)
@@ -128,8 +128,7 @@ func (c *copier) salvage(w *walker) {
 		free = nil
 	}
 	path := []string{string(snapshotsBucket)}
-	last := min(w.f.meta.hwm, uint64(w.f.size/int64(w.f.meta.pageSize)))
-	for id := uint64(2); id < last; id++ {
+	for id := uint64(2); id < w.f.pages; id++ {
 		if w.reached[id] || (free != nil && free[id]) {
 			continue
 		}
