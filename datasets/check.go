@@ -347,10 +347,23 @@ type walker struct {
 	// elements of readable pages that could not be (they point outside
 	// their page, or their key is out of order), by bucket.
 	lostPages    int
+	lostPagesIn  map[string]int // lostPages by bucket
 	lost         map[string]int
 	problems     []string
 	problemCount int
 }
+
+// losePage counts an unreadable page of the bucket at path.
+func (w *walker) losePage(path []string) {
+	w.lostPages++
+	if w.lostPagesIn == nil {
+		w.lostPagesIn = map[string]int{}
+	}
+	w.lostPagesIn[bucketName(path)]++
+}
+
+// lostUnder reports whether a page of the bucket named name was lost.
+func (w *walker) lostUnder(name string) bool { return w.lostPagesIn[name] > 0 }
 
 // lose counts an unreadable element of the bucket at path.
 func (w *walker) lose(path []string) {
@@ -383,7 +396,7 @@ func (w *walker) bucket(path []string, root, seq uint64, inline []byte) {
 	if root == 0 {
 		if len(inline) < pageHeaderSize || binary.LittleEndian.Uint16(inline[8:]) != pageLeaf {
 			w.problem("bucket %s: inline page is not a leaf page", bucketName(path))
-			w.lostPages++
+			w.losePage(path)
 			return
 		}
 		w.leaf(path, inline, int(binary.LittleEndian.Uint16(inline[10:])), nil, nil, inlinePage)
@@ -397,24 +410,24 @@ func (w *walker) bucket(path []string, root, seq uint64, inline []byte) {
 func (w *walker) tree(path []string, id uint64, lo, hi []byte, depth int) {
 	if depth > maxTreeDepth {
 		w.problem("bucket %s: page %d is %d levels deep: the tree loops", bucketName(path), id, depth)
-		w.lostPages++
+		w.losePage(path)
 		return
 	}
 	if id < uint64(len(w.reached)) && w.reached[id] {
 		w.problem("bucket %s: page %d is referenced twice", bucketName(path), id)
-		w.lostPages++
+		w.losePage(path)
 		return
 	}
 	p, err := w.f.page(id)
 	if err != nil {
 		w.problem("bucket %s: %v", bucketName(path), err)
-		w.lostPages++
+		w.losePage(path)
 		return
 	}
 	for i := id; i <= id+p.overflow; i++ {
 		if w.reached[i] {
 			w.problem("bucket %s: page %d (overflow of %d) is referenced twice", bucketName(path), i, id)
-			w.lostPages++
+			w.losePage(path)
 			return
 		}
 		w.reached[i] = true
@@ -458,7 +471,7 @@ func (w *walker) tree(path []string, id uint64, lo, hi []byte, depth int) {
 		}
 	default:
 		w.problem("bucket %s: %s has type %#x, not a branch or leaf page", bucketName(path), where, p.flags)
-		w.lostPages++
+		w.losePage(path)
 	}
 }
 

@@ -394,19 +394,20 @@ func TestRecover(t *testing.T) {
 		// lostSnapshots: snapshots lost exactly, -1 for "some, fewer than all"
 		lostSnapshots int
 		lostPages     bool
+		countsKnown   bool // the sources bucket survives
 	}{
-		{"sound", func(*testing.T, string) {}, 0, false},
+		{"sound", func(*testing.T, string) {}, 0, false, true},
 		{"truncated to half", func(t *testing.T, p string) {
 			if err := os.Truncate(p, st.Size()/2); err != nil {
 				t.Fatal(err)
 			}
-		}, -1, true},
+		}, -1, true, false},
 		{"one snapshots leaf page header", func(t *testing.T, p string) {
 			scribble(t, p, int64(pages["snapshots leaf"][3])*4096, 256, rand.New(rand.NewPCG(1, 1)))
-		}, -1, true},
+		}, -1, true, true},
 		{"values inside a snapshots leaf", func(t *testing.T, p string) {
 			scribble(t, p, int64(pages["snapshots leaf"][5])*4096+1024, 256, rand.New(rand.NewPCG(2, 2)))
-		}, -1, false},
+		}, -1, false, true},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -430,6 +431,14 @@ func TestRecover(t *testing.T) {
 				t.Errorf("copied %d of %d snapshots, want %d lost", copied, len(want.snaps), tc.lostSnapshots)
 			case tc.lostSnapshots < 0 && (lost <= 0 || copied == 0):
 				t.Errorf("copied %d of %d snapshots, want some lost and some copied", copied, len(want.snaps))
+			}
+			// The old store's per-source counts, when readable, make the
+			// loss exact (damage to snapshot pages leaves them whole).
+			if tc.countsKnown && rep.SnapshotsStored != len(want.snaps) {
+				t.Errorf("SnapshotsStored %d, want %d", rep.SnapshotsStored, len(want.snaps))
+			}
+			if rep.SnapshotsStored >= 0 && rep.Lost["snapshots"] != rep.SnapshotsStored-copied {
+				t.Errorf("lost %d snapshots, want stored %d - copied %d", rep.Lost["snapshots"], rep.SnapshotsStored, copied)
 			}
 			if tc.lostSnapshots == 0 {
 				for b, n := range want.records {

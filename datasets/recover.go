@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,14 @@ type RecoverReport struct {
 	// or past the end of a truncated file): what they held is lost, and
 	// how many entries that was is not known.
 	LostPages int
+	// LostPagesIn counts LostPages by the bucket they were in ("root":
+	// the top level, above every bucket).
+	LostPagesIn map[string]int
+	// SnapshotsStored is how many snapshots the old store's per-source
+	// counts say it held, -1 when those counts could not be read; when
+	// known, Lost["snapshots"] is SnapshotsStored minus those copied
+	// (including the ones on unreadable pages).
+	SnapshotsStored int
 	// Salvaged counts the snapshots (included in Copied) found on pages
 	// no longer reachable from the root, after a page above them was lost.
 	Salvaged int
@@ -47,7 +56,7 @@ const recoverBatch = 1000
 // counts are right; other records keep their keys and their bucket's
 // sequence. The error is nil when the copy completed, however much was lost.
 func Recover(oldPath, newPath string) (RecoverReport, error) {
-	rep := RecoverReport{Copied: map[string]int{}, Lost: map[string]int{}}
+	rep := RecoverReport{Copied: map[string]int{}, Lost: map[string]int{}, SnapshotsStored: -1}
 	if _, err := os.Lstat(newPath); err == nil {
 		return rep, fmt.Errorf("recover into %s: the file exists; give a new file name", newPath)
 	}
@@ -73,14 +82,21 @@ func Recover(oldPath, newPath string) (RecoverReport, error) {
 	}
 
 	c := &copier{dst: dst, rep: &rep, seqs: map[Bucket]uint64{}, puts: map[Bucket][][2][]byte{}}
-	w := &walker{f: raw, reached: make([]bool, raw.pages), entry: c.entry, seq: c.seq}
+	sourcesSeen := false
+	w := &walker{f: raw, reached: make([]bool, raw.pages), entry: c.entry, seq: func(path []string, seq uint64) {
+		sourcesSeen = sourcesSeen || (len(path) == 1 && path[0] == string(sourcesBucket))
+		c.seq(path, seq)
+	}}
 	w.reached[0], w.reached[1] = true, true
 	if raw.meta.root < 2 || raw.meta.root >= raw.meta.hwm {
 		w.problem("meta page says the root page is %d, outside the file's pages", raw.meta.root)
-		w.lostPages++
+		w.losePage(nil)
 	} else {
 		w.bucket(nil, raw.meta.root, raw.meta.seq, nil)
 	}
+	// The counts are whole if the sources bucket was found and nothing
+	// under it was lost.
+	c.sourcesOK = sourcesSeen && w.lost[string(sourcesBucket)] == 0 && !w.lostUnder(string(sourcesBucket))
 	if w.lostPages > 0 {
 		c.salvage(w)
 	}
@@ -93,9 +109,16 @@ func Recover(oldPath, newPath string) (RecoverReport, error) {
 			c.err = dst.raiseSequence(b, seq)
 		}
 	}
-	rep.LostPages = w.lostPages
+	rep.LostPages, rep.LostPagesIn = w.lostPages, w.lostPagesIn
 	for b, n := range w.lost {
 		rep.Lost[b] += n
+	}
+	if c.sourcesOK {
+		rep.SnapshotsStored = c.stored
+		snaps := string(snapshotsBucket)
+		if n := c.stored - rep.Copied[snaps]; n > rep.Lost[snaps] {
+			rep.Lost[snaps] = n
+		}
 	}
 	rep.Problems = append(w.problems, rep.Problems...)
 	rep.ProblemCount += w.problemCount
@@ -158,6 +181,10 @@ type copier struct {
 	puts  map[Bucket][][2][]byte
 	seqs  map[Bucket]uint64
 	err   error // the first write error; later entries are not written
+	// stored sums the old store's per-source snapshot counts; sourcesOK
+	// says its sources bucket was read whole.
+	stored    int
+	sourcesOK bool
 }
 
 // problem records a problem of the copy itself.
@@ -190,8 +217,13 @@ func (c *copier) entry(path []string, k, v []byte) {
 		if len(c.snaps) == recoverBatch {
 			c.flushSnapshots()
 		}
-	case name == string(sourcesBucket), name == string(schemaBucket):
-		// Rebuilt by the new store: Open records the schema, Append counts.
+	case name == string(sourcesBucket):
+		// Rebuilt by the new store's Append; read to count what is lost.
+		if len(v) == 8 {
+			c.stored += int(binary.BigEndian.Uint64(v))
+		}
+	case name == string(schemaBucket):
+		// Recorded by the new store's Open.
 	case declared([]byte(name)):
 		b := Bucket(name)
 		c.puts[b] = append(c.puts[b], [2][]byte{k, v})

@@ -336,14 +336,21 @@ func datasetRecover(_ context.Context, args []string, stdout, stderr io.Writer) 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "bucket\tcopied\tlost\t")
 	for _, n := range names {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", n, rep.Copied[n], rep.Lost[n])
+		lost := fmt.Sprint(rep.Lost[n])
+		if unread := rep.LostPagesIn[n] + rep.LostPagesIn["root"]; unread > 0 && (n != "snapshots" || rep.SnapshotsStored < 0) {
+			lost += "+?" // and whatever was on the unreadable pages
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", n, rep.Copied[n], lost)
 	}
 	_ = tw.Flush()
+	if rep.SnapshotsStored >= 0 {
+		fmt.Fprintf(stdout, "the old store counted %d snapshots\n", rep.SnapshotsStored)
+	}
 	if rep.Salvaged > 0 {
 		fmt.Fprintf(stdout, "%d of the snapshots were on pages cut off from the tree, found by scanning the file\n", rep.Salvaged)
 	}
 	if rep.LostPages > 0 {
-		fmt.Fprintf(stdout, "%d pages could not be read: what they held is lost (how many entries is not known)\n", rep.LostPages)
+		fmt.Fprintf(stdout, "%d pages could not be read: what they held is lost (+?: how many entries is not known)\n", rep.LostPages)
 	}
 	if rep.Skipped > 0 {
 		fmt.Fprintf(stdout, "%d entries of buckets lbtune does not use were not copied\n", rep.Skipped)
