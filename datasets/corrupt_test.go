@@ -512,3 +512,24 @@ func sha256File(t *testing.T, path string) [32]byte {
 	}
 	return sha256.Sum256(b)
 }
+
+// TestTruncatedUnderOpenStore cuts the file under an open store: bbolt's
+// map then points past the end of the file, and reading there faults
+// (SIGBUS). The fault must become ErrCorrupt, not kill the process.
+func TestTruncatedUnderOpenStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	buildDamageStore(t, path)
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := os.Truncate(path, 3*4096); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Range("", time.Time{}, time.Time{}, func(collector.Snapshot) error { return nil })
+	if !errors.Is(err, ErrCorrupt) || !errors.Is(s.Failed(), ErrCorrupt) {
+		t.Fatalf("Range over a file cut under it: %v (Failed %v), want ErrCorrupt", err, s.Failed())
+	}
+	t.Logf("%v", err)
+}
