@@ -533,3 +533,42 @@ func TestTruncatedUnderOpenStore(t *testing.T) {
 	}
 	t.Logf("%v", err)
 }
+
+// TestCheckSoundStores: stores in the shapes lbtune leaves them (after
+// prunes that free pages, after deletes, reopened) pass the check; a
+// false alarm would stop `lbtune run` from starting.
+func TestCheckSoundStores(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	buildDamageStore(t, path)
+	steps := []struct {
+		name string
+		do   func(s *Store) error
+	}{
+		{"as built", func(*Store) error { return nil }},
+		{"pruned half the snapshots", func(s *Store) error { _, err := s.Prune(t0.Add(750 * time.Second)); return err }},
+		{"pruned decisions", func(s *Store) error { _, err := s.PruneRecords(BucketDecisions, t0.Add(time.Hour)); return err }},
+		{"deleted a model", func(s *Store) error { return s.Delete(BucketModels, "gmm/v000001") }},
+		{"appended after", func(s *Store) error { return s.Append(synth("a", t0.Add(2*time.Hour), 1, 4, 1)) }},
+		{"pruned everything", func(s *Store) error { _, err := s.Prune(t0.Add(10 * time.Hour)); return err }},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.do(s); err != nil {
+				t.Fatal(err)
+			}
+			if rep, err := s.Verify(); err != nil {
+				t.Fatalf("open store: %v (%v)", err, rep.Problems)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if rep, err := VerifyPath(path); err != nil || rep.Free == 0 && st.name != "as built" {
+				t.Fatalf("closed store: %v, %d free pages (want some after a prune or delete)", err, rep.Free)
+			}
+		})
+	}
+}
