@@ -42,7 +42,7 @@ func (s *Store) LatestRecords(b Bucket, from time.Time, limit int, keep func(t t
 		return nil, nil // from is after every representable time
 	}
 	var out []TimedRecord
-	err := s.view(b, func(bk *bolt.Bucket) error {
+	err := s.viewBucket(b, func(bk *bolt.Bucket) error {
 		c := bk.Cursor()
 		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
 			if lo != nil && bytes.Compare(k[:min(len(k), 8)], lo) < 0 {
@@ -88,7 +88,7 @@ func (s *Store) RecordsFrom(b Bucket, from time.Time, limit int, keep func(t tim
 		return nil, nil
 	}
 	var out []TimedRecord
-	err := s.view(b, func(bk *bolt.Bucket) error {
+	err := s.viewBucket(b, func(bk *bolt.Bucket) error {
 		c := bk.Cursor()
 		k, v := c.First()
 		if lo != nil {
@@ -142,10 +142,10 @@ func (s *Store) AppendRecords(b Bucket, recs []TimedRecord) error {
 	})
 }
 
-// view runs fn on user bucket b in a read transaction; a declared bucket
-// missing from an old read-only store reads as empty.
-func (s *Store) view(b Bucket, fn func(bk *bolt.Bucket) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+// viewBucket runs fn on user bucket b in a guarded read transaction; a
+// declared bucket missing from an old read-only store reads as empty.
+func (s *Store) viewBucket(b Bucket, fn func(bk *bolt.Bucket) error) error {
+	return s.view(func(tx *bolt.Tx) error {
 		bk, err := readBucket(tx, b)
 		if err != nil {
 			return fmt.Errorf("read %s in %s: %w", b, s.path, err)

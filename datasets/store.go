@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -80,6 +82,12 @@ type Store struct {
 	db       *bolt.DB
 	path     string
 	readOnly bool
+	// file is the descriptor bbolt opened (Options.OpenFile), kept so a
+	// store bbolt can no longer close still releases its file lock.
+	file *os.File
+	// failed holds the first ErrCorrupt error a transaction hit; once set,
+	// every call returns it without touching bbolt again (corrupt.go).
+	failed atomic.Pointer[error]
 }
 
 // Options tune how a store is opened. The zero value is what Open uses.
@@ -95,6 +103,9 @@ type Options struct {
 	// only for files that can be rebuilt (benchmarks, imports into a
 	// scratch store), never for a recorder's store.
 	NoSync bool
+	// Logger receives the warning about an empty file being initialised;
+	// nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Open opens the store at path for reading and writing, creating it (and
@@ -112,33 +123,83 @@ func OpenReadOnly(path string) (*Store, error) {
 }
 
 // OpenWith opens the store at path with explicit options.
+//
+// Before bbolt maps the file, a quick check (checkHead: meta pages, file
+// length, freelist) refuses a truncated or damaged file with ErrCorrupt
+// instead of letting bbolt panic on it; bbolt's own panics while opening
+// give ErrCorrupt too. An existing empty (0-byte) file is initialised as a
+// new store and a warning logged, since that is usually a store emptied by
+// accident. Run Check (or CheckPath) for the full consistency check.
 func OpenWith(path string, o Options) (*Store, error) {
 	mode := "open store"
 	if o.ReadOnly {
 		mode = "open store read-only"
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("%s: %w", mode, err)
-		}
+	}
+	info, err := os.Stat(path)
+	if err != nil && (o.ReadOnly || !errors.Is(err, os.ErrNotExist)) {
+		return nil, fmt.Errorf("%s: %w", mode, err)
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = DefaultLockTimeout
 	}
-	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly, NoSync: o.NoSync})
+	locked := func() error {
+		return fmt.Errorf("%s %s: %w after %s (is a recorder running? stop it or wait)", mode, path, ErrLocked, o.LockTimeout)
+	}
+	if info != nil && info.Mode().IsRegular() {
+		switch {
+		case info.Size() == 0 && o.ReadOnly:
+			return nil, fmt.Errorf("%s %s: the file is empty (0 bytes): %w", mode, path, ErrSchema)
+		case info.Size() == 0:
+			log := o.Logger
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Warn("store file is empty (0 bytes): initialising a new store in it; if it held data, that data is gone", "path", path)
+		default:
+			if err := checkHeadPath(path, o.LockTimeout); errors.Is(err, ErrLocked) {
+				return nil, locked()
+			} else if err != nil {
+				return nil, fmt.Errorf("%s: %w", mode, err)
+			}
+		}
+	}
+	var file *os.File
+	bo := &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly, NoSync: o.NoSync,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		}}
+	var db *bolt.DB
+	err = catch(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o644, bo)
+		return err
+	})
+	var pe *panicError
+	if errors.As(err, &pe) {
+		if file != nil {
+			_ = file.Close() // bbolt did not return the DB: release its lock
+		}
+		return nil, fmt.Errorf("%s: %w", mode, corruptError(path, pe))
+	}
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("%s %s: %w after %s (is a recorder running? stop it or wait)", mode, path, ErrLocked, o.LockTimeout)
+			return nil, locked()
 		}
 		return nil, fmt.Errorf("%s %s: %w", mode, path, err)
 	}
-	readOnly := o.ReadOnly
-	s := &Store{db: db, path: path, readOnly: readOnly}
-	if readOnly {
-		err = db.View(checkSchema)
+	s := &Store{db: db, path: path, readOnly: o.ReadOnly, file: file}
+	if o.ReadOnly {
+		err = s.view(checkSchema)
 	} else {
-		err = db.Update(initSchema)
+		err = s.guard(func() error { return db.Update(initSchema) })
 	}
 	if err != nil {
-		_ = db.Close()
+		_ = s.Close()
+		if errors.Is(err, ErrCorrupt) {
+			return nil, fmt.Errorf("%s: %w", mode, err)
+		}
 		return nil, fmt.Errorf("%s %s: %w", mode, path, err)
 	}
 	return s, nil
@@ -188,38 +249,15 @@ func checkSchema(tx *bolt.Tx) error {
 	return nil
 }
 
-// Close releases the store. Every committed write is already on disk.
-func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close store %s: %w", s.path, err)
-	}
-	return nil
-}
-
 // Path is the file the store was opened from.
 func (s *Store) Path() string { return s.path }
-
-// Check verifies the consistency of the whole file (bbolt Tx.Check): every
-// page reachable once, the freelist sound. It returns the problems joined.
-func (s *Store) Check() error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err)
-		}
-		if len(errs) > 0 {
-			return fmt.Errorf("check store %s: %w", s.path, errors.Join(errs...))
-		}
-		return nil
-	})
-}
 
 // update runs fn in a read-write transaction, refusing read-only stores.
 func (s *Store) update(what string, fn func(tx *bolt.Tx) error) error {
 	if s.readOnly {
 		return fmt.Errorf("%s in %s: %w", what, s.path, ErrReadOnly)
 	}
-	if err := s.db.Update(fn); err != nil {
+	if err := s.guard(func() error { return s.db.Update(fn) }); err != nil {
 		return fmt.Errorf("%s in %s: %w", what, s.path, err)
 	}
 	return nil
@@ -314,7 +352,7 @@ func (s *Store) Range(source string, from, to time.Time, fn func(collector.Snaps
 		}
 		sn, err := decodeSnapshotInterned(v, intern)
 		if err != nil {
-			return false, fmt.Errorf("decode snapshot %s at %s: %w", k[8:], keyTime(k).Format(time.RFC3339Nano), err)
+			return false, corruptError(s.path, fmt.Errorf("decode snapshot %s at %s: %w", k[8:], keyTime(k).Format(time.RFC3339Nano), err))
 		}
 		batch = append(batch, sn)
 		return true, nil
@@ -343,7 +381,7 @@ func (s *Store) scan(name []byte, from, to time.Time, take func(k, v []byte) (bo
 	}
 	for {
 		var next []byte
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.view(func(tx *bolt.Tx) error {
 			b := tx.Bucket(name)
 			if b == nil {
 				if declared(name) {
@@ -396,7 +434,7 @@ func (s *Store) scan(name []byte, from, to time.Time, take func(k, v []byte) (bo
 // Sources lists the sources that have stored snapshots, sorted.
 func (s *Store) Sources() ([]string, error) {
 	var out []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(sourcesBucket)
 		if b == nil {
 			return nil
@@ -416,7 +454,7 @@ func (s *Store) Sources() ([]string, error) {
 // Count returns the number of stored snapshots per source.
 func (s *Store) Count() (map[string]int, error) {
 	out := map[string]int{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(sourcesBucket)
 		if b == nil {
 			return nil
@@ -438,7 +476,7 @@ func (s *Store) Count() (map[string]int, error) {
 // any (models, policies, decisions, rewards, events, meta).
 func (s *Store) BucketSizes() (map[Bucket]int, error) {
 	out := map[Bucket]int{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		for _, b := range userBuckets {
 			if bk := tx.Bucket([]byte(b)); bk != nil {
 				if n := bk.Stats().KeyN; n > 0 {
@@ -573,7 +611,7 @@ func (s *Store) Put(b Bucket, key string, value []byte) error {
 // Get returns a copy of the value under key in bucket b, or ErrNotFound.
 func (s *Store) Get(b Bucket, key string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		bk, err := readBucket(tx, b)
 		if err != nil {
 			return err
@@ -609,7 +647,7 @@ func (s *Store) Delete(b Bucket, key string) error {
 // written by AppendRecord use RangeRecords instead.
 func (s *Store) Keys(b Bucket) ([]string, error) {
 	var out []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		bk, err := readBucket(tx, b)
 		if err != nil || bk == nil {
 			return err

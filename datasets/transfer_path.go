@@ -70,14 +70,10 @@ func ImportPath(s *Store, path string) (snaps, events int, err error) {
 }
 
 // CheckPath opens the store at path read-only and runs its consistency
-// check (Store.Check).
+// check (VerifyPath); a damaged store gives ErrCorrupt.
 func CheckPath(path string) error {
-	s, err := OpenReadOnly(path)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return s.Check()
+	_, err := VerifyPath(path)
+	return err
 }
 
 // PrunePath deletes the snapshots of the store at path older than before

@@ -34,7 +34,7 @@ func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon
 	for _, w := range ws {
 		log.Warn(w)
 	}
-	store, err := datasets.Open(cfg.Store.Path)
+	store, err := datasets.OpenWith(cfg.Store.Path, datasets.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -43,6 +43,15 @@ func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon
 			_ = store.Close()
 		}
 	}()
+	// Check every page before any loop reads or writes one: a damaged
+	// store stops the start with the recovery commands (ErrCorrupt)
+	// instead of panicking later (docs/BENCHMARKS.md: the cost).
+	checkStart := time.Now()
+	rep, err := store.Verify()
+	if err != nil {
+		return nil, fmt.Errorf("check store: %w", err)
+	}
+	log.Info("store checked", "path", cfg.Store.Path, "pages", rep.Pages, "snapshots", rep.Snapshots, "took", time.Since(checkStart).Round(time.Millisecond))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d := &Daemon{

@@ -17,17 +17,19 @@ import (
 func init() {
 	register(&command{
 		name:    "dataset",
-		summary: "export, import, summarize or prune recorded snapshots (info, export, import, prune)",
+		summary: "export, import, summarize, prune, check or recover recorded snapshots (info, export, import, prune, check, recover)",
 		run:     datasetRun,
 	})
 }
 
 // datasetSubcommands maps "lbtune dataset <sub>" to its implementation.
 var datasetSubcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"info":   datasetInfo,
-	"export": datasetExport,
-	"import": datasetImport,
-	"prune":  datasetPrune,
+	"info":    datasetInfo,
+	"export":  datasetExport,
+	"import":  datasetImport,
+	"prune":   datasetPrune,
+	"check":   datasetCheck,
+	"recover": datasetRecover,
 }
 
 func datasetRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +49,10 @@ Subcommands:
            lbtune dataset import --db F X.jsonl.gz [Y.jsonl ...]
   prune    delete a store's snapshots older than a duration
            lbtune dataset prune --db F --older-than D
+  check    check a store page by page (and every snapshot) for damage
+           lbtune dataset check DB [--json]
+  recover  copy every readable snapshot and record of a damaged store into a new one
+           lbtune dataset recover OLD.db NEW.db
 
 Run 'lbtune dataset <subcommand> -h' for its flags.`)
 		if len(args) == 0 {
@@ -56,7 +62,7 @@ Run 'lbtune dataset <subcommand> -h' for its flags.`)
 	}
 	sub, ok := datasetSubcommands[args[0]]
 	if !ok {
-		return fmt.Errorf("%w: unknown subcommand %q (info, export, import, prune)", errUsage, args[0])
+		return fmt.Errorf("%w: unknown subcommand %q (info, export, import, prune, check, recover)", errUsage, args[0])
 	}
 	return sub(ctx, args[1:], stdout, stderr)
 }
@@ -252,5 +258,120 @@ func datasetPrune(_ context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "pruned %d snapshots older than %s from %s\n", n, before.UTC().Format(time.RFC3339), *db)
+	return nil
+}
+
+func datasetCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dataset check", stderr)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: lbtune dataset check DB [--json]\n\nReads every page of the store (read-only) and checks its structure and every snapshot.")
+		fs.PrintDefaults()
+	}
+	pos, err := datasetParse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: want one DB, got %d arguments", errUsage, len(pos))
+	}
+	start := time.Now()
+	rep, err := datasets.VerifyPath(pos[0])
+	if err != nil && !errors.Is(err, datasets.ErrCorrupt) {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(rep); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	var recs []string
+	for _, b := range []datasets.Bucket{datasets.BucketModels, datasets.BucketPolicies, datasets.BucketDecisions,
+		datasets.BucketRewards, datasets.BucketEvents, datasets.BucketMeta} {
+		if n := rep.Records[string(b)]; n > 0 {
+			recs = append(recs, fmt.Sprintf("%s %d", b, n))
+		}
+	}
+	if len(recs) == 0 {
+		recs = []string{"none"}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "file\t%s\n", pos[0])
+	fmt.Fprintf(tw, "pages\t%d of %d bytes (%d in use, %d free)\n", rep.Pages, rep.PageSize, rep.InUse, rep.Free)
+	fmt.Fprintf(tw, "snapshots\t%d\n", rep.Snapshots)
+	fmt.Fprintf(tw, "records\t%s\n", strings.Join(recs, ", "))
+	fmt.Fprintf(tw, "checked in\t%.2f s\n", time.Since(start).Seconds())
+	if err == nil {
+		fmt.Fprintf(tw, "result\tconsistent\n")
+		return tw.Flush()
+	}
+	fmt.Fprintf(tw, "result\tDAMAGED: %d problems\n", rep.ProblemCount)
+	_ = tw.Flush()
+	for _, p := range rep.Problems {
+		fmt.Fprintf(stdout, "  %s\n", p)
+	}
+	if rep.ProblemCount > len(rep.Problems) {
+		fmt.Fprintf(stdout, "  ... %d more\n", rep.ProblemCount-len(rep.Problems))
+	}
+	fmt.Fprintf(stdout, "\nTo copy every readable snapshot, decision and policy into a new store:\n  lbtune dataset recover %s NEW.db\n", pos[0])
+	return err
+}
+
+func datasetRecover(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dataset recover", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: lbtune dataset recover OLD.db NEW.db\n\nCopies every readable snapshot, decision, reward, event, model, policy and meta record\nof OLD.db (read-only, never changed) into the new store NEW.db (which must not exist).")
+		fs.PrintDefaults()
+	}
+	pos, err := datasetParse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return fmt.Errorf("%w: want OLD.db NEW.db, got %d arguments", errUsage, len(pos))
+	}
+	rep, err := datasets.Recover(pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	names := []string{"snapshots"}
+	for _, b := range []datasets.Bucket{datasets.BucketDecisions, datasets.BucketRewards, datasets.BucketEvents,
+		datasets.BucketModels, datasets.BucketPolicies, datasets.BucketMeta} {
+		names = append(names, string(b))
+	}
+	fmt.Fprintf(stdout, "recovered %s into %s\n", pos[0], pos[1])
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "bucket\tcopied\tlost\t")
+	for _, n := range names {
+		lost := fmt.Sprint(rep.Lost[n])
+		if unread := rep.LostPagesIn[n] + rep.LostPagesIn["root"]; unread > 0 && (n != "snapshots" || rep.SnapshotsStored < 0) {
+			lost += "+?" // and whatever was on the unreadable pages
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", n, rep.Copied[n], lost)
+	}
+	_ = tw.Flush()
+	if rep.SnapshotsStored >= 0 {
+		fmt.Fprintf(stdout, "the old store counted %d snapshots\n", rep.SnapshotsStored)
+	}
+	if rep.Salvaged > 0 {
+		fmt.Fprintf(stdout, "%d of the snapshots were on pages cut off from the tree, found by scanning the file\n", rep.Salvaged)
+	}
+	if rep.LostPages > 0 {
+		fmt.Fprintf(stdout, "%d pages could not be read: what they held is lost (+?: how many entries is not known)\n", rep.LostPages)
+	}
+	if rep.Skipped > 0 {
+		fmt.Fprintf(stdout, "%d entries of buckets lbtune does not use were not copied\n", rep.Skipped)
+	}
+	for i, p := range rep.Problems {
+		if i == 10 {
+			fmt.Fprintf(stdout, "  ... %d more problems\n", rep.ProblemCount-10)
+			break
+		}
+		fmt.Fprintf(stdout, "  %s\n", p)
+	}
+	fmt.Fprintf(stdout, "check it with: lbtune dataset check %s; then point store.path at it (or move it in place of the old file, kept aside)\n", pos[1])
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
@@ -196,5 +197,129 @@ func TestDatasetErrors(t *testing.T) {
 				t.Fatalf("last stderr line %q: want one 'lbtune dataset: ...' line containing %q", last, tc.msg)
 			}
 		})
+	}
+}
+
+// datasetDamagedStore writes a store of 3000 snapshots at path and
+// truncates it to half its used length, the damage of issue 15, or (values)
+// overwrites 64 bytes in the values of page 10 (a snapshots leaf page,
+// written first and half full).
+func datasetDamagedStore(t *testing.T, path string, values bool) {
+	t.Helper()
+	s, err := datasets.OpenWith(path, datasets.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	var batch []collector.Snapshot
+	for i := 0; i < 3000; i++ {
+		sn := collector.Snapshot{Time: base.Add(time.Duration(i) * time.Second), Source: "haproxy+unix:///run/haproxy.sock"}
+		sn.Pools = []collector.Pool{{Name: "web", Servers: []collector.Server{
+			{Name: "s1", Address: "10.0.0.1:80", Weight: 10, State: collector.StateUp, Counters: collector.Counters{Requests: uint64(i) * 10}},
+			{Name: "s2", Address: "10.0.0.2:80", Weight: 10, State: collector.StateUp, Counters: collector.Counters{Requests: uint64(i) * 12}},
+		}}}
+		batch = append(batch, sn)
+	}
+	if err := s.Append(batch...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendRecord(datasets.BucketDecisions, base, []byte(`{"pool":"web"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := datasets.VerifyPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if values {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xff}, 64), int64(10*rep.PageSize+512)); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.Truncate(path, int64(rep.Pages*rep.PageSize/2)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDatasetDamaged runs what an operator runs on a damaged store: info,
+// info --check, check (exit 1, the problems, the recovery command), recover
+// (exit 0, counts) and check on the new store; and `run` on the damaged
+// store, which must exit 1 at once with the clear error, not panic.
+func TestDatasetDamaged(t *testing.T) {
+	dir := t.TempDir()
+	runWriteConfig(t, dir, runFreeAddr(t), 10)
+	db := filepath.Join(dir, "lbtune.db") // the config's store.path
+	datasetDamagedStore(t, db, false)
+	// A second store whose file opens but holds a damaged snapshot: the
+	// check at start finds it.
+	dir2 := t.TempDir()
+	runWriteConfig(t, dir2, runFreeAddr(t), 10)
+	db2 := filepath.Join(dir2, "lbtune.db")
+	datasetDamagedStore(t, db2, true)
+	recovered := filepath.Join(dir, "recovered.db")
+	hint := "lbtune dataset recover " + db + " NEW.db"
+	tests := []struct {
+		name      string
+		args      []string
+		code      int
+		out, errs []string // substrings of stdout and stderr
+	}{
+		{"info", []string{"dataset", "info", db}, 1, nil, []string{"store file is damaged", "truncated", hint}},
+		{"info --check", []string{"dataset", "info", "--check", db}, 1, nil, []string{"store file is damaged", hint}},
+		{"check", []string{"dataset", "check", db}, 1, []string{"DAMAGED", "truncated", "past the end of the file"}, []string{hint}},
+		{"check --json", []string{"dataset", "check", "--json", db}, 1, []string{`"ProblemCount"`}, []string{hint}},
+		{"run", []string{"run", "--config", filepath.Join(dir, "lbtune.yaml")}, 1, nil, []string{"lbtune run: open store:", "store file is damaged", hint}},
+		{"run, damaged snapshot", []string{"run", "--config", filepath.Join(dir2, "lbtune.yaml")}, 1, nil,
+			[]string{"lbtune run: check store:", "store file is damaged", "corrupt snapshot value", "lbtune dataset recover " + db2 + " NEW.db"}},
+		{"recover", []string{"dataset", "recover", db, recovered}, 0, []string{"snapshots", "pages could not be read"}, nil},
+		{"recover again", []string{"dataset", "recover", db, recovered}, 1, nil, []string{"the file exists"}},
+		{"recover usage", []string{"dataset", "recover", db}, 2, nil, []string{"OLD.db NEW.db"}},
+		{"check recovered", []string{"dataset", "check", recovered}, 0, []string{"consistent"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			code, out, errs := datasetRunCmd(tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, tc.code, out, errs)
+			}
+			for _, s := range tc.out {
+				if !strings.Contains(out, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, out)
+				}
+			}
+			for _, s := range tc.errs {
+				if !strings.Contains(errs, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errs)
+				}
+			}
+			if strings.Contains(errs, "panic") || strings.Contains(out, "panic") {
+				t.Errorf("output mentions a panic:\n%s%s", out, errs)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+	// The recovered store holds some of the 3000 snapshots, and reads.
+	s, err := datasets.OpenReadOnly(recovered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n, err := s.Count()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n["haproxy+unix:///run/haproxy.sock"]; got == 0 || got >= 3000 {
+		t.Errorf("recovered %d snapshots of 3000 from a store cut in half: want some, not all", got)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -287,6 +288,13 @@ func Run(ctx context.Context, c Config) ([]Result, error) {
 	if c.Exe == "" {
 		if c.Exe, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("ab: find the lbtune executable: %w", err)
+		}
+	}
+	if c.Model != "" {
+		// The daemon's config lives in the run's directory: the model's
+		// path must not be relative to it.
+		if c.Model, err = filepath.Abs(c.Model); err != nil {
+			return nil, fmt.Errorf("ab: model: %w", err)
 		}
 	}
 	if _, err := os.Stat(c.HAProxyBin); err != nil {

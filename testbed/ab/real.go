@@ -250,7 +250,7 @@ func schedule(plan *Plan) loadgen.Schedule {
 // guard and the policies run in trace time.
 func daemonConfig(plan *Plan, c Config, policy, socket string) string {
 	model := ""
-	if c.Model != "" {
+	if c.Model != "" && policy == "agent" { // the baselines need no model
 		model = fmt.Sprintf("model: {path: %q}\n", c.Model)
 	}
 	return fmt.Sprintf(`# Written by lbtune ab for policy %s.
