@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/lbtune
 PKGS    := ./...
 
-.PHONY: build deps test test-short bench bench-gmm demo datasets model proof-drain fuzz clean
+.PHONY: build deps test test-short bench bench-gmm bench-fleet demo datasets model proof-drain fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/lbtune
@@ -33,6 +33,11 @@ bench:
 # bench-gmm: GMM fit time and likelihood against scikit-learn and golearn.
 bench-gmm: build
 	bench/gmm.sh
+
+# bench-fleet: one daemon, 200 simulated pools of 20 servers, 10 minutes
+# (docs/BENCHMARKS.md "Fleet scale"); POOLS, SERVERS, DURATION override.
+bench-fleet: build
+	scripts/bench-fleet.sh
 
 # fuzz: a short run of every fuzz target (30 s each).
 fuzz:

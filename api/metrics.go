@@ -46,6 +46,10 @@ type Metrics struct {
 	// reason (agent.SwitchUntrained, SwitchStale, SwitchOOD, SwitchUnsure,
 	// SwitchError).
 	SwitchDecisions *prometheus.CounterVec
+	// DecisionLoop is how long one tick of a pool's decision loop took,
+	// all pools together: reading the data, deciding, guarding, acting and
+	// recording (the loop's cost as the pool count grows; make bench-fleet).
+	DecisionLoop prometheus.Histogram
 }
 
 // DecisionBuckets are the decision duration histogram's upper bounds in
@@ -98,8 +102,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lbtune_switch_decisions_total", Help: "Decisions of the pool's agent switch by reason: agent (the agent decided) or why the fallback did (untrained, stale, ood, unsure, error).",
 		}, []string{"pool", "reason"}),
 	}
+	m.DecisionLoop = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "lbtune_decision_loop_seconds", Help: "Time one tick of a pool's decision loop took (read data, decide, guard, act, record), all pools together.",
+		Buckets: append(append([]float64(nil), DecisionBuckets...), 1, 2.5, 5, 10),
+	})
 	reg.MustRegister(m.Decisions, m.Reward, m.Cluster, m.FallbackActive, m.ScrapeErrors, m.ActuationLatency, m.Servers,
-		m.DecisionDuration, m.ActuationDuration, m.ActuationErrors, m.SwitchDecisions)
+		m.DecisionDuration, m.ActuationDuration, m.ActuationErrors, m.SwitchDecisions, m.DecisionLoop)
 	return m
 }
 

@@ -161,9 +161,11 @@ func (p *Pool) tick(ctx context.Context) []agent.Decision {
 	if p.paused || ctx.Err() != nil {
 		return nil
 	}
+	start := time.Now()
 	now := p.clock()
 	decs := p.ctl.Tick(ctx, now)
 	p.learnAfterTick(now)
+	p.d.metrics.DecisionLoop.Observe(time.Since(start).Seconds())
 	return decs
 }
 
