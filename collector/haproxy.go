@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -182,6 +183,11 @@ func parseHAProxyCSV(ctx context.Context, data []byte, source string, at time.Ti
 			last, start = pi, len(all)
 		}
 		if p := &snap.Pools[pi]; len(p.Servers) == len(all)-start {
+			if len(all) == cap(all) {
+				// Double (append grows a large slice by 1.25x: five times
+				// the final size copied over the growths, not two).
+				all = slices.Grow(all, len(all))
+			}
 			all = append(all, server)
 			p.Servers = all[start:len(all):len(all)]
 		} else {

@@ -420,9 +420,11 @@ func (s *logFile) replayNext(ctx context.Context) (Snapshot, error) {
 	end := start.Add((k + 1) * s.window)
 	s.agg.mu.Lock()
 	for n := 1; s.next < len(s.entries) && s.entries[s.next].time.Before(end); n++ {
-		if n%ctxCheckSteps == 0 && ctx.Err() != nil {
-			s.agg.mu.Unlock()
-			return Snapshot{}, fmt.Errorf("scrape %s: stopped in the window ending %s: %w", s.uri, end.Format(time.RFC3339Nano), ctx.Err())
+		if n%ctxCheckSteps == 0 {
+			if err := ctx.Err(); err != nil {
+				s.agg.mu.Unlock()
+				return Snapshot{}, fmt.Errorf("scrape %s: stopped in the window ending %s: %w", s.uri, end.Format(time.RFC3339Nano), err)
+			}
 		}
 		if err := s.agg.addLocked(s.entries[s.next]); err != nil {
 			s.agg.bad++
@@ -478,9 +480,11 @@ func (s *logFile) readNew(ctx context.Context) error {
 	s.partial = append([]byte(nil), data[last+1:]...)
 	text := string(data[:last+1]) // complete lines, each with its '\n'
 	for n, rest := 1, text; rest != ""; n++ {
-		if n%ctxCheckSteps == 0 && ctx.Err() != nil {
-			s.offset, s.partial = base+int64(len(text)-len(rest)), nil
-			return fmt.Errorf("stopped after %d of %d new bytes: %w", len(text)-len(rest), len(data), ctx.Err())
+		if n%ctxCheckSteps == 0 {
+			if err := ctx.Err(); err != nil {
+				s.offset, s.partial = base+int64(len(text)-len(rest)), nil
+				return fmt.Errorf("stopped after %d of %d new bytes: %w", len(text)-len(rest), len(data), err)
+			}
 		}
 		line, after, _ := strings.Cut(rest, "\n")
 		s.agg.addLine(line)
