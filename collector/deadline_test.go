@@ -119,7 +119,9 @@ func TestParsersHonourDeadline(t *testing.T) {
 		}},
 		{name: "vts+file", scrape: func(t *testing.T) scrapeFunc { return open(t, "vts+file:"+vtsFile) }, skip: 1},
 		{name: "haproxy csv", scrape: func(*testing.T) scrapeFunc {
-			return func(ctx context.Context) (Snapshot, error) { return parseHAProxyCSV(ctx, csvDoc, "csv", time.Unix(1, 0)) }
+			return func(ctx context.Context) (Snapshot, error) {
+				return parseHAProxyCSV(ctx, csvDoc, "csv", time.Unix(1, 0))
+			}
 		}},
 		{name: "haproxy+file", scrape: func(t *testing.T) scrapeFunc { return open(t, "haproxy+file:"+csvFile) }, skip: 1},
 		{name: "nginxlog+file tail", scrape: func(t *testing.T) scrapeFunc {
