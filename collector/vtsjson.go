@@ -304,29 +304,37 @@ func (s *vtsScanner) bool(dst *bool) error {
 
 // flatArray reports whether the array opening at s.pos holds no nested
 // array, object or string, and if so returns the offset of its ']'. It
-// finds the next ']' and the last structural byte before it with
-// IndexByte, much faster than stepping over a latency ring byte by byte,
-// and remembers both: the arrays opening before that ']' (the nested ones
-// of a deep value) are answered from them without searching again, so the
-// ranges searched do not overlap and skip stays linear.
+// finds the next ']' and checks the bytes before it with IndexByte, much
+// faster than stepping over a latency ring byte by byte. It also remembers
+// the last structural byte before that ']': the arrays opening before it
+// (the nested ones of a deep value) are answered from that without
+// searching again, so the ranges searched do not overlap and skip stays
+// linear.
 func (s *vtsScanner) flatArray() (int, bool) {
 	if s.pos < s.flatClose {
 		return s.flatClose, s.pos == s.flatLast
 	}
-	s.flatClose, s.flatLast = len(s.data), len(s.data)
-	if end := bytes.IndexByte(s.data[s.pos:], ']'); end >= 0 {
-		s.flatClose = s.pos + end
-		// The array is flat when the last '[', '{', '"' or '}' before its
-		// ']' is its own '['.
-		in := s.data[s.pos:s.flatClose]
-		last := bytes.LastIndexByte(in, '[')
-		for _, c := range [...]byte{'{', '"', '}'} {
-			last = max(last, bytes.LastIndexByte(in, c))
-		}
-		s.flatLast = s.pos + last
+	end := bytes.IndexByte(s.data[s.pos:], ']')
+	if end < 0 {
+		s.probed += len(s.data) - s.pos
+		s.flatClose, s.flatLast = len(s.data), len(s.data)
+		return 0, false
 	}
-	s.probed += s.flatClose - s.pos
-	return s.flatClose, s.pos == s.flatLast
+	s.flatClose = s.pos + end
+	s.probed += end
+	in := s.data[s.pos+1 : s.flatClose]
+	if bytes.IndexByte(in, '[') < 0 && bytes.IndexByte(in, '{') < 0 && bytes.IndexByte(in, '"') < 0 && bytes.IndexByte(in, '}') < 0 {
+		s.flatLast = s.pos
+		return s.flatClose, true
+	}
+	// Not flat: the last '[', '{', '"' or '}' before the ']' (there is one,
+	// at s.pos at the latest) is the only array opening here that is flat.
+	last := s.flatClose - 1
+	for !jsonStructural[s.data[last]] {
+		last--
+	}
+	s.flatLast = last
+	return s.flatClose, false
 }
 
 // jsonStructural marks the bytes skip must look at inside a container.
