@@ -11,8 +11,11 @@ import (
 )
 
 // Every parser of outside input has a fuzz target seeded with the real
-// captures. The property: no panic, and either an error or a snapshot that
-// passes Validate. Run them with scripts/fuzz.sh DURATION.
+// captures and with the synthetic seed corpus checked in under
+// testdata/fuzz/<Target>/ (go test replays it; scripts/fuzz.sh --keep adds
+// the inputs a run found that add coverage). The property: no panic, and
+// either an error or a snapshot that passes Validate. Run them with
+// scripts/fuzz.sh DURATION (make fuzz-ci: 3 s each, in make test).
 
 func seedFiles(f *testing.F, pattern string) {
 	f.Helper()
@@ -33,8 +36,8 @@ func seedFiles(f *testing.F, pattern string) {
 }
 
 // FuzzParseVTS is seeded with small real documents: large seeds (a full
-// capture is 36 KB) make the fuzzer spend its time minimising. The full
-// captures are covered by TestVTSCaptures.
+// capture is 36 KB) slow every execution. The full captures are covered by
+// TestVTSCaptures.
 func FuzzParseVTS(f *testing.F) {
 	seedFiles(f, "vts/0001.json") // 5 KB: right after start
 	seedFiles(f, "vts/control/control_*.json")
