@@ -26,28 +26,39 @@ maxkeep=${FUZZ_KEEP_MAX_BYTES:-8192}
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- ./...
 cache=$(go env GOCACHE)/fuzz
-stamp=$(mktemp)
-trap 'rm -f "$stamp"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 status=0
 ntargets=0
 start=$(date +%s)
-for pkg in $(go list "$@"); do
-	dir=$(go list -f '{{.Dir}}' "$pkg")
+go list -f '{{.ImportPath}} {{.Dir}}' "$@" >"$work/pkgs"
+while read -r pkg dir; do
 	targets=$(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u)
+	[ -n "$targets" ] || continue
+	# One instrumented test binary per package (what go test -fuzz builds),
+	# run in the package directory for each target: one link, not one per
+	# target. go test -fuzz uses the same corpus cache, $GOCACHE/fuzz/PKG.
+	bin=$work/pkg.test
+	if ! go test -c -fuzz . -o "$bin" "$pkg"; then
+		status=1
+		continue
+	fi
 	for target in $targets; do
 		ntargets=$((ntargets + 1))
 		echo "== $pkg $target ($dur, minimise $minimize)"
-		touch "$stamp"
-		if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$dur" -fuzzminimizetime "$minimize" "$pkg"; then
+		touch "$work/stamp"
+		if ! (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${target}\$" -test.fuzztime "$dur" \
+			-test.fuzzminimizetime "$minimize" -test.fuzzcachedir "$cache/$pkg"); then
+			echo "FAIL: $pkg $target (reproduce: go test -run '^${target}\$' $pkg)"
 			status=1
 		fi
 		if [ "$keep" = 1 ] && [ -d "$cache/$pkg/$target" ]; then
 			mkdir -p "$dir/testdata/fuzz/$target"
-			kept=$(find "$cache/$pkg/$target" -type f -newer "$stamp" -size -"$((maxkeep + 1))"c \
+			kept=$(find "$cache/$pkg/$target" -type f -newer "$work/stamp" -size -"$((maxkeep + 1))"c \
 				-exec cp {} "$dir/testdata/fuzz/$target/" \; -print | wc -l)
 			echo "   kept $kept new corpus entries in $dir/testdata/fuzz/$target"
 		fi
 	done
-done
+done <"$work/pkgs"
 echo "== $ntargets fuzz targets, $dur each, in $(($(date +%s) - start)) s"
 exit $status
