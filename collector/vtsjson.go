@@ -42,8 +42,8 @@ type vtsScanner struct {
 }
 
 // MaxVTSDepth is the deepest nesting of objects and arrays ParseVTS accepts;
-// a deeper document is refused as malformed. A real vts document nests 5
-// levels (document, upstreamZones, group, peer, ring).
+// a deeper document is refused as malformed. A real vts document nests 6
+// levels (document, upstreamZones, group, peer, latency ring, its times).
 const MaxVTSDepth = 1000
 
 // ctxCheckSteps is how many units of parsing work (vts values, object keys
