@@ -2,9 +2,12 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +53,8 @@ func FuzzParseVTS(f *testing.F) {
 				t.Fatalf("ParseVTS returned an invalid snapshot: %v", verr)
 			}
 		}
+		cs, cerr := parseVTS(expireAt(1), data, "fuzz")
+		sameOrDeadline(t, s, err, cs, cerr)
 	})
 }
 
@@ -60,6 +65,8 @@ func FuzzParseHAProxyCSV(f *testing.F) {
 	at := time.Unix(1795856495, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseHAProxyCSV(data, "fuzz", at)
+		cs, cerr := parseHAProxyCSV(expireAt(1), data, "fuzz", at)
+		sameOrDeadline(t, s, err, cs, cerr)
 		if err != nil {
 			return
 		}
@@ -169,6 +176,22 @@ func FuzzParseHAProxyLog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sameOrDeadline checks a parse cut short at its first context check
+// (cs, cerr) against the uncut one (s, err): the deadline's error, or the
+// same outcome; never a partial snapshot.
+func sameOrDeadline(t *testing.T, s Snapshot, err error, cs Snapshot, cerr error) {
+	t.Helper()
+	if errors.Is(cerr, context.DeadlineExceeded) {
+		if !reflect.DeepEqual(cs, Snapshot{}) {
+			t.Fatalf("a snapshot with the deadline's error: %+v", cs)
+		}
+		return
+	}
+	if (err == nil) != (cerr == nil) || !reflect.DeepEqual(s, cs) {
+		t.Fatalf("under a deadline: %v, %+v; without: %v, %+v", cerr, cs, err, s)
+	}
 }
 
 // compactVTS returns a real capture without its latency rings, histograms
