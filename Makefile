@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/lbtune
 PKGS    := ./...
 
-.PHONY: build deps test test-short bench bench-gmm bench-fleet demo datasets model proof-drain fuzz clean
+.PHONY: build deps test test-short bench bench-gmm bench-fleet demo datasets model proof-drain fuzz fuzz-ci clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/lbtune
@@ -18,10 +18,11 @@ deps:
 # Chromium for the dashboard) under the race detector. One package at a
 # time (-p 1): the real-balancer tests compare lbtune's figures with what
 # their load generator measures, and on 2 cores another package's tests
-# running alongside slow the clients, not the balancer.
+# running alongside slow the clients, not the balancer. Then fuzz-ci.
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -p 1 -count=1 -timeout 25m $(PKGS)
+	$(MAKE) fuzz-ci
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -39,9 +40,17 @@ bench-gmm: build
 bench-fleet: build
 	scripts/bench-fleet.sh
 
-# fuzz: a short run of every fuzz target (30 s each).
+# fuzz: a short run of every fuzz target (30 s each, spent executing: see
+# scripts/fuzz.sh). FUZZ_KEEP=--keep copies the inputs that found new
+# coverage into each package's testdata/fuzz seed corpus.
 fuzz:
-	scripts/fuzz.sh 30s
+	scripts/fuzz.sh $(FUZZ_KEEP) 30s
+
+# fuzz-ci: every fuzz target of the repository for 3 s each, from its
+# checked-in seed corpus (testdata/fuzz) and f.Add seeds; make test runs it
+# after the tests (about 3 minutes, see docs/BENCHMARKS.md).
+fuzz-ci:
+	scripts/fuzz.sh 3s
 
 # demo: the main job (see README.md).
 demo: build

@@ -2,17 +2,23 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
 
 // Every parser of outside input has a fuzz target seeded with the real
-// captures. The property: no panic, and either an error or a snapshot that
-// passes Validate. Run them with scripts/fuzz.sh DURATION.
+// captures and with the synthetic seed corpus checked in under
+// testdata/fuzz/<Target>/ (go test replays it; scripts/fuzz.sh --keep adds
+// the inputs a run found that add coverage). The property: no panic, and
+// either an error or a snapshot that passes Validate. Run them with
+// scripts/fuzz.sh DURATION (make fuzz-ci: 3 s each, in make test).
 
 func seedFiles(f *testing.F, pattern string) {
 	f.Helper()
@@ -33,8 +39,8 @@ func seedFiles(f *testing.F, pattern string) {
 }
 
 // FuzzParseVTS is seeded with small real documents: large seeds (a full
-// capture is 36 KB) make the fuzzer spend its time minimising. The full
-// captures are covered by TestVTSCaptures.
+// capture is 36 KB) slow every execution. The full captures are covered by
+// TestVTSCaptures.
 func FuzzParseVTS(f *testing.F) {
 	seedFiles(f, "vts/0001.json") // 5 KB: right after start
 	seedFiles(f, "vts/control/control_*.json")
@@ -47,6 +53,8 @@ func FuzzParseVTS(f *testing.F) {
 				t.Fatalf("ParseVTS returned an invalid snapshot: %v", verr)
 			}
 		}
+		cs, cerr := parseVTS(expireAt(1), data, "fuzz")
+		sameOrDeadline(t, s, err, cs, cerr)
 	})
 }
 
@@ -57,6 +65,8 @@ func FuzzParseHAProxyCSV(f *testing.F) {
 	at := time.Unix(1795856495, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseHAProxyCSV(data, "fuzz", at)
+		cs, cerr := parseHAProxyCSV(expireAt(1), data, "fuzz", at)
+		sameOrDeadline(t, s, err, cs, cerr)
 		if err != nil {
 			return
 		}
@@ -166,6 +176,22 @@ func FuzzParseHAProxyLog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sameOrDeadline checks a parse cut short at its first context check
+// (cs, cerr) against the uncut one (s, err): the deadline's error, or the
+// same outcome; never a partial snapshot.
+func sameOrDeadline(t *testing.T, s Snapshot, err error, cs Snapshot, cerr error) {
+	t.Helper()
+	if errors.Is(cerr, context.DeadlineExceeded) {
+		if !reflect.DeepEqual(cs, Snapshot{}) {
+			t.Fatalf("a snapshot with the deadline's error: %+v", cs)
+		}
+		return
+	}
+	if (err == nil) != (cerr == nil) || !reflect.DeepEqual(s, cs) {
+		t.Fatalf("under a deadline: %v, %+v; without: %v, %+v", cerr, cs, err, s)
+	}
 }
 
 // compactVTS returns a real capture without its latency rings, histograms

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +61,17 @@ var haproxyOptionalColumns = [...]string{"qtime", "ctime", "rtime", "check_statu
 // "no check" are up; "DOWN" and "DOWN 1/2" (coming up, not serving yet) are
 // down; "DRAIN" and "NOLB" are drain; "MAINT..." is maint. A usable server
 // with bck=1 is StateBackup.
+//
+// Refused as ErrMalformed, besides malformed CSV: a weight outside
+// 0..MaxWeight and a counter above MaxCounter (see Snapshot.Validate). The
+// parse is linear in the document's size; sources read at most 64 MiB of it.
 func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error) {
+	return parseHAProxyCSV(context.Background(), data, source, at)
+}
+
+// parseHAProxyCSV is ParseHAProxyCSV under ctx: a document still being
+// parsed when ctx is done is abandoned with an error wrapping ctx.Err().
+func parseHAProxyCSV(ctx context.Context, data []byte, source string, at time.Time) (Snapshot, error) {
 	fail := func(format string, args ...any) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("parse haproxy csv from %s: %w: %s", source, ErrMalformed, fmt.Sprintf(format, args...))
 	}
@@ -116,12 +126,18 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 	queues := map[string]float64{} // backend qcur
 	last := -1                     // index of the previous row's pool: a backend's rows are contiguous
 	// Every server goes into one array, sized by the line count (an upper
-	// bound on the rows): a pool's Servers is the run of its contiguous rows
-	// there, capped so that an append copies. A backend whose rows were
-	// split (HAProxy never does) appends to a slice of its own.
-	all := make([]Server, 0, bytes.Count(data, []byte("\n"))+1)
+	// bound on the rows) up to maxPrealloc and grown by append beyond: a
+	// pool's Servers is the run of its contiguous rows there, capped so that
+	// an append copies. A backend whose rows were split (HAProxy never does)
+	// appends to a slice of its own.
+	all := make([]Server, 0, min(bytes.Count(data, []byte("\n"))+1, maxPrealloc))
 	start := 0 // where the run of pool `last` starts in all
 	for line := 2; ; line++ {
+		if line%ctxCheckSteps == 0 {
+			if err := ctx.Err(); err != nil {
+				return Snapshot{}, fmt.Errorf("parse haproxy csv from %s: stopped at line %d: %w", source, line, err)
+			}
+		}
 		nfields, err := r.next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -167,6 +183,11 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 			last, start = pi, len(all)
 		}
 		if p := &snap.Pools[pi]; len(p.Servers) == len(all)-start {
+			if len(all) == cap(all) {
+				// Double (append grows a large slice by 1.25x: five times
+				// the final size copied over the growths, not two).
+				all = slices.Grow(all, len(all))
+			}
 			all = append(all, server)
 			p.Servers = all[start:len(all):len(all)]
 		} else {
@@ -190,18 +211,24 @@ func ParseHAProxyCSV(data []byte, source string, at time.Time) (Snapshot, error)
 	return snap, nil
 }
 
+// maxPrealloc bounds the servers ParseHAProxyCSV allocates room for
+// before reading them: a document of blank lines must not allocate a
+// server per line.
+const maxPrealloc = 1 << 12
+
 // csvLines splits HAProxy CSV into records. HAProxy quotes a field only
 // when it holds a comma, quote or newline, which is rare (descriptions), so
 // plain lines are split on commas in place and only lines with a quote go
-// through encoding/csv. Fields are kept as offsets into the line (no
-// pointers to write, no allocation per field).
+// through the RFC 4180 splitter (quoted). Fields are kept as offsets into
+// the line (no pointers to write, no allocation per field).
 type csvLines struct {
 	data []byte
 	// limit is how many leading fields to split out; 0 means all.
 	limit int
 
 	line []byte
-	ends []int // ends[i] is the end of field i in line; field i starts after ends[i-1]+1
+	ends []int  // ends[i] is the end of field i in line; field i starts after ends[i-1]+1
+	buf  []byte // the unquoted fields of a quoted record (line aliases it then)
 }
 
 // field returns field i of the current record, or nil past its end.
@@ -220,7 +247,7 @@ func (c *csvLines) field(i int) []byte {
 // io.EOF. Only the first limit fields are split out.
 func (c *csvLines) next() (int, error) {
 	for len(c.data) > 0 {
-		line := c.data
+		record, line := c.data, c.data
 		if i := bytes.IndexByte(c.data, '\n'); i >= 0 {
 			line, c.data = c.data[:i], c.data[i+1:]
 		} else {
@@ -231,7 +258,7 @@ func (c *csvLines) next() (int, error) {
 			continue
 		}
 		if bytes.IndexByte(line, '"') >= 0 {
-			return c.quoted(line)
+			return c.quoted(record)
 		}
 		c.line, c.ends = line, c.ends[:0]
 		for i, ch := range line {
@@ -249,25 +276,67 @@ func (c *csvLines) next() (int, error) {
 	return 0, io.EOF
 }
 
-// quoted parses a line holding quotes with encoding/csv (a quoted field may
-// span lines, so the reader continues into the rest of the data) and
-// re-encodes the record unquoted with offsets, like a plain line.
-func (c *csvLines) quoted(line []byte) (int, error) {
-	rest := append(append(append([]byte(nil), line...), '\n'), c.data...)
-	r := csv.NewReader(bytes.NewReader(rest))
-	r.FieldsPerRecord = -1
-	rec, err := r.Read()
-	if err != nil {
-		return 0, err
+// quoted splits the record at the start of data, which holds a quote, as
+// RFC 4180 (and encoding/csv) does: a field in double quotes may hold
+// commas, newlines and "" for a quote; a quote anywhere else is an error.
+// The unquoted fields are copied into c.buf with offsets, like a plain
+// line, and c.data moves past the record. It reads only the record's own
+// bytes, so a document of quoted lines splits in linear time.
+func (c *csvLines) quoted(data []byte) (int, error) {
+	buf, ends := c.buf[:0], c.ends[:0]
+	i := 0
+	for {
+		if i < len(data) && data[i] == '"' {
+			i++
+			for {
+				j := bytes.IndexByte(data[i:], '"')
+				if j < 0 {
+					return 0, errors.New("quoted field not closed")
+				}
+				buf = append(buf, data[i:i+j]...)
+				i += j + 1
+				if i < len(data) && data[i] == '"' { // "" is a quote
+					buf = append(buf, '"')
+					i++
+					continue
+				}
+				break
+			}
+			if i < len(data) && data[i] != ',' && data[i] != '\n' && !(data[i] == '\r' && (i+1 == len(data) || data[i+1] == '\n')) {
+				return 0, fmt.Errorf("%q after a quoted field", data[i])
+			}
+		} else {
+			j := i
+			for j < len(data) && data[j] != ',' && data[j] != '\n' {
+				j++
+			}
+			f := data[i:j]
+			if j == len(data) || data[j] == '\n' {
+				f = bytes.TrimSuffix(f, []byte("\r"))
+			}
+			if bytes.IndexByte(f, '"') >= 0 {
+				return 0, errors.New(`bare " in a field not in quotes`)
+			}
+			buf = append(buf, f...)
+			i = j
+		}
+		ends = append(ends, len(buf))
+		if i < len(data) && data[i] == ',' {
+			buf = append(buf, ',')
+			i++
+			continue
+		}
+		// End of the record: the end of data, "\n" or "\r\n".
+		if i < len(data) && data[i] == '\r' {
+			i++
+		}
+		if i < len(data) {
+			i++ // '\n'
+		}
+		c.data = data[i:]
+		c.line, c.ends, c.buf = buf, ends, buf
+		return len(ends), nil
 	}
-	c.data = rest[r.InputOffset():]
-	c.line, c.ends = nil, c.ends[:0]
-	for _, f := range rec {
-		c.line = append(c.line, f...)
-		c.ends = append(c.ends, len(c.line))
-		c.line = append(c.line, ',')
-	}
-	return len(rec), nil
 }
 
 // haproxyServer reads one server row; idx follows haproxyColumns, opt
@@ -304,8 +373,8 @@ func haproxyServer(get func(int) []byte, idx []int, opt *[len(haproxyOptionalCol
 		}
 		num[i] = v
 	}
-	if num[10] > 1<<20 {
-		errs = append(errs, fmt.Errorf("weight %v out of range", num[10]))
+	if num[10] > MaxWeight {
+		errs = append(errs, fmt.Errorf("weight %.0f out of range 0..%d", num[10], MaxWeight))
 	}
 	if len(errs) > 0 {
 		return Server{}, errors.Join(errs...)
@@ -460,7 +529,7 @@ func (s *haproxyUnix) Scrape(ctx context.Context) (Snapshot, error) {
 	if len(data) > maxDocument {
 		return Snapshot{}, fmt.Errorf("scrape %s: answer larger than %d bytes", s.uri, maxDocument)
 	}
-	return ParseHAProxyCSV(data, s.uri, s.now())
+	return parseHAProxyCSV(ctx, data, s.uri, s.now())
 }
 
 // ctxCause reports an I/O error cut short by the scrape's deadline or
@@ -500,7 +569,7 @@ func (s *haproxyHTTP) Scrape(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("scrape %s: %w", s.uri, err)
 	}
-	return ParseHAProxyCSV(body, s.uri, s.now())
+	return parseHAProxyCSV(ctx, body, s.uri, s.now())
 }
 
 // openHAProxyFile replays `show stat` captures: one CSV file, or a
@@ -548,12 +617,12 @@ func openHAProxyFile(uri string) (Source, error) {
 	}
 	// The CSV has no clock: parse with a placeholder, then the replay sets
 	// the capture time from when().
-	parse := func(data []byte, name string) (Snapshot, error) {
+	parse := func(ctx context.Context, data []byte, name string) (Snapshot, error) {
 		t, err := when(replayFile{path: name})
 		if err != nil {
 			return Snapshot{}, err
 		}
-		return ParseHAProxyCSV(data, uri, t)
+		return parseHAProxyCSV(ctx, data, uri, t)
 	}
 	return &replay{uri: uri, files: files, parse: parse}, nil
 }

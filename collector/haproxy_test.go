@@ -176,6 +176,11 @@ func TestHAProxyBadInput(t *testing.T) {
 		{"NaN qtime", strings.Replace(string(good), "0,0,6,6,,,,Layer7", "NaN,0,6,6,,,,Layer7", 1), "qtime"},
 		{"non-numeric ctime", strings.Replace(string(good), "0,0,6,6,,,,Layer7", "0,x,6,6,,,,Layer7", 1), "ctime"},
 		{"unterminated quote", header + "\napp,\"s1,0\n", "line"},
+		{"quote inside a field", header + "\napp,s\"1,0\n", "bare \""},
+		{"text after a quoted field", header + "\napp,\"s1\"x,0\n", "after a quoted field"},
+		{"counter 2^64-1", strings.Replace(string(good), "app,s1,0,0,3,5,,1578", "app,s1,0,0,3,5,,18446744073709551615", 1), "counter requests 18446744073709551615 above"},
+		{"negative weight", strings.Replace(string(good), ",UP,5,1,0", ",UP,-5,1,0", 1), "weight"},
+		{"weight above MaxWeight", strings.Replace(string(good), ",UP,5,1,0", ",UP,1048577,1,0", 1), "weight 1048577 out of range"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,8 +26,9 @@ var haproxyLog = &logFormat{name: "haproxy", scheme: "haproxylog", parse: parseH
 //	client:port [date] frontend backend/server TR/Tw/Tc/Tr/Ta status bytes
 //	reqcookie respcookie termstate act/fe/be/srv/retries srvq/beq "request"
 //
-// optionally behind a syslog header. Timers are in ms; -1 means the phase
-// never completed (for example Tc -1: the connection to the server failed).
+// optionally behind a syslog header. Timers are in ms, at most MaxLatencyMs;
+// -1 means the phase never completed (for example Tc -1: the connection to
+// the server failed).
 type HAProxyLogEntry struct {
 	// Time is the accept date as logged (HAProxy writes local time without
 	// a zone; it is read as UTC).
@@ -109,7 +110,7 @@ func ParseHAProxyLogLine(line string) (HAProxyLogEntry, error) {
 	dst := []*int{&e.TR, &e.Tw, &e.Tc, &e.Tr, &e.Ta}
 	for i, s := range timers {
 		v, err := strconv.Atoi(strings.TrimPrefix(s, "+"))
-		if err != nil || v < -1 {
+		if err != nil || v < -1 || v > MaxLatencyMs {
 			return HAProxyLogEntry{}, fmt.Errorf("%w: timers %q: bad value %q", ErrMalformed, f[2], s)
 		}
 		*dst[i] = v

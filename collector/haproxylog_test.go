@@ -39,6 +39,10 @@ func TestParseHAProxyLogLine(t *testing.T) {
 		{name: "bad status", line: `127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/s1 0/0/0/1/1 2000 1 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`, wantErr: ErrMalformed},
 		{name: "negative bytes", line: `127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/s1 0/0/0/1/1 200 -5 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`, wantErr: ErrMalformed},
 		{name: "empty server", line: `127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/ 0/0/0/1/1 200 5 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`, wantErr: ErrMalformed},
+		{name: "Ta above MaxLatencyMs", line: `127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/s1 0/0/0/1/1000000001 200 5 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`, wantErr: ErrMalformed},
+		{name: "Tr 2^62", line: `127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/s1 0/0/0/4611686018427387904/1 200 5 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`, wantErr: ErrMalformed},
+		{name: "Ta at MaxLatencyMs", line: `127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/s1 0/0/0/1/1000000000 200 5 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`,
+			want: HAProxyLogEntry{Frontend: "fe", Backend: "be", Server: "s1", Tr: 1, Ta: 1e9, Status: 200, Bytes: 5, Termination: "----", Request: "GET / HTTP/1.1"}},
 		{name: "truncated", line: `127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe be/s1 0/0/0/1/1 200`, wantErr: ErrNotHAProxyRequest},
 	}
 	for _, tc := range tests {

@@ -399,15 +399,18 @@ func (s *logFile) Scrape(ctx context.Context) (Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.window > 0 {
-		return s.replayNext()
+		return s.replayNext(ctx)
 	}
-	if err := s.readNew(); err != nil {
+	if err := s.readNew(ctx); err != nil {
 		return Snapshot{}, fmt.Errorf("scrape %s: %w", s.uri, err)
 	}
 	return s.agg.snapshot(s.uri, s.now())
 }
 
-func (s *logFile) replayNext() (Snapshot, error) {
+// replayNext aggregates the next window. When ctx is done part way, the
+// entries aggregated so far stay aggregated and the next call finishes the
+// same window.
+func (s *logFile) replayNext(ctx context.Context) (Snapshot, error) {
 	if s.next >= len(s.entries) {
 		return Snapshot{}, fmt.Errorf("scrape %s: %w", s.uri, ErrExhausted)
 	}
@@ -416,7 +419,13 @@ func (s *logFile) replayNext() (Snapshot, error) {
 	k := s.entries[s.next].time.Sub(start) / s.window
 	end := start.Add((k + 1) * s.window)
 	s.agg.mu.Lock()
-	for s.next < len(s.entries) && s.entries[s.next].time.Before(end) {
+	for n := 1; s.next < len(s.entries) && s.entries[s.next].time.Before(end); n++ {
+		if n%ctxCheckSteps == 0 {
+			if err := ctx.Err(); err != nil {
+				s.agg.mu.Unlock()
+				return Snapshot{}, fmt.Errorf("scrape %s: stopped in the window ending %s: %w", s.uri, end.Format(time.RFC3339Nano), err)
+			}
+		}
 		if err := s.agg.addLocked(s.entries[s.next]); err != nil {
 			s.agg.bad++
 			s.agg.lastBad = err
@@ -427,8 +436,11 @@ func (s *logFile) replayNext() (Snapshot, error) {
 	return s.agg.snapshot(s.uri, end)
 }
 
-// readNew aggregates the complete lines appended since the last read.
-func (s *logFile) readNew() error {
+// readNew aggregates the complete lines appended since the last read, at
+// most maxDocument bytes of them. When ctx is done part way, the lines read
+// so far stay aggregated and the next call starts at the first line not
+// read.
+func (s *logFile) readNew(ctx context.Context) error {
 	f, err := os.Open(s.path)
 	if err != nil {
 		return err
@@ -451,6 +463,7 @@ func (s *logFile) readNew() error {
 	if err != nil {
 		return err
 	}
+	base := s.offset - int64(len(s.partial)) // the file offset of data[0] below
 	s.offset += int64(len(data))
 	data = append(s.partial, data...)
 	last := bytes.LastIndexByte(data, '\n')
@@ -465,8 +478,17 @@ func (s *logFile) readNew() error {
 		return nil
 	}
 	s.partial = append([]byte(nil), data[last+1:]...)
-	for _, line := range strings.Split(string(data[:last]), "\n") {
+	text := string(data[:last+1]) // complete lines, each with its '\n'
+	for n, rest := 1, text; rest != ""; n++ {
+		if n%ctxCheckSteps == 0 {
+			if err := ctx.Err(); err != nil {
+				s.offset, s.partial = base+int64(len(text)-len(rest)), nil
+				return fmt.Errorf("stopped after %d of %d new bytes: %w", len(text)-len(rest), len(data), err)
+			}
+		}
+		line, after, _ := strings.Cut(rest, "\n")
 		s.agg.addLine(line)
+		rest = after
 	}
 	return nil
 }

@@ -181,7 +181,7 @@ func logAttempts(ua, us, urt string) ([]logAttempt, error) {
 		}
 		if i < len(times) && times[i] != "-" {
 			v, err := strconv.ParseFloat(times[i], 64)
-			if err != nil || bad(v) || v > 1e6 {
+			if err != nil || bad(v) || v*1000 > MaxLatencyMs {
 				return nil, fmt.Errorf("%w: upstream response time %q", ErrMalformed, times[i])
 			}
 			at.ms = v * 1000

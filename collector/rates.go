@@ -6,6 +6,29 @@ import (
 	"time"
 )
 
+// Plausibility limits: the one definition of which counters and rates are
+// data and which are corruption (a wrapped negative, a sentinel, a broken
+// exporter). Snapshot.Validate refuses a counter above MaxCounter; Rate keeps
+// an interval over the rate limits out of the rates (ServerRates.Implausible);
+// the log sources refuse a response time above MaxLatencyMs.
+const (
+	// MaxCounter is the largest counter a Snapshot may hold: 2^63-1. Above
+	// it a count can only be a negative number read as unsigned or a
+	// sentinel (vts reports 2^64-1 as its maxIntegerSize). It is not 2^53:
+	// a byte counter of one server at 10 Gb/s passes 2^53 in 83 days.
+	MaxCounter = 1<<63 - 1
+	// MaxRequestRate is the most requests, responses or errors per second
+	// one server's counters may imply over an interval. A whole HAProxy does
+	// a few million per second; 10^9 per server is no traffic.
+	MaxRequestRate = 1e9
+	// MaxByteRate is the most bytes per second (in or out) one server's
+	// counters may imply over an interval: 10^12 B/s is 8 Tb/s.
+	MaxByteRate = 1e12
+	// MaxLatencyMs is the longest response time in ms (11.6 days) a source
+	// may report or an interval's counters may imply as a mean.
+	MaxLatencyMs = 1e9
+)
+
 // ErrNotLater is returned by Rate when the current snapshot is not strictly
 // later than the previous one.
 var ErrNotLater = errors.New("snapshot is not later than the previous one")
@@ -62,8 +85,17 @@ type ServerRates struct {
 	// interval ("" when none).
 	CheckStatus string
 	// Reset is true when any counter of this server went backwards (a
-	// balancer restart, a vts control reset) or the server is new.
+	// balancer restart, a vts control reset), the server is new, or the
+	// interval is Implausible.
 	Reset bool
+	// Implausible is true when the counters' increase over the interval
+	// implies more than MaxRequestRate requests, responses or errors per
+	// second, more than MaxByteRate bytes per second, or a mean response
+	// time above MaxLatencyMs: a corrupt counter, not traffic. The server's
+	// rates are then 0 (it adds nothing to its pool's figures),
+	// MeanLatencyMs is the gauge, and Reset is set so that consumers that
+	// drop reset intervals (the model's features) drop it too.
+	Implausible bool
 	// Requests, BytesIn, BytesOut, Errors are per second.
 	Requests, BytesIn, BytesOut, Errors float64
 	// Responses are per second by status class (index 0 = 1xx).
@@ -100,8 +132,10 @@ func (p *PoolRates) Requests() float64 {
 
 // Rate derives per-second rates between two snapshots of the same source.
 // Servers are matched by pool and server name; a server absent from prev, or
-// whose counters went backwards, counts from zero (Reset is set). It returns
-// ErrNotLater when cur is not strictly after prev.
+// whose counters went backwards, counts from zero (Reset is set). A server
+// whose increase implies an implausible rate gets zero rates and
+// Implausible (see MaxRequestRate). It returns ErrNotLater when cur is not
+// strictly after prev.
 func Rate(prev, cur *Snapshot) (Rates, error) {
 	dt := cur.Time.Sub(prev.Time).Seconds()
 	if dt <= 0 {
@@ -159,12 +193,34 @@ func serverRates(prev, cur *Server, dt float64) ServerRates {
 	for k := range sr.Responses {
 		sr.Responses[k] = d(p.Responses[k], c.Responses[k])
 	}
+	sr.MeanLatencyMs = cur.Gauges.AvgResponseMs
+	latency := false // MeanLatencyMs comes from the counters
 	if n := c.Requests - p.Requests; n > 0 && c.LatencySumMs > 0 {
 		sr.MeanLatencyMs = float64(c.LatencySumMs-p.LatencySumMs) / float64(n)
-	} else {
+		latency = true
+	}
+	if implausible(&sr) || (latency && sr.MeanLatencyMs > MaxLatencyMs) {
+		sr.Requests, sr.BytesIn, sr.BytesOut, sr.Errors = 0, 0, 0, 0
+		sr.Responses = [5]float64{}
 		sr.MeanLatencyMs = cur.Gauges.AvgResponseMs
+		sr.Implausible, sr.Reset = true, true
 	}
 	return sr
+}
+
+// implausible reports whether the server's interval rates exceed
+// MaxRequestRate or MaxByteRate.
+func implausible(sr *ServerRates) bool {
+	if sr.Requests > MaxRequestRate || sr.Errors > MaxRequestRate ||
+		sr.BytesIn > MaxByteRate || sr.BytesOut > MaxByteRate {
+		return true
+	}
+	for _, v := range sr.Responses {
+		if v > MaxRequestRate {
+			return true
+		}
+	}
+	return false
 }
 
 // wentBack reports whether any counter of cur is below its value in prev.

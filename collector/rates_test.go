@@ -18,13 +18,26 @@ func TestRate(t *testing.T) {
 			Counters: Counters{Requests: req, BytesIn: req * 10, BytesOut: req * 100, Responses: [5]uint64{0, req - r5xx, 0, 0, r5xx}, LatencySumMs: lat},
 			Gauges:   Gauges{AvgResponseMs: 7}}
 	}
+	// big is srv with every counter at v (a corrupt or wrapped counter).
+	big := func(name string, v uint64) Server {
+		s := srv(name, 0, 0, 0)
+		s.Counters = Counters{Requests: v, BytesIn: v, BytesOut: v, Responses: [5]uint64{1: v}, Errors: v, LatencySumMs: v}
+		return s
+	}
+	// with returns srv("a", 100, 0, 1000) changed by mod.
+	with := func(mod func(c *Counters)) Server {
+		s := srv("a", 100, 0, 1000)
+		mod(&s.Counters)
+		return s
+	}
 	tests := []struct {
-		name      string
-		prev, cur *Snapshot
-		wantReq   float64 // requests/s of server "a"
-		wantLat   float64 // mean latency ms of "a"
-		wantReset bool
-		wantErr   error
+		name            string
+		prev, cur       *Snapshot
+		wantReq         float64 // requests/s of server "a"
+		wantLat         float64 // mean latency ms of "a"
+		wantReset       bool
+		wantImplausible bool
+		wantErr         error
 	}{
 		{name: "steady", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 2, srv("a", 300, 10, 3000)),
 			wantReq: 100, wantLat: 10},
@@ -37,6 +50,29 @@ func TestRate(t *testing.T) {
 		// No requests in the interval: fall back to the balancer's moving average.
 		{name: "idle", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 1, srv("a", 100, 0, 1000)),
 			wantReq: 0, wantLat: 7},
+		// Counters that imply an absurd rate are no traffic: zero rates,
+		// the gauge's latency, flagged (and Reset, so the model drops them).
+		{name: "new server at 2^64-1", prev: snap(t0, 0), cur: snap(t0, 1, big("a", math.MaxUint64)),
+			wantReq: 0, wantLat: 7, wantReset: true, wantImplausible: true},
+		{name: "jump to 2^62 in 10 s", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 10, with(func(c *Counters) { c.Requests = 1 << 62 })),
+			wantReq: 0, wantLat: 7, wantReset: true, wantImplausible: true},
+		{name: "requests 1e9+1 per second", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 1, with(func(c *Counters) { c.Requests = 100 + 1e9 + 1 })),
+			wantReq: 0, wantLat: 7, wantReset: true, wantImplausible: true},
+		// Exactly MaxRequestRate is kept (mean latency 900 ms / 1e9 requests).
+		{name: "requests at MaxRequestRate", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 1, with(func(c *Counters) { c.Requests = 100 + 1e9 })),
+			wantReq: 1e9, wantLat: 0},
+		{name: "5xx jump", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 2, with(func(c *Counters) { c.Responses[4] = 3e9 })),
+			wantReq: 0, wantLat: 7, wantReset: true, wantImplausible: true},
+		{name: "errors jump", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 2, with(func(c *Counters) { c.Errors = 3e9 })),
+			wantReq: 0, wantLat: 7, wantReset: true, wantImplausible: true},
+		{name: "bytes out 2e12 per second", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 1, with(func(c *Counters) { c.BytesOut = 2e12 })),
+			wantReq: 0, wantLat: 7, wantReset: true, wantImplausible: true},
+		// 10 requests whose latency sum jumped by 2^62 ms: a mean of 4.6e17 ms.
+		{name: "latency sum jump", prev: snap(t0, 0, srv("a", 100, 0, 1000)), cur: snap(t0, 1, with(func(c *Counters) { c.Requests, c.LatencySumMs = 110, 1<<62 })),
+			wantReq: 0, wantLat: 7, wantReset: true, wantImplausible: true},
+		// A byte counter past 2^53 that grows at a real rate is kept.
+		{name: "bytes past 2^53", prev: snap(t0, 0, with(func(c *Counters) { c.BytesOut = 1 << 53 })), cur: snap(t0, 1, with(func(c *Counters) { c.Requests, c.BytesOut = 200, 1<<53+1e9 })),
+			wantReq: 100, wantLat: 0},
 		{name: "same time", prev: snap(t0, 1, srv("a", 1, 0, 0)), cur: snap(t0, 1, srv("a", 2, 0, 0)), wantErr: ErrNotLater},
 		{name: "earlier", prev: snap(t0, 2, srv("a", 1, 0, 0)), cur: snap(t0, 1, srv("a", 2, 0, 0)), wantErr: ErrNotLater},
 	}
@@ -61,6 +97,15 @@ func TestRate(t *testing.T) {
 			}
 			if s.Reset != tc.wantReset {
 				t.Errorf("reset = %v, want %v", s.Reset, tc.wantReset)
+			}
+			if s.Implausible != tc.wantImplausible {
+				t.Errorf("implausible = %v, want %v", s.Implausible, tc.wantImplausible)
+			}
+			if tc.wantImplausible {
+				p := r.Pool("app")
+				if p.Requests() != 0 || s.BytesIn != 0 || s.BytesOut != 0 || s.Errors != 0 || s.Responses != [5]float64{} || p.ErrorRatio() != 0 || p.MeanMs() != 0 {
+					t.Errorf("implausible interval reached the rates: %+v", s)
+				}
 			}
 			for k, v := range s.Responses {
 				if v < 0 {
@@ -99,6 +144,14 @@ func TestValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid snapshot rejected: %v", err)
 	}
+	// The limits themselves are valid: a byte counter past 2^53 is real
+	// traffic on a busy server.
+	edge := ok
+	edge.Pools = []Pool{{Name: "p", Servers: []Server{{Name: "s", State: StateUp, Weight: MaxWeight,
+		Counters: Counters{Requests: MaxCounter, BytesOut: 1<<53 + 1, Responses: [5]uint64{4: MaxCounter}}}}}}
+	if err := edge.Validate(); err != nil {
+		t.Fatalf("snapshot at the limits rejected: %v", err)
+	}
 	nan := math.NaN()
 	bad := []struct {
 		name string
@@ -117,6 +170,11 @@ func TestValidate(t *testing.T) {
 		{"nan host load", func(s *Snapshot) { s.Host = &Host{Load1: nan} }},
 		{"negative host cpu", func(s *Snapshot) { s.Host = &Host{CPUBusySeconds: -1, CPUTotalSeconds: 1} }},
 		{"host busy above total", func(s *Snapshot) { s.Host = &Host{CPUBusySeconds: 2, CPUTotalSeconds: 1} }},
+		{"negative weight", func(s *Snapshot) { s.Pools[0].Servers[0].Weight = -5 }},
+		{"weight above MaxWeight", func(s *Snapshot) { s.Pools[0].Servers[0].Weight = MaxWeight + 1 }},
+		{"requests 2^64-1", func(s *Snapshot) { s.Pools[0].Servers[0].Counters.Requests = math.MaxUint64 }},
+		{"bytes in above MaxCounter", func(s *Snapshot) { s.Pools[0].Servers[0].Counters.BytesIn = MaxCounter + 1 }},
+		{"4xx above MaxCounter", func(s *Snapshot) { s.Pools[0].Servers[0].Counters.Responses[3] = MaxCounter + 1 }},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,8 +65,9 @@ func replayFiles(path string, pick func(name string, dir bool) string) ([]replay
 type replay struct {
 	uri   string
 	files []replayFile
-	// parse turns one capture into a snapshot; name is the capture's path.
-	parse func(data []byte, name string) (Snapshot, error)
+	// parse turns one capture into a snapshot under the scrape's ctx; name
+	// is the capture's path.
+	parse func(ctx context.Context, data []byte, name string) (Snapshot, error)
 
 	mu   sync.Mutex
 	next int
@@ -90,7 +91,7 @@ func (r *replay) Scrape(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("scrape %s: %w", r.uri, err)
 	}
-	snap, err := r.parse(data, f.path)
+	snap, err := r.parse(ctx, data, f.path)
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("capture %s: %w", f.path, err)
 	}

@@ -73,7 +73,8 @@ type Server struct {
 	Name string `json:"name"`
 	// Address is host:port.
 	Address string `json:"address"`
-	// Weight is the configured balancing weight (NGINX 1..1000, HAProxy 0..256).
+	// Weight is the configured balancing weight (NGINX 1..1000, HAProxy
+	// 0..256); Validate refuses one outside 0..MaxWeight.
 	Weight int `json:"weight"`
 	// State is the serving state.
 	State State `json:"state"`
@@ -89,8 +90,15 @@ type Server struct {
 	Gauges Gauges `json:"gauges"`
 }
 
+// MaxWeight is the largest server weight a Snapshot may hold. Balancers
+// use far less (HAProxy 256, NGINX a few thousand at most): anything above
+// is a corrupt document.
+const MaxWeight = 1 << 20
+
 // Counters are cumulative, monotonically increasing between balancer
 // restarts. A restart (not a reload) of NGINX or HAProxy sets them back to 0.
+// Validate refuses a counter above MaxCounter; Rate keeps an increase that
+// implies an implausible rate out of the rates (see MaxRequestRate).
 type Counters struct {
 	// Requests is the number of requests sent to the server.
 	Requests uint64 `json:"requests"`
@@ -156,8 +164,9 @@ func (p *Pool) Server(name string) *Server {
 }
 
 // Validate reports the first structural problem in s: a zero time, an empty
-// pool or server name, an unknown state, a negative or non-finite gauge, or
-// a Host that fails Host.Validate.
+// pool or server name, an unknown state, a weight outside 0..MaxWeight, a
+// counter above MaxCounter, a negative or non-finite gauge, or a Host that
+// fails Host.Validate.
 func (s *Snapshot) Validate() error {
 	if s.Time.IsZero() {
 		return fmt.Errorf("snapshot from %q has no time", s.Source)
@@ -186,6 +195,12 @@ func (s *Snapshot) Validate() error {
 			if !sv.State.Valid() {
 				return fmt.Errorf("snapshot from %q: pool %s server %s: unknown state %q", s.Source, p.Name, sv.Name, sv.State)
 			}
+			if sv.Weight < 0 || sv.Weight > MaxWeight {
+				return fmt.Errorf("snapshot from %q: pool %s server %s: weight %d out of range 0..%d", s.Source, p.Name, sv.Name, sv.Weight, MaxWeight)
+			}
+			if name, v := sv.Counters.largest(); v > MaxCounter {
+				return fmt.Errorf("snapshot from %q: pool %s server %s: counter %s %d above %d", s.Source, p.Name, sv.Name, name, v, uint64(MaxCounter))
+			}
 			g := sv.Gauges
 			for _, v := range [...]float64{g.Active, g.Queue, g.AvgResponseMs, g.QueueTimeMs, g.ConnectTimeMs, g.ResponseTimeMs, g.TotalTimeMs} {
 				if bad(v) {
@@ -200,6 +215,24 @@ func (s *Snapshot) Validate() error {
 		}
 	}
 	return nil
+}
+
+// largest returns the name and value of the largest counter.
+func (c *Counters) largest() (string, uint64) {
+	name, v := "requests", c.Requests
+	for _, f := range [...]struct {
+		name string
+		v    uint64
+	}{
+		{"bytes_in", c.BytesIn}, {"bytes_out", c.BytesOut}, {"errors", c.Errors}, {"latency_sum_ms", c.LatencySumMs},
+		{"responses 1xx", c.Responses[0]}, {"responses 2xx", c.Responses[1]}, {"responses 3xx", c.Responses[2]},
+		{"responses 4xx", c.Responses[3]}, {"responses 5xx", c.Responses[4]},
+	} {
+		if f.v > v {
+			name, v = f.name, f.v
+		}
+	}
+	return name, v
 }
 
 func bad(v float64) bool { return v < 0 || math.IsNaN(v) || math.IsInf(v, 0) }

@@ -63,9 +63,20 @@ type vtsResponses struct {
 // Counters.LatencySumMs and requestMsec Gauges.AvgResponseMs. The time is
 // the document's nowMsec; a document without it is rejected. vts has no
 // per-peer "active" or queue figure, so those gauges are 0.
+//
+// Refused as ErrMalformed, besides malformed JSON: null where a value is
+// read, a weight outside 0..MaxWeight, a counter above MaxCounter (see
+// Snapshot.Validate), and nesting deeper than MaxVTSDepth. The parse is
+// linear in the document's size; sources read at most 64 MiB of it.
 func ParseVTS(data []byte, source string) (Snapshot, error) {
+	return parseVTS(context.Background(), data, source)
+}
+
+// parseVTS is ParseVTS under ctx: a document still being scanned when ctx
+// is done is abandoned with an error wrapping ctx.Err().
+func parseVTS(ctx context.Context, data []byte, source string) (Snapshot, error) {
 	var doc vtsDoc
-	sc := vtsScanner{data: data}
+	sc := vtsScanner{data: data, ctx: ctx}
 	if err := sc.document(&doc); err != nil {
 		return Snapshot{}, fmt.Errorf("parse vts from %s: %w", source, err)
 	}
@@ -133,6 +144,9 @@ func vtsServer(peer vtsPeer) (Server, error) {
 	if bad(peer.RequestMsec) {
 		return Server{}, fmt.Errorf("%w: server %s: bad requestMsec %v", ErrMalformed, peer.Server, peer.RequestMsec)
 	}
+	if peer.Weight < 0 || peer.Weight > MaxWeight {
+		return Server{}, fmt.Errorf("%w: server %s: weight %d out of range 0..%d", ErrMalformed, peer.Server, peer.Weight, MaxWeight)
+	}
 	return sv, nil
 }
 
@@ -185,7 +199,7 @@ func (s *vtsHTTP) Scrape(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("scrape %s: %w", s.uri, err)
 	}
-	return ParseVTS(body, s.uri)
+	return parseVTS(ctx, body, s.uri)
 }
 
 // openVTSFile replays vts JSON captures: one file, or the *.json files of
@@ -201,7 +215,7 @@ func openVTSFile(uri string) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &replay{uri: uri, files: files, parse: func(data []byte, _ string) (Snapshot, error) {
-		return ParseVTS(data, uri)
+	return &replay{uri: uri, files: files, parse: func(ctx context.Context, data []byte, _ string) (Snapshot, error) {
+		return parseVTS(ctx, data, uri)
 	}}, nil
 }

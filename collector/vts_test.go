@@ -210,6 +210,28 @@ func TestVTSBadInput(t *testing.T) {
 		{"peer without server", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"requestCounter":1}]}}`, "without server"},
 		{"trailing garbage", `{"nowMsec":1795856378579} {}`, "trailing data"},
 		{"prometheus text", "# HELP nginx_vts_info\n", "invalid character"},
+		// vts never writes null: read as 0 it would fake a counter reset.
+		{"null counter", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","requestCounter":null}]}}`, `unsigned integer, got "null"`},
+		{"null response class", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","responses":{"2xx":null}}]}}`, `unsigned integer, got "null"`},
+		{"null responses", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","responses":null}]}}`, "want '{'"},
+		{"null weight", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","weight":null}]}}`, `want an integer, got "null"`},
+		{"null down", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","down":null}]}}`, "want true or false"},
+		{"null requestMsec", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","requestMsec":null}]}}`, "non-negative number"},
+		{"null server", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":null}]}}`, `want '"'`},
+		{"null peers", `{"nowMsec":1795856378579,"upstreamZones":{"a":null}}`, "want '['"},
+		{"null upstreamZones", `{"nowMsec":1795856378579,"upstreamZones":null}`, "want '{'"},
+		{"null nowMsec", `{"nowMsec":null,"upstreamZones":{}}`, `unsigned integer, got "null"`},
+		{"negative weight", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","weight":-5}]}}`, "weight -5 out of range"},
+		{"weight above MaxWeight", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","weight":1048577}]}}`, "weight 1048577 out of range"},
+		// 2^64-1 parses as a uint64 but is vts's overflow sentinel, not a count.
+		{"counter 2^64-1", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","requestCounter":18446744073709551615}]}}`, "counter requests 18446744073709551615 above"},
+		{"bytes 2^63", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","outBytes":9223372036854775808}]}}`, "counter bytes_out 9223372036854775808 above"},
+		{"latency sum 2^63", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","requestMsecCounter":9223372036854775808}]}}`, "counter latency_sum_ms"},
+		{"5xx 2^63", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","responses":{"5xx":9223372036854775808}}]}}`, "counter responses 5xx"},
+		{"1M-deep array under an unknown key", `{"nowMsec":1795856378579,"x":` + strings.Repeat("[", 1e6) + strings.Repeat("]", 1e6) + `}`, "nesting deeper than 1000 levels"},
+		{"1M-deep object under an unknown key", `{"nowMsec":1795856378579,"x":` + strings.Repeat(`{"a":`, 1e6) + "1" + strings.Repeat("}", 1e6) + `}`, "nesting deeper than 1000 levels"},
+		{"deep in a peer", `{"nowMsec":1795856378579,"upstreamZones":{"a":[{"server":"x:1","ring":` + strings.Repeat("[", 1e4) + strings.Repeat("]", 1e4) + `}]}}`, "nesting deeper than 1000 levels"},
+		{"deep and truncated", `{"nowMsec":1795856378579,"x":` + strings.Repeat("[", 500), "unexpected end of document in skipped value"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,10 +260,23 @@ func TestVTSScannerMatchesEncodingJSON(t *testing.T) {
 	control, _ := filepath.Glob(filepath.Join(capturesDir, "vts", "control", "*.json"))
 	files = append(files, control...)
 	files = append(files, "bench:100x20")
+	// Skipped values that bracket matching must get right: brackets and
+	// escaped quotes in strings, flat and nested arrays side by side, and
+	// nesting up to the limit.
+	synthetic := map[string]string{
+		"synthetic:strings": `{"a":["]","[",["\"]"],{"}":"{"}],"nowMsec":7,"b":{"x":"\\","y":[1,"\\\""]},"upstreamZones":{"g":[{"server":"s:1","z":[[1,2],[3],[],"]"],"requestCounter":5}]}}`,
+		"synthetic:rings":   `{"nowMsec":9,"r":[[1,2,3],[4,5],[[6],[7,[8]]],{"a":[9]}],"upstreamZones":{"g":[{"server":"s:1","requestMsecs":{"times":[1,2],"msecs":[3,4]},"weight":3}]}}`,
+		"synthetic:deep":    `{"nowMsec":1,"x":` + strings.Repeat(`[{"k":`, (MaxVTSDepth-2)/2) + "[]" + strings.Repeat("}]", (MaxVTSDepth-2)/2) + `,"upstreamZones":{}}`,
+	}
+	for name := range synthetic {
+		files = append(files, name)
+	}
 	for _, f := range files {
 		var data []byte
 		if f == "bench:100x20" {
 			data = vtsDocument(100, 20)
+		} else if doc, ok := synthetic[f]; ok {
+			data = []byte(doc)
 		} else if data, err = os.ReadFile(f); err != nil {
 			t.Fatal(err)
 		}
@@ -258,6 +293,67 @@ func TestVTSScannerMatchesEncodingJSON(t *testing.T) {
 		if !bytes.Equal(wj, gj) {
 			t.Errorf("%s: scanner read\n%s\nencoding/json read\n%s", f, gj, wj)
 		}
+	}
+}
+
+// deepVTS returns a vts document whose unknown key "x" holds a value
+// nested depth levels deep (open is the opening of one level, closing its
+// end), followed by nowMsec: finding nowMsec needs the whole value skipped.
+func deepVTS(open, closing string, depth int) []byte {
+	return []byte(`{"x":` + strings.Repeat(open, depth) + strings.Repeat(closing, depth) + `,"nowMsec":1795856378579}`)
+}
+
+// TestVTSDeepDocuments: a document nested past MaxVTSDepth is refused at
+// once however deep it goes (1M levels in well under a second; the
+// quadratic skip took 10 s to accept them); up to the limit it parses; and
+// with the limit lifted skipping stays one pass.
+func TestVTSDeepDocuments(t *testing.T) {
+	shapes := []struct {
+		name, open, closing string
+	}{
+		{"arrays", "[", "]"},
+		{"objects", `{"a":`, "}"},
+		{"arrays of objects", `[{"a":`, "}]"},
+		{"rings", "[1,2,", "]"},
+	}
+	for _, sh := range shapes {
+		t.Run(sh.name, func(t *testing.T) {
+			// The document is depth 1; each level of "x" adds one (two for
+			// arrays of objects).
+			per := strings.Count(sh.open, "[") + strings.Count(sh.open, "{")
+			atLimit := (MaxVTSDepth - 1) / per
+			if _, err := ParseVTS(deepVTS(sh.open, sh.closing, atLimit), "deep"); err != nil {
+				t.Errorf("depth %d (within %d) refused: %v", 1+atLimit*per, MaxVTSDepth, err)
+			}
+			_, err := ParseVTS(deepVTS(sh.open, sh.closing, atLimit+1), "deep")
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "nesting deeper than 1000 levels") {
+				t.Errorf("depth %d: err = %v, want nesting deeper than 1000 levels", 1+(atLimit+1)*per, err)
+			}
+
+			doc := deepVTS(sh.open, sh.closing, 1_000_000)
+			start := time.Now()
+			_, err = ParseVTS(doc, "deep")
+			if took := time.Since(start); took > 500*time.Millisecond {
+				t.Errorf("refusing a 1M-deep document took %v", took)
+			}
+			if err == nil || !strings.Contains(err.Error(), "nesting deeper") {
+				t.Errorf("1M-deep: err = %v, want the depth limit", err)
+			}
+
+			// With the limit lifted the skip still makes one pass: the ranges
+			// its flat-array probes search add up to at most the document
+			// (the quadratic skip searched depth^2/2 bytes: 5e11 here).
+			// BenchmarkVTSSkipDeep times it.
+			sc := vtsScanner{data: doc, maxDepth: 3_000_000, ctx: context.Background()}
+			var got vtsDoc
+			err = sc.document(&got)
+			if err != nil || got.NowMsec == nil || *got.NowMsec != 1795856378579 {
+				t.Errorf("skipping 1M levels with the limit lifted: err %v, nowMsec %v", err, got.NowMsec)
+			}
+			if sc.probed > len(doc) {
+				t.Errorf("skipping a %d-byte document probed %d bytes: not one pass", len(doc), sc.probed)
+			}
+		})
 	}
 }
 

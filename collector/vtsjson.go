@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -13,13 +14,70 @@ import (
 // upstream peer), and encoding/json spends most of its time there; the
 // scanner skips those values by bracket matching instead.
 //
-// What it reads it checks fully (types, unsigned ranges, string escapes).
-// What it skips it checks only for balanced brackets and terminated
-// strings, so a truncated document is always an error. Duplicate keys: the
-// last one wins, as with encoding/json; null leaves a field at zero.
+// What it reads it checks fully (types, unsigned ranges, string escapes);
+// null is refused there (vts never writes null, and a null counter read as
+// 0 would fake a counter reset). What it skips it checks only for balanced
+// brackets and terminated strings, so a truncated document is always an
+// error. Duplicate keys: the last one wins, as with encoding/json.
+//
+// Every step is linear in the document's size: a value nested deeper than
+// maxDepth is refused, and ctx is checked every ctxCheckSteps values,
+// object keys or brackets, so a hostile document cannot hold a scrape past
+// its deadline.
 type vtsScanner struct {
 	data []byte
 	pos  int
+	// ctx is checked every ctxCheckSteps steps; nil means never.
+	ctx   context.Context
+	steps int
+	// depth is the nesting of the object or array being read.
+	depth int
+	// maxDepth bounds depth; 0 means MaxVTSDepth (tests lift it to time
+	// skip on deeper documents).
+	maxDepth int
+	// Where the last flat-array probe stopped (see flatArray), and the
+	// total length of the ranges the probes searched (at most the
+	// document's: tests check that skip stays linear).
+	flatClose, flatLast, probed int
+}
+
+// MaxVTSDepth is the deepest nesting of objects and arrays ParseVTS accepts;
+// a deeper document is refused as malformed. A real vts document nests 6
+// levels (document, upstreamZones, group, peer, latency ring, its times).
+const MaxVTSDepth = 1000
+
+// ctxCheckSteps is how many units of parsing work (vts values, object keys
+// and brackets; CSV rows; log lines) pass between two checks of the
+// scrape's context: a few microseconds to a millisecond of work.
+const ctxCheckSteps = 1 << 10
+
+// step counts one unit of work and, every ctxCheckSteps of them, returns
+// the context's error if it is done.
+func (s *vtsScanner) step() error {
+	s.steps++
+	if s.ctx == nil || s.steps%ctxCheckSteps != 0 {
+		return nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		return fmt.Errorf("stopped at offset %d of %d: %w", s.pos, len(s.data), err)
+	}
+	return nil
+}
+
+// enter goes one level deeper, refusing to pass the depth limit.
+func (s *vtsScanner) enter() error {
+	s.depth++
+	if limit := s.limit(); s.depth > limit {
+		return s.errAt("nesting deeper than %d levels", limit)
+	}
+	return nil
+}
+
+func (s *vtsScanner) limit() int {
+	if s.maxDepth > 0 {
+		return s.maxDepth
+	}
+	return MaxVTSDepth
 }
 
 // errAt returns a malformed-document error at the current offset.
@@ -64,11 +122,18 @@ func (s *vtsScanner) object(field func(key []byte) error) error {
 	if err := s.expect('{'); err != nil {
 		return err
 	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer func() { s.depth-- }()
 	if s.peek() == '}' {
 		s.pos++
 		return nil
 	}
 	for {
+		if err := s.step(); err != nil {
+			return err
+		}
 		key, err := s.rawStr()
 		if err != nil {
 			return err
@@ -98,11 +163,18 @@ func (s *vtsScanner) array(elem func() error) error {
 	if err := s.expect('['); err != nil {
 		return err
 	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer func() { s.depth-- }()
 	if s.peek() == ']' {
 		s.pos++
 		return nil
 	}
 	for {
+		if err := s.step(); err != nil {
+			return err
+		}
 		if err := elem(); err != nil {
 			return err
 		}
@@ -160,15 +232,6 @@ func (s *vtsScanner) rawStr() ([]byte, error) {
 	return nil, s.errAt("unexpected end of document in string")
 }
 
-// null consumes a null literal if one is next.
-func (s *vtsScanner) null() bool {
-	if s.peek() == 'n' && len(s.data)-s.pos >= 4 && string(s.data[s.pos:s.pos+4]) == "null" {
-		s.pos += 4
-		return true
-	}
-	return false
-}
-
 // literal returns the bytes of the number or literal at the current position.
 func (s *vtsScanner) literal() []byte {
 	s.ws()
@@ -185,9 +248,6 @@ func (s *vtsScanner) literal() []byte {
 
 // uint reads an unsigned 64-bit integer (vts counters; 2^64-1 fits).
 func (s *vtsScanner) uint(dst *uint64) error {
-	if s.null() {
-		return nil
-	}
 	lit := s.literal()
 	v, err := strconv.ParseUint(string(lit), 10, 64)
 	if err != nil {
@@ -199,9 +259,6 @@ func (s *vtsScanner) uint(dst *uint64) error {
 
 // float reads a finite, non-negative number.
 func (s *vtsScanner) float(dst *float64) error {
-	if s.null() {
-		return nil
-	}
 	lit := s.literal()
 	v, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil || bad(v) || !jsonNumber(lit) {
@@ -224,9 +281,6 @@ func jsonNumber(lit []byte) bool {
 
 // int reads an integer that fits an int.
 func (s *vtsScanner) int(dst *int) error {
-	if s.null() {
-		return nil
-	}
 	lit := s.literal()
 	v, err := strconv.Atoi(string(lit))
 	if err != nil {
@@ -237,9 +291,6 @@ func (s *vtsScanner) int(dst *int) error {
 }
 
 func (s *vtsScanner) bool(dst *bool) error {
-	if s.null() {
-		return nil
-	}
 	switch lit := string(s.literal()); lit {
 	case "true":
 		*dst = true
@@ -251,36 +302,58 @@ func (s *vtsScanner) bool(dst *bool) error {
 	return nil
 }
 
-// flatArrayEnd returns the offset of the ']' closing the array that starts
-// at a[0] when the array holds no nested array, object or string; 0
-// otherwise.
-func flatArrayEnd(a []byte) int {
-	end := bytes.IndexByte(a, ']')
-	if end <= 0 {
-		return 0
+// flatArray reports whether the array opening at s.pos holds no nested
+// array, object or string, and if so returns the offset of its ']'. It
+// finds the next ']' and checks the bytes before it with IndexByte, much
+// faster than stepping over a latency ring byte by byte. It also remembers
+// the last structural byte before that ']': the arrays opening before it
+// (the nested ones of a deep value) are answered from that without
+// searching again, so the ranges searched do not overlap and skip stays
+// linear.
+func (s *vtsScanner) flatArray() (int, bool) {
+	if s.pos < s.flatClose {
+		return s.flatClose, s.pos == s.flatLast
 	}
-	in := a[1:end]
-	if bytes.IndexByte(in, '[') >= 0 || bytes.IndexByte(in, '{') >= 0 || bytes.IndexByte(in, '"') >= 0 || bytes.IndexByte(in, '}') >= 0 {
-		return 0
+	end := bytes.IndexByte(s.data[s.pos:], ']')
+	if end < 0 {
+		s.probed += len(s.data) - s.pos
+		s.flatClose, s.flatLast = len(s.data), len(s.data)
+		return 0, false
 	}
-	return end
+	s.flatClose = s.pos + end
+	s.probed += end
+	in := s.data[s.pos+1 : s.flatClose]
+	if bytes.IndexByte(in, '[') < 0 && bytes.IndexByte(in, '{') < 0 && bytes.IndexByte(in, '"') < 0 && bytes.IndexByte(in, '}') < 0 {
+		s.flatLast = s.pos
+		return s.flatClose, true
+	}
+	// Not flat: the last '[', '{', '"' or '}' before the ']' (there is one,
+	// at s.pos at the latest) is the only array opening here that is flat.
+	last := s.flatClose - 1
+	for !jsonStructural[s.data[last]] {
+		last--
+	}
+	s.flatLast = last
+	return s.flatClose, false
 }
 
 // jsonStructural marks the bytes skip must look at inside a container.
 var jsonStructural = [256]bool{'{': true, '}': true, '[': true, ']': true, '"': true}
 
-// skip consumes one value of any type. Containers are matched by bracket
-// depth with strings stepped over, which is enough to find where the value
-// ends and to reject truncation.
+// skip consumes one value of any type in one pass. Containers are matched
+// by bracket depth with strings stepped over, which is enough to find where
+// the value ends and to reject truncation; nesting past the depth limit is
+// refused.
 func (s *vtsScanner) skip() error {
 	switch c := s.peek(); c {
 	case 0:
 		return s.errAt("unexpected end of document, want a value")
 	case '"':
-		_, err := s.str()
+		_, err := s.rawStr()
 		return err
 	case '{', '[':
-		depth := 0
+		base := s.depth
+		defer func() { s.depth = base }()
 		data := s.data
 		for s.pos < len(data) {
 			// Fast-forward over numbers, commas and spaces (most of a
@@ -291,27 +364,33 @@ func (s *vtsScanner) skip() error {
 			if s.pos >= len(data) {
 				break
 			}
+			if err := s.step(); err != nil {
+				return err
+			}
 			switch data[s.pos] {
 			case '[':
+				if err := s.enter(); err != nil {
+					return err
+				}
 				// A flat array (a latency ring: numbers only) ends at the
-				// next ']' when no bracket or quote comes before it; find
-				// both with IndexByte, which is much faster than stepping.
-				depth++
-				if end := flatArrayEnd(data[s.pos:]); end > 0 {
-					s.pos += end
+				// next ']': jump there.
+				if end, ok := s.flatArray(); ok {
+					s.pos = end
 					continue // at its ']', which closes it on the next pass
 				}
 			case '{':
-				depth++
+				if err := s.enter(); err != nil {
+					return err
+				}
 			case '}', ']':
-				depth--
-				if depth == 0 {
+				s.depth--
+				if s.depth == base {
 					s.pos++
 					return nil
 				}
 			case '"':
-				for s.pos++; s.pos < len(s.data) && s.data[s.pos] != '"'; s.pos++ {
-					if s.data[s.pos] == '\\' {
+				for s.pos++; s.pos < len(data) && data[s.pos] != '"'; s.pos++ {
+					if data[s.pos] == '\\' {
 						s.pos++
 					}
 				}
@@ -341,25 +420,20 @@ func (s *vtsScanner) document(doc *vtsDoc) error {
 			doc.NowMsec = &v
 			return nil
 		case "upstreamZones":
-			if s.null() {
-				return nil
-			}
 			doc.UpstreamZones = map[string][]vtsPeer{}
 			return s.object(func(key []byte) error {
 				group := string(key)
 				var peers []vtsPeer
-				if !s.null() {
-					err := s.array(func() error {
-						var p vtsPeer
-						if err := s.peer(&p); err != nil {
-							return err
-						}
-						peers = append(peers, p)
-						return nil
-					})
-					if err != nil {
+				err := s.array(func() error {
+					var p vtsPeer
+					if err := s.peer(&p); err != nil {
 						return err
 					}
+					peers = append(peers, p)
+					return nil
+				})
+				if err != nil {
+					return err
 				}
 				doc.UpstreamZones[group] = peers
 				return nil
@@ -380,9 +454,6 @@ func (s *vtsScanner) peer(p *vtsPeer) error {
 	return s.object(func(key []byte) error {
 		switch string(key) {
 		case "server":
-			if s.null() {
-				return nil
-			}
 			v, err := s.str()
 			p.Server = v
 			return err
@@ -403,9 +474,6 @@ func (s *vtsScanner) peer(p *vtsPeer) error {
 		case "down":
 			return s.bool(&p.Down)
 		case "responses":
-			if s.null() {
-				return nil
-			}
 			return s.object(func(class []byte) error {
 				switch string(class) {
 				case "1xx":
