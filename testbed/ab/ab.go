@@ -176,6 +176,13 @@ func NewPlan(c Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cut := time.Duration(float64(c.Duration) * c.Speedup); c.Duration > 0 && cut < tr.Duration() {
+		// --duration shortens the slice itself: the simulator scores what
+		// the real run replays.
+		if tr, err = tr.Slice(0, cut); err != nil {
+			return nil, fmt.Errorf("ab: --duration: %w", err)
+		}
+	}
 	sc, err := eval.DefaultScenario(tr, c.PeakServers, c.Seed)
 	if err != nil {
 		return nil, err
@@ -200,9 +207,6 @@ func NewPlan(c Config) (*Plan, error) {
 		return nil, fmt.Errorf("ab: the slice's peak %.3g req/s x speed-up %g is %.0f req/s on the wall clock, above %.0f: lower --scale or --speedup", tr.Peak(), c.Speedup, peak, c.MaxRPS)
 	}
 	p.Wall = time.Duration(float64(tr.Duration()) / c.Speedup)
-	if c.Duration > 0 && c.Duration < p.Wall {
-		p.Wall = c.Duration
-	}
 	p.WallDecide = c.Decide
 	p.WallBoot = time.Duration(float64(boot) / c.Speedup)
 	return p, nil

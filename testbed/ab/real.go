@@ -107,6 +107,19 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 		return Result{}, fmt.Errorf("switch to auto: %w", err)
 	}
 
+	// Decisions are stamped on the pool's (scaled) clock: the warm-up's
+	// are told apart by time, not by the wall clock.
+	warm, err := d.Decisions(ctx, poolName, time.Time{}, 0)
+	if err != nil {
+		return Result{}, fmt.Errorf("decisions: %w", err)
+	}
+	var warmEnd time.Time
+	for _, dd := range warm {
+		if dd.Time.After(warmEnd) {
+			warmEnd = dd.Time
+		}
+	}
+
 	recPath := filepath.Join(dir, "load.jsonl")
 	recFile, err := os.Create(recPath)
 	if err != nil {
@@ -161,7 +174,7 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	if err := bw.Flush(); err != nil {
 		return Result{}, err
 	}
-	ds, err := d.Decisions(ctx, poolName, start, 0)
+	ds, err := d.Decisions(ctx, poolName, time.Time{}, 0)
 	if err != nil {
 		return Result{}, fmt.Errorf("decisions: %w", err)
 	}
@@ -174,6 +187,9 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	r.WallSeconds = wall.Seconds()
 	r.Decisions = map[string]int{}
 	for _, dd := range ds {
+		if !dd.Time.After(warmEnd) {
+			continue
+		}
 		r.Decisions[dd.Policy+"/"+string(dd.Outcome)]++
 	}
 	if sum.Requests != r.Requests {

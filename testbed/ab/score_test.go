@@ -116,6 +116,15 @@ func TestPlan(t *testing.T) {
 	if got := sched.Length(); got != p.Wall {
 		t.Errorf("schedule length %v, want %v", got, p.Wall)
 	}
+	// --duration shortens the slice both sides run.
+	short, err := NewPlan(Config{Trace: "../../../shared/traces/nasa-1995-07-per-min.csv", From: 24 * time.Hour, To: 26 * time.Hour,
+		Speedup: 30, Scale: 3, Duration: time.Minute, Policies: []string{"static"}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if short.Wall != time.Minute || short.Trace.Duration() != 30*time.Minute {
+		t.Errorf("--duration 1m at speed-up 30: wall %v, trace %v; want 1m and 30m", short.Wall, short.Trace.Duration())
+	}
 	for _, bad := range []Config{
 		{Speedup: 0.5, Policies: []string{"static"}},
 		{Speedup: 10, Policies: []string{"oracle"}},
