@@ -8,8 +8,8 @@ PKGS    := ./...
 build:
 	$(GO) build -o $(BIN) ./cmd/lbtune
 
-# deps: install the Debian packages the tests use (haproxy, nginx, wrk,
-# chromium) when missing; needs root and apt-get.
+# deps: install the Debian packages the tests use (haproxy, nginx, wrk, chromium,
+# prometheus) when missing; needs root and apt-get.
 deps:
 	scripts/deps.sh
 
