@@ -185,12 +185,11 @@ func (s *Season) Forecast(horizon time.Duration) (rate float64, ok bool) {
 		return 0, false
 	}
 	p := int(s.fit.Period / s.Step)
-	hist := s.history()
 	best := 0.0
-	// The current slot is index len(hist), partly observed; forecast it and
-	// the h slots after it.
+	// The current slot is index s.n, partly observed; forecast it and the
+	// h slots after it.
 	for k := 0; k <= h; k++ {
-		if v, ok := seasonPredict(hist, len(hist)+k, p); ok {
+		if v, ok := seasonPredict(s.at, s.n, s.n+k, p); ok {
 			best = math.Max(best, v)
 		}
 	}
@@ -218,15 +217,13 @@ const (
 	seasonMinACF    = 0.3
 )
 
-// seasonPredict forecasts slot i of hist from the slots before
-// len(hist): the mean of the same phase in up to seasonCycles past periods
+// seasonPredict forecasts slot i from the n slots hist(0..n-1) before it: the mean of the same phase in up to seasonCycles past periods
 // (each over a window of p/144 slots, at most 10, on either side: 10 min
 // for a day at 1 min slots), times the
 // ratio of the last L slots' mean to the mean of the same slots in those
 // periods (L = p/12 clamped to 3..120 slots). ok is false when no whole
 // period precedes.
-func seasonPredict(hist []float64, i, p int) (float64, bool) {
-	n := len(hist)
+func seasonPredict(hist func(int) float64, n, i, p int) (float64, bool) {
 	if p < 1 || n < p {
 		return 0, false
 	}
@@ -241,14 +238,14 @@ func seasonPredict(hist []float64, i, p int) (float64, bool) {
 			break
 		}
 		for k := j - w; k <= j+w && k < n; k++ {
-			ref += hist[k]
+			ref += hist(k)
 			refN++
 		}
 		// The level window one period (or more) before the last L slots.
 		lag := (j0 + c) * p
 		for k := n - l; k < n; k++ {
 			if k-lag >= 0 && k >= 0 {
-				past += hist[k-lag]
+				past += hist(k - lag)
 				pastN++
 			}
 		}
@@ -259,7 +256,7 @@ func seasonPredict(hist []float64, i, p int) (float64, bool) {
 	ref /= refN
 	var recent, recentN float64
 	for k := max(n-l, 0); k < n; k++ {
-		recent += hist[k]
+		recent += hist(k)
 		recentN++
 	}
 	ratio := 1.0
@@ -383,9 +380,10 @@ func seasonTrendErr(hist []float64, from, h int, alpha, beta float64) seasonScor
 // end of slots from..len(hist)-h-1, in %.
 func seasonErr(hist []float64, from, h, p int, trend []float64) float64 {
 	var abs, sum float64
+	at := func(k int) float64 { return hist[k] }
 	for k, i := 0, from; i+h < len(hist) && k < len(trend); i, k = i+1, k+1 {
 		f := trend[k]
-		if v, ok := seasonPredict(hist[:i+1], i+h, p); ok {
+		if v, ok := seasonPredict(at, i+1, i+h, p); ok {
 			f = math.Max(f, v)
 		}
 		y := seasonActual(hist, i+h)

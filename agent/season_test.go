@@ -104,10 +104,9 @@ func TestSeasonDaily(t *testing.T) {
 				}
 				// The point forecast for minute i+h, made at the end of minute i.
 				trend, _ := fc.Forecast(h)
-				hist := s.history()
-				sp, ok := seasonPredict(hist, len(hist)+h-1, 1440)
+				sp, ok := seasonPredict(s.at, s.Len(), s.Len()+h-1, 1440)
 				if !ok {
-					t.Fatalf("minute %d: no seasonal prediction from %d slots", i, len(hist))
+					t.Fatalf("minute %d: no seasonal prediction from %d slots", i, s.Len())
 				}
 				used := trend
 				if _, ok := s.Forecast(h * time.Minute); ok {
@@ -323,5 +322,20 @@ func TestAgentSeasonPreScales(t *testing.T) {
 	}
 	if _, ok := d.Metrics["forecast_err_pct"]; !ok {
 		t.Error("no forecast_err_pct")
+	}
+}
+
+// BenchmarkSeasonRefit: one refit over a full 8-day ring of 1 min slots
+// (the autocorrelation over 3 days and the day, week and peak candidates
+// scored over a day), the most a decision pays, once an hour.
+func BenchmarkSeasonRefit(b *testing.B) {
+	s := NewSeason()
+	rate := seasonNoisy(rand.New(rand.NewPCG(9, 9)), seasonWorkday)
+	for i := range 8 * 1440 {
+		s.Observe(seasonT0.Add(time.Duration(i+1)*time.Minute), time.Minute, rate(i))
+	}
+	b.ResetTimer()
+	for range b.N {
+		s.refit(2)
 	}
 }
