@@ -165,17 +165,18 @@ func (s *Season) at(i int) float64 { return s.ring[(s.start+i)%len(s.ring)] }
 // (the highest predicted slot from now to now+horizon) and whether the
 // season is used; false means the trend alone should forecast (see Fit
 // for why). It refits first when RefitEvery of history has passed since
-// the last fit (a sixth of it while no season is used) or the horizon
-// changed.
+// the last fit (a sixth of it in the first day while no season is used)
+// or the horizon changed.
 func (s *Season) Forecast(horizon time.Duration) (rate float64, ok bool) {
 	if !s.began || s.Step <= 0 {
 		return 0, false
 	}
 	h := max(int(math.Ceil(float64(horizon)/float64(s.Step))), 1)
 	every := s.RefitEvery
-	if s.fit.Period <= 0 {
-		// Without a season, look again sooner: a 35 min cycle is found
-		// 10 min after its second period, not at the next hour.
+	if s.fit.Period <= 0 && time.Duration(s.n)*s.Step < seasonDay {
+		// In the first day, without a season, look again sooner: a 35 min
+		// cycle is found 10 min after its second period, not at the next
+		// hour.
 		every /= 6
 	}
 	if h != s.horizon || time.Duration(s.since)*s.Step >= every {
