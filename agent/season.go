@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/lbtune/lbtune/collector"
 )
 
 // Season learns a repeating pattern in a pool's arrival rate from the
@@ -459,4 +462,63 @@ func seasonACFPeak(x []float64, lo, hi int) (int, bool) {
 		}
 	}
 	return best, best > 0
+}
+
+// SnapshotRanger reads a source's stored snapshots in time order
+// (datasets.Store does).
+type SnapshotRanger interface {
+	Range(source string, from, to time.Time, fn func(collector.Snapshot) error) error
+}
+
+// WarmSeason feeds the agent's seasonal forecast the pool's arrival rates
+// between consecutive snapshots of source stored over the history a Season
+// keeps (8 days) up to now, so a restarted daemon forecasts the season at
+// once instead of relearning it. Pairs where a counter went backwards (a
+// balancer restart) are skipped. It streams (one snapshot held at a time)
+// and returns the span of history fed.
+func (a *Agent) WarmSeason(ctx context.Context, st SnapshotRanger, source, pool string, now time.Time) (time.Duration, error) {
+	var prev *collector.Snapshot
+	var first, last time.Time
+	err := st.Range(source, now.Add(-a.season.Keep), now, func(cur collector.Snapshot) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		defer func() { prev = &cur }()
+		if prev == nil || prev.Pool(pool) == nil || cur.Pool(pool) == nil {
+			return nil
+		}
+		r, err := collector.Rate(prev, &cur)
+		if err != nil {
+			return nil // not later than the previous one: skip it
+		}
+		pr := r.Pool(pool)
+		for i := range pr.Servers {
+			if pr.Servers[i].Reset {
+				return nil
+			}
+		}
+		if first.IsZero() {
+			first = prev.Time
+		}
+		last = cur.Time
+		a.season.Observe(cur.Time, cur.Time.Sub(prev.Time), pr.Requests())
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("warm the seasonal forecast of %s from %s: %w", pool, source, err)
+	}
+	return last.Sub(first), nil
+}
+
+// WarmSeason warms the seasonal forecast of p from the store when p is an
+// *Agent or a *Switch holding one (see Agent.WarmSeason); other policies
+// forecast no season: 0, nil.
+func WarmSeason(ctx context.Context, p Policy, st SnapshotRanger, source, pool string, now time.Time) (time.Duration, error) {
+	switch a := p.(type) {
+	case *Switch:
+		return a.Agent().WarmSeason(ctx, st, source, pool, now)
+	case *Agent:
+		return a.WarmSeason(ctx, st, source, pool, now)
+	}
+	return 0, nil
 }

@@ -2,11 +2,16 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/datasets"
 )
 
 // seasonT0 is the synthetic traces' start.
@@ -337,5 +342,70 @@ func BenchmarkSeasonRefit(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		s.refit(2)
+	}
+}
+
+// TestAgentWarmSeason: an agent started over a real store holding three
+// days of a pool's snapshots (1 min scrapes of the workday profile, a
+// balancer restart in the middle) forecasts the daily season at once.
+func TestAgentWarmSeason(t *testing.T) {
+	st, err := datasets.Open(filepath.Join(t.TempDir(), "lbtune.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rate := seasonNoisy(rand.New(rand.NewPCG(3, 1)), seasonWorkday)
+	var reqs float64
+	var snaps []collector.Snapshot
+	const minutes = 3 * 1440
+	for i := range minutes + 1 {
+		if i == 2000 {
+			reqs = 0 // the balancer restarted: its counters went back
+		}
+		srv := collector.Server{Name: "a", Weight: 1, State: collector.StateUp, Counters: collector.Counters{Requests: uint64(reqs)}}
+		snaps = append(snaps, collector.Snapshot{Time: seasonT0.Add(time.Duration(i) * time.Minute), Source: "lb",
+			Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{srv}}, {Name: "other"}}})
+		reqs += 60 * rate(i)
+	}
+	if err := st.Append(snaps...); err != nil {
+		t.Fatal(err)
+	}
+	now := seasonT0.Add(minutes*time.Minute + time.Second)
+	a := NewAgent(nil, nil, RLConfig{}, nil)
+	span, err := a.WarmSeason(context.Background(), st, "lb", "web", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if span != minutes*time.Minute {
+		t.Errorf("fed %v of history, want %v", span, minutes*time.Minute)
+	}
+	// At a 5 min horizon (TestSeasonDaily) the day beats the trend on this profile.
+	if _, ok := a.season.Forecast(5 * time.Minute); !ok || a.season.Fit().Period != 24*time.Hour {
+		t.Fatalf("after warming: model %s (%s), want season@24h0m0s", a.season.Fit().Model(), a.season.Fit().Reason)
+	}
+	// The restart's pair (counters back to 0 at minute 2000, read as 0 req/s
+	// from zero) was skipped: minute 2000's slot (the ring's 1999th, the
+	// first slot is minute 1's) repeats minute 1999's ~150 req/s.
+	if v := a.season.at(1999); v < 100 {
+		t.Errorf("minute 2000's slot = %.1f req/s, want ~150 (the restart skipped)", v)
+	}
+	// Through the Switch the daemon runs, and not for other policies.
+	sw := NewSwitch(NewAgent(nil, nil, RLConfig{}, nil), NewThreshold(DefaultThresholdConfig()), DefaultSwitchConfig())
+	if span, err := WarmSeason(context.Background(), sw, st, "lb", "web", now); err != nil || span != minutes*time.Minute || sw.Agent().season.Len() == 0 {
+		t.Errorf("switch: span %v, %d slots, err %v", span, sw.Agent().season.Len(), err)
+	}
+	if span, err := WarmSeason(context.Background(), NewThreshold(DefaultThresholdConfig()), st, "lb", "web", now); err != nil || span != 0 {
+		t.Errorf("threshold: span %v, err %v, want 0, nil", span, err)
+	}
+	// An unknown pool or source feeds nothing.
+	b := NewAgent(nil, nil, RLConfig{}, nil)
+	if span, err := b.WarmSeason(context.Background(), st, "lb", "nope", now); err != nil || span != 0 || b.season.Len() != 0 {
+		t.Errorf("unknown pool: span %v, %d slots, err %v", span, b.season.Len(), err)
+	}
+	// A cancelled context stops the warm-up with its error.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := NewAgent(nil, nil, RLConfig{}, nil).WarmSeason(ctx, st, "lb", "web", now); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err %v, want context.Canceled", err)
 	}
 }
