@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -471,43 +472,92 @@ type SnapshotRanger interface {
 }
 
 // WarmSeason feeds the agent's seasonal forecast the pool's arrival rates
-// between consecutive snapshots of source stored over the history a Season
-// keeps (8 days) up to now, so a restarted daemon forecasts the season at
-// once instead of relearning it. Pairs where a counter went backwards (a
-// balancer restart) are skipped. It streams (one snapshot held at a time)
-// and returns the span of history fed.
+// from the snapshots of source stored over the history a Season keeps (8
+// days) up to now, so a restarted daemon forecasts the season at once
+// instead of relearning it. Counters are cumulative, so one snapshot per
+// slot is enough: it reads the first snapshot at or after each slot's start
+// (looking 1 s, then 4, 16 s, then the whole slot ahead, so a 1 s scrape
+// decodes one or two snapshots a slot, not sixty) and feeds the mean rate
+// between consecutive ones. Pairs where a counter went backwards (a
+// balancer restart) are skipped. It returns the span of history fed.
 func (a *Agent) WarmSeason(ctx context.Context, st SnapshotRanger, source, pool string, now time.Time) (time.Duration, error) {
+	step := a.season.Step
+	if step <= 0 {
+		return 0, nil
+	}
 	var prev *collector.Snapshot
 	var first, last time.Time
-	err := st.Range(source, now.Add(-a.season.Keep), now, func(cur collector.Snapshot) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	for b := now.Add(-a.season.Keep).Truncate(step); b.Before(now); b = b.Add(step) {
+		end := b.Add(step)
+		if end.After(now) {
+			end = now
 		}
-		defer func() { prev = &cur }()
-		if prev == nil || prev.Pool(pool) == nil || cur.Pool(pool) == nil {
-			return nil
-		}
-		r, err := collector.Rate(prev, &cur)
+		cur, err := seasonFirstSnapshot(ctx, st, source, b, end)
 		if err != nil {
-			return nil // not later than the previous one: skip it
+			return 0, fmt.Errorf("warm the seasonal forecast of %s from %s: %w", pool, source, err)
 		}
-		pr := r.Pool(pool)
-		for i := range pr.Servers {
-			if pr.Servers[i].Reset {
-				return nil
+		if cur == nil {
+			continue
+		}
+		if prev != nil && prev.Pool(pool) != nil && cur.Pool(pool) != nil {
+			if r, err := collector.Rate(prev, cur); err == nil && !seasonReset(r.Pool(pool)) {
+				if first.IsZero() {
+					first = prev.Time
+				}
+				last = cur.Time
+				// The rate is the mean over prev..cur: it belongs to the
+				// slot of their midpoint.
+				a.season.Observe(prev.Time.Add(cur.Time.Sub(prev.Time)/2), step, r.Pool(pool).Requests())
 			}
 		}
-		if first.IsZero() {
-			first = prev.Time
-		}
-		last = cur.Time
-		a.season.Observe(cur.Time, cur.Time.Sub(prev.Time), pr.Requests())
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("warm the seasonal forecast of %s from %s: %w", pool, source, err)
+		prev = cur
 	}
 	return last.Sub(first), nil
+}
+
+// seasonReset reports whether a server's counters went backwards.
+func seasonReset(pr *collector.PoolRates) bool {
+	for i := range pr.Servers {
+		if pr.Servers[i].Reset {
+			return true
+		}
+	}
+	return false
+}
+
+// errSeasonFound stops a Range at the first snapshot.
+var errSeasonFound = errors.New("found")
+
+// seasonFirstSnapshot returns the first snapshot of source in [from, to),
+// nil when there is none, reading windows of 1 s, 4 s, 16 s and then the
+// rest (Range decodes a window's snapshots before it yields the first).
+func seasonFirstSnapshot(ctx context.Context, st SnapshotRanger, source string, from, to time.Time) (*collector.Snapshot, error) {
+	var found *collector.Snapshot
+	lo := from
+	for _, edge := range []time.Duration{time.Second, 4 * time.Second, 16 * time.Second, to.Sub(from)} {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := from.Add(edge)
+		if hi.After(to) {
+			hi = to
+		}
+		if !hi.After(lo) {
+			continue
+		}
+		err := st.Range(source, lo, hi, func(s collector.Snapshot) error {
+			found = &s
+			return errSeasonFound
+		})
+		if found != nil {
+			return found, nil
+		}
+		if err != nil && !errors.Is(err, errSeasonFound) {
+			return nil, err
+		}
+		lo = hi
+	}
+	return nil, nil
 }
 
 // WarmSeason warms the seasonal forecast of p from the store when p is an

@@ -384,10 +384,10 @@ func TestAgentWarmSeason(t *testing.T) {
 		t.Fatalf("after warming: model %s (%s), want season@24h0m0s", a.season.Fit().Model(), a.season.Fit().Reason)
 	}
 	// The restart's pair (counters back to 0 at minute 2000, read as 0 req/s
-	// from zero) was skipped: minute 2000's slot (the ring's 1999th, the
-	// first slot is minute 1's) repeats minute 1999's ~150 req/s.
+	// from zero) was skipped: minute 1999's slot (the ring's first slot is
+	// minute 0's) repeats minute 1998's ~150 req/s.
 	if v := a.season.at(1999); v < 100 {
-		t.Errorf("minute 2000's slot = %.1f req/s, want ~150 (the restart skipped)", v)
+		t.Errorf("minute 1999's slot = %.1f req/s, want ~150 (the restart skipped)", v)
 	}
 	// Through the Switch the daemon runs, and not for other policies.
 	sw := NewSwitch(NewAgent(nil, nil, RLConfig{}, nil), NewThreshold(DefaultThresholdConfig()), DefaultSwitchConfig())
@@ -407,5 +407,50 @@ func TestAgentWarmSeason(t *testing.T) {
 	cancel()
 	if _, err := NewAgent(nil, nil, RLConfig{}, nil).WarmSeason(ctx, st, "lb", "web", now); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: err %v, want context.Canceled", err)
+	}
+}
+
+// TestAgentWarmSeasonOffGrid: snapshots every 7 s, off the minute grid,
+// at a rate rising 1 req/s per minute: each slot gets the rate of its
+// minute (read between the first snapshots after its edges), and the
+// history spans the store's two hours less a slot.
+func TestAgentWarmSeasonOffGrid(t *testing.T) {
+	st, err := datasets.Open(filepath.Join(t.TempDir(), "lbtune.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var snaps []collector.Snapshot
+	var reqs float64
+	t0 := seasonT0.Add(3 * time.Second)
+	for k := 0; k*7 <= 7200; k++ {
+		at := t0.Add(time.Duration(7*k) * time.Second)
+		srv := collector.Server{Name: "a", State: collector.StateUp, Counters: collector.Counters{Requests: uint64(reqs)}}
+		snaps = append(snaps, collector.Snapshot{Time: at, Source: "lb", Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{srv}}}})
+		reqs += 7 * (10 + at.Sub(seasonT0).Minutes())
+	}
+	if err := st.Append(snaps...); err != nil {
+		t.Fatal(err)
+	}
+	a := NewAgent(nil, nil, RLConfig{}, nil)
+	span, err := a.WarmSeason(context.Background(), st, "lb", "web", seasonT0.Add(2*time.Hour+10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if span < 118*time.Minute || span > 2*time.Hour {
+		t.Errorf("span %v, want about 2h less a slot", span)
+	}
+	n := a.season.Len()
+	if n < 117 || n > 119 {
+		t.Fatalf("%d slots, want about 118", n)
+	}
+	for i := range n {
+		// Slot i is minute i (the rate between the first snapshots after
+		// its edges, up to 7 s late, whose midpoint is in it): about
+		// 10 + i + 0.5 req/s.
+		want := 10 + float64(i) + 0.5
+		if v := a.season.at(i); math.Abs(v-want) > 0.3 {
+			t.Fatalf("slot %d = %.2f req/s, want %.2f ± 0.3", i, v, want)
+		}
 	}
 }
