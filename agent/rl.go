@@ -196,17 +196,17 @@ type Agent struct {
 	learn  bool
 	eps    float64
 
-	fc *Forecaster
+	fc    *Forecaster
+	mu    float64 // estimated service rate per reference server, 1/s (0: unknown)
+	plans []rlTimedPlan
+	since time.Time // first plan of the scale-in window's history
+	post  []float64
+	ood   bool // the latest posterior came from an out-of-distribution state
+	prev  *rlStep
+	blk   rlBlock
 	// season learns a repeating pattern of the rate; its forecast raises
 	// the trend's when it fits the history better (see Season).
 	season *Season
-	mu     float64 // estimated service rate per reference server, 1/s (0: unknown)
-	plans  []rlTimedPlan
-	since  time.Time // first plan of the scale-in window's history
-	post   []float64
-	ood    bool // the latest posterior came from an out-of-distribution state
-	prev   *rlStep
-	blk    rlBlock
 	// smooth is the exponentially smoothed posterior the greedy level
 	// follows; greedy is the level it holds (-1: none yet).
 	smooth []float64
