@@ -204,6 +204,9 @@ type Agent struct {
 	ood   bool // the latest posterior came from an out-of-distribution state
 	prev  *rlStep
 	blk   rlBlock
+	// season learns a repeating pattern of the rate; its forecast raises
+	// the trend's when it fits the history better (see Season).
+	season *Season
 	// smooth is the exponentially smoothed posterior the greedy level
 	// follows; greedy is the level it holds (-1: none yet).
 	smooth []float64
@@ -273,7 +276,7 @@ func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Sour
 		src = rand.NewPCG(1, 2)
 	}
 	return &Agent{cfg: cfg, table: table, states: states, rng: rand.New(src), eps: cfg.Epsilon, greedy: -1,
-		fc: NewForecaster()}
+		fc: NewForecaster(), season: NewSeason()}
 }
 
 // LastState returns the load-state posterior and OOD flag of the latest
@@ -364,6 +367,7 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 		a.fc.IntervalSeconds = obs.Interval.Seconds()
 	}
 	a.fc.Observe(m.rate)
+	a.season.Observe(obs.Time, obs.Interval, m.rate)
 	a.updateServiceRate(obs, m)
 
 	// The load state: a posterior over the model's clusters.
@@ -437,6 +441,7 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 
 	d := Decision{Time: obs.Time, Pool: obs.Pool, Policy: a.Name(), Metrics: map[string]float64{}}
 	a.planPool(obs, m, level, &d)
+	d.Reason += "; forecast " + a.season.Fit().Reason
 	a.planWeights(obs, waction, &d)
 	d.Metrics["weight_dwell"] = math.Min(dwell, a.cfg.WeightDwell)
 	if d.Weights != nil {
@@ -533,6 +538,17 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 		steps = a.cfg.Horizon.Seconds() / obs.Interval.Seconds()
 	}
 	mean, sigma := a.fc.Forecast(steps)
+	// The seasonal forecast, when its season fits the history better than
+	// the trend, raises the forecast before a recurring rise; like the
+	// trend it is used upward only, so a predicted fall never shrinks the
+	// pool early.
+	d.Metrics["forecast_trend_rps"] = mean
+	if sm, ok := a.season.Forecast(a.cfg.Horizon); ok && sm > mean {
+		mean = sm
+	}
+	fit := a.season.Fit()
+	d.Metrics["forecast_season_s"] = fit.Period.Seconds()
+	d.Metrics["forecast_err_pct"] = fit.ErrPct
 	// Tail-aware: an observed p95 near the target overrides the learned
 	// level with the most cautious one (see RLConfig.BreachP95).
 	targetMs := float64(obs.Template.TargetP95) / float64(time.Millisecond)

@@ -242,6 +242,7 @@ func (t *Trainer) observe(obs Observation, raw Decision) {
 // learning step) but keeps the table and the exploration rate.
 func (a *Agent) resetEpisode() {
 	a.fc = NewForecaster()
+	a.season = NewSeason()
 	a.plans = nil
 	a.since = time.Time{}
 	a.wchanged, a.wserved = false, 0

@@ -206,6 +206,11 @@ func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (_ *Pool, err er
 	if p.auto, p.fallback, err = d.policies(pc, p.template); err != nil {
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 	}
+	if h, err := agent.WarmSeason(context.Background(), p.auto, d.store, p.source, pc.Name, p.clock()); err != nil {
+		p.log.Warn("warm the seasonal forecast from the store", "err", err)
+	} else if h > 0 {
+		p.log.Info("seasonal forecast warmed from the store", "history", h)
+	}
 	if sw, ok := p.auto.(*agent.Switch); ok && d.cfg.Model.Learning.Enabled && d.trained != nil {
 		p.learner = &learner{agent: sw.Agent(), cfg: d.cfg.Model.Learning, saved: p.clock()}
 	}
