@@ -390,11 +390,11 @@ func TestAgentWarmSeason(t *testing.T) {
 		t.Errorf("minute 1999's slot = %.1f req/s, want ~150 (the restart skipped)", v)
 	}
 	// Through the Switch the daemon runs, and not for other policies.
-	sw := NewSwitch(NewAgent(nil, nil, RLConfig{}, nil), NewThreshold(DefaultThresholdConfig()), DefaultSwitchConfig())
+	sw := NewSwitch(NewAgent(nil, nil, RLConfig{}, nil), DefaultThreshold(), DefaultSwitchConfig())
 	if span, err := WarmSeason(context.Background(), sw, st, "lb", "web", now); err != nil || span != minutes*time.Minute || sw.Agent().season.Len() == 0 {
 		t.Errorf("switch: span %v, %d slots, err %v", span, sw.Agent().season.Len(), err)
 	}
-	if span, err := WarmSeason(context.Background(), NewThreshold(DefaultThresholdConfig()), st, "lb", "web", now); err != nil || span != 0 {
+	if span, err := WarmSeason(context.Background(), DefaultThreshold(), st, "lb", "web", now); err != nil || span != 0 {
 		t.Errorf("threshold: span %v, err %v, want 0, nil", span, err)
 	}
 	// An unknown pool or source feeds nothing.
