@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxWeight is the largest server weight NGINX accepts; weights are 1..MaxWeight.
@@ -182,9 +184,19 @@ func ValidateUpstreams(ups []Upstream) error {
 	return errors.Join(errs...)
 }
 
-// isToken reports whether s can be written unquoted as one NGINX config word.
+// isToken reports whether s can be written unquoted as one NGINX config word:
+// no space or control character (a form feed rendered as nothing), no
+// quote, ';', braces, '#', backslash or '$'.
 func isToken(s string) bool {
-	return s != "" && !strings.ContainsAny(s, " \t\r\n;{}\"'#\\$")
+	if s == "" || strings.ContainsAny(s, ";{}\"'#\\$") {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 // isSize reports whether s is an NGINX size: digits with an optional k/K/m/M suffix.
