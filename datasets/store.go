@@ -88,6 +88,8 @@ type Store struct {
 	// failed holds the first ErrCorrupt error a transaction hit; once set,
 	// every call returns it without touching bbolt again (corrupt.go).
 	failed atomic.Pointer[error]
+	// group coalesces concurrent writes into one commit (commit.go).
+	group groupCommit
 }
 
 // Options tune how a store is opened. The zero value is what Open uses.
@@ -257,7 +259,10 @@ func (s *Store) update(what string, fn func(tx *bolt.Tx) error) error {
 	if s.readOnly {
 		return fmt.Errorf("%s in %s: %w", what, s.path, ErrReadOnly)
 	}
-	if err := s.guard(func() error { return s.db.Update(fn) }); err != nil {
+	err := s.group.run(fn, func(all func(tx *bolt.Tx) error) error {
+		return s.guard(func() error { return s.db.Update(all) })
+	})
+	if err != nil {
 		return fmt.Errorf("%s in %s: %w", what, s.path, err)
 	}
 	return nil

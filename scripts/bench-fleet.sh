@@ -73,7 +73,10 @@ done
 
 clk=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+# Anonymous memory (heap, stacks): the store's file pages that bbolt maps
+# also count in VmRSS, and they grow with the file, not with leaks.
+rss() { awk '/^RssAnon/ {print $2}' "/proc/$pid/status"; }
+rssfile() { awk '/^RssFile/ {print $2}' "/proc/$pid/status"; }
 size() { stat -c %s "$dir/lbtune.db"; }
 t0=$(date +%s.%N)
 c0=$(cpu)
@@ -96,9 +99,10 @@ rest=$((DURATION - half - 30))
 t1=$(date +%s.%N)
 c1=$(cpu)
 rss1=$(rss)
+rssf1=$(rssfile)
 size1=$(size)
 curl -fsS "http://127.0.0.1:$port/metrics" >"$dir/metrics.txt"
-served=$(awk '/^lbtune_pool_request_rate_per_second/ {s += $2} END {printf "%.0f", s}' "$dir/metrics.txt")
+served=$(awk '/^lbtune_pool_requests_per_second/ {s += $2} END {printf "%.0f", s}' "$dir/metrics.txt")
 loop=$(awk '/^lbtune_decision_loop_seconds_bucket/ {
 	match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); b[le] += $2; if (!(le in seen)) { seen[le] = 1; order[n++] = le } }
 	END {
@@ -114,7 +118,7 @@ read -r pol50 pol99 polreq polfail <<<"$api_policy"
 read -r dec50 dec99 decreq decfail <<<"$api_dec"
 printf 'bench-fleet: %d pools x %d servers, %.0f s, 1 s scrapes, 5 s decisions (simulated load %s req/s served)\n' "$POOLS" "$SERVERS" "$wall" "$served"
 printf '  cpu            %.3f cores\n' "$cores"
-printf '  rss            %d MiB at start, %d MiB mid-run, %d MiB at end\n' $((rss0 / 1024)) $((rss_mid / 1024)) $((rss1 / 1024))
+printf '  rss (anon)     %d MiB at start, %d MiB mid-run, %d MiB at end (+ %d MiB of mapped store file at end)\n' $((rss0 / 1024)) $((rss_mid / 1024)) $((rss1 / 1024)) $((rssf1 / 1024))
 printf '  decision loop  p50 <= %s s, p99 <= %s s (bucket bounds; %d decisions)\n' "$p50" "$p99" "$ndec"
 printf '  /v1/policy     p50 %s ms, p99 %s ms (%s requests, %s failed, %d clients)\n' "$pol50" "$pol99" "$polreq" "$polfail" "$CLIENTS"
 printf '  /v1/decisions  p50 %s ms, p99 %s ms (%s requests, %s failed; since=10m&limit=100)\n' "$dec50" "$dec99" "$decreq" "$decfail"

@@ -57,14 +57,15 @@ func (d *Daemon) State(ctx context.Context) (api.State, error) {
 // the agent is trained, the learned load states and the fallback thresholds.
 func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 	var out api.Policy
+	clusters := []api.Cluster{}
+	if d.trained != nil {
+		clusters = d.trained.clusters() // the same model for every pool: summarised once
+	}
 	for _, p := range d.poolList() {
 		p.recMu.Lock()
 		mode := p.mode
 		p.recMu.Unlock()
-		pp := api.PoolPolicy{Pool: p.name, Policy: p.auto.Name(), Clusters: []api.Cluster{}}
-		if d.trained != nil {
-			pp.Clusters = d.trained.clusters()
-		}
+		pp := api.PoolPolicy{Pool: p.name, Policy: p.auto.Name(), Clusters: clusters}
 		switch mode {
 		case config.ModeManual:
 			pp.Policy = "manual"
