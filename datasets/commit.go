@@ -1,8 +1,11 @@
 package datasets
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -89,4 +92,44 @@ func (g *groupCommit) commit(batch []*commitOp, commit func(func(tx *bolt.Tx) er
 		}
 		return
 	}
+}
+
+// TxWriter puts several values and records in one transaction (Store.Write).
+type TxWriter struct {
+	tx *bolt.Tx
+}
+
+// Put stores value under key in bucket b, as Store.Put.
+func (w *TxWriter) Put(b Bucket, key string, value []byte) error {
+	if key == "" {
+		return fmt.Errorf("put into %s: empty key", b)
+	}
+	bk, err := userBucket(w.tx, b)
+	if err != nil {
+		return err
+	}
+	return bk.Put([]byte(key), value)
+}
+
+// AppendRecord stores value in bucket b under time t, as Store.AppendRecord.
+func (w *TxWriter) AppendRecord(b Bucket, t time.Time, value []byte) error {
+	if t.IsZero() || !representable(t) {
+		return fmt.Errorf("append record to %s: time %s out of range", b, t)
+	}
+	bk, err := userBucket(w.tx, b)
+	if err != nil {
+		return err
+	}
+	seq, err := bk.NextSequence()
+	if err != nil {
+		return err
+	}
+	return bk.Put(binary.BigEndian.AppendUint64(timeKey(make([]byte, 0, 16), t), seq), value)
+}
+
+// Write runs fn with a TxWriter in one read-write transaction: everything fn
+// puts is committed together (one commit, shared with concurrent writers)
+// or not at all. what names the write in errors.
+func (s *Store) Write(what string, fn func(w *TxWriter) error) error {
+	return s.update(what, func(tx *bolt.Tx) error { return fn(&TxWriter{tx: tx}) })
 }

@@ -601,16 +601,7 @@ func declared(name []byte) bool {
 
 // Put stores value under key in bucket b, replacing any previous value.
 func (s *Store) Put(b Bucket, key string, value []byte) error {
-	if key == "" {
-		return fmt.Errorf("put into %s: empty key", b)
-	}
-	return s.update("put "+string(b)+"/"+key, func(tx *bolt.Tx) error {
-		bk, err := userBucket(tx, b)
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(key), value)
-	})
+	return s.Write("put "+string(b)+"/"+key, func(w *TxWriter) error { return w.Put(b, key, value) })
 }
 
 // Get returns a copy of the value under key in bucket b, or ErrNotFound.
@@ -672,21 +663,7 @@ func (s *Store) Keys(b Bucket) ([]string, error) {
 // bytes, time-ordered) followed by the bucket's sequence number, so records
 // at the same nanosecond never collide and keep their insertion order.
 func (s *Store) AppendRecord(b Bucket, t time.Time, value []byte) error {
-	if t.IsZero() || !representable(t) {
-		return fmt.Errorf("append record to %s: time %s out of range", b, t)
-	}
-	return s.update("append record to "+string(b), func(tx *bolt.Tx) error {
-		bk, err := userBucket(tx, b)
-		if err != nil {
-			return err
-		}
-		seq, err := bk.NextSequence()
-		if err != nil {
-			return err
-		}
-		k := binary.BigEndian.AppendUint64(timeKey(make([]byte, 0, 16), t), seq)
-		return bk.Put(k, value)
-	})
+	return s.Write("append record to "+string(b), func(w *TxWriter) error { return w.AppendRecord(b, t, value) })
 }
 
 // RangeRecords calls fn for every record of bucket b written by AppendRecord

@@ -199,30 +199,40 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 	d.metrics.FallbackActive.WithLabelValues(p.name).Set(fb)
 	p.noteChargeLocked(dec)
 
-	// Persist the state (with this decision's id) before the record: a
-	// crash in between leaves a gap in the ids, never a duplicate.
-	if err := savePoolState(d.store, p.name, p.stateLocked()); err != nil {
-		return err
+	// The state (with this decision's id), the decision and its reward go
+	// in one commit: all of them or none, so ids never repeat or skip.
+	state, err := json.Marshal(p.stateLocked())
+	if err != nil {
+		return fmt.Errorf("encode state of pool %s: %w", p.name, err)
 	}
 	b, err := json.Marshal(Record{Seq: p.seq, Decision: dec})
 	if err != nil {
 		return fmt.Errorf("encode decision: %w", err)
 	}
-	if err := d.store.AppendRecord(datasets.BucketDecisions, dec.Time, b); err != nil {
-		return fmt.Errorf("store decision %d of pool %s: %w", p.seq, p.name, err)
-	}
+	var reward []byte
 	if pt, ok := p.latestPoint(ctx); ok {
 		// The one reward (agent.RewardConfig.Reward), with the weights the
 		// agent learns from, over the one pool p95 estimate.
 		r := d.cfg.Reward.Agent().Reward(pt.ErrorRatio, pt.P95Ms, pt.Servers, p.template.TargetP95)
 		d.metrics.Reward.WithLabelValues(p.name).Set(r)
 		d.metrics.Servers.WithLabelValues(p.name).Set(float64(pt.Servers))
-		b, _ := json.Marshal(RewardRecord{Pool: p.name, Seq: p.seq, Reward: r})
-		if err := d.store.AppendRecord(datasets.BucketRewards, dec.Time, b); err != nil {
-			return fmt.Errorf("store reward of pool %s: %w", p.name, err)
-		}
+		reward, _ = json.Marshal(RewardRecord{Pool: p.name, Seq: p.seq, Reward: r})
 	}
-	return nil
+	err = d.store.Write("record decision", func(w *datasets.TxWriter) error {
+		if err := w.Put(datasets.BucketMeta, poolStateKey(p.name), state); err != nil {
+			return fmt.Errorf("save state of pool %s: %w", p.name, err)
+		}
+		if err := w.AppendRecord(datasets.BucketDecisions, dec.Time, b); err != nil {
+			return fmt.Errorf("store decision %d of pool %s: %w", p.seq, p.name, err)
+		}
+		if reward != nil {
+			if err := w.AppendRecord(datasets.BucketRewards, dec.Time, reward); err != nil {
+				return fmt.Errorf("store reward of pool %s: %w", p.name, err)
+			}
+		}
+		return nil
+	})
+	return err
 }
 
 // stateLocked is the pool's persistent state; the caller holds recMu.
