@@ -85,6 +85,11 @@ type PoolConfig struct {
 	Speeds []float64 `yaml:"speeds"`
 	// Weight is every server's initial weight.
 	Weight int `yaml:"weight"`
+	// Standby is how many of the pool's servers, the last started, HAProxy
+	// starts in maintenance: running but out of service, for a tuner that
+	// scales by moving servers between service and standby (lbtune.yaml
+	// `haproxy: {standby: true}`). 0 serves every server. HAProxy only.
+	Standby int `yaml:"standby"`
 }
 
 // DefaultConfig returns the testbed of the issue: HAProxy and NGINX in front
@@ -164,6 +169,12 @@ func (c Config) Validate() error {
 			if !(s > 0) {
 				errs = append(errs, fmt.Errorf("pool %s: speed %v must be positive", p.Name, s))
 			}
+		}
+		if p.Standby < 0 || (p.Standby > 0 && p.Standby >= p.Servers) {
+			errs = append(errs, fmt.Errorf("pool %s: standby %d must be in 0..servers-1 (%d)", p.Name, p.Standby, p.Servers-1))
+		}
+		if p.Standby > 0 && !c.Has("haproxy") {
+			errs = append(errs, fmt.Errorf("pool %s: standby servers need the haproxy balancer", p.Name))
 		}
 		if p.Weight < 1 || p.Weight > 256 {
 			errs = append(errs, fmt.Errorf("pool %s: weight %d outside 1..256", p.Name, p.Weight))
