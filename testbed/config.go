@@ -238,5 +238,7 @@ pools:                # replaces the whole default list when given
   - {name: light,  min: 1, max: 20, servers: 3, concurrency: 8, speeds: [2, 1, 1],   weight: 10}
   - {name: medium, min: 1, max: 15, servers: 3, concurrency: 4, speeds: [2, 1, 0.5], weight: 10}
   - {name: heavy,  min: 1, max: 10, servers: 2, concurrency: 2, speeds: [1, 0.5],    weight: 10}
+# A pool's standby: N (HAProxy only) starts its last N servers in maintenance,
+# for a tuner that scales by standby (lbtune.yaml haproxy: {standby: true}).
 `
 }
