@@ -249,9 +249,10 @@ func (r *Recording) Summary(targets map[string]time.Duration, clients map[string
 	return Summarize(in)
 }
 
-// maxChanges is how many server-count changes WriteText lists per pool,
+// maxChanges is how many server-count changes WriteText lists per pool
+// (a pool out in three steps and back in in four, as in make demo, fits),
 // so the summary stays on one screen.
-const maxChanges = 6
+const maxChanges = 8
 
 // outcomes are the decision outcomes in the order WriteText shows them.
 var outcomes = []agent.Outcome{agent.OutcomeApplied, agent.OutcomeNoop, agent.OutcomeRefused, agent.OutcomeFailed, agent.OutcomeDryRun}

@@ -118,7 +118,7 @@ func TestSummaryGolden(t *testing.T) {
 			if b.String() != string(want) {
 				t.Errorf("summary differs from %s:\n%s\nwant:\n%s", golden, b.String(), want)
 			}
-			if lines := strings.Count(b.String(), "\n"); lines > 24 {
+			if lines := strings.Count(b.String(), "\n"); lines > 30 {
 				t.Errorf("%d lines: more than one screen", lines)
 			}
 		})
