@@ -5,7 +5,18 @@
 # phases, and prints the dashboard address. Where HAProxy cannot be
 # installed or started, it runs the same daemon against a simulated cluster
 # and says so. Ctrl-C stops the load, the daemon and the testbed, then
-# writes PNG charts of the run.
+# writes PNG charts of the run and prints a one-screen summary (lbtune
+# summary: requests, failed, p95 vs target, server-minutes, server-count
+# changes, decisions by policy and outcome).
+#
+# The testbed's pools start with 2 of their 6 servers in service (the
+# other 4 on standby). The load is quiet, ramps up to a busy phase and
+# down in the first 3.5 minutes, then stays quiet: the tuner scales each
+# pool out during the ramp (0:30-3:00 in), and the agent scales them back
+# in once the busy phase has left its 10-minute scale-in window (the
+# shipped agent never shrinks a pool before it has watched a whole
+# window): from about 13:30 in, a step at a time as the busy phase's plans
+# age out. LBTUNE_DEMO_DURATION=16m shows both.
 #
 # Environment: LBTUNE_DEMO_DIR (state, default /tmp/lbtune-demo),
 # LBTUNE_DEMO_PORT (dashboard port, default 9464), LBTUNE_DEMO_SIM=1 (force
@@ -63,6 +74,8 @@ cleanup() {
     wait "$load_pid" 2>/dev/null || true # in-flight requests finish first
     say "load stopped: $(sed -n 's/.*"failures": *\([0-9]*\).*/\1/p' "$dir/load.json" | head -1) failed requests"
   fi
+  summary_args=(--db "$dir/lbtune.db" --config "$dir/lbtune.yaml")
+  [ -s "$dir/records.csv" ] && summary_args+=(--records "$dir/records.csv")
   if [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null; then
     wait "$daemon_pid" 2>/dev/null || true
     say "daemon stopped"
@@ -73,6 +86,13 @@ cleanup() {
   if "$bin" plot --db "$dir/lbtune.db" --out "$dir/plots" >"$dir/plots.txt" 2>&1; then
     say "charts of the run: $dir/plots/"
   fi
+  if "$bin" summary "${summary_args[@]}" >"$dir/summary.txt" 2>&1; then
+    say "summary (also in $dir/summary.txt):"
+    echo
+    cat "$dir/summary.txt"
+  else
+    say "no summary: $(tail -1 "$dir/summary.txt")"
+  fi
   exit 0
 }
 trap cleanup EXIT INT TERM
@@ -82,10 +102,16 @@ if [ "$mode" = testbed ]; then
   cat >"$dir/testbed.yaml" <<EOF
 state_dir: $dir/testbed
 balancers: [haproxy]
-backend: {work: sleep, dist: exp, light_ms: 50, medium_ms: 100, heavy_ms: 300, queue: 200}
+# 2 job slots per server: light serves 40 req/s per server (50 ms), heavy
+# 10 (200 ms). 6 servers per pool, 4 of them on standby (HAProxy maint).
+# Weight 100 is the agent's own scale: at 10, its first weight shift
+# doubled the serving servers' weights (to move a fraction of one) while
+# the standby servers kept 10, so the servers put back in service took
+# half a share and light-1 got its full capacity's worth of the busy phase.
+backend: {work: sleep, dist: exp, light_ms: 50, medium_ms: 100, heavy_ms: 200, queue: 200}
 pools:
-  - {name: light, min: 1, max: 6, servers: 6, concurrency: 2, speeds: [1], weight: 10}
-  - {name: heavy, min: 1, max: 6, servers: 6, concurrency: 2, speeds: [1], weight: 10}
+  - {name: light, min: 2, max: 6, servers: 6, standby: 4, concurrency: 2, speeds: [1], weight: 100}
+  - {name: heavy, min: 2, max: 6, servers: 6, standby: 4, concurrency: 2, speeds: [1], weight: 100}
 EOF
   if ! "$bin" testbed up --config "$dir/testbed.yaml" >"$dir/testbed.out" 2>&1; then
     say "HAProxy testbed did not start (see $dir/testbed.out): using the simulated cluster instead"
@@ -99,12 +125,21 @@ if [ "$mode" = testbed ]; then
   front=$("$bin" testbed status --dir "$dir/testbed" --get haproxy.addr)
   sock=${source#haproxy+unix://}
   cat >"$dir/lbtune.yaml" <<EOF
-# Written by scripts/demo.sh: HAProxy testbed, 6 servers per pool, the
-# tuner keeps as many in service as the load needs (standby scaling).
+# Written by scripts/demo.sh: HAProxy testbed, 6 servers per pool of which
+# 2 start in service; the tuner keeps as many in service as the load needs
+# (standby scaling), never fewer than 2. The guard keeps its defaults.
+# service_rate is each server's capacity (2 slots / mean job time); the
+# targets leave room above HAProxy's p95 estimate of an idle server
+# (ln 20 x the mean: 150 ms light, 600 ms heavy).
 api: {listen: 127.0.0.1:$port, token_file: lbtune.token}
 store: {path: lbtune.db}
 model: {path: "$model"}
-intervals: {scrape: 1s, scrape_timeout: 800ms, decide: 5s}
+# One scrape per decision: the agent takes the latest interval's rate for
+# a count over the decision interval and leaves that much Poisson noise
+# out of its forecast's sigma; under a 1 s scrape most of the noise of a
+# 1 s count stayed in sigma (times the 2 min horizon's 24 steps), and the
+# scale-in plans stayed at the pool's maximum for the whole 14 min run.
+intervals: {scrape: 5s, scrape_timeout: 2s, decide: 5s}
 sources:
   - {name: haproxy, uri: "$source"}
 actuators:
@@ -114,22 +149,29 @@ pools:
   - name: light
     source: haproxy
     actuator: haproxy
-    template: {min: 1, max: 6, target_seconds: 0.4, service_rate: 40, max_weight: 256}
+    template: {min: 2, max: 6, target_seconds: 0.4, service_rate: 40, max_weight: 256}
   - name: heavy
     source: haproxy
     actuator: haproxy
-    template: {min: 1, max: 6, target_seconds: 2, service_rate: 6.7, max_weight: 256}
+    template: {min: 2, max: 6, target_seconds: 2, service_rate: 10, max_weight: 256}
 EOF
-  # Low, high, a spike, medium, idle: one cycle is 10 min, repeated.
+  # Quiet (2 servers each suffice), a ramp up to a busy phase (80% of it
+  # to light: about 4-5 servers' worth in each pool) and down, then quiet
+  # long enough for the busy phase to leave the agent's 10-minute scale-in
+  # window. The ramp's steps load 2 servers to 50% then 85%: the pools grow
+  # before a step can overload them (going from 60 to 130 req/s at once
+  # queued heavy for the 30 s its threshold fallback took to react, and
+  # 248 requests timed out). One cycle is 20 min, repeated.
   cat >"$dir/phases.yaml" <<'EOF'
-- {duration: 120s, rate: 30}
-- {duration: 120s, rate: 110}
-- {duration: 3s,   rate: 250}
-- {duration: 117s, rate: 60}
-- {duration: 150s, rate: 10}
-- {duration: 90s,  rate: 80}
+- {duration: 20s,  rate: 20}
+- {duration: 30s,  rate: 50}
+- {duration: 60s,  rate: 85}
+- {duration: 30s,  rate: 110}
+- {duration: 45s,  rate: 130}
+- {duration: 20s,  rate: 70}
+- {duration: 995s, rate: 20}
 EOF
-  say "HAProxy testbed up: $front (pools light, heavy; 6 job backends each)"
+  say "HAProxy testbed up: $front (pools light, heavy; 6 job backends each, 2 in service)"
   pool=light
 else
   if [ "${LBTUNE_DEMO_SIM:-}" = 1 ]; then
@@ -162,8 +204,8 @@ if ! start_daemon; then
   start_daemon || { say "lbtune run failed again: $(tail -1 "$dir/lbtune.log")"; exit 1; }
 fi
 if [ "$mode" = testbed ]; then
-  "$bin" load --mix "/light=70,/heavy=30" --base "http://$front" --phases "$dir/phases.yaml" \
-    --duration "${duration:-24h}" --json >"$dir/load.json" 2>"$dir/load.log" &
+  "$bin" load --mix "/light=80,/heavy=20" --base "http://$front" --phases "$dir/phases.yaml" \
+    --duration "${duration:-24h}" --out "$dir/records.csv" --json >"$dir/load.json" 2>"$dir/load.log" &
   load_pid=$!
 fi
 

@@ -85,6 +85,11 @@ type PoolConfig struct {
 	Speeds []float64 `yaml:"speeds"`
 	// Weight is every server's initial weight.
 	Weight int `yaml:"weight"`
+	// Standby is how many of the pool's servers, the last started, HAProxy
+	// starts in maintenance: running but out of service, for a tuner that
+	// scales by moving servers between service and standby (lbtune.yaml
+	// `haproxy: {standby: true}`). 0 serves every server. HAProxy only.
+	Standby int `yaml:"standby"`
 }
 
 // DefaultConfig returns the testbed of the issue: HAProxy and NGINX in front
@@ -165,6 +170,12 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("pool %s: speed %v must be positive", p.Name, s))
 			}
 		}
+		if p.Standby < 0 || (p.Standby > 0 && p.Standby >= p.Servers) {
+			errs = append(errs, fmt.Errorf("pool %s: standby %d must be in 0..servers-1 (%d)", p.Name, p.Standby, p.Servers-1))
+		}
+		if p.Standby > 0 && !c.Has("haproxy") {
+			errs = append(errs, fmt.Errorf("pool %s: standby servers need the haproxy balancer", p.Name))
+		}
 		if p.Weight < 1 || p.Weight > 256 {
 			errs = append(errs, fmt.Errorf("pool %s: weight %d outside 1..256", p.Name, p.Weight))
 		}
@@ -227,5 +238,7 @@ pools:                # replaces the whole default list when given
   - {name: light,  min: 1, max: 20, servers: 3, concurrency: 8, speeds: [2, 1, 1],   weight: 10}
   - {name: medium, min: 1, max: 15, servers: 3, concurrency: 4, speeds: [2, 1, 0.5], weight: 10}
   - {name: heavy,  min: 1, max: 10, servers: 2, concurrency: 2, speeds: [1, 0.5],    weight: 10}
+# A pool's standby: N (HAProxy only) starts its last N servers in maintenance,
+# for a tuner that scales by standby (lbtune.yaml haproxy: {standby: true}).
 `
 }

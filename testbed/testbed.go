@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lbtune/lbtune/actuator/haproxy"
 )
 
 // StateFile is the state file's name inside the state directory.
@@ -238,6 +240,9 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*State, error) {
 			return fail(err)
 		}
 		log.Info("haproxy up", "addr", st.HAProxy.Addr, "pid", st.HAProxy.PID, "source", st.HAProxy.Source)
+		if err := putOnStandby(ctx, c, st, log); err != nil {
+			return fail(err)
+		}
 		if err := st.save(); err != nil {
 			return fail(err)
 		}
@@ -252,6 +257,28 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*State, error) {
 		return fail(err)
 	}
 	return st, nil
+}
+
+// putOnStandby puts the last Standby servers of each pool in maintenance
+// over HAProxy's runtime API: running, out of service, ready to be put
+// back by a tuner that scales by standby.
+func putOnStandby(ctx context.Context, c Config, st *State, log *slog.Logger) error {
+	rt := &haproxy.Runtime{Socket: st.HAProxy.Socket, Log: log}
+	for _, p := range c.Pools {
+		var names []string
+		for _, b := range st.Backends {
+			if b.Pool == p.Name {
+				names = append(names, b.Name)
+			}
+		}
+		for _, name := range names[len(names)-min(p.Standby, len(names)):] {
+			if err := rt.SetState(ctx, p.Name, name, haproxy.StateMaint); err != nil {
+				return fmt.Errorf("put %s on standby: %w", name, err)
+			}
+			log.Info("backend on standby", "name", name)
+		}
+	}
+	return nil
 }
 
 func retry(n int, f func() error) error {

@@ -242,6 +242,48 @@ func TestUpLoadDown(t *testing.T) {
 	}
 }
 
+// TestUpStandby starts a pool with two of its three servers on standby:
+// HAProxy shows them in maintenance and sends every request to the one in
+// service, without a failure.
+func TestUpStandby(t *testing.T) {
+	requireBinaries(t)
+	c := testConfig(t)
+	c.Balancers = []string{"haproxy"}
+	c.Pools = []PoolConfig{{Name: "light", Min: 1, Max: 3, Servers: 3, Standby: 2, Concurrency: 4, Weight: 10}}
+	ctx := context.Background()
+	st, err := Up(ctx, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = Down(context.Background(), c.StateDir) })
+	rows, err := (&haproxy.Runtime{Socket: st.HAProxy.Socket}).Servers(ctx, "light")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, r := range rows {
+		status[r.Server] = r.Status
+	}
+	if len(status) != 3 || status["light-1"] == "MAINT" || status["light-2"] != "MAINT" || status["light-3"] != "MAINT" {
+		t.Fatalf("server status %v, want light-1 in service and light-2, light-3 in MAINT", status)
+	}
+	targets, err := loadgen.ParseMix("/light=1", "http://"+st.HAProxy.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := map[string]int{}
+	sum, err := loadgen.Run(ctx, loadgen.Config{
+		Targets: targets, Schedule: loadgen.Constant(100, dist.Exponential, time.Second), Duration: time.Second, Seed: 1,
+		Records: func(r loadgen.Record) error { servers[r.Server]++; return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Failures != 0 || sum.Requests < 50 || servers["light-1"] != sum.Requests {
+		t.Fatalf("%d requests, %d failures, by server %v: want all on light-1, none failed", sum.Requests, sum.Failures, servers)
+	}
+}
+
 func TestParseConfig(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -259,6 +301,10 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad speed", doc: "pools: [{name: a, min: 1, max: 2, servers: 1, weight: 1, speeds: [0]}]\n", wantErr: "speed"},
 		{name: "repeated pool", doc: "pools: [{name: a, max: 1, servers: 1, weight: 1}, {name: a, max: 1, servers: 1, weight: 1}]\n", wantErr: "repeated"},
 		{name: "bad work", doc: "backend: {work: gpu}\n", wantErr: "gpu"},
+		{name: "standby", doc: "balancers: [haproxy]\npools: [{name: a, max: 6, servers: 6, standby: 4, weight: 1}]\n", check: func(c Config) bool { return c.Pools[0].Standby == 4 }},
+		{name: "standby every server", doc: "pools: [{name: a, max: 2, servers: 2, standby: 2, weight: 1}]\n", wantErr: "standby 2 must be in 0..servers-1 (1)"},
+		{name: "negative standby", doc: "pools: [{name: a, max: 2, servers: 2, standby: -1, weight: 1}]\n", wantErr: "standby -1"},
+		{name: "standby without haproxy", doc: "balancers: [nginx]\npools: [{name: a, max: 2, servers: 2, standby: 1, weight: 1}]\n", wantErr: "standby servers need the haproxy balancer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
