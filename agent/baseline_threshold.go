@@ -121,6 +121,9 @@ func DefaultThreshold() *Threshold {
 // Name is "threshold".
 func (t *Threshold) Name() string { return "threshold" }
 
+// Config returns the policy's thresholds.
+func (t *Threshold) Config() ThresholdConfig { return t.cfg }
+
 // Decide applies the rules in order: a sustained response-time breach or
 // high utilisation grows the pool by GrowRatio (not while servers are still
 // booting); low utilisation under the target shrinks it by ShrinkRatio

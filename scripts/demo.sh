@@ -127,13 +127,17 @@ if [ "$mode" = testbed ]; then
   cat >"$dir/lbtune.yaml" <<EOF
 # Written by scripts/demo.sh: HAProxy testbed, 6 servers per pool of which
 # 2 start in service; the tuner keeps as many in service as the load needs
-# (standby scaling), never fewer than 2. The guard keeps its defaults.
+# (standby scaling), never fewer than 2. A demo compresses time: the
+# agent's scale-in window (10m by default), the guard's wait between a
+# scale-up and a scale-in (5m) and a server's least lifetime (5m) are 90 s
+# here, so a pool grows and shrinks back within the first five minutes.
 # service_rate is each server's capacity (2 slots / mean job time); the
 # targets leave room above HAProxy's p95 estimate of an idle server
 # (ln 20 x the mean: 150 ms light, 600 ms heavy).
 api: {listen: 127.0.0.1:$port, token_file: lbtune.token}
 store: {path: lbtune.db}
-model: {path: "$model"}
+model: {path: "$model", scale_in_window: 90s}
+guard: {down_cooldown: 90s, min_lifetime: 90s}
 # One scrape per decision: the agent takes the latest interval's rate for
 # a count over the decision interval and leaves that much Poisson noise
 # out of its forecast's sigma; under a 1 s scrape most of the noise of a
@@ -157,11 +161,11 @@ pools:
 EOF
   # Quiet (2 servers each suffice), a ramp up to a busy phase (80% of it
   # to light: about 4-5 servers' worth in each pool) and down, then quiet
-  # long enough for the busy phase to leave the agent's 10-minute scale-in
+  # long enough for the busy phase to leave the agent's 90 s scale-in
   # window. The ramp's steps load 2 servers to 50% then 85%: the pools grow
   # before a step can overload them (going from 60 to 130 req/s at once
   # queued heavy for the 30 s its threshold fallback took to react, and
-  # 248 requests timed out). One cycle is 20 min, repeated.
+  # 248 requests timed out). One cycle is 10 min, repeated.
   cat >"$dir/phases.yaml" <<'EOF'
 - {duration: 20s,  rate: 20}
 - {duration: 30s,  rate: 50}
@@ -169,7 +173,7 @@ EOF
 - {duration: 30s,  rate: 110}
 - {duration: 45s,  rate: 130}
 - {duration: 20s,  rate: 70}
-- {duration: 995s, rate: 20}
+- {duration: 395s, rate: 20}
 EOF
   say "HAProxy testbed up: $front (pools light, heavy; 6 job backends each, 2 in service)"
   pool=light

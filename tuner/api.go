@@ -76,6 +76,9 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 			pp.Trained = sw.Agent().Table().Trained()
 		}
 		tc := agent.DefaultThresholdConfig()
+		if d.cfg.Guard.DownCooldown > 0 {
+			tc.DownCooldown = d.cfg.Guard.DownCooldown // as tuner/policy.go builds it
+		}
 		pp.Fallback = map[string]float64{
 			"target_p95_ms":   float64(p.template.TargetP95) / float64(time.Millisecond),
 			"window_s":        tc.Window.Seconds(),

@@ -62,6 +62,9 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 		fallback := func() (*agent.Threshold, error) {
 			tc := agent.DefaultThresholdConfig()
 			tc.TargetP95 = t.TargetP95
+			if cfg.Guard.DownCooldown > 0 {
+				tc.DownCooldown = cfg.Guard.DownCooldown
+			}
 			th, err := agent.NewThreshold(tc)
 			if err != nil {
 				return nil, fmt.Errorf("pool %s: fallback: %w", pc.Name, err)
@@ -77,7 +80,7 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 			return nil, nil, err
 		}
 		if spec := cfg.PoolPolicy(&pc); spec != config.PolicyAgent {
-			b, err := baselinePolicy(spec, t)
+			b, err := baselinePolicy(spec, t, cfg.Guard.DownCooldown)
 			if err != nil {
 				return nil, nil, fmt.Errorf("policy: %w", err)
 			}
@@ -114,6 +117,9 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 					rc.Epsilon = max(min(tb.Config.Epsilon, lc.Epsilon), lc.MinEpsilon)
 				}
 				log.Info("online learning", "pool", pc.Name, "resumed", resumed, "updates", tb.Steps, "epsilon", rc.Epsilon)
+			}
+			if cfg.Model.ScaleInWindow > 0 {
+				rc.ScaleInWindow = cfg.Model.ScaleInWindow
 			}
 			// The reward the agent learns from is the configured one, the
 			// same the runtime stores and exports (Pool.Record).
@@ -156,7 +162,9 @@ var errNoPolicy = errors.New("no trained policy in the model store")
 
 // baselinePolicy builds the baseline a pool's policy setting names
 // (config.ParsePolicy): threshold, hpa@U or static.
-func baselinePolicy(spec string, t agent.Template) (agent.Policy, error) {
+// downCooldown, when positive, is the threshold policy's wait between a
+// change and a shrink (guard.down_cooldown).
+func baselinePolicy(spec string, t agent.Template, downCooldown time.Duration) (agent.Policy, error) {
 	name, u, err := config.ParsePolicy(spec)
 	if err != nil {
 		return nil, err
@@ -165,6 +173,9 @@ func baselinePolicy(spec string, t agent.Template) (agent.Policy, error) {
 	case config.PolicyThreshold:
 		tc := agent.DefaultThresholdConfig()
 		tc.TargetP95 = t.TargetP95
+		if downCooldown > 0 {
+			tc.DownCooldown = downCooldown
+		}
 		return agent.NewThreshold(tc)
 	case config.PolicyHPA:
 		hc := agent.DefaultHPAConfig()

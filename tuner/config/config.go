@@ -90,6 +90,11 @@ type Model struct {
 	Path string `yaml:"path"`
 	// Learning turns on online learning of the policy while running.
 	Learning Learning `yaml:"learning"`
+	// ScaleInWindow overrides the trained agent's stabilisation window: it
+	// shrinks a pool only to the largest plan of this long (0 keeps the
+	// policy's own, 10m). The threshold fallback's wait between a change
+	// and a shrink is guard.down_cooldown when that is set.
+	ScaleInWindow time.Duration `yaml:"scale_in_window"`
 }
 
 // Learning configures online learning: each pool in auto mode explores

@@ -81,6 +81,7 @@ func (c *Config) validateTop(v *validator) {
 		v.addf(p("model", "learning", "min_epsilon"), "want 0..epsilon (%v), got %v", l.Epsilon, l.MinEpsilon)
 	}
 	v.dur(p("model", "learning", "save_every"), l.SaveEvery)
+	v.dur(p("model", "scale_in_window"), c.Model.ScaleInWindow)
 	if l.Enabled && c.Model.Path == "" {
 		v.addf(p("model", "learning", "enabled"), "online learning needs a trained model (model.path): an untrained agent never decides")
 	}

@@ -1,0 +1,61 @@
+package tuner
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/lbtune/lbtune/agent"
+)
+
+// TestScaleInSettings: model.scale_in_window reaches the trained agent and
+// guard.down_cooldown the threshold fallback's wait before a shrink, and
+// /v1/policy shows the fallback's.
+func TestScaleInSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		window, down time.Duration
+		wantWindow   time.Duration
+		wantDown     time.Duration
+	}{
+		{"defaults", 0, 0, 10 * time.Minute, 5 * time.Minute},
+		{"set", 90 * time.Second, 2 * time.Minute, 90 * time.Second, 2 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := simDaemonConfig(t, t.TempDir())
+			cfg.Model.Path = "../datasets/default-agent.db"
+			cfg.Model.ScaleInWindow, cfg.Guard.DownCooldown = tc.window, tc.down
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			d, err := New(cfg, slog.New(slog.DiscardHandler), time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.store.Close()
+			p := d.poolList()[0]
+			sw, ok := p.auto.(*agent.Switch)
+			if !ok {
+				t.Fatalf("auto policy %T, want the agent switch", p.auto)
+			}
+			if got := sw.Agent().Config().ScaleInWindow; got != tc.wantWindow {
+				t.Errorf("agent scale-in window %v, want %v", got, tc.wantWindow)
+			}
+			th, ok := p.fallback.(*agent.Threshold)
+			if !ok {
+				t.Fatalf("fallback %T, want the threshold policy", p.fallback)
+			}
+			if got := th.Config().DownCooldown; got != tc.wantDown {
+				t.Errorf("fallback down cooldown %v, want %v", got, tc.wantDown)
+			}
+			pol, err := d.Policy(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pol.Pools[0].Fallback["down_cooldown_s"]; got != tc.wantDown.Seconds() {
+				t.Errorf("/v1/policy down_cooldown_s %v, want %v", got, tc.wantDown.Seconds())
+			}
+		})
+	}
+}
