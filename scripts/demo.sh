@@ -11,12 +11,11 @@
 #
 # The testbed's pools start with 2 of their 6 servers in service (the
 # other 4 on standby). The load is quiet, ramps up to a busy phase and
-# down in the first 3.5 minutes, then stays quiet: the tuner scales each
-# pool out during the ramp (0:30-3:00 in), and the agent scales them back
-# in once the busy phase has left its 10-minute scale-in window (the
-# shipped agent never shrinks a pool before it has watched a whole
-# window): from about 13:30 in, a step at a time as the busy phase's plans
-# age out. LBTUNE_DEMO_DURATION=16m shows both.
+# down in the first 2.5 minutes, then stays quiet (a 10-minute cycle): the
+# tuner scales each pool out during the ramp (0:25-2:00 in), and the agent
+# scales them back in once the busy phase has left its scale-in window
+# (90 s here instead of 10 min): from about 4:50 in, a step at a time.
+# LBTUNE_DEMO_DURATION=6m shows both.
 #
 # Environment: LBTUNE_DEMO_DIR (state, default /tmp/lbtune-demo),
 # LBTUNE_DEMO_PORT (dashboard port, default 9464), LBTUNE_DEMO_SIM=1 (force
@@ -167,13 +166,13 @@ EOF
   # queued heavy for the 30 s its threshold fallback took to react, and
   # 248 requests timed out). One cycle is 10 min, repeated.
   cat >"$dir/phases.yaml" <<'EOF'
-- {duration: 20s,  rate: 20}
-- {duration: 30s,  rate: 50}
-- {duration: 60s,  rate: 85}
-- {duration: 30s,  rate: 110}
-- {duration: 45s,  rate: 130}
-- {duration: 20s,  rate: 70}
-- {duration: 395s, rate: 20}
+- {duration: 15s,  rate: 20}
+- {duration: 20s,  rate: 50}
+- {duration: 45s,  rate: 85}
+- {duration: 25s,  rate: 110}
+- {duration: 30s,  rate: 130}
+- {duration: 15s,  rate: 70}
+- {duration: 450s, rate: 20}
 EOF
   say "HAProxy testbed up: $front (pools light, heavy; 6 job backends each, 2 in service)"
   pool=light
