@@ -221,7 +221,10 @@ func warmUp(ctx context.Context, d *tuner.Daemon, plan *Plan) error {
 	}
 	for {
 		c, err := d.Servers(ctx, poolName)
-		if err == nil && c.Serving() >= plan.Start && c.Booting == 0 {
+		if err == nil && c.Serving() >= plan.Start && c.Booting == 0 && observed(ctx, d) >= plan.Start {
+			// The daemon's own data shows them too: a policy's first
+			// decision (static holds what it sees then) starts from the
+			// plan's size, as in the simulator.
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -231,6 +234,21 @@ func warmUp(ctx context.Context, d *tuner.Daemon, plan *Plan) error {
 			return err
 		}
 	}
+}
+
+// observed is the pool's serving servers in the daemon's latest interval
+// (0 before it has one).
+func observed(ctx context.Context, d *tuner.Daemon) int {
+	st, err := d.State(ctx)
+	if err != nil {
+		return 0
+	}
+	for _, p := range st.Pools {
+		if p.Name == poolName && p.Latest != nil {
+			return p.Latest.Servers
+		}
+	}
+	return 0
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
