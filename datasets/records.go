@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"time"
@@ -74,68 +73,13 @@ func (s *Store) LatestRecords(b Bucket, from time.Time, limit int, keep func(t t
 	return out, nil
 }
 
-// RecordsFrom returns the oldest records of bucket b with time at or after
-// from (zero from: the first) that keep accepts, at most limit (>= 1), in
-// time order. It seeks to from and stops after limit accepted records, in
-// one read transaction, so a call costs what it visits, not the size of
-// the bucket. keep is as for LatestRecords.
-func (s *Store) RecordsFrom(b Bucket, from time.Time, limit int, keep func(t time.Time, value []byte) (bool, error)) ([]TimedRecord, error) {
-	if limit < 1 {
-		return nil, fmt.Errorf("records of %s: limit %d: want at least 1", b, limit)
-	}
-	lo, ok := seekKey(from)
-	if !ok {
-		return nil, nil
-	}
-	var out []TimedRecord
-	err := s.viewBucket(b, func(bk *bolt.Bucket) error {
-		c := bk.Cursor()
-		k, v := c.First()
-		if lo != nil {
-			k, v = c.Seek(lo)
-		}
-		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			if len(k) != recordKeyLen {
-				continue
-			}
-			t := keyTime(k)
-			if keep != nil {
-				ok, err := keep(t, v)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue
-				}
-			}
-			out = append(out, TimedRecord{Time: t, Value: bytes.Clone(v)})
-		}
-		return nil
-	})
-	return out, err
-}
-
 // AppendRecords stores records in bucket b in one transaction, each keyed
 // as AppendRecord keys one. On any error none is stored.
 func (s *Store) AppendRecords(b Bucket, recs []TimedRecord) error {
-	for i, r := range recs {
-		if r.Time.IsZero() || !representable(r.Time) {
-			return fmt.Errorf("append record %d of %d to %s: time %s out of range", i+1, len(recs), b, r.Time)
-		}
-	}
-	return s.update("append records to "+string(b), func(tx *bolt.Tx) error {
-		bk, err := userBucket(tx, b)
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			seq, err := bk.NextSequence()
-			if err != nil {
-				return err
-			}
-			k := binary.BigEndian.AppendUint64(timeKey(make([]byte, 0, recordKeyLen), r.Time), seq)
-			if err := bk.Put(k, r.Value); err != nil {
-				return err
+	return s.Write("append records to "+string(b), func(w *TxWriter) error {
+		for i, r := range recs {
+			if err := w.AppendRecord(b, r.Time, r.Value); err != nil {
+				return fmt.Errorf("record %d of %d: %w", i+1, len(recs), err)
 			}
 		}
 		return nil

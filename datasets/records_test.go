@@ -43,7 +43,7 @@ func values(recs []TimedRecord) []string {
 	return out
 }
 
-func TestLatestRecordsAndRecordsFrom(t *testing.T) {
+func TestLatestRecords(t *testing.T) {
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	s := recordsStore(t, 10, t0)
 	even := func(_ time.Time, v []byte) (bool, error) { return (v[len(v)-1]-'0')%2 == 0, nil }
@@ -53,18 +53,17 @@ func TestLatestRecordsAndRecordsFrom(t *testing.T) {
 		limit      int
 		keep       func(time.Time, []byte) (bool, error)
 		wantLatest []string
-		wantFrom   []string
 	}{
-		{"all, zero from", time.Time{}, 100, nil, []string{"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"}, []string{"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"}},
-		{"limit 1, Unix 1", time.Unix(1, 0), 1, nil, []string{"r9"}, []string{"r0"}},
-		{"limit 3", time.Time{}, 3, nil, []string{"r7", "r8", "r9"}, []string{"r0", "r1", "r2"}},
-		{"from inclusive", t0.Add(7 * time.Second), 100, nil, []string{"r7", "r8", "r9"}, []string{"r7", "r8", "r9"}},
-		{"from between records", t0.Add(6500 * time.Millisecond), 2, nil, []string{"r8", "r9"}, []string{"r7", "r8"}},
-		{"from after the last", t0.Add(time.Hour), 5, nil, []string{}, []string{}},
-		{"from before 1678", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), 2, nil, []string{"r8", "r9"}, []string{"r0", "r1"}},
-		{"from after 2262", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), 2, nil, []string{}, []string{}},
-		{"kept ones only", time.Time{}, 3, even, []string{"r4", "r6", "r8"}, []string{"r0", "r2", "r4"}},
-		{"kept ones from", t0.Add(5 * time.Second), 10, even, []string{"r6", "r8"}, []string{"r6", "r8"}},
+		{"all, zero from", time.Time{}, 100, nil, []string{"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"}},
+		{"limit 1, Unix 1", time.Unix(1, 0), 1, nil, []string{"r9"}},
+		{"limit 3", time.Time{}, 3, nil, []string{"r7", "r8", "r9"}},
+		{"from inclusive", t0.Add(7 * time.Second), 100, nil, []string{"r7", "r8", "r9"}},
+		{"from between records", t0.Add(6500 * time.Millisecond), 2, nil, []string{"r8", "r9"}},
+		{"from after the last", t0.Add(time.Hour), 5, nil, []string{}},
+		{"from before 1678", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), 2, nil, []string{"r8", "r9"}},
+		{"from after 2262", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), 2, nil, []string{}},
+		{"kept ones only", time.Time{}, 3, even, []string{"r4", "r6", "r8"}},
+		{"kept ones from", t0.Add(5 * time.Second), 10, even, []string{"r6", "r8"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,10 +75,6 @@ func TestLatestRecordsAndRecordsFrom(t *testing.T) {
 				if i > 0 && r.Time.Before(got[i-1].Time) {
 					t.Errorf("LatestRecords not in time order: %v", got)
 				}
-			}
-			got, err = s.RecordsFrom(BucketDecisions, tc.from, tc.limit, tc.keep)
-			if err != nil || !reflect.DeepEqual(values(got), tc.wantFrom) {
-				t.Errorf("RecordsFrom = %q, %v; want %q", values(got), err, tc.wantFrom)
 			}
 		})
 	}
@@ -95,17 +90,11 @@ func TestRecordsErrors(t *testing.T) {
 		if _, err := s.LatestRecords(BucketDecisions, time.Time{}, limit, nil); err == nil {
 			t.Errorf("LatestRecords limit %d accepted", limit)
 		}
-		if _, err := s.RecordsFrom(BucketDecisions, time.Time{}, limit, nil); err == nil {
-			t.Errorf("RecordsFrom limit %d accepted", limit)
-		}
 	}
 	boom := errors.New("boom")
 	fail := func(time.Time, []byte) (bool, error) { return false, boom }
 	if _, err := s.LatestRecords(BucketDecisions, time.Time{}, 1, fail); !errors.Is(err, boom) {
 		t.Errorf("LatestRecords keep error = %v, want boom", err)
-	}
-	if _, err := s.RecordsFrom(BucketDecisions, time.Time{}, 1, fail); !errors.Is(err, boom) {
-		t.Errorf("RecordsFrom keep error = %v, want boom", err)
 	}
 	if _, err := s.LatestRecords("nope", time.Time{}, 1, nil); !errors.Is(err, ErrBucket) {
 		t.Errorf("unknown bucket: %v, want ErrBucket", err)
@@ -128,9 +117,6 @@ func TestRecordsVisitOnlyWhatTheyReturn(t *testing.T) {
 	}{
 		{"latest", func(k func(time.Time, []byte) (bool, error)) ([]TimedRecord, error) {
 			return s.LatestRecords(BucketDecisions, time.Unix(1, 0), 5, k)
-		}},
-		{"from", func(k func(time.Time, []byte) (bool, error)) ([]TimedRecord, error) {
-			return s.RecordsFrom(BucketDecisions, time.Unix(1, 0), 5, k)
 		}},
 	} {
 		visited := 0
