@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbtune/lbtune/actuator/fleet"
 	"github.com/lbtune/lbtune/actuator/haproxy"
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
@@ -192,6 +193,13 @@ pools:
 				}
 			case <-time.After(20 * time.Second):
 				t.Error("Run did not return 20 s after cancel")
+			}
+			// The daemon handed its servers over to a next start that is
+			// not coming: stop them, so no test leaves processes behind.
+			sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer scancel()
+			if err := fleet.StopRecorded(sctx, filepath.Join(dir, "lbtune.db.fleet-local.json")); err != nil {
+				t.Errorf("stop handed-over servers: %v", err)
 			}
 		})
 	}

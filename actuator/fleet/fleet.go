@@ -764,3 +764,31 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// StopRecorded stops every server stateFile records: what a stopped lbtune
+// handed over to its next start, when no next start is coming (lbtune ab
+// after each run, tests). It adopts them as a next start would (one that
+// fails its checks is stopped there) and stops the rest; it does not touch
+// any balancer. A missing file stops nothing.
+func StopRecorded(ctx context.Context, stateFile string) error {
+	f := New(nil)
+	f.StateFile = stateFile
+	f.Log = slog.New(slog.DiscardHandler)
+	f.mu.Lock()
+	err := f.loadLocked()
+	pools := make([]string, 0, len(f.pending))
+	for p := range f.pending {
+		pools = append(pools, p)
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		f.AddTemplate(p, Template{Command: []string{"true"}, StopGrace: 5 * time.Second})
+		if _, _, err := f.Adopt(ctx, p); err != nil {
+			return fmt.Errorf("stop recorded servers of %s: %w", p, err)
+		}
+	}
+	return f.StopAll(ctx)
+}

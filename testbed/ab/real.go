@@ -95,7 +95,9 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 			werr = errors.New("daemon did not stop 30 s after cancel")
 		}
 		// Whatever the daemon handed over (a failed drain) is stopped here.
-		return errors.Join(derr, werr, stopHandedOver(cfg.Store.Path+".fleet-fleet.json"))
+		stopCtx, cancelStop := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancelStop()
+		return errors.Join(derr, werr, fleet.StopRecorded(stopCtx, cfg.Store.Path+".fleet-fleet.json"))
 	}
 	defer stopDaemon()
 
@@ -385,21 +387,4 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// stopHandedOver stops every server recorded in a fleet state file: the
-// servers a stopping daemon handed over to its next start.
-func stopHandedOver(stateFile string) error {
-	if _, err := os.Stat(stateFile); err != nil {
-		return nil
-	}
-	f := fleet.New(map[string]fleet.Template{poolName: {Command: []string{"true"}, StopGrace: 5 * time.Second}})
-	f.StateFile = stateFile
-	f.Log = slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, _, err := f.Adopt(ctx, poolName); err != nil {
-		return fmt.Errorf("stop handed-over servers: %w", err)
-	}
-	return f.StopAll(ctx)
 }
