@@ -252,7 +252,8 @@ func datasetDamagedStore(t *testing.T, path string, values bool) {
 // TestDatasetDamaged runs what an operator runs on a damaged store: info,
 // info --check, check (exit 1, the problems, the recovery command), recover
 // (exit 0, counts) and check on the new store; and `run` on the damaged
-// store, which must exit 1 at once with the clear error, not panic.
+// store, which must exit 3 (exitNeedsOperator, so systemd stops restarting
+// it) at once with the clear error, not panic.
 func TestDatasetDamaged(t *testing.T) {
 	dir := t.TempDir()
 	runWriteConfig(t, dir, runFreeAddr(t), 10)
@@ -276,8 +277,8 @@ func TestDatasetDamaged(t *testing.T) {
 		{"info --check", []string{"dataset", "info", "--check", db}, 1, nil, []string{"store file is damaged", hint}},
 		{"check", []string{"dataset", "check", db}, 1, []string{"DAMAGED", "truncated", "past the end of the file"}, []string{hint}},
 		{"check --json", []string{"dataset", "check", "--json", db}, 1, []string{`"ProblemCount"`}, []string{hint}},
-		{"run", []string{"run", "--config", filepath.Join(dir, "lbtune.yaml")}, 1, nil, []string{"lbtune run: open store:", "store file is damaged", hint}},
-		{"run, damaged snapshot", []string{"run", "--config", filepath.Join(dir2, "lbtune.yaml")}, 1, nil,
+		{"run", []string{"run", "--config", filepath.Join(dir, "lbtune.yaml")}, exitNeedsOperator, nil, []string{"lbtune run: open store:", "store file is damaged", hint}},
+		{"run, damaged snapshot", []string{"run", "--config", filepath.Join(dir2, "lbtune.yaml")}, exitNeedsOperator, nil,
 			[]string{"lbtune run: check store:", "store file is damaged", "corrupt snapshot value", "lbtune dataset recover " + db2 + " NEW.db"}},
 		{"recover", []string{"dataset", "recover", db, recovered}, 0, []string{"snapshots", "pages could not be read"}, nil},
 		{"recover again", []string{"dataset", "recover", db, recovered}, 1, nil, []string{"the file exists"}},

@@ -61,6 +61,21 @@ func groupUsage(w io.Writer, c *command) {
 	fmt.Fprintf(w, "\nRun 'lbtune %s <subcommand> -h' for its flags.\n", c.name)
 }
 
+// exitNeedsOperator is the exit status of `lbtune run` when retrying cannot
+// help (a damaged store): docs/lbtune.service lists it in
+// RestartPreventExitStatus so systemd stops restarting and an operator
+// recovers the store (docs/OPERATIONS.md "Damaged store").
+const exitNeedsOperator = 3
+
+// exitCode gives an error its own exit status.
+type exitCode struct {
+	code int
+	err  error
+}
+
+func (e exitCode) Error() string { return e.err.Error() }
+func (e exitCode) Unwrap() error { return e.err }
+
 // errUsage marks a command-line mistake; main exits 2 on it.
 var errUsage = errors.New("usage error")
 
@@ -128,6 +143,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lbtune %s: %s\n", c.name, oneLine(err))
 		if errors.Is(err, errUsage) {
 			return 2
+		}
+		if ec := (exitCode{}); errors.As(err, &ec) {
+			return ec.code
 		}
 		return 1
 	}

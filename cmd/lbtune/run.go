@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/tuner"
 	"github.com/lbtune/lbtune/tuner/config"
 )
@@ -46,6 +48,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	d, err := tuner.New(cfg, log, time.Now)
 	if err != nil {
+		if errors.Is(err, datasets.ErrCorrupt) {
+			// Restarting cannot mend a damaged store: a distinct status
+			// lets systemd stop retrying (RestartPreventExitStatus).
+			return exitCode{code: exitNeedsOperator, err: err}
+		}
 		return err
 	}
 	d.Version = version
