@@ -35,7 +35,10 @@ func (s *Standby) SetWeights(ctx context.Context, pool string, w map[string]int)
 
 // Scale brings backend pool to n serving servers: standby servers (maint)
 // are put back in service in name order; surplus servers, last name first,
-// are drained and then put in maint.
+// are drained and then put in maint. A returning server first takes the
+// serving servers' median weight, so it rejoins with the share the pool's
+// current weights give a server, not whatever weight it left with (the
+// weights may have moved a long way while it stood by).
 func (s *Standby) Scale(ctx context.Context, pool string, n int) error {
 	rows, err := s.Runtime.Servers(ctx, pool)
 	if err != nil {
@@ -43,10 +46,12 @@ func (s *Standby) Scale(ctx context.Context, pool string, n int) error {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Server < rows[j].Server })
 	var serving, standby []string
+	var weights []int
 	for _, r := range rows {
 		switch {
 		case r.Serving():
 			serving = append(serving, r.Server)
+			weights = append(weights, r.Weight)
 		case r.Status == "MAINT" || r.Status == "DRAIN":
 			standby = append(standby, r.Server)
 		}
@@ -57,7 +62,13 @@ func (s *Standby) Scale(ctx context.Context, pool string, n int) error {
 		if need > len(standby) {
 			return fmt.Errorf("scale %s to %d: only %d serving and %d standby servers configured", pool, n, len(serving), len(standby))
 		}
+		w := medianWeight(weights)
 		for _, name := range standby[:need] {
+			if w > 0 {
+				if err := s.Runtime.SetWeight(ctx, pool, name, w); err != nil {
+					return fmt.Errorf("scale %s up: %w", pool, err)
+				}
+			}
 			if err := s.Runtime.SetState(ctx, pool, name, StateReady); err != nil {
 				return fmt.Errorf("scale %s up: %w", pool, err)
 			}
@@ -70,6 +81,18 @@ func (s *Standby) Scale(ctx context.Context, pool string, n int) error {
 		}
 	}
 	return nil
+}
+
+// medianWeight is the median of the serving servers' weights (the lower
+// middle one for an even count), or 0 when none serves or it is 0 (then the
+// returning server keeps its own).
+func medianWeight(w []int) int {
+	if len(w) == 0 {
+		return 0
+	}
+	w = append([]int(nil), w...)
+	sort.Ints(w)
+	return w[(len(w)-1)/2]
 }
 
 // standby drains one server until idle (or the drain timeout), then puts

@@ -126,4 +126,41 @@ func TestStandbyScale(t *testing.T) {
 			standbyWait(t, rt, "web", tc.serving, tc.standby)
 		})
 	}
+
+	// The weights move while s2 and s3 stand by; each returns with the
+	// serving servers' median weight, not the 10 it left with.
+	if err := rt.SetWeight(ctx, "web", "s1", 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Scale(ctx, "web", 2); err != nil {
+		t.Fatal(err)
+	}
+	standbyWait(t, rt, "web", "s1,s2", "s3")
+	if err := rt.SetWeight(ctx, "web", "s2", 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Scale(ctx, "web", 3); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := rt.Servers(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"s1": 40, "s2": 100, "s3": 40} // median of {40, 100}: the lower middle
+	for _, r := range rows {
+		if r.Weight != want[r.Server] {
+			t.Errorf("%s weight %d after returning, want %d", r.Server, r.Weight, want[r.Server])
+		}
+	}
+}
+
+func TestMedianWeight(t *testing.T) {
+	for _, tc := range []struct {
+		in   []int
+		want int
+	}{{nil, 0}, {[]int{7}, 7}, {[]int{40, 100}, 40}, {[]int{9, 1, 5}, 5}, {[]int{0, 0}, 0}} {
+		if got := medianWeight(tc.in); got != tc.want {
+			t.Errorf("medianWeight(%v) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
 }
