@@ -8,6 +8,7 @@ package agent
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/lbtune/lbtune/collector"
@@ -25,8 +26,13 @@ type Observation struct {
 	// Window holds recent intervals, oldest first, Latest last. Policies
 	// that smooth or ignore short spikes read it.
 	Window []collector.PoolRates
-	// Interval is the length of one window interval.
+	// Interval is the decision period: the time from one decision to the
+	// next (the simulator's window intervals are this long too).
 	Interval time.Duration
+	// Step is the length of one Window interval: the scrape period in the
+	// daemon (1 s against 5 s decisions by default), 0 when it equals
+	// Interval. Read it through StepLen.
+	Step time.Duration
 	// DataAge is how old Latest is at Time; large values mean stale data.
 	DataAge time.Duration
 	// Servers is the number of servers serving (up, not draining).
@@ -38,6 +44,36 @@ type Observation struct {
 	Capacity map[string]float64
 	// Template carries the pool's limits and targets.
 	Template Template
+}
+
+// StepLen is the length of one Window interval: Step, or Interval when
+// Step is unset.
+func (o *Observation) StepLen() time.Duration {
+	if o.Step > 0 {
+		return o.Step
+	}
+	return o.Interval
+}
+
+// PeriodRate is the pool's request rate (requests/s) over the last decision
+// period: the mean of the Window intervals that cover the last Interval
+// (one interval when the window is as coarse as the decisions). A policy
+// deciding every 5 s on 1 s scrapes thus sees every request of the period,
+// not only the last second's.
+func (o *Observation) PeriodRate() float64 {
+	if len(o.Window) == 0 {
+		return o.Latest.Requests()
+	}
+	k := 1
+	if st := o.StepLen(); st > 0 && o.Interval > st {
+		k = int(math.Round(float64(o.Interval) / float64(st)))
+	}
+	k = min(max(k, 1), len(o.Window))
+	var sum float64
+	for _, pr := range o.Window[len(o.Window)-k:] {
+		sum += pr.Requests()
+	}
+	return sum / float64(k)
 }
 
 // Template is a pool's scaling template: its limits and its target.

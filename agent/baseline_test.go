@@ -127,6 +127,30 @@ func TestThreshold(t *testing.T) {
 	}
 }
 
+// TestThresholdScrapeSteps: in the daemon the window's intervals are
+// scrapes (1 s), shorter than the decision period (5 s). The spike rule
+// counts the breach in scrape steps: four 1 s scrapes over target are a 4 s
+// spike, ignored; six are a 6 s breach, acted on. (Counting each scrape as
+// a decision period made any 1 s spike a 5 s breach.)
+func TestThresholdScrapeSteps(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		k        int
+		want     int
+		inReason string
+	}{{4, 10, "hold"}, {6, 20, "p95"}} {
+		obs := blObs(t0, 10, 50, 200, 0, tc.k, 5*time.Second)
+		obs.Step = time.Second
+		d, err := DefaultThreshold().Decide(context.Background(), obs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Servers != tc.want || !strings.Contains(d.Reason, tc.inReason) {
+			t.Errorf("%d scrapes of 1 s over target: %d servers (%s), want %d and %q", tc.k, d.Servers, d.Reason, tc.want, tc.inReason)
+		}
+	}
+}
+
 // TestNewThresholdInvalid: an invalid configuration (a NaN target, as a
 // NaN target_seconds converts to, a NaN ratio, a negative duration) is an
 // error from NewThreshold, not a panic; the default is valid.

@@ -209,6 +209,7 @@ func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error)
 func (t *Threshold) responseTime(obs Observation, targetMs float64) (winMs float64, breach time.Duration, requests float64) {
 	var sum, w float64
 	var span time.Duration
+	step := obs.StepLen()
 	counting := true
 	for i := len(obs.Window) - 1; i >= 0; i-- {
 		pr := &obs.Window[i]
@@ -219,16 +220,16 @@ func (t *Threshold) responseTime(obs Observation, targetMs float64) (winMs float
 			w += req
 		}
 		if counting && targetMs > 0 && p95 > targetMs {
-			breach += obs.Interval
+			breach += step
 		} else {
 			counting = false
 		}
-		span += obs.Interval
+		span += step
 	}
 	if w > 0 {
 		winMs = sum / w
 	}
-	return winMs, breach, w * obs.Interval.Seconds()
+	return winMs, breach, w * step.Seconds()
 }
 
 // windowUtilisation is the mean utilisation over the intervals within the
@@ -242,7 +243,7 @@ func (t *Threshold) windowUtilisation(obs Observation) float64 {
 		o.Latest = obs.Window[i]
 		sum += blUtilisation(&o)
 		n++
-		span += obs.Interval
+		span += obs.StepLen()
 	}
 	if n == 0 {
 		return blUtilisation(&obs)

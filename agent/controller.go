@@ -95,8 +95,9 @@ type Controller struct {
 type controlledPool struct {
 	PoolControl
 	window  []collector.PoolRates
-	lastAt  time.Time // end of the newest interval in window
-	ordered int       // servers last ordered (serving + booting), 0 = unknown
+	lastAt  time.Time     // end of the newest interval in window
+	step    time.Duration // length of the newest interval in window
+	ordered int           // servers last ordered (serving + booting), 0 = unknown
 }
 
 // ErrNoPools is returned by NewController when no pool is configured.
@@ -209,6 +210,7 @@ func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
 				}
 				p.window = append(p.window, *pr)
 				p.lastAt = s.Time
+				p.step = s.Time.Sub(c.prev.Time)
 				if len(p.window) > c.cfg.Window {
 					p.window = p.window[len(p.window)-c.cfg.Window:]
 				}
@@ -281,6 +283,7 @@ func (c *Controller) observe(p *controlledPool, now time.Time) Observation {
 		Latest:   p.window[len(p.window)-1],
 		Window:   append([]collector.PoolRates(nil), p.window...),
 		Interval: c.cfg.Interval,
+		Step:     p.step,
 		DataAge:  now.Sub(p.lastAt),
 		Template: p.Template,
 	}

@@ -156,6 +156,40 @@ func TestControllerWindow(t *testing.T) {
 	}
 }
 
+// TestControllerScrapeSteps: snapshots every 1 s, decisions every 5 s.
+// The observation says how long one window interval is (Step 1 s) and its
+// PeriodRate averages the five scrapes of the decision period, where
+// Latest is the last second alone.
+func TestControllerScrapeSteps(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ring := NewSnapshotRing(16)
+	var seen Observation
+	p := policyFunc(func(obs Observation) { seen = obs })
+	c, err := NewController(ControllerConfig{Interval: 5 * time.Second, Window: 10, Pools: []PoolControl{{Name: "web", Policy: p}}, Source: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per server, second i has i requests: cumulative i(i+1)/2.
+	for i := range 11 {
+		ring.Add(ctlSnap(t0.Add(time.Duration(i)*time.Second), uint64(i*(i+1)/2)))
+	}
+	c.Tick(context.Background(), t0.Add(10*time.Second))
+	if seen.Step != time.Second || seen.StepLen() != time.Second {
+		t.Errorf("step %v (StepLen %v), want 1s", seen.Step, seen.StepLen())
+	}
+	// Seconds 6..10: 2 servers x (6+7+8+9+10)/5 = 16 req/s; the last second 20.
+	if got := seen.PeriodRate(); got != 16 {
+		t.Errorf("period rate %v, want 16", got)
+	}
+	if got := seen.Latest.Requests(); got != 20 {
+		t.Errorf("latest rate %v, want 20", got)
+	}
+	one := Observation{Latest: seen.Latest, Window: seen.Window, Interval: 5 * time.Second}
+	if got := one.PeriodRate(); got != 20 {
+		t.Errorf("period rate with window intervals as long as the period: %v, want the latest 20", got)
+	}
+}
+
 type policyFunc func(Observation)
 
 func (policyFunc) Name() string { return "spy" }

@@ -339,11 +339,12 @@ type rlMeasure struct {
 	servers  int // serving + booting
 }
 
-// rlMeasureObs reads the pool's rate, latency and errors from obs.Latest.
+// rlMeasureObs reads the pool's rate over the decision period
+// (Observation.PeriodRate) and its latency and errors from obs.Latest.
 func rlMeasureObs(obs Observation) rlMeasure {
 	pr := &obs.Latest
 	return rlMeasure{
-		rate: pr.Requests(), p95Ms: pr.P95Ms(), meanMs: pr.MeanMs(), errRatio: pr.ErrorRatio(),
+		rate: obs.PeriodRate(), p95Ms: pr.P95Ms(), meanMs: pr.MeanMs(), errRatio: pr.ErrorRatio(),
 		servers: obs.Servers + obs.Booting,
 	}
 }
