@@ -478,12 +478,18 @@ pools:
 
 	// Shadow mode: every pool decides and explains, nothing is changed.
 	addr := runFreeAddr(t)
+	// Each pool's target is the one train calibrated for it (4 x its mean
+	// service time, printed as "p95 target ms"): the agent's load states
+	// are in pool units (latency / target), so a target far from the
+	// training one puts every state out of distribution and hands the
+	// pool to the fallback, by design.
+	targets := map[string]string{"light": "0.025", "medium": "0.09", "heavy": "0.33", "spare": "0.5"}
 	pool := func(name, policy string) string {
 		s := "  - name: " + name + "\n    source: haproxy\n    actuator: haproxy\n"
 		if policy != "" {
 			s += "    policy: " + policy + "\n"
 		}
-		return s + "    template: {min: 1, max: 5, target_seconds: 0.5}\n"
+		return s + "    template: {min: 1, max: 5, target_seconds: " + targets[name] + "}\n"
 	}
 	cfg := "api: {listen: " + addr + ", token_file: \"\"}\n" +
 		"store: {path: " + filepath.Join(dir, "lbtune.db") + "}\n" +
