@@ -123,6 +123,30 @@ func TestProgressNotATerminal(t *testing.T) {
 	}
 }
 
+// TestBarsGoThroughNewProgress: every progress bar of the command line is
+// made by newProgress (or behind its own terminal check), so none draws
+// frames into a log; `train --data` once drew 72 frames into a pipe.
+func TestBarsGoThroughNewProgress(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		if name == "progress.go" || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			if strings.Contains(line, "progressbar.New") && !strings.Contains(string(src), "isTerminal(") && !strings.Contains(string(src), "term.IsTerminal(") {
+				t.Errorf("%s:%d makes a bar with no terminal check: use newProgress", name, i+1)
+			}
+		}
+	}
+}
+
 // TestGMMFitComponents fits two well-separated clusters and checks the
 // component table: header names, weights and means.
 func TestGMMFitComponents(t *testing.T) {

@@ -266,8 +266,7 @@ func trainRecordedPolicy(ctx context.Context, st *datasets.Store, o trainOptions
 	start := time.Now()
 	var bar *progressbar.ProgressBar
 	if !o.quiet && !o.json {
-		bar = progressbar.NewOptions(f.episodes+f.explore, progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("policy episodes (calibrated simulator)"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+		bar = newProgress(stderr, int64(f.episodes+f.explore), "policy episodes (calibrated simulator)", progressbar.OptionClearOnFinish())
 	}
 	res, err := eval.FitRecorded(ctx, eval.RecordedFitConfig{
 		Names: o.data, Snapshots: in.Snapshots, Pool: o.pool, Episodes: f.episodes, ModelEpisodes: f.explore, Seed: f.seed,
