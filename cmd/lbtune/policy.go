@@ -62,6 +62,7 @@ type policyTrainFlags struct {
 	kmin      int
 	kmax      int
 	quietPols bool
+	prices    objectivePrices
 }
 
 func (f *policyTrainFlags) register(fs *flag.FlagSet) {
@@ -72,6 +73,7 @@ func (f *policyTrainFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.rateMin, "rate-min", 0.3, "smallest mean rate (req/s) an episode is scaled to")
 	fs.Float64Var(&f.rateMax, "rate-max", 1000, "largest mean rate (req/s) an episode is scaled to")
 	fs.Uint64Var(&f.seed, "policy-seed", 1, "seed of policy training")
+	f.prices.register(fs)
 }
 
 var policyStepFlags policyTrainFlags
@@ -129,6 +131,10 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // policyTrain runs eval.Fit and saves the model, policy and samples.
 func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []eval.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (eval.TrainReport, error) {
+	reward, err := f.prices.reward()
+	if err != nil {
+		return eval.TrainReport{}, err
+	}
 	trs, err := eval.ReadTraces(f.traces)
 	if err != nil {
 		return eval.TrainReport{}, err
@@ -141,7 +147,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 	res, err := eval.Fit(ctx, eval.FitConfig{
 		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,
 		RateMin: f.rateMin, RateMax: f.rateMax, Seed: f.seed, Samples: samples, Data: append(data, f.traces),
-		Recordings: recs,
+		Recordings: recs, RL: agent.RLConfig{Reward: reward},
 		Progress: func(done, total int) {
 			if bar != nil {
 				_ = bar.Set(done)
