@@ -230,6 +230,9 @@ var badTemplateSpecs = []struct {
 	{"rps NaN", "name: t1\nsim: {phases: [{duration: 5m, rps: .nan}]}\ntemplate: {min: 1, max: 3, target_seconds: 1}\n", "rps: NaN"},
 	{"rps over the load cap", "name: t1\nsim: {phases: [{duration: 5m, rps: 5e4}], scale: 3}\ntemplate: {min: 1, max: 3, target_seconds: 1}\n", "sim.scale: peak rps"},
 	{"phase of 1ns", "name: t1\nsim: {phases: [{duration: 1ns, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1}\n", "phases[0].duration"},
+	{"fallback util_low above util_high", "name: t1\nsim: {phases: [{duration: 5m, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1, fallback: {util_high: 0.5, util_low: 0.6}}\n", "template.fallback: threshold: util_low 0.6 must be below util_high 0.5"},
+	{"fallback grow ratio NaN", "name: t1\nsim: {phases: [{duration: 5m, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1, fallback: {grow_ratio: .nan}}\n", "template.fallback.grow_ratio: NaN"},
+	{"objective negative price", "name: t1\nsim: {phases: [{duration: 5m, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1, objective: {server_hour: -2}}\n", "template.objective.server_hour: want 0..1000000, got -2"},
 }
 
 // TestTemplateUpRefusesValues: POST /v1/templates/up with each value of
