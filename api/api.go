@@ -103,6 +103,10 @@ type PoolPolicy struct {
 	Clusters []Cluster `json:"clusters"`
 	// Fallback are the threshold fallback's settings, by name.
 	Fallback map[string]float64 `json:"fallback"`
+	// Objective is what the pool's agent minimises, by name: the price of
+	// a server-hour, the cost of a minute over the p95 target, the target,
+	// and the reward's weights per 30 s (agent.RewardConfig).
+	Objective map[string]float64 `json:"objective"`
 }
 
 // Cluster is one learned load state with the policy's values for it.

@@ -75,18 +75,17 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 		if sw, ok := p.auto.(*agent.Switch); ok {
 			pp.Trained = sw.Agent().Table().Trained()
 		}
-		tc := agent.DefaultThresholdConfig()
-		if d.cfg.Guard.DownCooldown > 0 {
-			tc.DownCooldown = d.cfg.Guard.DownCooldown // as tuner/policy.go builds it
-		}
+		tc := poolFallback(d.cfg, &p.cfg, p.template) // as tuner/policy.go builds it
 		pp.Fallback = map[string]float64{
 			"target_p95_ms":   float64(p.template.TargetP95) / float64(time.Millisecond),
 			"window_s":        tc.Window.Seconds(),
 			"min_breach_s":    tc.MinBreach.Seconds(),
+			"min_requests":    tc.MinRequests,
 			"util_high":       tc.UtilHigh,
 			"util_low":        tc.UtilLow,
 			"grow_ratio":      tc.GrowRatio,
 			"shrink_ratio":    tc.ShrinkRatio,
+			"shrink_below":    tc.ShrinkBelow,
 			"reserve_servers": float64(tc.Reserve),
 			"queue_high":      tc.QueueHigh,
 			"queue_low":       tc.QueueLow,
@@ -94,9 +93,23 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 			"min_servers":     float64(p.template.Min),
 			"max_servers":     float64(p.template.Max),
 		}
+		pp.Objective = objectiveOf(d.cfg.PoolReward(&p.cfg), p.template.TargetP95)
 		out.Pools = append(out.Pools, pp)
 	}
 	return out, nil
+}
+
+// objectiveOf is a pool's objective as /v1/policy shows it.
+func objectiveOf(r agent.RewardConfig, target time.Duration) map[string]float64 {
+	return map[string]float64{
+		"server_hour":      r.ServerHour(),
+		"violation_minute": r.ViolationMinute(),
+		"target_p95_ms":    float64(target) / float64(time.Millisecond),
+		"latency":          r.Latency,
+		"errors":           r.Errors,
+		"violation":        r.Violation,
+		"server_cost":      r.ServerCost,
+	}
 }
 
 // clusterOf is the load state a decision's metrics name: "state"

@@ -60,12 +60,7 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 	}
 	f := func(pc config.Pool, t agent.Template) (agent.Policy, agent.Policy, error) {
 		fallback := func() (*agent.Threshold, error) {
-			tc := agent.DefaultThresholdConfig()
-			tc.TargetP95 = t.TargetP95
-			if cfg.Guard.DownCooldown > 0 {
-				tc.DownCooldown = cfg.Guard.DownCooldown
-			}
-			th, err := agent.NewThreshold(tc)
+			th, err := agent.NewThreshold(poolFallback(cfg, &pc, t))
 			if err != nil {
 				return nil, fmt.Errorf("pool %s: fallback: %w", pc.Name, err)
 			}
@@ -80,7 +75,7 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 			return nil, nil, err
 		}
 		if spec := cfg.PoolPolicy(&pc); spec != config.PolicyAgent {
-			b, err := baselinePolicy(spec, t, cfg.Guard.DownCooldown)
+			b, err := baselinePolicy(spec, poolFallback(cfg, &pc, t))
 			if err != nil {
 				return nil, nil, fmt.Errorf("policy: %w", err)
 			}
@@ -121,9 +116,9 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 			if cfg.Model.ScaleInWindow > 0 {
 				rc.ScaleInWindow = cfg.Model.ScaleInWindow
 			}
-			// The reward the agent learns from is the configured one, the
+			// The reward the agent learns from is the pool's objective, the
 			// same the runtime stores and exports (Pool.Record).
-			rc.Reward = cfg.Reward.Agent()
+			rc.Reward = cfg.PoolReward(&pc)
 			ag = agent.NewAgent(table, agent.ModelStates{Model: dm.model}, rc, src)
 		}
 		return agent.NewSwitch(ag, inSwitch, agent.DefaultSwitchConfig()), alone, nil
@@ -161,21 +156,15 @@ func loadModel(path string) (*trainedModel, error) {
 var errNoPolicy = errors.New("no trained policy in the model store")
 
 // baselinePolicy builds the baseline a pool's policy setting names
-// (config.ParsePolicy): threshold, hpa@U or static.
-// downCooldown, when positive, is the threshold policy's wait between a
-// change and a shrink (guard.down_cooldown).
-func baselinePolicy(spec string, t agent.Template, downCooldown time.Duration) (agent.Policy, error) {
+// (config.ParsePolicy): threshold (with the pool's thresholds tc), hpa@U
+// or static.
+func baselinePolicy(spec string, tc agent.ThresholdConfig) (agent.Policy, error) {
 	name, u, err := config.ParsePolicy(spec)
 	if err != nil {
 		return nil, err
 	}
 	switch name {
 	case config.PolicyThreshold:
-		tc := agent.DefaultThresholdConfig()
-		tc.TargetP95 = t.TargetP95
-		if downCooldown > 0 {
-			tc.DownCooldown = downCooldown
-		}
 		return agent.NewThreshold(tc)
 	case config.PolicyHPA:
 		hc := agent.DefaultHPAConfig()
@@ -185,6 +174,15 @@ func baselinePolicy(spec string, t agent.Template, downCooldown time.Duration) (
 		return agent.NewStaticHold(), nil
 	}
 	return nil, fmt.Errorf("policy %q is not a baseline", spec)
+}
+
+// poolFallback is the threshold fallback of pool pc (config.PoolFallback)
+// with the p95 target of its agent template t (the template's, in the
+// pool's time).
+func poolFallback(cfg *config.Config, pc *config.Pool, t agent.Template) agent.ThresholdConfig {
+	tc := cfg.PoolFallback(pc)
+	tc.TargetP95 = t.TargetP95
+	return tc
 }
 
 // clusters are the load states in real units with the policy's value of

@@ -211,9 +211,9 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 	}
 	var reward []byte
 	if pt, ok := p.latestPoint(ctx); ok {
-		// The one reward (agent.RewardConfig.Reward), with the weights the
-		// agent learns from, over the one pool p95 estimate.
-		r := d.cfg.Reward.Agent().Reward(pt.ErrorRatio, pt.P95Ms, pt.Servers, p.template.TargetP95)
+		// The one reward (agent.RewardConfig.Reward), with the pool's
+		// objective the agent learns from, over the one pool p95 estimate.
+		r := d.cfg.PoolReward(&p.cfg).Reward(pt.ErrorRatio, pt.P95Ms, pt.Servers, p.template.TargetP95)
 		d.metrics.Reward.WithLabelValues(p.name).Set(r)
 		d.metrics.Servers.WithLabelValues(p.name).Set(float64(pt.Servers))
 		reward, _ = json.Marshal(RewardRecord{Pool: p.name, Seq: p.seq, Reward: r})

@@ -230,6 +230,9 @@ var badTemplateSpecs = []struct {
 	{"rps NaN", "name: t1\nsim: {phases: [{duration: 5m, rps: .nan}]}\ntemplate: {min: 1, max: 3, target_seconds: 1}\n", "rps: NaN"},
 	{"rps over the load cap", "name: t1\nsim: {phases: [{duration: 5m, rps: 5e4}], scale: 3}\ntemplate: {min: 1, max: 3, target_seconds: 1}\n", "sim.scale: peak rps"},
 	{"phase of 1ns", "name: t1\nsim: {phases: [{duration: 1ns, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1}\n", "phases[0].duration"},
+	{"fallback util_low above util_high", "name: t1\nsim: {phases: [{duration: 5m, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1, fallback: {util_high: 0.5, util_low: 0.6}}\n", "template.fallback: threshold: util_low 0.6 must be below util_high 0.5"},
+	{"fallback grow ratio NaN", "name: t1\nsim: {phases: [{duration: 5m, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1, fallback: {grow_ratio: .nan}}\n", "template.fallback.grow_ratio: NaN"},
+	{"objective negative price", "name: t1\nsim: {phases: [{duration: 5m, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1, objective: {server_hour: -2}}\n", "template.objective.server_hour: want 0..1000000, got -2"},
 }
 
 // TestTemplateUpRefusesValues: POST /v1/templates/up with each value of
@@ -356,16 +359,18 @@ func FuzzTemplate(f *testing.F) {
 		f.Add([]byte(tc.spec))
 	}
 	f.Add([]byte("name: web\nsim: {phases: [{duration: 5m, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1}\n"))
+	f.Add([]byte("name: t3\nsim: {phases: [{duration: 5m, rps: 5}]}\ntemplate: {min: 1, max: 3, target_seconds: 1, fallback: {util_low: 0, reserve: 0, window: 30s}, objective: {server_hour: 12}}\n"))
 	d := templateFuzzDaemon(f)
 	f.Fuzz(func(t *testing.T, spec []byte) { checkTemplateUp(t, d, spec) })
 }
 
 // templateFields are the numeric settings of the FuzzTemplateValues spec,
 // with valid values.
-var templateFields = []string{"5m", "5", "30", "1", "0", "50", "60s", "1", "1", "3", "1", "0", "256", "1", "2"}
+var templateFields = []string{"5m", "5", "30", "1", "0", "50", "60s", "1", "1", "3", "1", "0", "256", "1", "2", "0.8", "2", "60s", "2", "6", "8"}
 
 const templateValuesSpec = "name: tv\nsim:\n  phases: [{duration: %s, rps: %s}]\n  speedup: %s\n  scale: %s\n  from: %s\n  service_ms: %s\n  boot_delay: %s\n  servers: %s\n" +
-	"template: {min: %s, max: %s, target_seconds: %s, service_rate: %s, max_weight: %s, sizes: [{name: s, speed: %s, concurrency: %s}]}\n"
+	"template: {min: %s, max: %s, target_seconds: %s, service_rate: %s, max_weight: %s, sizes: [{name: s, speed: %s, concurrency: %s}],\n" +
+	"  fallback: {util_high: %s, grow_ratio: %s, window: %s, reserve: %s}, objective: {server_hour: %s, violation_minute: %s}}\n"
 
 // FuzzTemplateValues fuzzes values, not syntax: the fuzzer picks one
 // numeric setting of a valid template spec and a float64 for it (as a
@@ -374,7 +379,8 @@ func FuzzTemplateValues(f *testing.F) {
 	for _, s := range []struct {
 		field uint
 		x     float64
-	}{{2, 1e10}, {2, math.NaN()}, {10, math.NaN()}, {3, 1e300}, {10, 1e-12}, {2, 1e-9}, {1, math.NaN()}, {0, 1e-9}, {7, 1e9}, {9, 1e9}} {
+	}{{2, 1e10}, {2, math.NaN()}, {10, math.NaN()}, {3, 1e300}, {10, 1e-12}, {2, 1e-9}, {1, math.NaN()}, {0, 1e-9}, {7, 1e9}, {9, 1e9},
+		{15, 0.2}, {16, 1}, {16, math.Inf(1)}, {17, 1e7}, {18, 2.5}, {19, -1}, {20, math.NaN()}} {
 		f.Add(s.field, s.x)
 	}
 	d := templateFuzzDaemon(f)

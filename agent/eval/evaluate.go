@@ -24,6 +24,20 @@ type Scenario struct {
 	// C1 weighs the mean number of requests in the system and C2 the mean
 	// number of powered servers in Result.Cost.
 	C1, C2 float64
+	// Objective prices Result.Objective, the objective the agent is
+	// trained on (agent.RewardConfig.Cost); zero means the agent's default
+	// (agent.DefaultRLConfig().Reward: 6 per server-hour, 8 per minute over
+	// the target).
+	Objective agent.RewardConfig
+}
+
+// Reward is the scenario's objective: Objective, or the agent's default
+// when it is zero.
+func (sc *Scenario) Reward() agent.RewardConfig {
+	if sc.Objective == (agent.RewardConfig{}) {
+		return agent.DefaultRLConfig().Reward
+	}
+	return sc.Objective
 }
 
 // Default scenario constants (lbtune eval without --config).
@@ -120,9 +134,17 @@ type Result struct {
 	Actions   int `json:"actions"`
 	Reversals int `json:"reversals"`
 	// Cost is C1 x MeanInSystem + C2 x MeanServers.
-	Cost         float64 `json:"cost"`
-	MeanInSystem float64 `json:"mean_in_system"`
-	MeanServers  float64 `json:"mean_servers"`
+	Cost float64 `json:"cost"`
+	// Objective is the scenario's objective over the run (Scenario.Reward,
+	// the one the agent learns): agent.RewardConfig.Cost of every scored
+	// pool-minute, with its exact p95, error ratio and mean powered servers,
+	// summed, in the prices' unit. ObjectiveServers is the servers' part
+	// (price of a server-hour x server-hours of the scored minutes), the
+	// rest prices the minutes over the target, their latency and errors.
+	Objective        float64 `json:"objective"`
+	ObjectiveServers float64 `json:"objective_servers"`
+	MeanInSystem     float64 `json:"mean_in_system"`
+	MeanServers      float64 `json:"mean_servers"`
 	// Requests counts completed requests; Minutes the pool-minutes scored.
 	Requests uint64 `json:"requests"`
 	Minutes  int    `json:"minutes"`
@@ -198,9 +220,22 @@ func Evaluate(ctx context.Context, sc Scenario, spec string, policies []agent.Po
 func score(res *Result, sc Scenario, s *sim.Sim) {
 	secs := s.Elapsed().Seconds()
 	var violated int
+	obj := sc.Reward()
 	for i, pt := range s.Truth() {
-		targetMs := float64(sc.Templates[i].TargetP95) / float64(time.Millisecond)
+		target := sc.Templates[i].TargetP95
+		targetMs := float64(target) / float64(time.Millisecond)
 		for _, m := range pt.Minutes {
+			// The objective of the minute: idle minutes pay their servers.
+			servers := m.ServerSeconds / time.Minute.Seconds()
+			p95, errRatio := m.P95Ms, 0.0
+			if n := m.Requests + m.Failed; n > 0 {
+				errRatio = float64(m.Failed) / float64(n)
+			}
+			if m.Requests == 0 && m.Failed > 0 {
+				p95 = math.Inf(1) // nothing completed
+			}
+			res.Objective += obj.Cost(errRatio, p95, servers, target, time.Minute)
+			res.ObjectiveServers += obj.Cost(0, 0, servers, 0, time.Minute)
 			if m.Requests == 0 && m.Failed == 0 {
 				continue
 			}
@@ -224,7 +259,7 @@ func score(res *Result, sc Scenario, s *sim.Sim) {
 	}
 	res.MeanMs, _, res.P95Ms, res.P99Ms = s.Overall()
 	res.Cost = sc.C1*res.MeanInSystem + sc.C2*res.MeanServers
-	for _, v := range []*float64{&res.SLOViolationPct, &res.MeanMs, &res.P95Ms, &res.P99Ms, &res.ServerHours, &res.Cost, &res.MeanInSystem, &res.MeanServers} {
+	for _, v := range []*float64{&res.SLOViolationPct, &res.MeanMs, &res.P95Ms, &res.P99Ms, &res.ServerHours, &res.Cost, &res.Objective, &res.ObjectiveServers, &res.MeanInSystem, &res.MeanServers} {
 		*v = math.Round(*v*1000) / 1000
 	}
 }

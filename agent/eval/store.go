@@ -140,6 +140,19 @@ type ShowReport struct {
 	Guard      agent.GuardConfig     `json:"guard"`
 	Tree       *agent.PolicyTree     `json:"tree,omitempty"`
 	TreeReason string                `json:"tree_error,omitempty"`
+	// Objective is the objective the policy was trained on (its table's
+	// reward; lbtune policy train --server-hour, --violation-minute).
+	Objective agent.RewardConfig `json:"objective"`
+	// Pools are the configured pools' own fallback and objective, when
+	// the caller knows them (lbtune policy show --config).
+	Pools []ShowPool `json:"pools,omitempty"`
+}
+
+// ShowPool is one configured pool's threshold fallback and objective.
+type ShowPool struct {
+	Pool      string                `json:"pool"`
+	Fallback  agent.ThresholdConfig `json:"fallback"`
+	Objective agent.RewardConfig    `json:"objective"`
 }
 
 // ShowState is one load state in real units with its values.
@@ -160,7 +173,8 @@ type ShowState struct {
 func (b *Bundle) Show(depth int) ShowReport {
 	tb := b.Table
 	rep := ShowReport{Policy: PolicyName, Created: tb.Created, TrainedOn: tb.TrainedOn, Episodes: tb.Episodes, Steps: tb.Steps,
-		Levels: tb.Levels, PoolUnits: tb.Config.PoolUnits, Switch: agent.DefaultSwitchConfig(), Fallback: agent.DefaultThresholdConfig(), Guard: agent.DefaultGuardConfig()}
+		Levels: tb.Levels, PoolUnits: tb.Config.PoolUnits, Switch: agent.DefaultSwitchConfig(), Fallback: agent.DefaultThresholdConfig(), Guard: agent.DefaultGuardConfig(),
+		Objective: tb.Config.WithDefaults().Reward}
 	clusters := b.Model.Clusters()
 	for _, c := range clusters {
 		k := c.Index

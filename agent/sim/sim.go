@@ -134,6 +134,7 @@ type pool struct {
 	lastActT     float64
 	truth        PoolTruth
 	sumLast      float64 // time of the last powered-count change
+	minuteSS     float64 // truth.ServerSeconds when the current minute began
 	minuteLat    []float32
 	ivLat        []float32 // latencies (ms) completed since the last scrape
 	minuteFailed int
@@ -404,7 +405,10 @@ const maxIntervalSamples = 1 << 16
 // closeMinute records the ground truth of the minute ending now.
 func (s *Sim) closeMinute() {
 	for _, p := range s.pools {
-		m := MinuteTruth{Requests: len(p.minuteLat), Failed: p.minuteFailed, Servers: p.powered}
+		s.setPowered(p, p.powered) // integrate server-seconds up to the minute's end
+		m := MinuteTruth{Requests: len(p.minuteLat), Failed: p.minuteFailed, Servers: p.powered,
+			ServerSeconds: p.truth.ServerSeconds - p.minuteSS}
+		p.minuteSS = p.truth.ServerSeconds
 		if len(p.minuteLat) > 0 {
 			m.P95Ms = float64(quantile32(p.minuteLat, 0.95))
 		}

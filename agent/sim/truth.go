@@ -16,6 +16,9 @@ type MinuteTruth struct {
 	Failed int
 	// Servers is the number of powered servers at the minute's end.
 	Servers int
+	// ServerSeconds integrates the powered servers over the minute (60 x
+	// the minute's mean), what the minute's servers cost.
+	ServerSeconds float64
 }
 
 // PoolTruth is what really happened in one pool, for scoring a policy.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/agent/sim"
 )
@@ -45,6 +47,8 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	progress := fs.Bool("progress", true, "draw a progress bar on stderr for long runs (only when stderr is a terminal)")
 	decisionsDir := fs.String("decisions", "", "write every decision of each policy to DIR/POLICY.jsonl (created)")
 	fs.StringVar(&policyModelPath, "model", "", "agent: store with the trained model and policy (default "+eval.DefaultModelPath+")")
+	var prices objectivePrices
+	prices.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,6 +85,9 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		sc, err = eval.DefaultScenario(tr, *peak, *seed)
 	}
 	if err != nil {
+		return err
+	}
+	if sc.Objective, err = prices.reward(); err != nil {
 		return err
 	}
 	if *interval > 0 {
@@ -172,11 +179,41 @@ func evalTable(w io.Writer, path string, tr *sim.Trace, sc eval.Scenario, scale 
 		fmt.Fprintf(w, "pool %s: %s, service rate %.4g/s per server, p95 target %v, servers %d..%d (start %d), boot %v; cost = %g x requests in system + %g x servers\n",
 			p.Name, p.Balancer, p.ServiceRate(), t.TargetP95.Round(time.Microsecond), max(t.Min, 1), t.Max, p.Servers, p.BootDelay, sc.C1, sc.C2)
 	}
+	o := sc.Reward()
+	fmt.Fprintf(w, "objective (what the agent learns) = %g per server-hour + %g per minute over the target + %g per minute x (p95/target - 1) + %g per minute x error ratio\n",
+		o.ServerHour(), o.ViolationMinute(), o.Latency*float64(time.Minute/agent.RewardInterval), o.Errors*float64(time.Minute/agent.RewardInterval))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tslo_viol_%\tmean_ms\tp95_ms\tp99_ms\tfailed\tserver_h\tactions\treversals\tcost\t")
+	fmt.Fprintln(tw, "policy\tslo_viol_%\tmean_ms\tp95_ms\tp99_ms\tfailed\tserver_h\tactions\treversals\tcost\tobjective\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.3g\t%.3g\t%.3g\t%d\t%.1f\t%d\t%d\t%.2f\t\n",
-			r.Policy, r.SLOViolationPct, r.MeanMs, r.P95Ms, r.P99Ms, r.Failed, r.ServerHours, r.Actions, r.Reversals, r.Cost)
+		fmt.Fprintf(tw, "%s\t%.2f\t%.3g\t%.3g\t%.3g\t%d\t%.1f\t%d\t%d\t%.2f\t%.1f\t\n",
+			r.Policy, r.SLOViolationPct, r.MeanMs, r.P95Ms, r.P99Ms, r.Failed, r.ServerHours, r.Actions, r.Reversals, r.Cost, r.Objective)
 	}
 	tw.Flush()
+}
+
+// objectivePrices are the flags that price the objective (eval's score,
+// policy training's reward): a server-hour and a minute over the p95
+// target, 0 keeping the agent's defaults (agent.RewardConfig.WithPrices).
+type objectivePrices struct {
+	serverHour, violationMinute float64
+}
+
+func (f *objectivePrices) register(fs *flag.FlagSet) {
+	d := agent.DefaultRLConfig().Reward
+	fs.Float64Var(&f.serverHour, "server-hour", 0, fmt.Sprintf("objective: price of one server for one hour (0: the default, %g)", d.ServerHour()))
+	fs.Float64Var(&f.violationMinute, "violation-minute", 0, fmt.Sprintf("objective: cost of one minute whose p95 missed the target (0: the default, %g)", d.ViolationMinute()))
+}
+
+// reward is the agent's default reward at the flags' prices; a negative
+// or non-finite price is a usage error.
+func (f *objectivePrices) reward() (agent.RewardConfig, error) {
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"--server-hour", f.serverHour}, {"--violation-minute", f.violationMinute}} {
+		if !(p.v >= 0) || math.IsInf(p.v, 0) {
+			return agent.RewardConfig{}, fmt.Errorf("%w: %s %v must be a finite price, 0 or more", errUsage, p.name, p.v)
+		}
+	}
+	return agent.DefaultRLConfig().Reward.WithPrices(f.serverHour, f.violationMinute), nil
 }

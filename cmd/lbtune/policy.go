@@ -16,6 +16,7 @@ import (
 	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/model"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 func init() {
@@ -25,7 +26,7 @@ func init() {
 		run:     policyRun,
 		subcommands: []subcommand{
 			{"train", "train the agent's policy in the simulator on rate traces: policy train --traces T.csv --out M.db"},
-			{"show", "explain a trained policy: load states and each one's preferred action: policy show [--model M.db] [--json]"},
+			{"show", "explain a trained policy: load states and each one's preferred action: policy show [--model M.db] [--config lbtune.yaml] [--json]"},
 		},
 	})
 	trainSteps = append(trainSteps, trainStep{name: "policy", flags: policyTrainStepFlags, run: policyTrainStep})
@@ -37,7 +38,7 @@ var policyModelPath string
 func policyRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stdout, "Usage: lbtune policy train --traces T.csv[,T2.csv...] --out M.db [flags]")
-		fmt.Fprintln(stdout, "       lbtune policy show [--model M.db] [--json]")
+		fmt.Fprintln(stdout, "       lbtune policy show [--model M.db] [--config lbtune.yaml] [--json]")
 		return nil
 	}
 	switch args[0] {
@@ -62,6 +63,7 @@ type policyTrainFlags struct {
 	kmin      int
 	kmax      int
 	quietPols bool
+	prices    objectivePrices
 }
 
 func (f *policyTrainFlags) register(fs *flag.FlagSet) {
@@ -72,6 +74,7 @@ func (f *policyTrainFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.rateMin, "rate-min", 0.3, "smallest mean rate (req/s) an episode is scaled to")
 	fs.Float64Var(&f.rateMax, "rate-max", 1000, "largest mean rate (req/s) an episode is scaled to")
 	fs.Uint64Var(&f.seed, "policy-seed", 1, "seed of policy training")
+	f.prices.register(fs)
 }
 
 var policyStepFlags policyTrainFlags
@@ -129,6 +132,10 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // policyTrain runs eval.Fit and saves the model, policy and samples.
 func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, samples []model.Features, data []string, recs []eval.Recording, asJSON, quiet bool, stdout, stderr io.Writer) (eval.TrainReport, error) {
+	reward, err := f.prices.reward()
+	if err != nil {
+		return eval.TrainReport{}, err
+	}
 	trs, err := eval.ReadTraces(f.traces)
 	if err != nil {
 		return eval.TrainReport{}, err
@@ -141,7 +148,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 	res, err := eval.Fit(ctx, eval.FitConfig{
 		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,
 		RateMin: f.rateMin, RateMax: f.rateMax, Seed: f.seed, Samples: samples, Data: append(data, f.traces),
-		Recordings: recs,
+		Recordings: recs, RL: agent.RLConfig{Reward: reward},
 		Progress: func(done, total int) {
 			if bar != nil {
 				_ = bar.Set(done)
@@ -186,6 +193,7 @@ func policyShow(args []string, stdout, stderr io.Writer) error {
 	path := fs.String("model", "", "store with the trained model and policy (default "+eval.DefaultModelPath+")")
 	asJSON := fs.Bool("json", false, "print JSON")
 	depth := fs.Int("depth", 3, "depth of the distilled decision tree")
+	cfgPath := fs.String("config", "", "lbtune.yaml: also show each pool's own fallback thresholds and objective")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -194,6 +202,16 @@ func policyShow(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep := b.Show(*depth)
+	if *cfgPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		for i := range cfg.Pools {
+			pc := &cfg.Pools[i]
+			rep.Pools = append(rep.Pools, eval.ShowPool{Pool: pc.Name, Fallback: cfg.PoolFallback(pc), Objective: cfg.PoolReward(pc)})
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -232,10 +250,12 @@ func policyPrint(w io.Writer, r eval.ShowReport) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Fallback (threshold policy) decides when: the policy is untrained, the state is out of distribution,\n"+
 		"  the most likely state has posterior < %.2f, or data is older than %v.\n", r.Switch.MinConfidence, r.Switch.StaleAfter)
-	f := r.Fallback
-	fmt.Fprintf(w, "  fallback thresholds: p95 target over %v ignoring breaches < %v; utilisation > %.2f grow x%.1f, < %.2f shrink x%.1f;\n"+
-		"  %d reserve servers on above %.1f queued per server, off below %.1f; %v between a change and a shrink\n",
-		f.Window, f.MinBreach, f.UtilHigh, f.GrowRatio, f.UtilLow, f.ShrinkRatio, f.Reserve, f.QueueHigh, f.QueueLow, f.DownCooldown)
+	policyPrintFallback(w, "fallback thresholds (defaults)", r.Fallback)
+	fmt.Fprintf(w, "Objective it was trained on: %s\n", policyObjective(r.Objective))
+	for _, p := range r.Pools {
+		fmt.Fprintf(w, "Pool %s: objective %s, p95 target %v\n", p.Pool, policyObjective(p.Objective), p.Fallback.TargetP95)
+		policyPrintFallback(w, "fallback thresholds", p.Fallback)
+	}
 	g := r.Guard
 	fmt.Fprintf(w, "Guard: up cooldown %v, down %v after an up, steps +%d/-%d, spikes < %v ignored, min lifetime %v, stale after %v\n\n",
 		g.UpCooldown, g.DownCooldown, g.MaxStepUp, g.MaxStepDown, g.SpikeHold, g.MinLifetime, g.StaleAfter)
@@ -249,4 +269,17 @@ func policyPrint(w io.Writer, r eval.ShowReport) {
 	for _, rule := range r.Tree.Rules {
 		fmt.Fprintln(w, "  "+rule)
 	}
+}
+
+// policyPrintFallback prints the threshold fallback's settings.
+func policyPrintFallback(w io.Writer, title string, f agent.ThresholdConfig) {
+	fmt.Fprintf(w, "  %s: p95 target over %v ignoring breaches < %v (at least %.0f requests); utilisation > %.2f grow x%.1f, < %.2f shrink x%.1f (p95 under %.2f x target);\n"+
+		"  %d reserve servers on above %.1f queued per server, off below %.1f; %v between a change and a shrink\n",
+		title, f.Window, f.MinBreach, f.MinRequests, f.UtilHigh, f.GrowRatio, f.UtilLow, f.ShrinkRatio, f.ShrinkBelow, f.Reserve, f.QueueHigh, f.QueueLow, f.DownCooldown)
+}
+
+// policyObjective describes an objective in its prices.
+func policyObjective(r agent.RewardConfig) string {
+	return fmt.Sprintf("%g per server-hour + %g per minute over the p95 target (reward per 30 s: latency %g, violation %g, errors %g, server %g)",
+		r.ServerHour(), r.ViolationMinute(), r.Latency, r.Violation, r.Errors, r.ServerCost)
 }

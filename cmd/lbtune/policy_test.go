@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lbtune/lbtune/agent/eval"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // policyExec runs lbtune in-process and returns stdout, stderr and the exit code.
@@ -42,8 +44,10 @@ func TestPolicyTrainShowEval(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "m.db")
+	// Trained for servers at 24 an hour (4x the default price).
 	out, errs, code := policyExec(t, "policy", "train", "--traces", trace, "--out", store, "--episodes", "4",
-		"--explore-episodes", "2", "--episode-length", "1h", "--rate-min", "2", "--rate-max", "20", "--quiet", "--json")
+		"--explore-episodes", "2", "--episode-length", "1h", "--rate-min", "2", "--rate-max", "20", "--quiet", "--json",
+		"--server-hour", "24")
 	if code != 0 {
 		t.Fatalf("policy train: exit %d: %s", code, errs)
 	}
@@ -70,17 +74,66 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	if _, ok := show.States[0].Centroid["load_servers"]; !show.PoolUnits || !ok {
 		t.Errorf("policy show --json: pool_units %v, centroid %v: want pool units with load_servers", show.PoolUnits, show.States[0].Centroid)
 	}
+	// The objective it was trained for: 24 per server-hour is 0.2 per 30 s.
+	if o := show.Objective; o.ServerCost != 0.2 || o.ServerHour() != 24 || o.ViolationMinute() != 8 {
+		t.Errorf("policy show --json: objective %+v, want 24 per server-hour and the default 8 per violating minute", o)
+	}
+
+	// With --config: each pool's own fallback thresholds and objective.
+	cfgPath := filepath.Join(dir, "lbtune.yaml")
+	y := strings.Replace(config.Example(true), "      max_weight: 256\n",
+		"      max_weight: 256\n      fallback: {util_high: 0.9, reserve: 0}\n      objective: {server_hour: 3, violation_minute: 60}\n", 1)
+	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code = policyExec(t, "policy", "show", "--model", store, "--config", cfgPath)
+	for _, want := range []string{"Objective it was trained on: 24 per server-hour + 8 per minute", "Pool web: objective 3 per server-hour + 60 per minute over the p95 target",
+		"utilisation > 0.90 grow x2.0", "0 reserve servers"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("policy show --config: exit %d, lacks %q:\n%s%s", code, want, out, errs)
+		}
+	}
+	out, _, code = policyExec(t, "policy", "show", "--model", store, "--config", cfgPath, "--json")
+	show = eval.ShowReport{}
+	if code != 0 || json.Unmarshal([]byte(out), &show) != nil || len(show.Pools) != 1 {
+		t.Fatalf("policy show --config --json: exit %d: %s", code, out)
+	}
+	if p := show.Pools[0]; p.Pool != "web" || p.Fallback.UtilHigh != 0.9 || p.Fallback.Reserve != 0 || p.Fallback.UtilLow != 0.3 ||
+		p.Objective.ServerHour() != 3 || p.Objective.ViolationMinute() != 60 {
+		t.Errorf("policy show --config --json: pool %+v", p)
+	}
 
 	out, errs, code = policyExec(t, "eval", "--trace", trace, "--policies", "threshold,agent", "--model", store, "--json", "--progress=false")
 	if code != 0 {
 		t.Fatalf("eval agent: exit %d: %s", code, errs)
 	}
 	var rows []struct {
-		Policy      string  `json:"policy"`
-		ServerHours float64 `json:"server_hours"`
+		Policy           string  `json:"policy"`
+		ServerHours      float64 `json:"server_hours"`
+		Objective        float64 `json:"objective"`
+		ObjectiveServers float64 `json:"objective_servers"`
 	}
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 2 || rows[1].Policy != "agent" || rows[1].ServerHours <= 0 {
 		t.Fatalf("eval rows %+v (%v)", rows, err)
+	}
+	// eval prices the objective as told: the servers' part is the price x server-hours.
+	out, errs, code = policyExec(t, "eval", "--trace", trace, "--policies", "threshold,agent", "--model", store, "--json", "--progress=false", "--server-hour", "24")
+	var priced []struct {
+		ServerHours      float64 `json:"server_hours"`
+		Objective        float64 `json:"objective"`
+		ObjectiveServers float64 `json:"objective_servers"`
+	}
+	if err := json.Unmarshal([]byte(out), &priced); code != 0 || err != nil || len(priced) != 2 {
+		t.Fatalf("eval --server-hour 24: exit %d (%v): %s", code, err, errs)
+	}
+	for i, r := range priced {
+		if r.ServerHours != rows[i].ServerHours || math.Abs(r.ObjectiveServers-24*r.ServerHours) > 0.01 ||
+			math.Abs((r.Objective-rows[i].Objective)-18*r.ServerHours) > 0.01 {
+			t.Errorf("%s at 24 per server-hour: %+v; at 6: %+v", rows[i].Policy, r, rows[i])
+		}
+	}
+	if _, errs, code := policyExec(t, "eval", "--trace", trace, "--policies", "threshold", "--server-hour", "-1"); code != 2 || !strings.Contains(errs, "--server-hour -1") {
+		t.Errorf("eval --server-hour -1: exit %d, %q", code, errs)
 	}
 
 	// Errors: a missing store, an unknown subcommand.

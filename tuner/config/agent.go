@@ -39,3 +39,55 @@ func (g Guard) Agent() agent.GuardConfig {
 	}
 	return c
 }
+
+// Agent is the threshold fallback base with every set field of f in place
+// of base's.
+func (f Fallback) Agent(base agent.ThresholdConfig) agent.ThresholdConfig {
+	c := base
+	setD := func(dst *time.Duration, v *time.Duration) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setF := func(dst *float64, v *float64) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setD(&c.Window, f.Window)
+	setD(&c.MinBreach, f.MinBreach)
+	setF(&c.MinRequests, f.MinRequests)
+	setF(&c.UtilHigh, f.UtilHigh)
+	setF(&c.UtilLow, f.UtilLow)
+	setF(&c.GrowRatio, f.GrowRatio)
+	setF(&c.ShrinkRatio, f.ShrinkRatio)
+	setF(&c.ShrinkBelow, f.ShrinkBelow)
+	if f.Reserve != nil {
+		c.Reserve = *f.Reserve
+	}
+	setF(&c.QueueHigh, f.QueueHigh)
+	setF(&c.QueueLow, f.QueueLow)
+	setD(&c.DownCooldown, f.DownCooldown)
+	return c
+}
+
+// PoolFallback is pool p's threshold fallback: agent.DefaultThresholdConfig
+// with the template's p95 target, guard.down_cooldown (when set) as the
+// wait between a change and a shrink, and the pool's template.fallback
+// settings over both.
+func (c *Config) PoolFallback(p *Pool) agent.ThresholdConfig {
+	tc := agent.DefaultThresholdConfig()
+	tc.TargetP95 = p.Template.Target()
+	if c.Guard.DownCooldown > 0 {
+		tc.DownCooldown = c.Guard.DownCooldown
+	}
+	return p.Template.Fallback.Agent(tc)
+}
+
+// PoolReward is pool p's objective: the configured reward (Reward.Agent)
+// with the template's prices of a server-hour and a violating minute,
+// where set (agent.RewardConfig.WithPrices).
+func (c *Config) PoolReward(p *Pool) agent.RewardConfig {
+	o := p.Template.Objective
+	return c.Reward.Agent().WithPrices(o.ServerHour, o.ViolationMinute)
+}

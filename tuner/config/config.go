@@ -287,6 +287,57 @@ type Template struct {
 	MaxWeight int `yaml:"max_weight"`
 	// Sizes are the node sizes, relative to the reference server.
 	Sizes []Size `yaml:"sizes"`
+	// Fallback sets the pool's threshold fallback; omitted keys keep the
+	// defaults (Config.PoolFallback).
+	Fallback Fallback `yaml:"fallback"`
+	// Objective prices the pool's servers against its p95 target: the
+	// reward its agent learns from and the runtime records
+	// (Config.PoolReward).
+	Objective Objective `yaml:"objective"`
+}
+
+// Fallback sets a pool's threshold fallback (agent.ThresholdConfig, field
+// by field). An omitted key keeps the default of agent.DefaultThresholdConfig
+// (down_cooldown: guard.down_cooldown when that is set); a key set to 0
+// switches its rule off where the agent documents it (util_high,
+// util_low, reserve).
+type Fallback struct {
+	// Window is the sliding window the response time and the utilisation
+	// are averaged over (1m).
+	Window *time.Duration `yaml:"window"`
+	// MinBreach is how long the target must be exceeded before it counts (5s).
+	MinBreach *time.Duration `yaml:"min_breach"`
+	// MinRequests is the fewest requests in the window for its p95 to count (50).
+	MinRequests *float64 `yaml:"min_requests"`
+	// UtilHigh grows the pool by GrowRatio above it (0.8); UtilLow shrinks
+	// it by ShrinkRatio below it (0.3).
+	UtilHigh    *float64 `yaml:"util_high"`
+	UtilLow     *float64 `yaml:"util_low"`
+	GrowRatio   *float64 `yaml:"grow_ratio"`
+	ShrinkRatio *float64 `yaml:"shrink_ratio"`
+	// ShrinkBelow is the fraction of the target the window's p95 must be
+	// under for a shrink (0.7).
+	ShrinkBelow *float64 `yaml:"shrink_below"`
+	// Reserve servers (2) go on above QueueHigh (2) queued requests per
+	// server and off below QueueLow (0.5).
+	Reserve   *int     `yaml:"reserve"`
+	QueueHigh *float64 `yaml:"queue_high"`
+	QueueLow  *float64 `yaml:"queue_low"`
+	// DownCooldown is the least time between a change and a shrink (5m).
+	DownCooldown *time.Duration `yaml:"down_cooldown"`
+}
+
+// Objective prices a pool's servers against its SLO (the p95 target,
+// template.target_seconds): the agent minimises the price of the servers
+// it runs plus the cost of the minutes whose p95 misses the target
+// (agent.RewardConfig). The unit is the operator's (money, or any).
+type Objective struct {
+	// ServerHour is the price of one server for one hour; 0 keeps
+	// reward.server_cost's (x 120: 6 at the defaults).
+	ServerHour float64 `yaml:"server_hour"`
+	// ViolationMinute is what one minute over the p95 target costs; 0
+	// keeps the agent's default, 8.
+	ViolationMinute float64 `yaml:"violation_minute"`
 }
 
 // Target is TargetSeconds as a duration.

@@ -54,8 +54,8 @@ intervals:
 # (threshold fallback decides and applies). 'lbtune mode' switches it live.
 mode: auto
 
-# reward = -(latency x latency penalty against the target
-#           + errors x error ratio + server_cost x servers on)
+# reward per 30 s = -(latency x latency penalty against the target + errors x error
+# ratio + server_cost x servers on + 4 x [p95 over the target]); see template.objective
 reward:
   latency: 1
   errors: 10
@@ -116,6 +116,13 @@ pools:
       max_weight: 256        # HAProxy 256, NGINX 1000
       sizes:
         - {name: small, speed: 1, concurrency: 8}
+      # What the agent minimises for this pool: the price of one server
+      # for one hour against the cost of a minute whose p95 misses the
+      # target (0 keeps the defaults: reward.server_cost x 120, and 8).
+      objective: {server_hour: 6, violation_minute: 8}
+      # The threshold fallback's settings; omitted keys keep the defaults
+      # (lbtune policy show --config lists them per pool).
+      fallback: {util_high: 0.8, util_low: 0.3, grow_ratio: 2, shrink_ratio: 0.5, reserve: 2}
   - name: heavy
     source: haproxy
     actuator: local

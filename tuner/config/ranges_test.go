@@ -46,6 +46,18 @@ func TestValidateValues(t *testing.T) {
 		{"fractional max (truncated by the decoder)", "max: 20\n", "max: 20.5\n", "lbtune.yaml:81: pools[0].template.max: want an integer, got 20.5"},
 		{"fractional step", "max_step_up: 10 ", "max_step_up: 1.5 ", "guard.max_step_up: want an integer, got 1.5"},
 		{"boot delay a year", "boot_delay: 60s ", "boot_delay: 8760h ", "pools[0].sim.boot_delay: want 0s..24h"},
+		// A pool's own fallback and objective (issue 18): each key's range,
+		// then the thresholds' cross-field rules.
+		{"fallback window a year", "max_weight: 256\n", "max_weight: 256\n      fallback: {window: 8760h}\n", "lbtune.yaml:84: pools[0].template.fallback.window: want 0s..24h, got 8760h"},
+		{"fallback grow ratio NaN", "max_weight: 256\n", "max_weight: 256\n      fallback: {grow_ratio: .nan}\n", "pools[0].template.fallback.grow_ratio: NaN is not a number"},
+		{"fallback utilisation above 1", "max_weight: 256\n", "max_weight: 256\n      fallback: {util_high: 80}\n", "pools[0].template.fallback.util_high: want 0..1, got 80"},
+		{"fallback fractional reserve", "max_weight: 256\n", "max_weight: 256\n      fallback: {reserve: 2.5}\n", "pools[0].template.fallback.reserve: want an integer, got 2.5"},
+		{"fallback util_low above util_high", "max_weight: 256\n", "max_weight: 256\n      fallback: {util_high: 0.5, util_low: 0.6}\n", "lbtune.yaml:84: pools[0].template.fallback: threshold: util_low 0.6 must be below util_high 0.5"},
+		{"fallback shrink ratio 1", "max_weight: 256\n", "max_weight: 256\n      fallback: {shrink_ratio: 1}\n", "pools[0].template.fallback: threshold: shrink ratio 1 must be in (0, 1)"},
+		{"fallback grow ratio 1 with the default util_high", "max_weight: 256\n", "max_weight: 256\n      fallback: {grow_ratio: 1}\n", "pools[0].template.fallback: threshold: grow ratio 1 must exceed 1"},
+		{"fallback queue_low above queue_high", "max_weight: 256\n", "max_weight: 256\n      fallback: {queue_high: 1, queue_low: 3}\n", "pools[0].template.fallback: threshold: queue_low 3 must be below queue_high 1"},
+		{"objective negative price", "max_weight: 256\n", "max_weight: 256\n      objective: {server_hour: -1}\n", "lbtune.yaml:84: pools[0].template.objective.server_hour: want 0..1000000, got -1"},
+		{"objective Inf violation cost", "max_weight: 256\n", "max_weight: 256\n      objective: {violation_minute: .inf}\n", "pools[0].template.objective.violation_minute: +Inf is not finite"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

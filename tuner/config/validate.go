@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -291,6 +292,56 @@ func (c *Config) validateTemplate(v *validator, i int, pl *Pool) {
 		names[s.Name] = true
 		v.num(p("pools", i, "template", "sizes", j, "speed"), s.Speed)
 		v.integer(p("pools", i, "template", "sizes", j, "concurrency"), s.Concurrency)
+	}
+	c.validateFallback(v, i, pl)
+	v.num(p("pools", i, "template", "objective", "server_hour"), t.Objective.ServerHour)
+	v.num(p("pools", i, "template", "objective", "violation_minute"), t.Objective.ViolationMinute)
+}
+
+// validateFallback checks the set keys of a pool's template.fallback
+// against their ranges, then the resulting thresholds' cross-field rules
+// (agent.ThresholdConfig.Validate).
+func (c *Config) validateFallback(v *validator, i int, pl *Pool) {
+	f := pl.Template.Fallback
+	at := func(key string) []any { return p("pools", i, "template", "fallback", key) }
+	ok := true
+	for _, d := range []struct {
+		key string
+		v   *time.Duration
+	}{{"window", f.Window}, {"min_breach", f.MinBreach}, {"down_cooldown", f.DownCooldown}} {
+		if d.v != nil && !v.dur(at(d.key), *d.v) {
+			ok = false
+		}
+	}
+	for _, x := range []struct {
+		key string
+		v   *float64
+	}{
+		{"min_requests", f.MinRequests}, {"util_high", f.UtilHigh}, {"util_low", f.UtilLow},
+		{"grow_ratio", f.GrowRatio}, {"shrink_ratio", f.ShrinkRatio}, {"shrink_below", f.ShrinkBelow},
+		{"queue_high", f.QueueHigh}, {"queue_low", f.QueueLow},
+	} {
+		if x.v != nil && !v.num(at(x.key), *x.v) {
+			ok = false
+		}
+	}
+	if f.Reserve != nil && !v.integer(at("reserve"), *f.Reserve) {
+		ok = false
+	}
+	if !ok || f == (Fallback{}) {
+		return
+	}
+	tc := c.PoolFallback(pl)
+	tc.TargetP95 = 0 // checked as template.target_seconds
+	if err := tc.Validate(); err != nil {
+		var list interface{ Unwrap() []error }
+		errs := []error{err}
+		if errors.As(err, &list) {
+			errs = list.Unwrap()
+		}
+		for _, e := range errs {
+			v.addf(p("pools", i, "template", "fallback"), "%v", e)
+		}
 	}
 }
 
