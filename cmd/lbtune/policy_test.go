@@ -57,7 +57,9 @@ func TestPolicyTrainShowEval(t *testing.T) {
 		t.Fatalf("policy show: exit %d: %s", code, errs)
 	}
 	// Trained in pool units (the default): load in servers, p95 against the target.
-	for _, want := range []string{"Load states", "preferred", "Fallback (threshold policy)", "Guard:", "pool units", "load srv", "p95/target"} {
+	// The explanation: rules per move, the agreement per move, the agent's rules.
+	for _, want := range []string{"Load states", "preferred", "Fallback (threshold policy)", "Guard:", "pool units", "load srv", "p95/target",
+		"scale-out when plan_gap >= 0.50", "Agreement per move", "scale-in ", "weights ", "The agent's rules", "out-forecast "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("policy show lacks %q:\n%s", want, out)
 		}
@@ -69,6 +71,9 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	}
 	if _, ok := show.States[0].Centroid["load_servers"]; !show.PoolUnits || !ok {
 		t.Errorf("policy show --json: pool_units %v, centroid %v: want pool units with load_servers", show.PoolUnits, show.States[0].Centroid)
+	}
+	if tr := show.Tree; tr == nil || len(tr.Classes) != 4 || tr.Classes[1].Class != "scale-out" || tr.Classes[1].Decisions == 0 || len(show.AgentRules) == 0 {
+		t.Errorf("policy show --json: tree %+v, %d agent rules: want the agreement of 4 moves, scale-outs held out, and the rules", tr, len(show.AgentRules))
 	}
 
 	out, errs, code = policyExec(t, "eval", "--trace", trace, "--policies", "threshold,agent", "--model", store, "--json", "--progress=false")
