@@ -58,60 +58,69 @@ var AgentRules = []AgentRule{
 }
 
 // Moves are what a decision does to the pool: the classes the explanation
-// is fitted and scored on.
+// is fitted and scored on. A decision has a server move (keep, scale-out
+// or scale-in) and, independently, changes the weights or not.
 const (
-	MoveKeep     = iota // neither servers nor weights change
+	MoveKeep     = iota // the pool keeps its size
 	MoveScaleOut        // more servers
 	MoveScaleIn         // fewer servers
-	MoveWeights         // the same servers, new weights
+	MoveWeights         // new weights (whatever the size)
 	numMoves
 )
 
 // MoveNames name the moves, indexed by move.
 var MoveNames = []string{"keep", "scale-out", "scale-in", "weights"}
 
-// SampleMove is what the sampled decision did: a server change first
-// (scale-out, scale-in), else a weight change, else keep.
+// SampleMove is the sampled decision's server move: MoveScaleOut,
+// MoveScaleIn or MoveKeep (whether it changed the weights is s.Weights).
 func SampleMove(s Sample) int {
 	switch keep := rlActionClass(0); {
 	case s.Action > keep:
 		return MoveScaleOut
 	case s.Action < keep:
 		return MoveScaleIn
-	case s.Weights != WeightKeep:
-		return MoveWeights
 	}
 	return MoveKeep
 }
 
 // PolicyTree is the agent's policy distilled into shallow decision trees
 // over real-unit features, one per move (scale-out, scale-in, weights):
-// what an operator reads as rules. A decision is predicted to be the first
-// move whose tree says so, in that order, else keep.
+// what an operator reads as rules. A decision is predicted to scale out
+// when the scale-out tree says so, else to scale in when that tree does,
+// else to keep its size; and to change the weights when the weights tree
+// says so.
 type PolicyTree struct {
 	// Rules are the leaves that predict a move, as "scale-out when ..."
 	// lines, tree by tree, then the "keep otherwise" line.
 	Rules []string `json:"rules"`
 	// Agreement is the share of held-out decisions on which the trees
-	// predict the agent's move.
+	// predict the agent's server move and whether it changes the weights
+	// (decisions replayed on recordings left out: Sample.Replayed).
 	Agreement float64 `json:"agreement"`
-	// Baseline is the agreement of always predicting the most common move.
+	// Baseline is the agreement of always predicting the most common
+	// server move with the most common weight decision.
 	Baseline float64 `json:"baseline"`
 	// ChangeAgreement is the agreement on the held-out decisions that
 	// changed the pool's size (where "keep" is wrong).
 	ChangeAgreement float64 `json:"change_agreement"`
-	// MoveAgreement is the agreement on the held-out decisions that changed
-	// the pool's size or its weights.
+	// MoveAgreement is the agreement on the held-out moves: decisions that
+	// changed the pool's size, and (replayed ones included) its weights.
 	MoveAgreement float64 `json:"move_agreement"`
-	// Classes is the agreement on the held-out decisions of each move.
+	// Classes is the agreement on the held-out decisions of each move:
+	// keep, scale-out and scale-in are the server move of the decisions
+	// not replayed, weights the weight change of all.
 	Classes []ClassAgreement `json:"classes"`
 	// Features are the features the trees could split on (older stores
 	// saved fewer: SampleFeatures).
 	Features []string `json:"features"`
-	// Train and Test are the numbers of samples fitted and held out.
-	Train int `json:"train"`
-	Test  int `json:"test"`
-	Depth int `json:"depth"`
+	// Train and Test are the numbers of samples fitted (summed over the
+	// trees) and held out; Replayed and TestReplayed how many of all and
+	// of the held-out samples were replayed.
+	Train        int `json:"train"`
+	Test         int `json:"test"`
+	Replayed     int `json:"replayed"`
+	TestReplayed int `json:"test_replayed"`
+	Depth        int `json:"depth"`
 }
 
 // ClassAgreement is how well the explanation agrees with the agent on the
@@ -134,14 +143,15 @@ type ClassAgreement struct {
 const rlMinPositives = 3
 
 // Distil fits one CART tree of at most depth levels (golearn's Gini
-// classifier) per move (scale-out, scale-in, weights: the move against
-// every other decision) to the agent's decision samples, on a random
-// (1 - holdout) share of each move's samples, and measures the trees'
-// agreement with the agent on the rest, overall and per move (as they
-// come, unbalanced). Each tree is fitted on all of its move's samples and
-// at most rlBalanceRatio times as many others, so a rare move is learned
-// instead of drowned by "keep". At most maxFit samples are fitted per tree
-// (golearn's CART tries every distinct value of every feature as a split).
+// classifier) per move to the agent's decision samples: scale-out and
+// scale-in (each against every other server move) on the samples not
+// replayed, weights (changed or not) on all. Each is fitted on a random
+// (1 - holdout) share of every kind of sample (server move, weight
+// change, replayed) and scored on the rest, overall and per move, as they
+// come (unbalanced). A tree is fitted on all of its move's samples and at
+// most rlBalanceRatio times as many others, so a rare move is learned
+// instead of drowned by "keep"; at most maxFit samples per tree (golearn's
+// CART tries every distinct value of every feature as a split).
 func Distil(samples []Sample, depth int, holdout float64, maxFit int, seed uint64) (*PolicyTree, error) {
 	if len(samples) < 20 {
 		return nil, fmt.Errorf("distil policy: %d samples: %w", len(samples), ErrFewSamples)
@@ -155,17 +165,28 @@ func Distil(samples []Sample, depth int, holdout float64, maxFit int, seed uint6
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xd15))
 	moves := make([]int, len(samples))
+	pt := &PolicyTree{Depth: depth, Features: SampleFeatures[:nf]}
 	for i, s := range samples {
 		moves[i] = SampleMove(s)
+		if s.Replayed {
+			pt.Replayed++
+		}
 	}
-	// Hold out the same share of every move, so a rare move is both
-	// fitted and tested.
+	weights := func(j int) bool { return samples[j].Weights != WeightKeep }
+	// Hold out the same share of every kind of sample, so a rare move is
+	// both fitted and tested.
 	var test, fit []int
-	byMove := make([][]int, numMoves)
+	strata := map[[3]int][]int{}
+	var keys [][3]int
 	for _, j := range rng.Perm(len(samples)) {
-		byMove[moves[j]] = append(byMove[moves[j]], j)
+		k := [3]int{moves[j], rlBool(weights(j)), rlBool(samples[j].Replayed)}
+		if strata[k] == nil {
+			keys = append(keys, k)
+		}
+		strata[k] = append(strata[k], j)
 	}
-	for _, rows := range byMove {
+	for _, k := range keys {
+		rows := strata[k]
 		n := int(math.Round(holdout * float64(len(rows))))
 		if len(rows) > 1 {
 			n = max(n, 1)
@@ -180,67 +201,136 @@ func Distil(samples []Sample, depth int, holdout float64, maxFit int, seed uint6
 	if err != nil {
 		return nil, err
 	}
-	pt := &PolicyTree{Test: len(test), Depth: depth, Features: SampleFeatures[:nf]}
-	pred := make([]int, len(test)) // MoveKeep unless a tree says otherwise
-	trained := 0
+	pt.Test = len(test)
+	predMove := make([]int, len(test)) // MoveKeep unless a server tree says otherwise
+	predW := make([]bool, len(test))
+	closed := func(j int) bool { return !samples[j].Replayed }
 	for _, mv := range []int{MoveScaleOut, MoveScaleIn, MoveWeights} {
-		rows := rlBalance(fit, func(j int) bool { return moves[j] == mv }, maxFit)
-		pos := 0
-		for _, j := range rows {
-			if moves[j] == mv {
-				pos++
-			}
+		pos, rows := func(j int) bool { return moves[j] == mv }, rlFilter(fit, closed)
+		if mv == MoveWeights {
+			pos, rows = weights, fit
 		}
-		if pos < rlMinPositives {
-			continue
-		}
-		trained += len(rows)
-		tree := trees.NewDecisionTreeClassifier(trees.GINI, int64(depth), []int64{0, 1})
-		train, err := rlInstances(samples, rows, nf, func(j int) bool { return moves[j] == mv })
+		rows = rlBalance(rows, pos, maxFit)
+		yes, leaves, err := rlFitMove(samples, rows, pos, nf, depth, held)
 		if err != nil {
-			return nil, err
-		}
-		if err := tree.Fit(train); err != nil {
 			return nil, fmt.Errorf("distil policy: %s: %w", MoveNames[mv], err)
 		}
-		if tree.RootNode == nil {
-			continue
+		if yes == nil {
+			continue // too few of this move to fit
 		}
-		for i, p := range tree.Predict(held) {
-			if p == 1 && pred[i] == MoveKeep {
-				pred[i] = mv
+		pt.Train += len(rows)
+		for i, y := range yes {
+			switch {
+			case !y:
+			case mv == MoveWeights:
+				predW[i] = true
+			case predMove[i] == MoveKeep:
+				predMove[i] = mv
 			}
 		}
-		for _, r := range rlWalk(tree.RootNode, nil) {
-			if r.label == 1 {
-				pt.Rules = append(pt.Rules, MoveNames[mv]+" when "+rlConds(r.conds, pt.Features))
-			}
+		for _, l := range leaves {
+			pt.Rules = append(pt.Rules, MoveNames[mv]+" when "+rlConds(l.conds, pt.Features))
 		}
 	}
 	pt.Rules = append(pt.Rules, "keep otherwise")
-	pt.Train = trained
-	truth := make([]int, len(test))
-	for i, j := range test {
-		truth[i] = moves[j]
-	}
-	pt.Classes = rlAgreement(truth, pred, MoveNames)
-	var all, size, move ClassAgreement
-	for c, ca := range pt.Classes {
-		rlAdd(&all, ca)
-		if c != MoveKeep {
-			rlAdd(&move, ca)
-		}
-		if c == MoveScaleOut || c == MoveScaleIn {
-			rlAdd(&size, ca)
-		}
-	}
-	top := 0
-	for _, ca := range pt.Classes {
-		top = max(top, ca.Decisions)
-	}
-	pt.Agreement, pt.ChangeAgreement, pt.MoveAgreement = all.Agreement, size.Agreement, move.Agreement
-	pt.Baseline = float64(top) / float64(len(test))
+	pt.score(samples, test, moves, predMove, predW)
 	return pt, nil
+}
+
+// rlFitMove fits a binary tree (pos against the rest) on rows and returns
+// its prediction for each held-out instance and the leaves that predict
+// the move; nil predictions with fewer than rlMinPositives positive rows.
+func rlFitMove(samples []Sample, rows []int, pos func(int) bool, nf, depth int, held *base.DenseInstances) ([]bool, []rlLeaf, error) {
+	npos := 0
+	for _, j := range rows {
+		if pos(j) {
+			npos++
+		}
+	}
+	if npos < rlMinPositives {
+		return nil, nil, nil
+	}
+	tree := trees.NewDecisionTreeClassifier(trees.GINI, int64(depth), []int64{0, 1})
+	train, err := rlInstances(samples, rows, nf, pos)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tree.Fit(train); err != nil {
+		return nil, nil, err
+	}
+	_, n := held.Size()
+	yes := make([]bool, n)
+	if tree.RootNode == nil {
+		return yes, nil, nil
+	}
+	for i, p := range tree.Predict(held) {
+		yes[i] = p == 1
+	}
+	var leaves []rlLeaf
+	for _, l := range rlWalk(tree.RootNode, nil) {
+		if l.label == 1 {
+			leaves = append(leaves, l)
+		}
+	}
+	return yes, leaves, nil
+}
+
+// score sets pt's agreement figures from the held-out samples test (their
+// server moves and whether they changed the weights) and the trees'
+// predictions of them: the server moves and the overall agreement over
+// the decisions not replayed, the weight changes over all.
+func (pt *PolicyTree) score(samples []Sample, test, moves, predMove []int, predW []bool) {
+	var tMove, pMove, tW, pW []int
+	kinds := map[[2]int]int{} // held-out decisions by (server move, weights changed)
+	agreed := 0
+	for i, j := range test {
+		w := rlBool(samples[j].Weights != WeightKeep)
+		tW, pW = append(tW, w), append(pW, rlBool(predW[i]))
+		if samples[j].Replayed {
+			pt.TestReplayed++
+			continue
+		}
+		tMove, pMove = append(tMove, moves[j]), append(pMove, predMove[i])
+		kinds[[2]int{moves[j], w}]++
+		if moves[j] == predMove[i] && w == rlBool(predW[i]) {
+			agreed++
+		}
+	}
+	server := rlAgreement(tMove, pMove, MoveNames[:MoveWeights])
+	wc := rlAgreement(tW, pW, []string{"weights kept", MoveNames[MoveWeights]})
+	pt.Classes = append(server, wc[1])
+	if n := len(tMove); n > 0 {
+		top := 0
+		for _, c := range kinds {
+			top = max(top, c)
+		}
+		pt.Agreement, pt.Baseline = float64(agreed)/float64(n), float64(top)/float64(n)
+	}
+	var size ClassAgreement
+	rlAdd(&size, server[MoveScaleOut])
+	rlAdd(&size, server[MoveScaleIn])
+	move := size
+	rlAdd(&move, wc[1])
+	pt.ChangeAgreement, pt.MoveAgreement = size.Agreement, move.Agreement
+}
+
+// rlBool is 1 for true, 0 for false.
+func rlBool(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// rlFilter returns the rows for which keep holds.
+func rlFilter(rows []int, keep func(int) bool) []int {
+	var out []int
+	for _, j := range rows {
+		if keep(j) {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // rlAgreement counts, for each class c (named by names), the decisions of

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -56,30 +57,36 @@ func TestAgreementByClass(t *testing.T) {
 // (AgentRules) over the full SampleFeatures: scale out when the plan needs
 // more servers, scale in when the window's largest plan is below the pool,
 // the p95 below 0.75 x target, the window seen and the rate not rising;
-// shift or reset the weights when they are unbalanced, the values prefer
-// that and 200 requests per server have passed.
-func rlRuleSamples(n int, seed uint64) []Sample {
+// shift or reset the weights when the action the values prefer would
+// change them (here: when they are unbalanced) and 200 requests per server
+// have passed. Replayed samples (every k-th when replayEvery > 0) carry a
+// random server move: a recorded pool never carried out the agent's.
+func rlRuleSamples(n int, seed uint64, replayEvery int) []Sample {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var out []Sample
 	// Values on grids, as measured values are (few distinct values keep
 	// golearn's CART, which tries each as a split, fast under -race).
 	grid := func(n int, step float64) float64 { return float64(rng.IntN(n)) * step }
-	for range n {
+	for i := range n {
 		servers := float64(1 + rng.IntN(20))
 		planGap := float64(rng.IntN(30) - 27) // mostly below the pool: rare scale-outs
 		inGap := planGap + float64(rng.IntN(3))
 		p95x, seen, trend := grid(100, 0.01), min(grid(16, 0.1), 1), grid(41, 0.1)-2
 		state, unb, pref, dwell := float64(rng.IntN(4)), float64(rng.IntN(2)), float64(rng.IntN(3)), min(grid(41, 10), 200)
+		changes := float64(rlBool(unb == 1 && pref != WeightKeep))
 		s := Sample{Features: []float64{grid(100, 1), p95x * 200, grid(100, 0.01), servers, grid(41, 0.1) - 2,
-			planGap, inGap, p95x, seen, trend, state, unb, pref, dwell}, Action: rlActionClass(0)}
+			planGap, inGap, p95x, seen, trend, state, unb, pref, dwell, changes}, Action: rlActionClass(0)}
 		switch {
 		case planGap > 0:
 			s.Action = rlActionClass(int(planGap))
 		case inGap < 0 && p95x < 0.75 && seen >= 1 && trend <= 0:
 			s.Action = rlActionClass(max(int(inGap), -2))
 		}
-		if unb == 1 && pref != WeightKeep && dwell >= 200 {
+		if changes == 1 && dwell >= 200 {
 			s.Weights = int(pref)
+		}
+		if replayEvery > 0 && i%replayEvery == 0 {
+			s.Replayed, s.Action = true, rng.IntN(len(ActionClasses))
 		}
 		out = append(out, s)
 	}
@@ -94,11 +101,20 @@ func TestDistilMoves(t *testing.T) {
 		rules []string
 		// moves that must be made and agreed on >= 90%
 		moves []int
+		// replayed samples: only the weights class counts them
+		replayed int
 	}{
 		{
-			name: "the agent's rules", samples: rlRuleSamples(4000, 7),
-			rules: []string{"scale-out when plan_gap >= 0.50", "scale-in when", "weights when", "weight_unbalanced >= 0.50", "weight_preferred >= 0.50", "weight_dwell >= 195"}, // 195: between the grid's 190 and 200
+			name: "the agent's rules", samples: rlRuleSamples(4000, 7, 0),
+			rules: []string{"scale-out when plan_gap >= 0.50", "scale-in when", "weights when weight_preferred_changes >= 0.50 and weight_dwell >= 195"}, // 195: between the grid's 190 and 200
 			moves: []int{MoveScaleOut, MoveScaleIn, MoveWeights},
+		},
+		{
+			// Every third decision replayed with a random server move: the
+			// server trees and scores leave them out, the weights use them.
+			name: "replayed decisions", samples: rlRuleSamples(4000, 8, 3),
+			rules: []string{"scale-out when plan_gap >= 0.50", "scale-in when", "weights when weight_preferred_changes >= 0.50 and weight_dwell >= 195"},
+			moves: []int{MoveScaleOut, MoveScaleIn, MoveWeights}, replayed: 1334,
 		},
 		{
 			// A store saved before the plan features: five features, no
@@ -140,17 +156,29 @@ func TestDistilMoves(t *testing.T) {
 			if tree.Agreement <= tree.Baseline {
 				t.Errorf("agreement %.3f, not above always-keep's %.3f", tree.Agreement, tree.Baseline)
 			}
-			// The totals are the per-move counts summed.
-			var agreed, moved, movedAgreed int
+			// The server moves count the held-out decisions not replayed,
+			// the weights all of them; the moves' total is their sum.
+			var server, moved, movedAgreed, weights int
+			for _, s := range tc.samples {
+				if s.Weights != WeightKeep {
+					weights++
+				}
+			}
 			for c, ca := range tree.Classes {
-				agreed += ca.Agreed
+				if c != MoveWeights {
+					server += ca.Decisions
+				}
 				if c != MoveKeep {
 					moved += ca.Decisions
 					movedAgreed += ca.Agreed
 				}
 			}
-			if got := float64(agreed) / float64(tree.Test); got != tree.Agreement {
-				t.Errorf("agreement %v, per-move counts say %v", tree.Agreement, got)
+			// (30% of each kind of sample is held out, rounded kind by kind.)
+			if tree.Replayed != tc.replayed || math.Abs(float64(tree.Test-server)-0.3*float64(tc.replayed)) > 3 {
+				t.Errorf("%d replayed, %d of %d held out scored for their server move; want %d replayed, 30%% of them held out and not scored", tree.Replayed, server, tree.Test, tc.replayed)
+			}
+			if w := tree.Classes[MoveWeights].Decisions; math.Abs(float64(w)-0.3*float64(weights)) > 3 {
+				t.Errorf("%d held-out weight moves of %d, want 30%%", w, weights)
 			}
 			if got := float64(movedAgreed) / float64(moved); got != tree.MoveAgreement {
 				t.Errorf("move agreement %v, per-move counts say %v", tree.MoveAgreement, got)
@@ -163,7 +191,7 @@ func TestDistilMoves(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Distil(rlRuleSamples(5, 1), 3, 0.3, 0, 1); !errors.Is(err, ErrFewSamples) {
+	if _, err := Distil(rlRuleSamples(5, 1, 0), 3, 0.3, 0, 1); !errors.Is(err, ErrFewSamples) {
 		t.Fatalf("5 samples: err = %v, want ErrFewSamples", err)
 	}
 }

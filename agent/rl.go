@@ -446,8 +446,14 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	d.Metrics["weight_dwell"] = math.Min(dwell, a.cfg.WeightDwell)
 	// The weight row the values were read from, and what they prefer in it
 	// (before exploration and the dwell), for the explanation (explain.go).
+	// and whether that would change them (a shift needs room to move weight,
+	// a reset weights that are not capacity-proportional already).
+	pref := rlArgmax(a.table.WeightQ[wstate])
+	probe := Decision{Metrics: map[string]float64{}}
+	a.planWeights(obs, pref, &probe)
 	d.Metrics["weight_unbalanced"] = float64(wstate % 2)
-	d.Metrics["weight_preferred"] = float64(rlArgmax(a.table.WeightQ[wstate]))
+	d.Metrics["weight_preferred"] = float64(pref)
+	d.Metrics["weight_preferred_changes"] = float64(rlBool(probe.Weights != nil))
 	if d.Weights != nil {
 		a.wchanged, a.wserved = true, 0
 	} else if held {

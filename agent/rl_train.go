@@ -114,6 +114,10 @@ type Sample struct {
 	// Weights is the weight action (WeightShift, WeightReset) when the
 	// decision changed the weights, else WeightKeep.
 	Weights int `json:"w,omitempty"`
+	// Replayed marks a decision made on a recording (Trainer.Replay): the
+	// recorded pool never carried it out, so only its weight decision
+	// explains the policy; its server change is left out of the scores.
+	Replayed bool `json:"r,omitempty"`
 }
 
 // SampleFeatures name the features of a Sample, in order: the pool as
@@ -124,11 +128,12 @@ type Sample struct {
 // the target, the share of the scale-in window observed, the rate's trend
 // per interval, and for the weights the load state, whether the servers'
 // latencies are unbalanced, the weight action the learned values prefer
-// there (0 keep, 1 shift, 2 reset) and the requests per server since the
-// last weight change (capped at RLConfig.WeightDwell).
+// there (0 keep, 1 shift, 2 reset), the requests per server since the
+// last weight change (capped at RLConfig.WeightDwell) and whether the
+// preferred action would change the weights (1) or not (0).
 var SampleFeatures = []string{"rate_rps", "p95_ms", "utilisation", "servers", "trend_rps",
 	"plan_gap", "scale_in_gap", "p95_x_target", "window_seen", "rate_trend_rps",
-	"state", "weight_unbalanced", "weight_preferred", "weight_dwell"}
+	"state", "weight_unbalanced", "weight_preferred", "weight_dwell", "weight_preferred_changes"}
 
 // ActionClasses name the server change classes of a Sample, in order.
 var ActionClasses = []string{"-2 or fewer servers", "-1 server", "keep", "+1 server", "+2..+4 servers", "+5 or more servers"}
@@ -166,7 +171,7 @@ func rlSampleOf(obs Observation, d Decision) Sample {
 	s := Sample{
 		Features: []float64{m["rate_rps"], m["p95_ms"], m["utilisation"], float64(cur), m["forecast_rps"] - m["rate_rps"],
 			planGap, inGap, m["p95_x_target"], m["window_seen"], m["rate_trend_rps"],
-			m["state"], m["weight_unbalanced"], m["weight_preferred"], m["weight_dwell"]},
+			m["state"], m["weight_unbalanced"], m["weight_preferred"], m["weight_dwell"], m["weight_preferred_changes"]},
 		Action: rlActionClass(delta),
 	}
 	for i, v := range s.Features {
@@ -243,6 +248,31 @@ func (t *Trainer) Record(ctx context.Context, ep Episode) error {
 		}
 	}
 	return ep.Run(ctx, a)
+}
+
+// Replay runs the greedy policy (as Record) over a recording of one pool's
+// snapshots and keeps its decisions as samples marked Replayed. The
+// recording's pool never carried them out, so only the weight decisions
+// are the policy's as it would run there: on real balancers, whose
+// servers differ, where the simulator's identical servers never make the
+// agent move weights.
+func (t *Trainer) Replay(ctx context.Context, snaps []collector.Snapshot, pool string, tmpl Template) error {
+	a := t.Agent
+	a.SetLearning(false)
+	a.resetEpisode()
+	a.greedy, a.smooth = -1, a.smooth[:0]
+	for _, obs := range rlRecordingObs(snaps, pool, tmpl) {
+		if _, err := a.Decide(ctx, obs); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			continue // an interval the agent cannot place (no traffic): the fallback's
+		}
+		s := rlSampleOf(obs, a.lastRaw)
+		s.Replayed = true
+		t.keep(s)
+	}
+	return nil
 }
 
 // rlRecordingPolicy remembers the observation the controller built.
@@ -377,24 +407,15 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 	cfg = cfg.WithDefaults()
 	rw, imbalance := cfg.Reward, cfg.ImbalanceRatio
 	var units collector.PoolRates
-	sort.Slice(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })
 	type step struct {
 		obs  Observation
 		post []float64
 		ws   int
 	}
 	var steps []step
-	for i := 1; i < len(snaps); i++ {
-		r, err := collector.Rate(&snaps[i-1], &snaps[i])
-		if err != nil {
-			continue // duplicate instants: skip
-		}
-		pr := r.Pool(pool)
-		if pr == nil {
-			continue
-		}
-		obs := Observation{Time: snaps[i].Time, Pool: pool, Latest: *pr, Interval: snaps[i].Time.Sub(snaps[i-1].Time),
-			Servers: pr.ServersUp(), Template: tmpl}
+	for _, obs := range rlRecordingObs(snaps, pool, tmpl) {
+		pr := &obs.Latest
+		var err error
 		post := []float64{1}
 		if states != nil {
 			sobs := obs
@@ -435,6 +456,27 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 		})
 	}
 	return out, nil
+}
+
+// rlRecordingObs sorts a recording's snapshots by time and returns pool's
+// observation of every interval between two of them (duplicate instants
+// and intervals without the pool are skipped).
+func rlRecordingObs(snaps []collector.Snapshot, pool string, tmpl Template) []Observation {
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })
+	var out []Observation
+	for i := 1; i < len(snaps); i++ {
+		r, err := collector.Rate(&snaps[i-1], &snaps[i])
+		if err != nil {
+			continue // duplicate instants: skip
+		}
+		pr := r.Pool(pool)
+		if pr == nil {
+			continue
+		}
+		out = append(out, Observation{Time: snaps[i].Time, Pool: pool, Latest: *pr, Interval: snaps[i].Time.Sub(snaps[i-1].Time),
+			Servers: pr.ServersUp(), Template: tmpl})
+	}
+	return out
 }
 
 // rlWeightChange classifies the weight change between two intervals' rates.

@@ -77,9 +77,10 @@ const rlOODQuantile = 0.001
 const rlOfflineIters = 20
 
 // explainSamples bounds the trained policy's decisions kept to explain it:
-// all of the default 8 sample episodes' (12 h at 30 s), so the rare moves
-// (about 2% of decisions scale) are fitted and tested on more than a few.
-const explainSamples = 12000
+// all of the default 8 sample episodes' (12 h at 30 s) and of the shipped
+// recordings replayed (about 11,000 intervals), so the rare moves (under
+// 1% of decisions scale) are fitted and tested on more than a few.
+const explainSamples = 24000
 
 // ErrNoTraces is returned by Fit without training traces.
 var ErrNoTraces = errors.New("no training traces")
@@ -258,6 +259,18 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 			return FitResult{}, fmt.Errorf("fit: record: %w", err)
 		}
 		tick()
+	}
+	// The simulator's servers are identical, so the policy never moves the
+	// weights there: its weight decisions are recorded on the recordings
+	// of real pools, replayed (agent.Trainer.Replay).
+	a.SetHorizon(tb.Config.Horizon)
+	for _, rec := range cfg.Recordings {
+		for _, pool := range slices.Sorted(maps.Keys(rec.Targets)) {
+			tmpl := agent.Template{TargetP95: rec.Targets[pool], ServiceRate: rec.ServiceRates[pool]}
+			if err := tr.Replay(ctx, rec.Snapshots, pool, tmpl); err != nil {
+				return FitResult{}, fmt.Errorf("fit: replay %s pool %s: %w", rec.Name, pool, err)
+			}
+		}
 	}
 	for _, t := range cfg.Traces {
 		tb.TrainedOn = append(tb.TrainedOn, t.Name)

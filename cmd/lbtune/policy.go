@@ -244,17 +244,22 @@ func policyPrint(w io.Writer, r eval.ShowReport) {
 		fmt.Fprintf(w, "No policy tree: %s\n", r.TreeReason)
 		return
 	}
-	fmt.Fprintf(w, "The policy as rules (a depth-%d tree per move over %d decisions; agrees with the agent on %.1f%% of %d held-out decisions\n"+
-		"  (always the most common move would: %.1f%%), and on %.1f%% of the held-out decisions that changed the pool):\n",
-		r.Tree.Depth, r.Tree.Train, 100*r.Tree.Agreement, r.Tree.Test, 100*r.Tree.Baseline, 100*r.Tree.MoveAgreement)
-	for _, rule := range r.Tree.Rules {
+	t := r.Tree
+	fmt.Fprintf(w, "The policy as rules (a depth-%d tree per move, fitted on %d decisions; agrees with the agent on %.1f%% of %d held-out\n"+
+		"  decisions (always the most common move would: %.1f%%), and on %.1f%% of the held-out moves",
+		t.Depth, t.Train, 100*t.Agreement, t.Test-t.TestReplayed, 100*t.Baseline, 100*t.MoveAgreement)
+	if t.Replayed > 0 {
+		fmt.Fprintf(w, ";\n  %d more held out were replayed on recordings and score the weights only", t.TestReplayed)
+	}
+	fmt.Fprintln(w, "):")
+	for _, rule := range t.Rules {
 		fmt.Fprintln(w, "  "+rule)
 	}
-	if len(r.Tree.Classes) > 0 {
+	if len(t.Classes) > 0 {
 		fmt.Fprintln(w, "Agreement per move on the held-out decisions:")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  move\tdecisions\tagreed\tagreement\tpredicted")
-		for _, c := range r.Tree.Classes {
+		for _, c := range t.Classes {
 			agreement := "-"
 			if c.Decisions > 0 {
 				agreement = fmt.Sprintf("%.1f%%", 100*c.Agreement)

@@ -122,6 +122,13 @@ func TestPolicyTrainRecordings(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Offline < 1000 {
 		t.Fatalf("report %+v (%v): want >= 1000 offline transitions from two pools of a 1244-snapshot recording", rep, err)
 	}
+	// The trained policy is also replayed on the recording, for the
+	// explanation of its weight moves.
+	out, errs, code = policyExec(t, "policy", "show", "--model", filepath.Join(dir, "m.db"), "--json")
+	var show eval.ShowReport
+	if code != 0 || json.Unmarshal([]byte(out), &show) != nil || show.Tree == nil || show.Tree.Replayed < 2000 {
+		t.Errorf("policy show --json: exit %d, tree %+v: want >= 2000 decisions replayed on two pools of the recording (%s)", code, show.Tree, errs)
+	}
 	for _, tc := range []struct{ flag, want string }{
 		{"medium", "want POOL=DURATION"},
 		{"medium=fast", "positive duration"},
