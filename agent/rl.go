@@ -445,10 +445,20 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	d.Reason += "; forecast " + a.season.Fit().Reason
 	a.planWeights(obs, waction, &d)
 	d.Metrics["weight_dwell"] = math.Min(dwell, a.cfg.WeightDwell)
+	// The weight row the values were read from, and what they prefer in it
+	// (before exploration and the dwell), for the explanation (explain.go).
+	// and whether that would change them (a shift needs room to move weight,
+	// a reset weights that are not capacity-proportional already).
+	pref := rlArgmax(a.table.WeightQ[wstate])
+	probe := Decision{Metrics: map[string]float64{}}
+	a.planWeights(obs, pref, &probe)
+	d.Metrics["weight_unbalanced"] = float64(wstate % 2)
+	d.Metrics["weight_preferred"] = float64(pref)
+	d.Metrics["weight_preferred_changes"] = float64(rlBool(probe.Weights != nil))
 	if d.Weights != nil {
 		a.wchanged, a.wserved = true, 0
 	} else if held {
-		d.Reason += fmt.Sprintf("; weights held: %.0f of %.0f requests per server since the last change", dwell, a.cfg.WeightDwell)
+		d.Reason += fmt.Sprintf("; weights held (rule %s): %.0f of %.0f requests per server since the last change", RuleWeightDwell, dwell, a.cfg.WeightDwell)
 	}
 	d.Metrics["rate_rps"] = m.rate
 	d.Metrics["p95_ms"] = m.p95Ms
@@ -568,7 +578,7 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	d.Metrics["servers"] = float64(m.servers)
 	target := obs.Template.TargetP95.Seconds()
 	if a.mu <= 0 || target <= 0 || m.servers == 0 {
-		d.Reason = fmt.Sprintf("keep %d servers: service rate or target unknown", m.servers)
+		d.Reason = fmt.Sprintf("keep %d servers (rule %s): service rate or target unknown", m.servers, RuleKeepUnknown)
 		return
 	}
 	hi := obs.Template.Max
@@ -603,33 +613,39 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	for _, p := range a.plans {
 		stable = max(stable, p.n)
 	}
+	// What the rules below read, for the explanation (explain.go).
+	seen := obs.Time.Sub(a.since)
+	d.Metrics["scale_in_servers"] = float64(stable)
+	d.Metrics["window_seen"] = math.Min(seen.Seconds()/a.cfg.ScaleInWindow.Seconds(), 1)
+	d.Metrics["rate_trend_rps"] = a.fc.Trend()
+	d.Metrics["p95_x_target"] = m.p95Ms / targetMs
 	switch {
 	case plan > m.servers && breach:
 		d.Servers = plan
-		d.Reason = fmt.Sprintf("scale out %d -> %d: observed p95 %.0f ms above %.0f%% of the target %v, planning the most cautious level: forecast %.1f rps (+%.1fσ) needs %d servers at %.1f rps each",
-			m.servers, plan, m.p95Ms, 100*a.cfg.BreachP95, obs.Template.TargetP95, mean, lv.Z, plan, a.mu)
+		d.Reason = fmt.Sprintf("scale out %d -> %d (rule %s): observed p95 %.0f ms above %.0f%% of the target %v, planning the most cautious level: forecast %.1f rps (+%.1fσ) needs %d servers at %.1f rps each",
+			m.servers, plan, RuleOutBreach, m.p95Ms, 100*a.cfg.BreachP95, obs.Template.TargetP95, mean, lv.Z, plan, a.mu)
 	case plan > m.servers:
 		d.Servers = plan
-		d.Reason = fmt.Sprintf("scale out %d -> %d: forecast %.1f rps (+%.1fσ) needs %d servers at %.1f rps each for p95 %v",
-			m.servers, plan, mean, lv.Z, plan, a.mu, obs.Template.TargetP95)
+		d.Reason = fmt.Sprintf("scale out %d -> %d (rule %s): forecast %.1f rps (+%.1fσ) needs %d servers at %.1f rps each for p95 %v",
+			m.servers, plan, RuleOutForecast, mean, lv.Z, plan, a.mu, obs.Template.TargetP95)
 	case stable < m.servers && tail && m.p95Ms > a.cfg.HoldP95*targetMs:
-		d.Reason = fmt.Sprintf("keep %d servers: plan %d but the observed p95 %.0f ms is above %.0f%% of the target %v",
-			m.servers, stable, m.p95Ms, 100*a.cfg.HoldP95, obs.Template.TargetP95)
-	case stable < m.servers && obs.Time.Sub(a.since) < a.cfg.ScaleInWindow:
+		d.Reason = fmt.Sprintf("keep %d servers (rule %s): plan %d but the observed p95 %.0f ms is above %.0f%% of the target %v",
+			m.servers, RuleHoldP95, stable, m.p95Ms, 100*a.cfg.HoldP95, obs.Template.TargetP95)
+	case stable < m.servers && seen < a.cfg.ScaleInWindow:
 		// A stabilisation window with less history than its length says
 		// nothing about the load it has not seen: just started (or
 		// restarted), the agent does not shrink the pool it was given.
-		d.Reason = fmt.Sprintf("keep %d servers: plan %d but only %v of the %v scale-in window observed",
-			m.servers, stable, obs.Time.Sub(a.since).Round(time.Second), a.cfg.ScaleInWindow)
+		d.Reason = fmt.Sprintf("keep %d servers (rule %s): plan %d but only %v of the %v scale-in window observed",
+			m.servers, RuleHoldWindow, stable, seen.Round(time.Second), a.cfg.ScaleInWindow)
 	case stable < m.servers && a.fc.Trend() > 0:
-		d.Reason = fmt.Sprintf("keep %d servers: plan %d but the rate is rising (%+.1f rps per interval)", m.servers, stable, a.fc.Trend())
+		d.Reason = fmt.Sprintf("keep %d servers (rule %s): plan %d but the rate is rising (%+.1f rps per interval)", m.servers, RuleHoldRising, stable, a.fc.Trend())
 	case stable < m.servers:
 		d.Servers = stable
-		d.Reason = fmt.Sprintf("scale in %d -> %d: largest plan (+%.1fσ) of the last %v is %d servers (forecast %.1f rps)",
-			m.servers, stable, a.cfg.ScaleInZ, a.cfg.ScaleInWindow, stable, mean)
+		d.Reason = fmt.Sprintf("scale in %d -> %d (rule %s): largest plan (+%.1fσ) of the last %v is %d servers (forecast %.1f rps)",
+			m.servers, stable, RuleInWindow, a.cfg.ScaleInZ, a.cfg.ScaleInWindow, stable, mean)
 	default:
-		d.Reason = fmt.Sprintf("keep %d servers: plan %d, largest plan of the last %v %d (forecast %.1f rps)",
-			m.servers, plan, a.cfg.ScaleInWindow, stable, mean)
+		d.Reason = fmt.Sprintf("keep %d servers (rule %s): plan %d, largest plan of the last %v %d (forecast %.1f rps)",
+			m.servers, RuleKeepPlan, plan, a.cfg.ScaleInWindow, stable, mean)
 	}
 }
 
@@ -722,7 +738,7 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 		w := rlCapacityWeights(srv, obs.Capacity, maxW)
 		if !rlSameWeights(srv, w) {
 			d.Weights = w
-			d.Reason += "; weights reset to capacity-proportional"
+			d.Reason += fmt.Sprintf("; weights reset to capacity-proportional (rule %s)", RuleWeightReset)
 		}
 	case WeightShift:
 		var slow, fast *collector.ServerRates
@@ -759,8 +775,8 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 		w[slow.Name] -= step
 		w[fast.Name] += step
 		d.Weights = w
-		d.Reason += fmt.Sprintf("; shift weight %d from %s (%.0f ms) to %s (%.0f ms)",
-			step, slow.Name, rlServerLatency(slow, obs.Capacity), fast.Name, rlServerLatency(fast, obs.Capacity))
+		d.Reason += fmt.Sprintf("; shift weight %d from %s (%.0f ms) to %s (%.0f ms) (rule %s)",
+			step, slow.Name, rlServerLatency(slow, obs.Capacity), fast.Name, rlServerLatency(fast, obs.Capacity), RuleWeightShift)
 	}
 }
 

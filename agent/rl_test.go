@@ -2,10 +2,8 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -267,41 +265,6 @@ func TestPolicyCodec(t *testing.T) {
 				t.Fatal("decoded a bad policy")
 			}
 		})
-	}
-}
-
-func TestDistil(t *testing.T) {
-	// A known policy: +1 server above 850 rps when p95 > 180 ms, -1 below
-	// 200 rps, keep otherwise. The tree must recover it from samples.
-	rng := rand.New(rand.NewPCG(9, 9))
-	var samples []Sample
-	for range 1500 {
-		rate, p95 := rng.Float64()*1500, 50+rng.Float64()*300
-		act := 2
-		switch {
-		case rate > 850 && p95 > 180:
-			act = 3
-		case rate < 200:
-			act = 1
-		}
-		samples = append(samples, Sample{Features: []float64{rate, p95, rng.Float64(), float64(rng.IntN(20)), rng.NormFloat64()}, Action: act})
-	}
-	tree, err := Distil(samples, 3, 0.3, 800, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("agreement %.3f (baseline %.3f)\n%s", tree.Agreement, tree.Baseline, strings.Join(tree.Rules, "\n"))
-	if tree.Agreement < 0.95 {
-		t.Fatalf("agreement %.3f on held-out samples, want >= 0.95", tree.Agreement)
-	}
-	joined := strings.Join(tree.Rules, "\n")
-	for _, want := range []string{"rate_rps", "p95_ms", "+1 server", "-1 server"} {
-		if !strings.Contains(joined, want) {
-			t.Errorf("rules lack %q:\n%s", want, joined)
-		}
-	}
-	if _, err := Distil(samples[:5], 3, 0.3, 0, 1); !errors.Is(err, ErrFewSamples) {
-		t.Fatalf("5 samples: err = %v, want ErrFewSamples", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/lbtune/lbtune/collector"
@@ -105,14 +106,34 @@ type StateSummary struct {
 // Sample is one decision the agent made, in real units, for explaining the
 // policy with a decision tree.
 type Sample struct {
-	// Features are the real-unit values named by SampleFeatures.
+	// Features are the real-unit values named by SampleFeatures (samples
+	// saved before the plan features were added have only the first five).
 	Features []float64 `json:"f"`
 	// Action is the server change class (see ActionClasses).
 	Action int `json:"a"`
+	// Weights is the weight action (WeightShift, WeightReset) when the
+	// decision changed the weights, else WeightKeep.
+	Weights int `json:"w,omitempty"`
+	// Replayed marks a decision made on a recording (Trainer.Replay): the
+	// recorded pool never carried it out, so only its weight decision
+	// explains the policy; its server change is left out of the scores.
+	Replayed bool `json:"r,omitempty"`
 }
 
-// SampleFeatures name the features of a Sample, in order.
-var SampleFeatures = []string{"rate_rps", "p95_ms", "utilisation", "servers", "trend_rps"}
+// SampleFeatures name the features of a Sample, in order: the pool as
+// measured (rate, p95, utilisation, servers, forecast minus rate), then
+// what the agent's rules read (AgentRules): the servers its forecast plan
+// needs beyond the pool's (plan_gap), the same for the largest plan of
+// the scale-in window (scale_in_gap), the observed p95 as a multiple of
+// the target, the share of the scale-in window observed, the rate's trend
+// per interval, and for the weights the load state, whether the servers'
+// latencies are unbalanced, the weight action the learned values prefer
+// there (0 keep, 1 shift, 2 reset), the requests per server since the
+// last weight change (capped at RLConfig.WeightDwell) and whether the
+// preferred action would change the weights (1) or not (0).
+var SampleFeatures = []string{"rate_rps", "p95_ms", "utilisation", "servers", "trend_rps",
+	"plan_gap", "scale_in_gap", "p95_x_target", "window_seen", "rate_trend_rps",
+	"state", "weight_unbalanced", "weight_preferred", "weight_dwell", "weight_preferred_changes"}
 
 // ActionClasses name the server change classes of a Sample, in order.
 var ActionClasses = []string{"-2 or fewer servers", "-1 server", "keep", "+1 server", "+2..+4 servers", "+5 or more servers"}
@@ -142,11 +163,34 @@ func rlSampleOf(obs Observation, d Decision) Sample {
 	if d.Servers != 0 {
 		delta = d.Servers - cur
 	}
-	return Sample{
-		Features: []float64{d.Metrics["rate_rps"], d.Metrics["p95_ms"], d.Metrics["utilisation"], float64(cur),
-			d.Metrics["forecast_rps"] - d.Metrics["rate_rps"]},
+	m := d.Metrics
+	var planGap, inGap float64 // plan unknown (no service rate or target): no gap
+	if p, ok := m["plan_servers"]; ok {
+		planGap, inGap = p-float64(cur), m["scale_in_servers"]-float64(cur)
+	}
+	s := Sample{
+		Features: []float64{m["rate_rps"], m["p95_ms"], m["utilisation"], float64(cur), m["forecast_rps"] - m["rate_rps"],
+			planGap, inGap, m["p95_x_target"], m["window_seen"], m["rate_trend_rps"],
+			m["state"], m["weight_unbalanced"], m["weight_preferred"], m["weight_dwell"], m["weight_preferred_changes"]},
 		Action: rlActionClass(delta),
 	}
+	for i, v := range s.Features {
+		s.Features[i] = rlRound(v)
+	}
+	if d.Weights != nil {
+		s.Weights = int(m["weight_action"])
+	}
+	return s
+}
+
+// rlRound rounds v to 4 significant digits: the samples are stored, and
+// the tree's thresholds need no more.
+func rlRound(v float64) float64 {
+	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 4, 64), 64)
+	if err != nil {
+		return v // NaN and infinities format and parse; nothing else fails
+	}
+	return r
 }
 
 // Trainer trains an agent's PolicyTable over simulated episodes.
@@ -181,6 +225,53 @@ func (t *Trainer) Train(ctx context.Context, ep Episode) error {
 		return err
 	}
 	a.table.Episodes++
+	return nil
+}
+
+// Record runs one episode with learning off, the greedy policy with its
+// tail-aware override as it runs in production, and keeps its decisions
+// (before the guard) as samples: what Distil explains. The table and the
+// state summaries are not changed.
+func (t *Trainer) Record(ctx context.Context, ep Episode) error {
+	a := t.Agent
+	a.SetLearning(false)
+	a.resetEpisode()
+	a.greedy, a.smooth = -1, a.smooth[:0]
+	ep.Guard = NewGuard(t.Guard, nil)
+	inner := ep.OnDecision
+	ep.OnDecision = func(obs Observation, d Decision) {
+		if len(a.post) > 0 {
+			t.keep(rlSampleOf(obs, a.lastRaw))
+		}
+		if inner != nil {
+			inner(obs, d)
+		}
+	}
+	return ep.Run(ctx, a)
+}
+
+// Replay runs the greedy policy (as Record) over a recording of one pool's
+// snapshots and keeps its decisions as samples marked Replayed. The
+// recording's pool never carried them out, so only the weight decisions
+// are the policy's as it would run there: on real balancers, whose
+// servers differ, where the simulator's identical servers never make the
+// agent move weights.
+func (t *Trainer) Replay(ctx context.Context, snaps []collector.Snapshot, pool string, tmpl Template) error {
+	a := t.Agent
+	a.SetLearning(false)
+	a.resetEpisode()
+	a.greedy, a.smooth = -1, a.smooth[:0]
+	for _, obs := range rlRecordingObs(snaps, pool, tmpl) {
+		if _, err := a.Decide(ctx, obs); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			continue // an interval the agent cannot place (no traffic): the fallback's
+		}
+		s := rlSampleOf(obs, a.lastRaw)
+		s.Replayed = true
+		t.keep(s)
+	}
 	return nil
 }
 
@@ -223,20 +314,27 @@ func (t *Trainer) observe(obs Observation, raw Decision) {
 		tb.States[i].Share = tb.States[i].n / total
 	}
 
-	// Keep every decision until MaxSamples, then replace at random
-	// (reservoir sampling) so the samples span all episodes.
+	t.keep(rlSampleOf(obs, raw))
+}
+
+// keep adds a sample: every one until MaxSamples, then each replaces one
+// at random (reservoir sampling) so the samples span all episodes.
+func (t *Trainer) keep(smp Sample) {
 	max := t.MaxSamples
 	if max <= 0 {
 		max = 4000
 	}
 	t.seen++
-	smp := rlSampleOf(obs, raw)
 	if len(t.Samples) < max {
 		t.Samples = append(t.Samples, smp)
-	} else if j := a.rng.IntN(t.seen); j < max {
+	} else if j := t.Agent.rng.IntN(t.seen); j < max {
 		t.Samples[j] = smp
 	}
 }
+
+// ResetSamples forgets the samples kept so far (Fit keeps the training
+// decisions' only until it records the greedy policy's).
+func (t *Trainer) ResetSamples() { t.Samples, t.seen = nil, 0 }
 
 // resetEpisode forgets per-episode memory (forecast, plans, the pending
 // learning step) but keeps the table and the exploration rate.
@@ -309,24 +407,15 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 	cfg = cfg.WithDefaults()
 	rw, imbalance := cfg.Reward, cfg.ImbalanceRatio
 	var units collector.PoolRates
-	sort.Slice(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })
 	type step struct {
 		obs  Observation
 		post []float64
 		ws   int
 	}
 	var steps []step
-	for i := 1; i < len(snaps); i++ {
-		r, err := collector.Rate(&snaps[i-1], &snaps[i])
-		if err != nil {
-			continue // duplicate instants: skip
-		}
-		pr := r.Pool(pool)
-		if pr == nil {
-			continue
-		}
-		obs := Observation{Time: snaps[i].Time, Pool: pool, Latest: *pr, Interval: snaps[i].Time.Sub(snaps[i-1].Time),
-			Servers: pr.ServersUp(), Template: tmpl}
+	for _, obs := range rlRecordingObs(snaps, pool, tmpl) {
+		pr := &obs.Latest
+		var err error
 		post := []float64{1}
 		if states != nil {
 			sobs := obs
@@ -367,6 +456,27 @@ func TransitionsFromRecording(snaps []collector.Snapshot, pool string, states Lo
 		})
 	}
 	return out, nil
+}
+
+// rlRecordingObs sorts a recording's snapshots by time and returns pool's
+// observation of every interval between two of them (duplicate instants
+// and intervals without the pool are skipped).
+func rlRecordingObs(snaps []collector.Snapshot, pool string, tmpl Template) []Observation {
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })
+	var out []Observation
+	for i := 1; i < len(snaps); i++ {
+		r, err := collector.Rate(&snaps[i-1], &snaps[i])
+		if err != nil {
+			continue // duplicate instants: skip
+		}
+		pr := r.Pool(pool)
+		if pr == nil {
+			continue
+		}
+		out = append(out, Observation{Time: snaps[i].Time, Pool: pool, Latest: *pr, Interval: snaps[i].Time.Sub(snaps[i-1].Time),
+			Servers: pr.ServersUp(), Template: tmpl})
+	}
+	return out
 }
 
 // rlWeightChange classifies the weight change between two intervals' rates.

@@ -90,6 +90,13 @@ type PoolState struct {
 // Policy is every pool's policy.
 type Policy struct {
 	Pools []PoolPolicy `json:"pools"`
+	// Explanation is the trained agent's policy distilled into rules, with
+	// their agreement with the agent per move (scale-out, scale-in,
+	// weights, keep) on held-out decisions; nil without a trained model or
+	// its decision samples.
+	Explanation *agent.PolicyTree `json:"explanation,omitempty"`
+	// ExplanationError says why there is no explanation of a trained model.
+	ExplanationError string `json:"explanation_error,omitempty"`
 }
 
 // PoolPolicy explains one pool's policy.

@@ -54,12 +54,18 @@ func (d *Daemon) State(ctx context.Context) (api.State, error) {
 }
 
 // Policy explains what decides each pool: the policy of its mode, whether
-// the agent is trained, the learned load states and the fallback thresholds.
+// the agent is trained, the learned load states and the fallback
+// thresholds, and the trained policy distilled into rules.
 func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 	var out api.Policy
 	clusters := []api.Cluster{}
 	if d.trained != nil {
 		clusters = d.trained.clusters() // the same model for every pool: summarised once
+		if tree, err := d.trained.explain(); err == nil {
+			out.Explanation = tree
+		} else {
+			out.ExplanationError = err.Error()
+		}
 	}
 	for _, p := range d.poolList() {
 		p.recMu.Lock()

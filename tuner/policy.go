@@ -7,9 +7,11 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/agent/eval"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/datasets"
 	"github.com/lbtune/lbtune/model"
@@ -27,6 +29,10 @@ type trainedModel struct {
 	path  string
 	model *model.Model
 	table *agent.PolicyTable
+	// samples are the policy's decision samples (nil in older stores);
+	// explain distils them once, on the first /v1/policy.
+	samples []agent.Sample
+	explain func() (*agent.PolicyTree, error)
 }
 
 // loadPolicies loads the model + policy named in cfg (a store written by
@@ -148,7 +154,13 @@ func loadModel(path string) (*trainedModel, error) {
 	if tb.K != m.K() {
 		return nil, fmt.Errorf("model %s: the policy has %d load states, the model %d: train them together", path, tb.K, m.K())
 	}
-	return &trainedModel{path: path, model: m, table: tb}, nil
+	samples, err := eval.LoadSamples(st)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	dm := &trainedModel{path: path, model: m, table: tb, samples: samples}
+	dm.explain = sync.OnceValues(func() (*agent.PolicyTree, error) { return eval.Explain(dm.samples, eval.ExplainDepth) })
+	return dm, nil
 }
 
 // errNoPolicy is loadModel's error for a model store without a trained

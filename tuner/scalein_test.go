@@ -56,6 +56,22 @@ func TestScaleInSettings(t *testing.T) {
 			if got := pol.Pools[0].Fallback["down_cooldown_s"]; got != tc.wantDown.Seconds() {
 				t.Errorf("/v1/policy down_cooldown_s %v, want %v", got, tc.wantDown.Seconds())
 			}
+			// The shipped policy explained (issue 18 section 4): its rules
+			// agree with >= 90% of its held-out scale-outs and scale-ins
+			// (and weight moves, when it made any) and overall more often
+			// than always-keep.
+			ex := pol.Explanation
+			if ex == nil {
+				t.Fatalf("/v1/policy: no explanation (%s)", pol.ExplanationError)
+			}
+			if ex.Agreement <= ex.Baseline || len(ex.Classes) != len(agent.MoveNames) {
+				t.Errorf("/v1/policy explanation: agreement %.3f (always keep %.3f), %d classes", ex.Agreement, ex.Baseline, len(ex.Classes))
+			}
+			for _, c := range ex.Classes {
+				if c.Class != "keep" && c.Decisions > 0 && c.Agreement < 0.9 {
+					t.Errorf("/v1/policy explanation: %s agreed on %d of %d held-out decisions, want >= 90%%", c.Class, c.Agreed, c.Decisions)
+				}
+			}
 		})
 	}
 }

@@ -21,8 +21,10 @@ type FitConfig struct {
 	// Traces are the training traces (never the one scored).
 	Traces []*sim.Trace
 	// Episodes is the number of learning episodes; ModelEpisodes the number
-	// of exploration episodes whose states train the load-state model.
-	Episodes, ModelEpisodes int
+	// of exploration episodes whose states train the load-state model;
+	// SampleEpisodes the number of episodes of the trained policy whose
+	// decisions are kept to explain it (FitResult.Samples).
+	Episodes, ModelEpisodes, SampleEpisodes int
 	// EpisodeLength is the length of each episode's slice of a trace.
 	EpisodeLength time.Duration
 	// RateMin and RateMax bound the log-uniform mean arrival rate
@@ -74,6 +76,12 @@ const rlOODQuantile = 0.001
 // recorded transitions (discount 0.5: 20 sweeps settle to 1e-6).
 const rlOfflineIters = 20
 
+// explainSamples bounds the trained policy's decisions kept to explain it:
+// all of the default 8 sample episodes' (12 h at 30 s) and of the shipped
+// recordings replayed (about 11,000 intervals), so the rare moves (under
+// 1% of decisions scale) are fitted and tested on more than a few.
+const explainSamples = 24000
+
 // ErrNoTraces is returned by Fit without training traces.
 var ErrNoTraces = errors.New("no training traces")
 
@@ -114,7 +122,7 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	}
 	cfg = cfg.withDefaults()
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
-	total := cfg.ModelEpisodes + cfg.Episodes
+	total := cfg.ModelEpisodes + cfg.Episodes + cfg.SampleEpisodes
 	done := 0
 	tick := func() {
 		done++
@@ -230,6 +238,40 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 		tick()
 	}
 	a.SetRewardFunc(nil)
+
+	// 3. Record the trained policy as it runs (greedy, tail-aware override
+	// on) for its explanation (agent.Distil): the learning episodes drew
+	// every level and weight action at random, which no rule explains.
+	a.SetTailOverride(true)
+	tr.ResetSamples()
+	tr.MaxSamples = explainSamples
+	for e := range cfg.SampleEpisodes {
+		sc, err := cfg.episode(rng, cfg.ModelEpisodes+cfg.Episodes+e)
+		if err != nil {
+			return FitResult{}, err
+		}
+		a.SetHorizon(sc.Sim.Pools[0].BootDelay + sc.Interval)
+		ep, _, err := cfg.run(sc)
+		if err != nil {
+			return FitResult{}, err
+		}
+		if err := tr.Record(ctx, ep); err != nil {
+			return FitResult{}, fmt.Errorf("fit: record: %w", err)
+		}
+		tick()
+	}
+	// The simulator's servers are identical, so the policy never moves the
+	// weights there: its weight decisions are recorded on the recordings
+	// of real pools, replayed (agent.Trainer.Replay).
+	a.SetHorizon(tb.Config.Horizon)
+	for _, rec := range cfg.Recordings {
+		for _, pool := range slices.Sorted(maps.Keys(rec.Targets)) {
+			tmpl := agent.Template{TargetP95: rec.Targets[pool], ServiceRate: rec.ServiceRates[pool]}
+			if err := tr.Replay(ctx, rec.Snapshots, pool, tmpl); err != nil {
+				return FitResult{}, fmt.Errorf("fit: replay %s pool %s: %w", rec.Name, pool, err)
+			}
+		}
+	}
 	for _, t := range cfg.Traces {
 		tb.TrainedOn = append(tb.TrainedOn, t.Name)
 	}
@@ -247,6 +289,9 @@ func (c FitConfig) withDefaults() FitConfig {
 	}
 	if c.ModelEpisodes <= 0 {
 		c.ModelEpisodes = 12
+	}
+	if c.SampleEpisodes <= 0 {
+		c.SampleEpisodes = 8
 	}
 	if c.EpisodeLength <= 0 {
 		c.EpisodeLength = 12 * time.Hour

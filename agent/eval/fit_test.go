@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"github.com/lbtune/lbtune/agent"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,23 @@ func TestFit(t *testing.T) {
 	}
 	if sw := g.Policy.(*agent.Switch); sw.Counts()[agent.SwitchAgent] == 0 {
 		t.Errorf("the trained agent never decided: %v", sw.Counts())
+	}
+
+	// The samples are the trained policy's own decisions, and its rules
+	// explain them: on the held-out ones, the trees agree with >= 90% of
+	// its scale-outs and of its scale-ins, and overall more often than
+	// always-keep does.
+	tree, err := Explain(res.Samples, ExplainDepth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("agreement %.3f (baseline %.3f) on %d held out: %+v\n%s", tree.Agreement, tree.Baseline, tree.Test, tree.Classes, strings.Join(tree.Rules, "\n"))
+	if tree.Agreement <= tree.Baseline {
+		t.Errorf("agreement %.3f, not above always-keep's %.3f", tree.Agreement, tree.Baseline)
+	}
+	for _, mv := range []int{agent.MoveScaleOut, agent.MoveScaleIn} {
+		if c := tree.Classes[mv]; c.Decisions < 3 || c.Agreement < 0.9 {
+			t.Errorf("%s: %d of %d held-out decisions agreed, want >= 90%% of >= 3", c.Class, c.Agreed, c.Decisions)
+		}
 	}
 }

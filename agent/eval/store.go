@@ -106,14 +106,37 @@ func LoadBundle(path string) (*Bundle, error) {
 		return nil, fmt.Errorf("%s: policy has %d load states, model %d: train them together", path, tb.K, m.K())
 	}
 	b := &Bundle{Model: m, Table: tb}
-	if sb, err := st.Get(datasets.BucketPolicies, SamplesKey); err == nil {
-		if err := json.Unmarshal(sb, &b.Samples); err != nil {
-			return nil, fmt.Errorf("%s: decode samples: %w", path, err)
-		}
-	} else if !errors.Is(err, datasets.ErrNotFound) {
-		return nil, err
+	if b.Samples, err = LoadSamples(st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, nil
+}
+
+// LoadSamples reads the decision samples saved under SamplesKey (nil when
+// the store has none).
+func LoadSamples(st *datasets.Store) ([]agent.Sample, error) {
+	sb, err := st.Get(datasets.BucketPolicies, SamplesKey)
+	if errors.Is(err, datasets.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []agent.Sample
+	if err := json.Unmarshal(sb, &out); err != nil {
+		return nil, fmt.Errorf("decode samples: %w", err)
+	}
+	return out, nil
+}
+
+// ExplainDepth is the default depth of the trees Explain fits.
+const ExplainDepth = 3
+
+// Explain distils the policy's decision samples into trees of the given
+// depth (agent.Distil), holding out 30% of each move's decisions to score
+// them on: what `lbtune policy show` and the daemon's /v1/policy show.
+func Explain(samples []agent.Sample, depth int) (*agent.PolicyTree, error) {
+	return agent.Distil(samples, depth, 0.3, 3000, 1)
 }
 
 // Agent builds the agent for pool p of scenario sc from the bundle, with
@@ -143,6 +166,8 @@ type ShowReport struct {
 	// Objective is the objective the policy was trained on (its table's
 	// reward; lbtune policy train --server-hour, --violation-minute).
 	Objective agent.RewardConfig `json:"objective"`
+	// AgentRules are the rules decision reasons name (agent.AgentRules).
+	AgentRules []agent.AgentRule `json:"agent_rules"`
 	// Pools are the configured pools' own fallback and objective, when
 	// the caller knows them (lbtune policy show --config).
 	Pools []ShowPool `json:"pools,omitempty"`
@@ -174,7 +199,7 @@ func (b *Bundle) Show(depth int) ShowReport {
 	tb := b.Table
 	rep := ShowReport{Policy: PolicyName, Created: tb.Created, TrainedOn: tb.TrainedOn, Episodes: tb.Episodes, Steps: tb.Steps,
 		Levels: tb.Levels, PoolUnits: tb.Config.PoolUnits, Switch: agent.DefaultSwitchConfig(), Fallback: agent.DefaultThresholdConfig(), Guard: agent.DefaultGuardConfig(),
-		Objective: tb.Config.WithDefaults().Reward}
+		Objective: tb.Config.WithDefaults().Reward, AgentRules: agent.AgentRules}
 	clusters := b.Model.Clusters()
 	for _, c := range clusters {
 		k := c.Index
@@ -185,7 +210,7 @@ func (b *Bundle) Show(depth int) ShowReport {
 		}
 		rep.States = append(rep.States, s)
 	}
-	if tree, err := agent.Distil(b.Samples, depth, 0.3, 3000, 1); err == nil {
+	if tree, err := Explain(b.Samples, depth); err == nil {
 		rep.Tree = tree
 	} else {
 		rep.TreeReason = err.Error()

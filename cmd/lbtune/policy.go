@@ -151,6 +151,7 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 		Recordings: recs, RL: agent.RLConfig{Reward: reward},
 		Progress: func(done, total int) {
 			if bar != nil {
+				bar.ChangeMax(total) // Fit adds the episodes that record the trained policy
 				_ = bar.Set(done)
 			}
 		},
@@ -192,7 +193,7 @@ func policyShow(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("policy show", stderr)
 	path := fs.String("model", "", "store with the trained model and policy (default "+eval.DefaultModelPath+")")
 	asJSON := fs.Bool("json", false, "print JSON")
-	depth := fs.Int("depth", 3, "depth of the distilled decision tree")
+	depth := fs.Int("depth", eval.ExplainDepth, "depth of the distilled decision tree of each move")
 	cfgPath := fs.String("config", "", "lbtune.yaml: also show each pool's own fallback thresholds and objective")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -263,11 +264,35 @@ func policyPrint(w io.Writer, r eval.ShowReport) {
 		fmt.Fprintf(w, "No policy tree: %s\n", r.TreeReason)
 		return
 	}
-	fmt.Fprintf(w, "The policy as rules (depth-%d tree over %d decisions; agrees with the agent on %.1f%% of %d held-out decisions\n"+
-		"  (always the most common action would: %.1f%%), and on %.1f%% of the held-out decisions that changed the pool):\n",
-		r.Tree.Depth, r.Tree.Train, 100*r.Tree.Agreement, r.Tree.Test, 100*r.Tree.Baseline, 100*r.Tree.ChangeAgreement)
-	for _, rule := range r.Tree.Rules {
+	t := r.Tree
+	fmt.Fprintf(w, "The policy as rules (a depth-%d tree per move, fitted on %d decisions; agrees with the agent on %.1f%% of %d held-out\n"+
+		"  decisions (always the most common move would: %.1f%%), and on %.1f%% of the held-out moves",
+		t.Depth, t.Train, 100*t.Agreement, t.Test-t.TestReplayed, 100*t.Baseline, 100*t.MoveAgreement)
+	if t.Replayed > 0 {
+		fmt.Fprintf(w, ";\n  %d more held out were replayed on recordings and score the weights only", t.TestReplayed)
+	}
+	fmt.Fprintln(w, "):")
+	for _, rule := range t.Rules {
 		fmt.Fprintln(w, "  "+rule)
+	}
+	if len(t.Classes) > 0 {
+		fmt.Fprintln(w, "Agreement per move on the held-out decisions:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  move\tdecisions\tagreed\tagreement\tpredicted")
+		for _, c := range t.Classes {
+			agreement := "-"
+			if c.Decisions > 0 {
+				agreement = fmt.Sprintf("%.1f%%", 100*c.Agreement)
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%d\n", c.Class, c.Decisions, c.Agreed, agreement, c.Predicted)
+		}
+		_ = tw.Flush()
+	}
+	if len(r.AgentRules) > 0 {
+		fmt.Fprintln(w, "\nThe agent's rules, in the order it applies them (each decision's reason names the one behind it):")
+		for _, ar := range r.AgentRules {
+			fmt.Fprintf(w, "  %-13s %s\n", ar.ID, ar.Text)
+		}
 	}
 }
 

@@ -61,7 +61,9 @@ func TestPolicyTrainShowEval(t *testing.T) {
 		t.Fatalf("policy show: exit %d: %s", code, errs)
 	}
 	// Trained in pool units (the default): load in servers, p95 against the target.
-	for _, want := range []string{"Load states", "preferred", "Fallback (threshold policy)", "Guard:", "pool units", "load srv", "p95/target"} {
+	// The explanation: rules per move, the agreement per move, the agent's rules.
+	for _, want := range []string{"Load states", "preferred", "Fallback (threshold policy)", "Guard:", "pool units", "load srv", "p95/target",
+		"scale-out when plan_gap >= 0.50", "Agreement per move", "scale-in ", "weights ", "The agent's rules", "out-forecast "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("policy show lacks %q:\n%s", want, out)
 		}
@@ -73,6 +75,9 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	}
 	if _, ok := show.States[0].Centroid["load_servers"]; !show.PoolUnits || !ok {
 		t.Errorf("policy show --json: pool_units %v, centroid %v: want pool units with load_servers", show.PoolUnits, show.States[0].Centroid)
+	}
+	if tr := show.Tree; tr == nil || len(tr.Classes) != 4 || tr.Classes[1].Class != "scale-out" || tr.Classes[1].Decisions == 0 || len(show.AgentRules) == 0 {
+		t.Errorf("policy show --json: tree %+v, %d agent rules: want the agreement of 4 moves, scale-outs held out, and the rules", tr, len(show.AgentRules))
 	}
 	// The objective it was trained for: 24 per server-hour is 0.2 per 30 s.
 	if o := show.Objective; o.ServerCost != 0.2 || o.ServerHour() != 24 || o.ViolationMinute() != 8 {
@@ -169,6 +174,13 @@ func TestPolicyTrainRecordings(t *testing.T) {
 	var rep eval.TrainReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Offline < 1000 {
 		t.Fatalf("report %+v (%v): want >= 1000 offline transitions from two pools of a 1244-snapshot recording", rep, err)
+	}
+	// The trained policy is also replayed on the recording, for the
+	// explanation of its weight moves.
+	out, errs, code = policyExec(t, "policy", "show", "--model", filepath.Join(dir, "m.db"), "--json")
+	var show eval.ShowReport
+	if code != 0 || json.Unmarshal([]byte(out), &show) != nil || show.Tree == nil || show.Tree.Replayed < 2000 {
+		t.Errorf("policy show --json: exit %d, tree %+v: want >= 2000 decisions replayed on two pools of the recording (%s)", code, show.Tree, errs)
 	}
 	for _, tc := range []struct{ flag, want string }{
 		{"medium", "want POOL=DURATION"},
