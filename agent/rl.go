@@ -69,6 +69,12 @@ type RLConfig struct {
 	// breach scale-out (a reversal).
 	BreachP95 float64 `json:"breach_p95"`
 	HoldP95   float64 `json:"hold_p95"`
+	// BreachConfidence is the one-sided confidence with which the last
+	// interval's requests must show the p95 above BreachP95 x target for
+	// the override to fire (TailEstimate.Over): at ~1 req/s an interval's
+	// p95 rests on ~30 requests and passes 90% of the target by chance.
+	// Values at or below 0.5 compare the point estimate.
+	BreachConfidence float64 `json:"breach_confidence,omitempty"`
 	// Alpha is the learning rate and Gamma the discount of the weight
 	// Q-values. The levels are learned as options held for Block
 	// intervals, valued by their mean reward per interval (no discounting:
@@ -121,7 +127,7 @@ func DefaultRLConfig() RLConfig {
 		Levels: []Level{
 			{Z: 0, Tail: 0.05}, {Z: 0.5, Tail: 0.05}, {Z: 1, Tail: 0.04}, {Z: 1.5, Tail: 0.03},
 		},
-		BreachP95: 0.9, HoldP95: 0.75,
+		BreachP95: 0.9, HoldP95: 0.75, BreachConfidence: 0.9,
 		Alpha: 0.05, Gamma: 0.5, Block: 20,
 		Epsilon: 0.3, EpsilonDecay: 0.9997, EpsilonMin: 0.02,
 		ImbalanceRatio: 1.25, ShiftFraction: 0.15, WeightDwell: 200,
@@ -149,6 +155,9 @@ func (c RLConfig) WithDefaults() RLConfig {
 	}
 	if c.HoldP95 <= 0 {
 		c.HoldP95 = d.HoldP95
+	}
+	if c.BreachConfidence == 0 {
+		c.BreachConfidence = d.BreachConfidence
 	}
 	if c.Alpha <= 0 {
 		c.Alpha = d.Alpha
@@ -555,6 +564,12 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	top := a.cfg.Levels[len(a.cfg.Levels)-1]
 	tail := targetMs > 0 && !a.noTailOverride
 	breach := tail && m.p95Ms > a.cfg.BreachP95*targetMs
+	if breach && obs.Interval > 0 {
+		// Only beyond the sampling noise of the interval's requests.
+		e := IntervalTail(&obs.Latest, obs.Interval.Seconds(), a.cfg.BreachP95*targetMs)
+		d.Metrics["breach_z"] = e.Z()
+		breach = e.Over(a.cfg.BreachConfidence)
+	}
 	if breach {
 		lv = top
 		d.Metrics["breach"] = 1
