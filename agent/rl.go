@@ -110,6 +110,10 @@ type RLConfig struct {
 	// service or ten times the traffic then lands in the same load states.
 	// The model must be trained in the same units (Fit does).
 	PoolUnits bool `json:"pool_units,omitempty"`
+	// TrendOnly forecasts with the trend alone: the seasonal profile
+	// (Season) is neither fitted nor used. For comparisons (lbtune eval
+	// --trend-only); the default uses the season when it fits better.
+	TrendOnly bool `json:"trend_only,omitempty"`
 }
 
 // DefaultRLConfig returns the agent's defaults: a 2 min horizon (60 s boot
@@ -376,7 +380,9 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 		a.fc.IntervalSeconds = obs.Interval.Seconds()
 	}
 	a.fc.Observe(m.rate)
-	a.season.Observe(obs.Time, obs.Interval, m.rate)
+	if !a.cfg.TrendOnly {
+		a.season.Observe(obs.Time, obs.Interval, m.rate)
+	}
 	a.updateServiceRate(obs, m)
 
 	// The load state: a posterior over the model's clusters.
@@ -450,7 +456,11 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 
 	d := Decision{Time: obs.Time, Pool: obs.Pool, Policy: a.Name(), Metrics: map[string]float64{}}
 	a.planPool(obs, m, level, &d)
-	d.Reason += "; forecast " + a.season.Fit().Reason
+	if a.cfg.TrendOnly {
+		d.Reason += "; forecast trend only"
+	} else {
+		d.Reason += "; forecast " + a.season.Fit().Reason
+	}
 	a.planWeights(obs, waction, &d)
 	d.Metrics["weight_dwell"] = math.Min(dwell, a.cfg.WeightDwell)
 	if d.Weights != nil {
@@ -552,7 +562,7 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	// trend it is used upward only, so a predicted fall never shrinks the
 	// pool early.
 	d.Metrics["forecast_trend_rps"] = mean
-	if sm, ok := a.season.Forecast(a.cfg.Horizon); ok && sm > mean {
+	if sm, ok := a.season.Forecast(a.cfg.Horizon); ok && sm > mean && !a.cfg.TrendOnly {
 		mean = sm
 	}
 	fit := a.season.Fit()

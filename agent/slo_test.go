@@ -187,3 +187,34 @@ func TestThresholdCalm(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentTailNoise: the agent's tail-aware override (90% of a 200 ms
+// target) fires on a p95 of 190 ms measured over 3600 requests, not on the
+// same p95 over 30 requests (0.5 req/s for a minute: sampling noise), and
+// does on 400 ms over 30 requests.
+func TestAgentTailNoise(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		rate, p95 float64
+		servers   int
+		breach    bool
+	}{
+		{60, 190, 5, true},
+		{0.5, 190, 1, false},
+		{0.5, 400, 1, true},
+	}
+	for _, tc := range tests {
+		a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+		var d Decision
+		for i := range 11 {
+			p95 := 80.0
+			if i == 10 {
+				p95 = tc.p95
+			}
+			d, _ = a.Decide(ctx, withP95(poolObs(time.Duration(i)*time.Minute, tc.rate, tc.servers), p95))
+		}
+		if got := d.Metrics["breach"] == 1; got != tc.breach {
+			t.Errorf("%.1f req/s, p95 %.0f ms: breach %v (z %.2f), want %v", tc.rate, tc.p95, got, d.Metrics["breach_z"], tc.breach)
+		}
+	}
+}

@@ -45,6 +45,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	progress := fs.Bool("progress", true, "draw a progress bar on stderr for long runs (only when stderr is a terminal)")
 	decisionsDir := fs.String("decisions", "", "write every decision of each policy to DIR/POLICY.jsonl (created)")
 	fs.StringVar(&policyModelPath, "model", "", "agent: store with the trained model and policy (default "+eval.DefaultModelPath+")")
+	fs.BoolVar(&policyTrendOnly, "trend-only", false, "agent: forecast with the trend alone, without the seasonal profile (for comparison)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -34,6 +34,10 @@ func init() {
 // policyModelPath is eval's --model (empty: eval.DefaultModelPath).
 var policyModelPath string
 
+// policyTrendOnly is eval's --trend-only: the agent forecasts without its
+// seasonal profile (agent.RLConfig.TrendOnly).
+var policyTrendOnly bool
+
 func policyRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stdout, "Usage: lbtune policy train --traces T.csv[,T2.csv...] --out M.db [flags]")
@@ -178,6 +182,7 @@ func policyAgent(sc *eval.Scenario, p int) (agent.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.Table.Config.TrendOnly = policyTrendOnly
 	return b.Agent(sc, p), nil
 }
 
