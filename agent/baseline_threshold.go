@@ -232,9 +232,12 @@ func (t *Threshold) Decide(_ context.Context, obs Observation) (Decision, error)
 			w = t.breachAt + 1
 			floor += fmt.Sprintf(", not back to the %d servers that breached %v ago", t.breachAt, obs.Time.Sub(t.breachTime).Round(time.Second))
 		}
-		if w < cur {
+		switch {
+		case w < cur:
 			want = w
 			why = append(why, fmt.Sprintf("utilisation %.2f < %.2f: x%.2f%s", util, t.cfg.UtilLow, float64(w)/float64(cur), floor))
+		case floor != "":
+			why = append(why, fmt.Sprintf("utilisation %.2f < %.2f but no shrink%s", util, t.cfg.UtilLow, floor))
 		}
 	}
 	if unsure != "" && want == cur {

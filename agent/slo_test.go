@@ -161,14 +161,14 @@ func TestThresholdCalm(t *testing.T) {
 		{"clear breach at low rate", []step{{0, 2, 1, 40, 150, 220, 3, "p95 150ms > target"}}},
 		// 2 servers at 20 req/s: util 0.25 < 0.3 would halve to 1, where
 		// M/M/1 has a quarter of the requests above 70 ms: keep both.
-		{"no halving below the plan", []step{{10 * time.Minute, 2, 20, 20, 50, 60, 2, "hold"}}},
+		{"no halving below the plan", []step{{10 * time.Minute, 2, 20, 20, 50, 60, 2, "no shrink, M/M/c keeps p95 under 70% of the target with 2"}}},
 		// A breach at 3 servers grows x2 to 6; at 6 req/s the pool would
 		// halve to 3, but 3 breached 20 min ago: down to 4, and no lower
 		// until the breach is an hour old; then halve to 2 (M/M/c's plan).
 		{"breach memory", []step{
 			{0, 3, 20, 40, 200, 300, 6, "x2.00"},
 			{20 * time.Minute, 6, 6, 20, 50, 60, 4, "not back to the 3 servers"},
-			{50 * time.Minute, 4, 6, 20, 50, 60, 4, "hold"},
+			{50 * time.Minute, 4, 6, 20, 50, 60, 4, "no shrink, not back to the 3"},
 			{61 * time.Minute, 4, 6, 20, 50, 60, 2, "x0.50"},
 		}},
 	}

@@ -241,6 +241,14 @@ func policyPrint(w io.Writer, r eval.ShowReport) {
 	fmt.Fprintf(w, "  fallback thresholds: p95 target over %v ignoring breaches < %v; utilisation > %.2f grow x%.1f, < %.2f shrink x%.1f;\n"+
 		"  %d reserve servers on above %.1f queued per server, off below %.1f; %v between a change and a shrink\n",
 		f.Window, f.MinBreach, f.UtilHigh, f.GrowRatio, f.UtilLow, f.ShrinkRatio, f.Reserve, f.QueueHigh, f.QueueLow, f.DownCooldown)
+	if f.BreachConfidence > 0 || f.Proportional || f.BreachMemory > 0 {
+		steps := "fixed"
+		if f.Proportional {
+			steps = "proportional (the ratios are the largest)"
+		}
+		fmt.Fprintf(w, "  a breach counts at %.0f%% confidence; steps %s; no shrink back to the size that breached for %v\n",
+			100*f.BreachConfidence, steps, f.BreachMemory)
+	}
 	g := r.Guard
 	fmt.Fprintf(w, "Guard: up cooldown %v, down %v after an up, steps +%d/-%d, spikes < %v ignored, min lifetime %v, stale after %v\n\n",
 		g.UpCooldown, g.DownCooldown, g.MaxStepUp, g.MaxStepDown, g.SpikeHold, g.MinLifetime, g.StaleAfter)
