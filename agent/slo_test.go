@@ -75,6 +75,7 @@ func TestTailEstimateNoise(t *testing.T) {
 			}
 		}
 		o, p := float64(over)/runs, float64(point)/runs
+		t.Logf("n %d, true p95 %.0f ms: above at 95%% in %.1f%%, point estimate above in %.1f%%", tc.n, tc.p95, 100*o, 100*p)
 		if o > tc.maxOver || o < tc.minOver {
 			t.Errorf("n %d, true p95 %.0f ms: called above at 95%% in %.1f%% of runs, want %.1f%%..%.1f%%",
 				tc.n, tc.p95, 100*o, 100*tc.minOver, 100*tc.maxOver)
