@@ -90,7 +90,7 @@ func sloZ(conf float64) float64 {
 // than thrMs: seconds x the pool's request rate x ExceedShare.
 func IntervalTail(pr *collector.PoolRates, seconds, thrMs float64) TailEstimate {
 	n := pr.Requests() * seconds
-	if n <= 0 {
+	if !(n > 0) || math.IsInf(n, 0) {
 		return TailEstimate{}
 	}
 	return TailEstimate{Requests: n, Above: n * ExceedShare(pr, thrMs)}

@@ -219,3 +219,24 @@ func TestAgentTailNoise(t *testing.T) {
 		}
 	}
 }
+
+// FuzzExceedShare: whatever percentiles a source reports (they come from
+// outside: logs, exporters), the estimated share is a number in [0, 1] and
+// the test statistic is finite.
+func FuzzExceedShare(f *testing.F) {
+	f.Add(693.0, 2996.0, 4605.0, 2000.0, 10.0)
+	f.Add(0.0, 0.0, 0.0, 1.0, 0.0)
+	f.Add(5000.0, 100.0, 50.0, 80.0, 1e6)
+	f.Add(math.NaN(), 100.0, math.Inf(1), 80.0, math.NaN())
+	f.Fuzz(func(t *testing.T, p50, p95, p99, thr, rps float64) {
+		pr := collector.PoolRates{SourceP50Ms: &p50, SourceP95Ms: &p95, SourceP99Ms: &p99,
+			Servers: []collector.ServerRates{{Requests: rps}}}
+		s := ExceedShare(&pr, thr)
+		if !(s >= 0 && s <= 1) {
+			t.Fatalf("share %v for p50 %v p95 %v p99 %v above %v", s, p50, p95, p99, thr)
+		}
+		if e := IntervalTail(&pr, 30, thr); math.IsNaN(e.Z()) || math.IsInf(e.Z(), 0) {
+			t.Fatalf("z %v from %+v", e.Z(), e)
+		}
+	})
+}
