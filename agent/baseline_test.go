@@ -95,8 +95,9 @@ func TestThreshold(t *testing.T) {
 		{"sustained breach grows", []step{{0, 10, 50, 200, 0, 4, 15 * time.Second, 20, "p95"}}},
 		// One 2 s interval above target is a spike shorter than 5 s.
 		{"short spike ignored", []step{{0, 10, 50, 200, 0, 1, 2 * time.Second, 10, "hold"}}},
-		// util 0.9 > 0.8: grow x2 even under the target.
-		{"high utilisation grows", []step{{0, 10, 90, 50, 0, 4, 15 * time.Second, 20, "utilisation"}}},
+		// util 0.9 > 0.8: grow even under the target, proportionally: to
+		// the band's middle 0.55, ceil(10 x 0.9/0.55) = 17.
+		{"high utilisation grows", []step{{0, 10, 90, 50, 0, 4, 15 * time.Second, 17, "utilisation"}}},
 		// util 0.2 < 0.3 under target: shrink x0.5 once the cooldown passed.
 		{"low utilisation shrinks", []step{{0, 10, 20, 50, 0, 4, 15 * time.Second, 5, "x0.5"}}},
 		// Queue 3 > 2 switches 2 reserve servers on; 1 (between 0.5 and

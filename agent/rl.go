@@ -69,6 +69,12 @@ type RLConfig struct {
 	// breach scale-out (a reversal).
 	BreachP95 float64 `json:"breach_p95"`
 	HoldP95   float64 `json:"hold_p95"`
+	// BreachConfidence is the one-sided confidence with which the last
+	// interval's requests must show the p95 above BreachP95 x target for
+	// the override to fire (TailEstimate.Over): at ~1 req/s an interval's
+	// p95 rests on ~30 requests and passes 90% of the target by chance.
+	// Values at or below 0.5 compare the point estimate.
+	BreachConfidence float64 `json:"breach_confidence,omitempty"`
 	// Alpha is the learning rate and Gamma the discount of the weight
 	// Q-values. The levels are learned as options held for Block
 	// intervals, valued by their mean reward per interval (no discounting:
@@ -104,6 +110,10 @@ type RLConfig struct {
 	// service or ten times the traffic then lands in the same load states.
 	// The model must be trained in the same units (Fit does).
 	PoolUnits bool `json:"pool_units,omitempty"`
+	// TrendOnly forecasts with the trend alone: the seasonal profile
+	// (Season) is neither fitted nor used. For comparisons (lbtune eval
+	// --trend-only); the default uses the season when it fits better.
+	TrendOnly bool `json:"trend_only,omitempty"`
 }
 
 // DefaultRLConfig returns the agent's defaults: a 2 min horizon (60 s boot
@@ -121,7 +131,7 @@ func DefaultRLConfig() RLConfig {
 		Levels: []Level{
 			{Z: 0, Tail: 0.05}, {Z: 0.5, Tail: 0.05}, {Z: 1, Tail: 0.04}, {Z: 1.5, Tail: 0.03},
 		},
-		BreachP95: 0.9, HoldP95: 0.75,
+		BreachP95: 0.9, HoldP95: 0.75, BreachConfidence: 0.9,
 		Alpha: 0.05, Gamma: 0.5, Block: 20,
 		Epsilon: 0.3, EpsilonDecay: 0.9997, EpsilonMin: 0.02,
 		ImbalanceRatio: 1.25, ShiftFraction: 0.15, WeightDwell: 200,
@@ -149,6 +159,9 @@ func (c RLConfig) WithDefaults() RLConfig {
 	}
 	if c.HoldP95 <= 0 {
 		c.HoldP95 = d.HoldP95
+	}
+	if c.BreachConfidence == 0 {
+		c.BreachConfidence = d.BreachConfidence
 	}
 	if c.Alpha <= 0 {
 		c.Alpha = d.Alpha
@@ -368,7 +381,9 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 		a.fc.IntervalSeconds = obs.Interval.Seconds()
 	}
 	a.fc.Observe(m.rate)
-	a.season.Observe(obs.Time, obs.Interval, m.rate)
+	if !a.cfg.TrendOnly {
+		a.season.Observe(obs.Time, obs.Interval, m.rate)
+	}
 	a.updateServiceRate(obs, m)
 
 	// The load state: a posterior over the model's clusters.
@@ -442,7 +457,11 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 
 	d := Decision{Time: obs.Time, Pool: obs.Pool, Policy: a.Name(), Metrics: map[string]float64{}}
 	a.planPool(obs, m, level, &d)
-	d.Reason += "; forecast " + a.season.Fit().Reason
+	if a.cfg.TrendOnly {
+		d.Reason += "; forecast trend only"
+	} else {
+		d.Reason += "; forecast " + a.season.Fit().Reason
+	}
 	a.planWeights(obs, waction, &d)
 	d.Metrics["weight_dwell"] = math.Min(dwell, a.cfg.WeightDwell)
 	// The weight row the values were read from, and what they prefer in it
@@ -554,7 +573,7 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	// trend it is used upward only, so a predicted fall never shrinks the
 	// pool early.
 	d.Metrics["forecast_trend_rps"] = mean
-	if sm, ok := a.season.Forecast(a.cfg.Horizon); ok && sm > mean {
+	if sm, ok := a.season.Forecast(a.cfg.Horizon); ok && sm > mean && !a.cfg.TrendOnly {
 		mean = sm
 	}
 	fit := a.season.Fit()
@@ -566,6 +585,13 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	top := a.cfg.Levels[len(a.cfg.Levels)-1]
 	tail := targetMs > 0 && !a.noTailOverride
 	breach := tail && m.p95Ms > a.cfg.BreachP95*targetMs
+	if breach && obs.Interval > 0 {
+		// Only beyond the sampling noise of the decision period's
+		// requests (every scrape of it, in the daemon).
+		e := WindowTail(obs.Window, obs.StepLen(), obs.Interval, a.cfg.BreachP95*targetMs)
+		d.Metrics["breach_z"] = e.Z()
+		breach = e.Over(a.cfg.BreachConfidence)
+	}
 	if breach {
 		lv = top
 		d.Metrics["breach"] = 1

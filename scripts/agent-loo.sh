@@ -1,7 +1,8 @@
 #!/bin/sh
 # agent-loo.sh: the agent's leave-one-trace-out results (docs/RESULTS.md "Agent").
 # For every trace in TRACES, train the agent on the other traces, then score it on
-# the held-out one beside the baselines. Usage: scripts/agent-loo.sh [OUTDIR]
+# the held-out one beside the baselines, and the agent again with --trend-only
+# (OUT/T.trend-only.json). Usage: scripts/agent-loo.sh [OUTDIR]
 set -eu
 BIN=${BIN:-bin/lbtune}
 T=${TRACES_DIR:-../shared/traces}
@@ -29,5 +30,8 @@ while read -r name flags; do
 	"$BIN" eval --trace "$T/$name.csv" $flags --policies "$POLICIES" --model "$OUT/$name.db" --progress=false > "$OUT/$name.txt"
 	# shellcheck disable=SC2086
 	"$BIN" eval --trace "$T/$name.csv" $flags --policies "$POLICIES" --model "$OUT/$name.db" --progress=false --json > "$OUT/$name.json"
+	# the same agent forecasting with the trend alone (no seasonal profile)
+	# shellcheck disable=SC2086
+	"$BIN" eval --trace "$T/$name.csv" $flags --policies agent --trend-only --model "$OUT/$name.db" --progress=false --json > "$OUT/$name.trend-only.json"
 	cat "$OUT/$name.txt"
 done < "$OUT/traces.txt"

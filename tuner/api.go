@@ -82,6 +82,10 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 			pp.Trained = sw.Agent().Table().Trained()
 		}
 		tc := poolFallback(d.cfg, &p.cfg, p.template) // as tuner/policy.go builds it
+		proportional := 0.0
+		if tc.Proportional {
+			proportional = 1
+		}
 		pp.Fallback = map[string]float64{
 			"target_p95_ms":   float64(p.template.TargetP95) / float64(time.Millisecond),
 			"window_s":        tc.Window.Seconds(),
@@ -96,8 +100,13 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 			"queue_high":      tc.QueueHigh,
 			"queue_low":       tc.QueueLow,
 			"down_cooldown_s": tc.DownCooldown.Seconds(),
-			"min_servers":     float64(p.template.Min),
-			"max_servers":     float64(p.template.Max),
+			// the calm rules (issue 18): breach confidence, the breach
+			// memory, proportional steps (1) or the fixed ratios (0)
+			"breach_confidence": tc.BreachConfidence,
+			"breach_memory_s":   tc.BreachMemory.Seconds(),
+			"proportional":      proportional,
+			"min_servers":       float64(p.template.Min),
+			"max_servers":       float64(p.template.Max),
 		}
 		pp.Objective = objectiveOf(d.cfg.PoolReward(&p.cfg), p.template.TargetP95)
 		out.Pools = append(out.Pools, pp)

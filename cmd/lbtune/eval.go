@@ -49,6 +49,7 @@ func evalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&policyModelPath, "model", "", "agent: store with the trained model and policy (default "+eval.DefaultModelPath+")")
 	var prices objectivePrices
 	prices.register(fs)
+	fs.BoolVar(&policyTrendOnly, "trend-only", false, "agent: forecast with the trend alone, without the seasonal profile (for comparison)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -35,6 +35,10 @@ func init() {
 // policyModelPath is eval's --model (empty: eval.DefaultModelPath).
 var policyModelPath string
 
+// policyTrendOnly is eval's --trend-only: the agent forecasts without its
+// seasonal profile (agent.RLConfig.TrendOnly).
+var policyTrendOnly bool
+
 func policyRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stdout, "Usage: lbtune policy train --traces T.csv[,T2.csv...] --out M.db [flags]")
@@ -186,6 +190,7 @@ func policyAgent(sc *eval.Scenario, p int) (agent.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.Table.Config.TrendOnly = policyTrendOnly
 	return b.Agent(sc, p), nil
 }
 
@@ -301,6 +306,14 @@ func policyPrintFallback(w io.Writer, title string, f agent.ThresholdConfig) {
 	fmt.Fprintf(w, "  %s: p95 target over %v ignoring breaches < %v (at least %.0f requests); utilisation > %.2f grow x%.1f, < %.2f shrink x%.1f (p95 under %.2f x target);\n"+
 		"  %d reserve servers on above %.1f queued per server, off below %.1f; %v between a change and a shrink\n",
 		title, f.Window, f.MinBreach, f.MinRequests, f.UtilHigh, f.GrowRatio, f.UtilLow, f.ShrinkRatio, f.ShrinkBelow, f.Reserve, f.QueueHigh, f.QueueLow, f.DownCooldown)
+	if f.BreachConfidence > 0 || f.Proportional || f.BreachMemory > 0 {
+		steps := "fixed"
+		if f.Proportional {
+			steps = "proportional (the ratios are the largest)"
+		}
+		fmt.Fprintf(w, "  a breach counts at %.0f%% confidence; steps %s; no shrink back to the size that breached for %v\n",
+			100*f.BreachConfidence, steps, f.BreachMemory)
+	}
 }
 
 // policyObjective describes an objective in its prices.

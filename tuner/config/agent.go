@@ -68,6 +68,11 @@ func (f Fallback) Agent(base agent.ThresholdConfig) agent.ThresholdConfig {
 	setF(&c.QueueHigh, f.QueueHigh)
 	setF(&c.QueueLow, f.QueueLow)
 	setD(&c.DownCooldown, f.DownCooldown)
+	setF(&c.BreachConfidence, f.BreachConfidence)
+	if f.Proportional != nil {
+		c.Proportional = *f.Proportional
+	}
+	setD(&c.BreachMemory, f.BreachMemory)
 	return c
 }
 

@@ -106,6 +106,8 @@ func TestFallbackConversion(t *testing.T) {
 			x.Elem().SetFloat(float64(i) + 0.5)
 		case reflect.Int, reflect.Int64: // time.Duration is an Int64
 			x.Elem().SetInt(int64(i) + 3)
+		case reflect.Bool:
+			x.Elem().SetBool(true) // the zero ThresholdConfig has false
 		default:
 			t.Fatalf("field %s has kind %s: extend this test", fv.Type().Field(i).Name, x.Elem().Kind())
 		}

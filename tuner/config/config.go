@@ -325,6 +325,16 @@ type Fallback struct {
 	QueueLow  *float64 `yaml:"queue_low"`
 	// DownCooldown is the least time between a change and a shrink (5m).
 	DownCooldown *time.Duration `yaml:"down_cooldown"`
+	// BreachConfidence is the confidence (0.9) with which the window's
+	// requests must show the p95 over the target for a breach to count
+	// (agent.TailEstimate); 0 counts the point estimate.
+	BreachConfidence *float64 `yaml:"breach_confidence"`
+	// Proportional sizes grow and shrink steps by the measurement, the
+	// ratios being the largest steps (true); false takes the fixed ratios.
+	Proportional *bool `yaml:"proportional"`
+	// BreachMemory is how long no shrink goes back to the server count
+	// that last breached (1h); 0 forgets at once.
+	BreachMemory *time.Duration `yaml:"breach_memory"`
 }
 
 // Objective prices a pool's servers against its SLO (the p95 target,

@@ -95,6 +95,8 @@ var ranges = []Setting{
 	{Key: "pools[].template.fallback.queue_high", Max: 1e5, Note: "omitted: 2 (queued per server)"},
 	{Key: "pools[].template.fallback.queue_low", Max: 1e5, Note: "omitted: 0.5; below queue_high when reserve is set"},
 	{Key: "pools[].template.fallback.down_cooldown", Max: day, Duration: true, Note: "omitted: guard.down_cooldown, else 5m"},
+	{Key: "pools[].template.fallback.breach_confidence", Max: 0.999, Note: "omitted: 0.9; 0: the point estimate decides"},
+	{Key: "pools[].template.fallback.breach_memory", Max: day, Duration: true, Note: "omitted: 1h; 0: no memory"},
 	{Key: "pools[].template.objective.server_hour", Max: 1e6, Note: "price of a server-hour; 0 keeps reward.server_cost x 120 (6)"},
 	{Key: "pools[].template.objective.violation_minute", Max: 1e6, Note: "cost of a minute over the p95 target; 0 keeps 8"},
 	{Key: "pools[].sim.speedup", Min: 0.01, Max: 1000, Note: "0 means 1; peak rate x scale x speedup at most 1000000 req/s"},

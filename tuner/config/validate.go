@@ -308,7 +308,7 @@ func (c *Config) validateFallback(v *validator, i int, pl *Pool) {
 	for _, d := range []struct {
 		key string
 		v   *time.Duration
-	}{{"window", f.Window}, {"min_breach", f.MinBreach}, {"down_cooldown", f.DownCooldown}} {
+	}{{"window", f.Window}, {"min_breach", f.MinBreach}, {"down_cooldown", f.DownCooldown}, {"breach_memory", f.BreachMemory}} {
 		if d.v != nil && !v.dur(at(d.key), *d.v) {
 			ok = false
 		}
@@ -319,7 +319,7 @@ func (c *Config) validateFallback(v *validator, i int, pl *Pool) {
 	}{
 		{"min_requests", f.MinRequests}, {"util_high", f.UtilHigh}, {"util_low", f.UtilLow},
 		{"grow_ratio", f.GrowRatio}, {"shrink_ratio", f.ShrinkRatio}, {"shrink_below", f.ShrinkBelow},
-		{"queue_high", f.QueueHigh}, {"queue_low", f.QueueLow},
+		{"queue_high", f.QueueHigh}, {"queue_low", f.QueueLow}, {"breach_confidence", f.BreachConfidence},
 	} {
 		if x.v != nil && !v.num(at(x.key), *x.v) {
 			ok = false
