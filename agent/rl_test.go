@@ -275,6 +275,11 @@ func withP95(obs Observation, ms float64) Observation {
 		srv[i].Gauges.P95Ms = &ms
 	}
 	obs.Latest.Servers = srv
+	// The window's newest interval is Latest, as the controller builds it.
+	if n := len(obs.Window); n > 0 {
+		obs.Window = append([]collector.PoolRates(nil), obs.Window...)
+		obs.Window[n-1] = obs.Latest
+	}
 	return obs
 }
 
