@@ -14,6 +14,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,14 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("POST /v1/pools/{pool}/resume", s.auth(s.pause(false)))
 	mux.HandleFunc("POST /v1/nodes", s.auth(s.node))
 	mux.HandleFunc("POST /v1/templates/{op}", s.auth(s.template))
+	// The Go runtime's profiles (heap, goroutines, CPU) behind the same
+	// token as the mutations: a profile shows the process's internals and
+	// a CPU profile costs CPU while it runs.
+	mux.HandleFunc("GET /debug/pprof/", s.auth(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/cmdline", s.auth(pprof.Cmdline))
+	mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/symbol", s.auth(pprof.Symbol))
+	mux.HandleFunc("GET /debug/pprof/trace", s.auth(pprof.Trace))
 	web, err := fs.Sub(webFS, "web")
 	if err != nil {
 		panic("api: embedded dashboard missing: " + err.Error())

@@ -217,6 +217,14 @@ func TestRoutes(t *testing.T) {
 		{name: "node bad op", method: "POST", path: "/v1/nodes", token: "s3cret", body: `{"op":"reboot","pool":"web"}`, wantCode: 400},
 		{name: "template up", method: "POST", path: "/v1/templates/up", token: "s3cret", body: "name: web", wantCode: 200, wantCall: "template up name: web"},
 		{name: "template bad op", method: "POST", path: "/v1/templates/sideways", token: "s3cret", wantCode: 404},
+		{name: "pprof index without token", method: "GET", path: "/debug/pprof/", wantCode: 401, wantBody: "bearer token"},
+		{name: "pprof heap without token", method: "GET", path: "/debug/pprof/heap?debug=1", wantCode: 401},
+		{name: "pprof heap wrong token", method: "GET", path: "/debug/pprof/heap?debug=1", token: "guess", wantCode: 401},
+		{name: "pprof cpu without token", method: "GET", path: "/debug/pprof/profile?seconds=1", wantCode: 401},
+		{name: "pprof index", method: "GET", path: "/debug/pprof/", token: "s3cret", wantCode: 200, wantBody: "goroutine"},
+		{name: "pprof heap", method: "GET", path: "/debug/pprof/heap?debug=1", token: "s3cret", wantCode: 200, wantBody: "heap profile:"},
+		{name: "pprof goroutines", method: "GET", path: "/debug/pprof/goroutine?debug=1", token: "s3cret", wantCode: 200, wantBody: "goroutine profile:"},
+		{name: "pprof cmdline", method: "GET", path: "/debug/pprof/cmdline", token: "s3cret", wantCode: 200, wantBody: "api.test"},
 		{name: "state is read-only", method: "POST", path: "/v1/state", token: "s3cret", wantCode: 405},
 	}
 	for _, tc := range tests {
