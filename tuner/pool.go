@@ -200,7 +200,8 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 	p.noteChargeLocked(dec)
 
 	// The state (with this decision's id), the decision and its reward go
-	// in one commit: all of them or none, so ids never repeat or skip.
+	// in one transaction: all of them or none, so a stored state's id is
+	// always its last stored decision's.
 	state, err := json.Marshal(p.stateLocked())
 	if err != nil {
 		return fmt.Errorf("encode state of pool %s: %w", p.name, err)
@@ -218,12 +219,15 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 		d.metrics.Servers.WithLabelValues(p.name).Set(float64(pt.Servers))
 		reward, _ = json.Marshal(RewardRecord{Pool: p.name, Seq: p.seq, Reward: r})
 	}
-	err = d.store.Write("record decision", func(w *datasets.TxWriter) error {
+	// Queued behind the tick (recordWriter): the tick does not wait for
+	// the commit; a record the store refuses is logged and counted there.
+	seq := p.seq
+	return d.records.submit(ctx, recordJob{pool: p.name, seq: seq, what: "record decision", fn: func(w *datasets.TxWriter) error {
 		if err := w.Put(datasets.BucketMeta, poolStateKey(p.name), state); err != nil {
 			return fmt.Errorf("save state of pool %s: %w", p.name, err)
 		}
 		if err := w.AppendRecord(datasets.BucketDecisions, dec.Time, b); err != nil {
-			return fmt.Errorf("store decision %d of pool %s: %w", p.seq, p.name, err)
+			return fmt.Errorf("store decision %d of pool %s: %w", seq, p.name, err)
 		}
 		if reward != nil {
 			if err := w.AppendRecord(datasets.BucketRewards, dec.Time, reward); err != nil {
@@ -231,8 +235,7 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 			}
 		}
 		return nil
-	})
-	return err
+	}}, false)
 }
 
 // stateLocked is the pool's persistent state; the caller holds recMu.
@@ -244,11 +247,22 @@ func (p *Pool) stateLocked() PoolState {
 	return st
 }
 
-// persist saves the pool's state now (after a mode or pause change).
+// persist saves the pool's state now (after a mode or pause change),
+// through the record queue so that no state queued before it is written
+// after it, and waits until it is stored.
 func (p *Pool) persist() error {
 	p.recMu.Lock()
 	defer p.recMu.Unlock()
-	return savePoolState(p.d.store, p.name, p.stateLocked())
+	b, err := json.Marshal(p.stateLocked())
+	if err != nil {
+		return fmt.Errorf("encode state of pool %s: %w", p.name, err)
+	}
+	return p.d.records.submit(context.Background(), recordJob{pool: p.name, seq: p.seq, what: "save pool state", fn: func(w *datasets.TxWriter) error {
+		if err := w.Put(datasets.BucketMeta, poolStateKey(p.name), b); err != nil {
+			return fmt.Errorf("save state of pool %s: %w", p.name, err)
+		}
+		return nil
+	}}, true)
 }
 
 // latestPoint is the pool's most recent interval from the store.
@@ -283,8 +297,18 @@ type recentSnapshots struct {
 // Recent returns up to n of the newest snapshots, oldest first, looking
 // back n+3 scrape intervals (older data would be stale anyway).
 func (r *recentSnapshots) Recent(ctx context.Context, n int) ([]collector.Snapshot, error) {
+	return r.After(ctx, time.Time{}, n)
+}
+
+// After returns up to n of the newest snapshots strictly after t (zero:
+// any), oldest first, looking back n+3 scrape intervals as Recent does:
+// the controller's next tick reads only what the collector wrote since.
+func (r *recentSnapshots) After(ctx context.Context, t time.Time, n int) ([]collector.Snapshot, error) {
 	from := r.clock().Add(-time.Duration(n+3) * r.scrape)
-	out := make([]collector.Snapshot, 0, n+3)
+	if !t.IsZero() && !from.After(t) {
+		from = t.Add(time.Nanosecond) // Range's from is inclusive; keys are in ns
+	}
+	out := make([]collector.Snapshot, 0, min(n+3, 16))
 	err := r.store.Range(r.source, from, time.Time{}, func(s collector.Snapshot) error {
 		out = append(out, s)
 		return ctx.Err()
