@@ -156,8 +156,39 @@ func (s *server) state(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) policy(w http.ResponseWriter, r *http.Request) {
+	once := false
+	switch v := r.URL.Query().Get("clusters"); v {
+	case "", "pool":
+	case "once":
+		once = true
+	default:
+		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("clusters %q: want pool (the default: in every pool too) or once", v))
+		return
+	}
 	p, err := s.Reader.Policy(r.Context())
-	s.reply(w, r, p, err)
+	if err != nil || !once {
+		s.reply(w, r, p, err)
+		return
+	}
+	out := policyOnce{Clusters: p.Clusters, Pools: make([]poolPolicyOnce, len(p.Pools))}
+	for i := range p.Pools {
+		out.Pools[i].PoolPolicy = p.Pools[i]
+	}
+	s.reply(w, r, out, nil)
+}
+
+// policyOnce is Policy with the clusters only at the top (?clusters=once):
+// with many pools, the per-pool copies are most of the response.
+type policyOnce struct {
+	Clusters []Cluster        `json:"clusters,omitempty"`
+	Pools    []poolPolicyOnce `json:"pools"`
+}
+
+// poolPolicyOnce is a PoolPolicy without its clusters: this field, nil and
+// shallower, hides the embedded one's "clusters" (encoding/json's rule).
+type poolPolicyOnce struct {
+	PoolPolicy
+	Clusters []Cluster `json:"clusters,omitempty"`
 }
 
 func (s *server) model(w http.ResponseWriter, r *http.Request) {

@@ -89,9 +89,11 @@ func (f *fakeDaemon) State(context.Context) (State, error) {
 }
 
 func (f *fakeDaemon) Policy(context.Context) (Policy, error) {
-	return Policy{Pools: []PoolPolicy{{Pool: "web", Policy: "agent", Trained: true,
-		Clusters: []Cluster{{ID: 0, Share: 0.6, Centroid: map[string]float64{"rate_rps": 120}, Values: map[string]float64{"+1": -3, "0": -1}, Preferred: "0"}},
-		Fallback: map[string]float64{"target_ms": 200}}}}, nil
+	clusters := []Cluster{{ID: 0, Share: 0.6, Centroid: map[string]float64{"rate_rps": 120}, Values: map[string]float64{"+1": -3, "0": -1}, Preferred: "0"}}
+	return Policy{Clusters: clusters, Pools: []PoolPolicy{
+		{Pool: "web", Policy: "agent", Trained: true, Clusters: clusters, Fallback: map[string]float64{"target_ms": 200}},
+		{Pool: "api", Policy: "threshold", Clusters: clusters, Fallback: map[string]float64{"target_ms": 300}},
+	}}, nil
 }
 
 func (f *fakeDaemon) Decisions(_ context.Context, pool string, since time.Time, limit int) ([]agent.Decision, error) {
@@ -262,6 +264,64 @@ func TestRoutes(t *testing.T) {
 	// (mode, scale, pause, resume, node, template); "mode unknown" is refused by it.
 	if len(f.calls) != 6 {
 		t.Errorf("operator saw %d calls %q, want 6", len(f.calls), f.calls)
+	}
+}
+
+// TestPolicyClustersOnce: by default every pool carries the model's
+// clusters (and the top level has them too); ?clusters=once serves them
+// only at the top level and every other per-pool key unchanged.
+func TestPolicyClustersOnce(t *testing.T) {
+	srv := newTestServer(t, newFake())
+	get := func(q string) (int, map[string]any) {
+		resp, err := srv.Client().Get(srv.URL + "/v1/policy" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	for _, tc := range []struct {
+		q             string
+		code          int
+		poolsClusters bool
+	}{
+		{"", 200, true},
+		{"?clusters=pool", 200, true},
+		{"?clusters=once", 200, false},
+		{"?clusters=twice", 400, false},
+	} {
+		code, out := get(tc.q)
+		if code != tc.code {
+			t.Fatalf("%q: status %d, want %d", tc.q, code, tc.code)
+		}
+		if code != 200 {
+			continue
+		}
+		top, _ := out["clusters"].([]any)
+		if len(top) != 1 {
+			t.Errorf("%q: top-level clusters %v, want the model's one cluster", tc.q, out["clusters"])
+		}
+		pools, _ := out["pools"].([]any)
+		if len(pools) != 2 {
+			t.Fatalf("%q: %d pools, want 2", tc.q, len(pools))
+		}
+		for _, p := range pools {
+			pp := p.(map[string]any)
+			_, has := pp["clusters"]
+			if has != tc.poolsClusters {
+				t.Errorf("%q: pool %v has clusters %v, want %v", tc.q, pp["pool"], has, tc.poolsClusters)
+			}
+			for _, k := range []string{"pool", "policy", "trained", "fallback"} {
+				if _, ok := pp[k]; !ok {
+					t.Errorf("%q: pool %v lacks %q", tc.q, pp["pool"], k)
+				}
+			}
+		}
+		if fb := pools[1].(map[string]any)["fallback"].(map[string]any); fb["target_ms"] != 300.0 {
+			t.Errorf("%q: second pool's fallback %v, want target_ms 300", tc.q, fb)
+		}
 	}
 }
 

@@ -60,6 +60,7 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 	clusters := []api.Cluster{}
 	if d.trained != nil {
 		clusters = d.trained.clusters() // the same model for every pool: summarised once
+		out.Clusters = clusters
 	}
 	for _, p := range d.poolList() {
 		p.recMu.Lock()
