@@ -139,7 +139,7 @@ func (d *Daemon) addLoop(name string, src collector.Source) *collector.Loop {
 // controller, restored from its persisted state when there is one.
 func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (_ *Pool, err error) {
 	st, resumed, err := loadPoolState(d.store, pc.Name)
-	if err == nil {
+	if err == nil && resumed { // a new pool has no state to check (it logged an ERROR per pool)
 		err = st.check()
 	}
 	if err != nil {

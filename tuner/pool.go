@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ type Pool struct {
 
 	mu  sync.Mutex // serialises ticks, mode changes and manual scaling
 	ctl *agent.Controller
+	// src reads the pool's snapshots for its controllers (one across mode
+	// changes) and keeps the newest two for Record's reward.
+	src *recentSnapshots
 	// learner is the pool's online learning; nil when off.
 	learner *learner
 	// templateSpec is the YAML of a pool started by `template up`.
@@ -98,7 +102,7 @@ func (p *Pool) setModeLocked(mode string) error {
 		StaleAfter: 3 * max(p.d.cfg.Intervals.Decide, p.scrape),
 		Timeout:    p.tickTimeout(),
 		Pools:      []agent.PoolControl{{Name: p.name, Policy: timedPolicy{Policy: policy, p: p}, Template: p.template}},
-		Source:     &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied},
+		Source:     p.snapshots(),
 		Applier:    timed(p.applier, p.d.metrics, p.name, p.actuatorName()),
 		Guard:      guard,
 		Recorder:   p,
@@ -265,12 +269,24 @@ func (p *Pool) persist() error {
 	}}, true)
 }
 
-// latestPoint is the pool's most recent interval from the store.
+// snapshots is the pool's snapshot reader, made on first use.
+func (p *Pool) snapshots() *recentSnapshots {
+	if p.src == nil {
+		p.src = &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied}
+	}
+	return p.src
+}
+
+// latestPoint is the pool's most recent interval: from the two newest
+// snapshots the controller read this tick, else from the store.
 func (p *Pool) latestPoint(ctx context.Context) (collector.PoolPoint, bool) {
-	src := &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied}
-	snaps, err := src.Recent(ctx, 2)
-	if err != nil || len(snaps) < 2 {
-		return collector.PoolPoint{}, false
+	src := p.snapshots()
+	snaps := src.newest()
+	if len(snaps) < 2 {
+		var err error
+		if snaps, err = src.Recent(ctx, 2); err != nil || len(snaps) < 2 {
+			return collector.PoolPoint{}, false
+		}
 	}
 	pts := collector.PoolPoints(nil, snaps, p.name)
 	if len(pts) == 0 {
@@ -292,6 +308,20 @@ type recentSnapshots struct {
 	// the weights it applied (by server address). nil: nothing to fill.
 	pool    string
 	applied func(pool string) map[string]int
+
+	mu   sync.Mutex
+	last []collector.Snapshot // the newest two snapshots returned, oldest first
+}
+
+// newest returns the newest two snapshots After or Recent returned, or
+// nil when they are older than Recent(ctx, 2) would look back.
+func (r *recentSnapshots) newest() []collector.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.last) < 2 || r.last[1].Time.Before(r.clock().Add(-5*r.scrape)) {
+		return nil
+	}
+	return slices.Clone(r.last)
 }
 
 // Recent returns up to n of the newest snapshots, oldest first, looking
@@ -320,6 +350,16 @@ func (r *recentSnapshots) After(ctx context.Context, t time.Time, n int) ([]coll
 		out = out[len(out)-n:]
 	}
 	r.fillWeights(out)
+	r.mu.Lock()
+	if len(out) >= 2 {
+		r.last = append(r.last[:0], out[len(out)-2:]...)
+	} else if len(out) == 1 {
+		r.last = append(r.last, out[0])
+		if len(r.last) > 2 {
+			r.last = append(r.last[:0], r.last[len(r.last)-2:]...)
+		}
+	}
+	r.mu.Unlock()
 	return out, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lbtune/lbtune/api"
+	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
 )
 
@@ -188,4 +189,61 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestLatestPointFromTheTick: the reward's interval comes from the two
+// newest snapshots the controller read (After), the same interval a read
+// of the store gives, and not from snapshots older than that read would
+// look back.
+func TestLatestPointFromTheTick(t *testing.T) {
+	st, err := datasets.OpenWith(filepath.Join(t.TempDir(), "points.db"), datasets.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	snap := func(i int) collector.Snapshot {
+		n := uint64(i * i * 10)
+		return collector.Snapshot{Time: t0.Add(time.Duration(i) * time.Second), Source: "sim:web", Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{
+			{Name: "a", Address: "10.0.0.1:80", Weight: 1, State: collector.StateUp, Counters: collector.Counters{Requests: n, Responses: [5]uint64{0, n}, LatencySumMs: 20 * n}},
+		}}}}
+	}
+	now := t0
+	p := &Pool{d: &Daemon{store: st}, name: "web", source: "sim:web", scrape: time.Second, clock: func() time.Time { return now }}
+	fromStore := func() collector.PoolPoint {
+		snaps, err := (&recentSnapshots{store: st, source: "sim:web", scrape: time.Second, clock: p.clock}).Recent(context.Background(), 2)
+		if err != nil || len(snaps) != 2 {
+			t.Fatalf("store read: %v, %d snapshots", err, len(snaps))
+		}
+		pts := collector.PoolPoints(nil, snaps, "web")
+		return pts[len(pts)-1]
+	}
+	var rated time.Time
+	for i := range 12 {
+		if err := st.Append(snap(i)); err != nil {
+			t.Fatal(err)
+		}
+		now = t0.Add(time.Duration(i)*time.Second + 100*time.Millisecond)
+		if i%3 != 2 {
+			continue // a tick every 3 snapshots
+		}
+		got, err := p.snapshots().After(context.Background(), rated, 8)
+		if err != nil || len(got) == 0 {
+			t.Fatalf("tick at %d: After: %v, %d snapshots", i, err, len(got))
+		}
+		rated = got[len(got)-1].Time
+		pt, ok := p.latestPoint(context.Background())
+		if !ok {
+			t.Fatalf("tick at %d: no latest point", i)
+		}
+		// Requests grow as 10 i^2: the last interval's rate is 10(2i-1)/s.
+		if want := fromStore(); pt.Rate != want.Rate || !pt.Time.Equal(want.Time) || pt.Rate != float64(10*(2*i-1)) {
+			t.Errorf("tick at %d: latest point rate %v at %v, store read %v at %v, want %v", i, pt.Rate, pt.Time, want.Rate, want.Time, 10*(2*i-1))
+		}
+	}
+	// A minute later with no new snapshot: nothing, as the store read.
+	now = now.Add(time.Minute)
+	if pt, ok := p.latestPoint(context.Background()); ok {
+		t.Errorf("stale snapshots gave a latest point %+v", pt)
+	}
 }
