@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -107,6 +108,8 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 type server struct {
 	Options
 	refusals logLimiter
+	// policies keeps encoded /v1/policy answers (policyTTL).
+	policies responseCache
 }
 
 // auth refuses a mutation without the bearer token with 401. The scheme
@@ -125,6 +128,7 @@ func (s *server) auth(next http.HandlerFunc) http.HandlerFunc {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		next(w, r)
+		s.policies.clear() // a change (mode, pause, template) shows at once
 	}
 }
 
@@ -156,25 +160,83 @@ func (s *server) state(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) policy(w http.ResponseWriter, r *http.Request) {
-	once := false
-	switch v := r.URL.Query().Get("clusters"); v {
+	variant := r.URL.Query().Get("clusters")
+	switch variant {
 	case "", "pool":
+		variant = "pool"
 	case "once":
-		once = true
 	default:
-		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("clusters %q: want pool (the default: in every pool too) or once", v))
+		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("clusters %q: want pool (the default: in every pool too) or once", variant))
 		return
 	}
-	p, err := s.Reader.Policy(r.Context())
-	if err != nil || !once {
-		s.reply(w, r, p, err)
+	body, err := s.policies.get(variant, s.Now(), func() ([]byte, error) {
+		p, err := s.Reader.Policy(r.Context())
+		if err != nil || variant != "once" {
+			return encodeJSON(p), err
+		}
+		out := policyOnce{Clusters: p.Clusters, Pools: make([]poolPolicyOnce, len(p.Pools))}
+		for i := range p.Pools {
+			out.Pools[i].PoolPolicy = p.Pools[i]
+		}
+		return encodeJSON(out), nil
+	})
+	if err != nil {
+		s.reply(w, r, nil, err)
 		return
 	}
-	out := policyOnce{Clusters: p.Clusters, Pools: make([]poolPolicyOnce, len(p.Pools))}
-	for i := range p.Pools {
-		out.Pools[i].PoolPolicy = p.Pools[i]
+	w.Header().Set("Content-Type", "application/json")
+	if _, err := w.Write(body); err != nil && !clientGone(r, err) {
+		s.Logger.Warn("write response", "path", r.URL.Path, "err", err)
 	}
-	s.reply(w, r, out, nil)
+}
+
+// policyTTL is how long an encoded /v1/policy answer is served again: with
+// hundreds of pools it is a megabyte of JSON, and many dashboards or
+// clients asking at once would each encode it. Any change through the API
+// (an authorised POST) drops it at once.
+const policyTTL = time.Second
+
+// responseCache keeps encoded answers by variant for policyTTL; a request
+// that finds none encodes it while the others wait for it.
+type responseCache struct {
+	mu   sync.Mutex
+	at   map[string]time.Time
+	body map[string][]byte
+}
+
+func (c *responseCache) get(variant string, now time.Time, encode func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.body[variant]; ok && now.Sub(c.at[variant]) < policyTTL && !now.Before(c.at[variant]) {
+		return b, nil
+	}
+	b, err := encode()
+	if err != nil {
+		return nil, err
+	}
+	if c.body == nil {
+		c.body, c.at = map[string][]byte{}, map[string]time.Time{}
+	}
+	c.body[variant], c.at[variant] = b, now
+	return b, nil
+}
+
+// clear drops every kept answer.
+func (c *responseCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.body)
+}
+
+// encodeJSON is v as reply writes it (indented, a newline at the end).
+func encodeJSON(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return []byte(`{"error": "` + strings.ReplaceAll(err.Error(), `"`, `'`) + `"}` + "\n")
+	}
+	return buf.Bytes()
 }
 
 // policyOnce is Policy with the clusters only at the top (?clusters=once):

@@ -340,3 +340,71 @@ func TestNoTokenRefusesMutations(t *testing.T) {
 		t.Errorf("status %d, calls %v; want 401 and no call when no token is configured", resp.StatusCode, f.calls)
 	}
 }
+
+// countingPolicy counts Policy calls and says how many it has served.
+type countingPolicy struct {
+	*fakeDaemon
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingPolicy) Policy(ctx context.Context) (Policy, error) {
+	c.mu.Lock()
+	c.n++
+	n := c.n
+	c.mu.Unlock()
+	p, err := c.fakeDaemon.Policy(ctx)
+	p.Pools[0].Policy = fmt.Sprint("call ", n)
+	return p, err
+}
+
+// TestPolicyCached: /v1/policy is encoded once per policyTTL and variant
+// however many clients ask; an authorised POST or the TTL passing
+// encodes it again.
+func TestPolicyCached(t *testing.T) {
+	f := &countingPolicy{fakeDaemon: newFake()}
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	srv := httptest.NewServer(Handler(Options{Reader: f, Operator: f.fakeDaemon, Token: "s3cret", Now: clock}))
+	defer srv.Close()
+	get := func(q string) string {
+		t.Helper()
+		code, body := do(t, srv, "GET", "/v1/policy"+q, "", "")
+		if code != 200 {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		var p Policy
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Pools[0].Policy
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); get("") }()
+	}
+	wg.Wait()
+	if got := get(""); got != "call 1" || f.n != 1 {
+		t.Errorf("21 requests: %q after %d calls, want call 1 after 1", got, f.n)
+	}
+	if got := get("?clusters=once"); got != "call 2" {
+		t.Errorf("the other variant: %q, want call 2", got)
+	}
+	if code, body := do(t, srv, "POST", "/v1/pools/web/pause", "Bearer s3cret", ""); code != 200 {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	if got := get(""); got != "call 3" {
+		t.Errorf("after a POST: %q, want call 3 (encoded again)", got)
+	}
+	mu.Lock()
+	now = now.Add(policyTTL)
+	mu.Unlock()
+	if got := get(""); got != "call 4" {
+		t.Errorf("after the TTL: %q, want call 4", got)
+	}
+	if got := get(""); got != "call 4" {
+		t.Errorf("again: %q, want call 4 (cached)", got)
+	}
+}
