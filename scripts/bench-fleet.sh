@@ -94,6 +94,19 @@ heap() {
 	go tool pprof -sample_index=inuse_space -top "$dir/heap-$1.pb.gz" 2>/dev/null | awk '/^Showing nodes/ {print $(NF-1); exit}'
 }
 heap_mid=$(heap mid)
+# The decision loop's p50, p99 (bucket upper bounds) and count from a
+# /metrics dump; the mid-run dump, before the API load, gives the loop
+# without 20 API clients competing for the CPU.
+loopq() {
+	awk '/^lbtune_decision_loop_seconds_bucket/ {
+	match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); b[le] += $2; if (!(le in seen)) { seen[le] = 1; order[n++] = le } }
+	END {
+		total = b["+Inf"]; if (total == 0) { print "n/a n/a 0"; exit }
+		p50 = ""; p99 = ""
+		for (i = 0; i < n; i++) { le = order[i]; if (p50 == "" && b[le] >= 0.5 * total) p50 = le; if (p99 == "" && b[le] >= 0.99 * total) p99 = le }
+		printf "%s %s %d\n", p50, p99, total }' "$1"
+}
+curl -fsS "http://127.0.0.1:$port/metrics" >"$dir/metrics-mid.txt"
 
 # The API under CLIENTS concurrent clients, 30 s per endpoint.
 api() {
@@ -116,17 +129,13 @@ size1=$(size)
 heap_end=$(heap end)
 curl -fsS "http://127.0.0.1:$port/metrics" >"$dir/metrics.txt"
 served=$(awk '/^lbtune_pool_requests_per_second/ {s += $2} END {printf "%.0f", s}' "$dir/metrics.txt")
-loop=$(awk '/^lbtune_decision_loop_seconds_bucket/ {
-	match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); b[le] += $2; if (!(le in seen)) { seen[le] = 1; order[n++] = le } }
-	END {
-		total = b["+Inf"]; if (total == 0) { print "n/a n/a 0"; exit }
-		p50 = ""; p99 = ""
-		for (i = 0; i < n; i++) { le = order[i]; if (p50 == "" && b[le] >= 0.5 * total) p50 = le; if (p99 == "" && b[le] >= 0.99 * total) p99 = le }
-		printf "%s %s %d\n", p50, p99, total }' "$dir/metrics.txt")
+loop=$(loopq "$dir/metrics.txt")
+loop_quiet=$(loopq "$dir/metrics-mid.txt")
 wall=$(echo "$t1 - $t0" | bc -l)
 cores=$(echo "($c1 - $c0) / $clk / $wall" | bc -l)
 perday=$(echo "($size1 - $size0) / $wall * 86400 / 1048576" | bc -l)
 read -r p50 p99 ndec <<<"$loop"
+read -r qp50 qp99 qndec <<<"$loop_quiet"
 read -r pol50 pol99 polreq polfail <<<"$api_policy"
 read -r once50 once99 oncereq oncefail <<<"$api_once"
 read -r dec50 dec99 decreq decfail <<<"$api_dec"
@@ -134,6 +143,7 @@ printf 'bench-fleet: %d pools x %d servers, %.0f s, 1 s scrapes, 5 s decisions (
 printf '  cpu            %.3f cores\n' "$cores"
 printf '  rss (anon)     %d MiB at start, %d MiB mid-run, %d MiB at end (+ %d MiB of mapped store file at end)\n' $((rss0 / 1024)) $((rss_mid / 1024)) $((rss1 / 1024)) $((rssf1 / 1024))
 printf '  decision loop  p50 <= %s s, p99 <= %s s (bucket bounds; %d decisions)\n' "$p50" "$p99" "$ndec"
+printf '  (first half)   p50 <= %s s, p99 <= %s s (%d decisions before the API load)\n' "$qp50" "$qp99" "$qndec"
 printf '  live heap      %s mid-run, %s at end (inuse_space of the heap profiles)\n' "${heap_mid:-n/a}" "${heap_end:-n/a}"
 printf '  /v1/policy     p50 %s ms, p99 %s ms (%s requests, %s failed, %d clients; %d bytes)\n' "$pol50" "$pol99" "$polreq" "$polfail" "$CLIENTS" "$size_policy"
 printf '  ?clusters=once p50 %s ms, p99 %s ms (%s requests, %s failed; %d bytes)\n' "$once50" "$once99" "$oncereq" "$oncefail" "$size_once"
