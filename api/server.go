@@ -174,7 +174,7 @@ func (s *server) policy(w http.ResponseWriter, r *http.Request) {
 		if err != nil || variant != "once" {
 			return encodeJSON(p), err
 		}
-		out := policyOnce{Clusters: p.Clusters, Pools: make([]poolPolicyOnce, len(p.Pools))}
+		out := policyOnce{Policy: p, Pools: make([]poolPolicyOnce, len(p.Pools))}
 		for i := range p.Pools {
 			out.Pools[i].PoolPolicy = p.Pools[i]
 		}
@@ -240,10 +240,12 @@ func encodeJSON(v any) []byte {
 }
 
 // policyOnce is Policy with the clusters only at the top (?clusters=once):
-// with many pools, the per-pool copies are most of the response.
+// with many pools, the per-pool copies are most of the response. Its
+// Pools hides the embedded Policy's (shallower wins in encoding/json), so
+// every other top-level key of Policy is served as it is.
 type policyOnce struct {
-	Clusters []Cluster        `json:"clusters,omitempty"`
-	Pools    []poolPolicyOnce `json:"pools"`
+	Policy
+	Pools []poolPolicyOnce `json:"pools"`
 }
 
 // poolPolicyOnce is a PoolPolicy without its clusters: this field, nil and

@@ -282,6 +282,14 @@ func TestPolicyClustersOnce(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
 	}
+	// Every top-level key of the full answer is in the compact one too.
+	_, full := get("")
+	_, once := get("?clusters=once")
+	for k := range full {
+		if _, ok := once[k]; !ok {
+			t.Errorf("?clusters=once lacks the top-level key %q", k)
+		}
+	}
 	for _, tc := range []struct {
 		q             string
 		code          int
