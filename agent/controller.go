@@ -31,6 +31,16 @@ type Recorder interface {
 	Record(ctx context.Context, d Decision) error
 }
 
+// ctlAfterSource is implemented by snapshot sources that can return only
+// the snapshots newer than a time (the daemon's store reader): once a
+// tick has rated the window, the next one reads and decodes the few new
+// snapshots instead of the whole window again.
+type ctlAfterSource interface {
+	// After returns up to n of the newest snapshots strictly after t,
+	// oldest first, looking back no further than Recent(ctx, n) would.
+	After(ctx context.Context, t time.Time, n int) ([]collector.Snapshot, error)
+}
+
 // ctlBootCounter is implemented by appliers that know how many servers of a
 // pool are ordered but not serving yet (the simulator, the fleet, AWS).
 type ctlBootCounter interface {
@@ -134,7 +144,7 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 		if pc.Name == "" || pc.Policy == nil {
 			return nil, fmt.Errorf("new controller: pool %q needs a name and a policy", pc.Name)
 		}
-		c.pools = append(c.pools, &controlledPool{PoolControl: pc})
+		c.pools = append(c.pools, &controlledPool{PoolControl: pc, window: make([]collector.PoolRates, 0, cfg.Window)})
 	}
 	return c, nil
 }
@@ -189,7 +199,13 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) []Decision {
 // newer than the last one rated to each pool's window. It returns the
 // newest snapshot (nil when there is none).
 func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
-	snaps, err := c.cfg.Source.Recent(ctx, c.cfg.Window+1)
+	var snaps []collector.Snapshot
+	var err error
+	if as, ok := c.cfg.Source.(ctlAfterSource); ok && c.prev != nil {
+		snaps, err = as.After(ctx, c.rated, c.cfg.Window+1)
+	} else {
+		snaps, err = c.cfg.Source.Recent(ctx, c.cfg.Window+1)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -208,12 +224,16 @@ func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
 				if pr == nil {
 					continue
 				}
-				p.window = append(p.window, *pr)
+				// The window keeps its Window-long array: the oldest
+				// interval makes room (no array grows behind it).
+				if len(p.window) < c.cfg.Window {
+					p.window = append(p.window, *pr)
+				} else {
+					copy(p.window, p.window[1:])
+					p.window[len(p.window)-1] = *pr
+				}
 				p.lastAt = s.Time
 				p.step = s.Time.Sub(c.prev.Time)
-				if len(p.window) > c.cfg.Window {
-					p.window = p.window[len(p.window)-c.cfg.Window:]
-				}
 			}
 		}
 		snap := *s

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +243,91 @@ func TestControllerPoolVanishes(t *testing.T) {
 	d := c.Tick(context.Background(), t0.Add(6*iv))[0]
 	if d.Outcome != OutcomeNoop || !strings.Contains(d.Reason, "stale") || len(app.scales) != 0 {
 		t.Errorf("decision %q (%s), %d scale calls; want a stale no-op", d.Outcome, d.Reason, len(app.scales))
+	}
+}
+
+// afterRing is a snapshot ring that also answers After (as the daemon's
+// store reader does), counting how the controller reads it.
+type afterRing struct {
+	*SnapshotRing
+	recent, after int
+	lastAfter     time.Time
+}
+
+func (r *afterRing) Recent(ctx context.Context, n int) ([]collector.Snapshot, error) {
+	r.recent++
+	return r.SnapshotRing.Recent(ctx, n)
+}
+
+func (r *afterRing) After(ctx context.Context, t time.Time, n int) ([]collector.Snapshot, error) {
+	r.after++
+	r.lastAfter = t
+	all, err := r.SnapshotRing.Recent(ctx, n)
+	var out []collector.Snapshot
+	for _, s := range all {
+		if s.Time.After(t) {
+			out = append(out, s)
+		}
+	}
+	return out, err
+}
+
+// TestControllerAfterSource: a source that answers After is read in full
+// once, then only after the newest snapshot rated, and the windows the
+// policy sees are the same as from Recent alone; the window never holds
+// more than Window intervals.
+func TestControllerAfterSource(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	plain, withAfter := NewSnapshotRing(8), &afterRing{SnapshotRing: NewSnapshotRing(8)}
+	var seenPlain, seenAfter []Observation
+	mk := func(src SnapshotSource, seen *[]Observation) *Controller {
+		c, err := NewController(ControllerConfig{Interval: 10 * time.Second, Window: 3, Source: src,
+			Pools: []PoolControl{{Name: "web", Policy: policyFunc(func(obs Observation) { *seen = append(*seen, obs) })}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	cp, ca := mk(plain, &seenPlain), mk(withAfter, &seenAfter)
+	for i := range 9 {
+		// Two snapshots per tick, so each tick adds two intervals.
+		for k := range 2 {
+			at := t0.Add(time.Duration(2*i+k) * 5 * time.Second)
+			s := ctlSnap(at, uint64((2*i+k)*(2*i+k)))
+			plain.Add(s)
+			withAfter.Add(s)
+		}
+		now := t0.Add(time.Duration(2*i+1) * 5 * time.Second)
+		cp.Tick(context.Background(), now)
+		ca.Tick(context.Background(), now)
+		if i > 0 && !withAfter.lastAfter.Equal(now.Add(-10*time.Second)) {
+			t.Errorf("tick %d read after %v, want the previous tick's newest snapshot %v", i, withAfter.lastAfter, now.Add(-10*time.Second))
+		}
+	}
+	if withAfter.recent != 1 || withAfter.after != 8 {
+		t.Errorf("source read with Recent %d times and After %d times, want 1 and 8", withAfter.recent, withAfter.after)
+	}
+	if len(seenPlain) != 9 || len(seenAfter) != 9 {
+		t.Fatalf("%d and %d observations, want 9 each", len(seenPlain), len(seenAfter))
+	}
+	for i := range seenPlain {
+		p, a := seenPlain[i], seenAfter[i]
+		if len(a.Window) != len(p.Window) || len(a.Window) > 3 {
+			t.Fatalf("tick %d: window of %d intervals with After, %d without (want equal, <= 3)", i, len(a.Window), len(p.Window))
+		}
+		for j := range p.Window {
+			if p.Window[j].Requests() != a.Window[j].Requests() {
+				t.Errorf("tick %d interval %d: rate %v with After, %v without", i, j, a.Window[j].Requests(), p.Window[j].Requests())
+			}
+		}
+	}
+	// The last tick's window: intervals 14->15, 15->16, 16->17 at 5 s:
+	// (k^2-(k-1)^2)/5 = (2k-1)/5 per server, two servers.
+	want := []float64{2 * 29.0 / 5, 2 * 31.0 / 5, 2 * 33.0 / 5}
+	last := seenAfter[len(seenAfter)-1].Window
+	for j, w := range want {
+		if got := last[j].Requests(); math.Abs(got-w) > 1e-9 {
+			t.Errorf("last window[%d] rate %v, want %v", j, got, w)
+		}
 	}
 }

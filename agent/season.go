@@ -487,7 +487,18 @@ func (a *Agent) WarmSeason(ctx context.Context, st SnapshotRanger, source, pool 
 	}
 	var prev *collector.Snapshot
 	var first, last time.Time
-	for b := now.Add(-a.season.Keep).Truncate(step); b.Before(now); b = b.Add(step) {
+	start := now.Add(-a.season.Keep).Truncate(step)
+	// Start at the slot of the source's first snapshot in the kept span:
+	// a new or young store would otherwise cost a few reads per empty
+	// slot (8 days of 1 min slots: ~46,000 read transactions per pool).
+	head, err := seasonFirstSnapshot(ctx, st, source, start, now)
+	if err != nil {
+		return 0, fmt.Errorf("warm the seasonal forecast of %s from %s: %w", pool, source, err)
+	}
+	if head == nil {
+		return 0, nil
+	}
+	for b := head.Time.Truncate(step); b.Before(now); b = b.Add(step) {
 		end := b.Add(step)
 		if end.After(now) {
 			end = now

@@ -402,6 +402,19 @@ func TestAgentWarmSeason(t *testing.T) {
 	if span, err := b.WarmSeason(context.Background(), st, "lb", "nope", now); err != nil || span != 0 || b.season.Len() != 0 {
 		t.Errorf("unknown pool: span %v, %d slots, err %v", span, b.season.Len(), err)
 	}
+	// A source with no snapshot in the kept span costs a handful of reads,
+	// not a few per slot (8 days of 1 min slots); one whose history starts
+	// an hour before now costs reads for that hour only.
+	for _, tc := range []struct {
+		source  string
+		at      time.Time
+		maxRead int
+	}{{"none", now, 4}, {"lb", seasonT0.Add(time.Hour), 4 + 4*61}} {
+		cr := &countingRanger{SnapshotRanger: st}
+		if _, err := NewAgent(nil, nil, RLConfig{}, nil).WarmSeason(context.Background(), cr, tc.source, "web", tc.at); err != nil || cr.n > tc.maxRead {
+			t.Errorf("source %s: %d reads (err %v), want at most %d", tc.source, cr.n, err, tc.maxRead)
+		}
+	}
 	// A cancelled context stops the warm-up with its error.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -453,4 +466,15 @@ func TestAgentWarmSeasonOffGrid(t *testing.T) {
 			t.Fatalf("slot %d = %.2f req/s, want %.2f ± 0.3", i, v, want)
 		}
 	}
+}
+
+// countingRanger counts Range calls.
+type countingRanger struct {
+	SnapshotRanger
+	n int
+}
+
+func (c *countingRanger) Range(source string, from, to time.Time, fn func(collector.Snapshot) error) error {
+	c.n++
+	return c.SnapshotRanger.Range(source, from, to, fn)
 }

@@ -89,6 +89,10 @@ type PoolState struct {
 
 // Policy is every pool's policy.
 type Policy struct {
+	// Clusters are the loaded model's load states, which every pool
+	// shares; absent without a model. GET /v1/policy?clusters=once serves
+	// them only here, not again in every pool.
+	Clusters []Cluster    `json:"clusters,omitempty"`
 	Pools []PoolPolicy `json:"pools"`
 	// Explanation is the trained agent's policy distilled into rules, with
 	// their agreement with the agent per move (scale-out, scale-in,
@@ -106,7 +110,8 @@ type PoolPolicy struct {
 	Policy string `json:"policy"`
 	// Trained is false while only the fallback can decide.
 	Trained bool `json:"trained"`
-	// Clusters are the load states the model knows.
+	// Clusters are the load states the model knows (the same as
+	// Policy.Clusters; left out with ?clusters=once).
 	Clusters []Cluster `json:"clusters"`
 	// Fallback are the threshold fallback's settings, by name.
 	Fallback map[string]float64 `json:"fallback"`

@@ -96,11 +96,14 @@ func (f *dashFake) Decisions(ctx context.Context, pool string, since time.Time, 
 }
 
 func (f *dashFake) Policy(context.Context) (Policy, error) {
-	return Policy{Pools: []PoolPolicy{{Pool: "web", Policy: "agent", Trained: true, Clusters: []Cluster{
+	// As the daemon: the model's clusters at the top and in every pool
+	// (the dashboard asks for ?clusters=once and reads the top's).
+	clusters := []Cluster{
 		{ID: 0, Share: 0.5, Centroid: map[string]float64{"load_servers": 1.5, "utilisation": 0.4, "p95_latency_x_target": 0.6, "servers": 2}},
 		{ID: 1, Share: 0.3, Centroid: map[string]float64{"load_servers": 3, "utilisation": 0.7, "p95_latency_x_target": 1.2, "servers": 3}},
 		{ID: 2, Share: 0.2, Centroid: map[string]float64{"rate_rps": 120, "p95_latency_ms": 300, "servers": 4}},
-	}}}}, nil
+	}
+	return Policy{Clusters: clusters, Pools: []PoolPolicy{{Pool: "web", Policy: "agent", Trained: true, Clusters: clusters}}}, nil
 }
 
 // serveDashboard serves the API and dashboard over r on 127.0.0.1 and

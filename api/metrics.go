@@ -50,7 +50,21 @@ type Metrics struct {
 	// all pools together: reading the data, deciding, guarding, acting and
 	// recording (the loop's cost as the pool count grows; make bench-fleet).
 	DecisionLoop prometheus.Histogram
+	// RecordQueue is how many decision records wait for the store (the
+	// daemon writes them behind the decision loops).
+	RecordQueue prometheus.Gauge
+	// RecordQueueFull counts the ticks that found the record queue full
+	// and waited for room (the store is behind).
+	RecordQueueFull prometheus.Counter
+	// RecordErrors counts decision records not stored: the store refused
+	// them, or the tick ended while waiting for room. Each one is logged.
+	RecordErrors prometheus.Counter
 }
+
+// LoopBuckets are the decision loop histogram's upper bounds in seconds:
+// DecisionBuckets with finer steps between 10 and 100 ms (where the
+// loop's p99 goal of 50 ms lies), then up to 10 s.
+var LoopBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // DecisionBuckets are the decision duration histogram's upper bounds in
 // seconds: a policy decides in well under a millisecond to tens of
@@ -104,10 +118,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.DecisionLoop = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "lbtune_decision_loop_seconds", Help: "Time one tick of a pool's decision loop took (read data, decide, guard, act, record), all pools together.",
-		Buckets: append(append([]float64(nil), DecisionBuckets...), 1, 2.5, 5, 10),
+		Buckets: LoopBuckets,
+	})
+	m.RecordQueue = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "lbtune_record_queue", Help: "Decision records waiting to be written to the store.",
+	})
+	m.RecordQueueFull = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "lbtune_record_queue_full_total", Help: "Decision loop ticks that found the record queue full and waited for the store.",
+	})
+	m.RecordErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "lbtune_record_errors_total", Help: "Decision records not stored (the store refused them, or the tick ended waiting for room); each is logged.",
 	})
 	reg.MustRegister(m.Decisions, m.Reward, m.Cluster, m.FallbackActive, m.ScrapeErrors, m.ActuationLatency, m.Servers,
-		m.DecisionDuration, m.ActuationDuration, m.ActuationErrors, m.SwitchDecisions, m.DecisionLoop)
+		m.DecisionDuration, m.ActuationDuration, m.ActuationErrors, m.SwitchDecisions, m.DecisionLoop,
+		m.RecordQueue, m.RecordQueueFull, m.RecordErrors)
 	return m
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,6 +15,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +75,14 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("POST /v1/pools/{pool}/resume", s.auth(s.pause(false)))
 	mux.HandleFunc("POST /v1/nodes", s.auth(s.node))
 	mux.HandleFunc("POST /v1/templates/{op}", s.auth(s.template))
+	// The Go runtime's profiles (heap, goroutines, CPU) behind the same
+	// token as the mutations: a profile shows the process's internals and
+	// a CPU profile costs CPU while it runs.
+	mux.HandleFunc("GET /debug/pprof/", s.auth(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/cmdline", s.auth(pprof.Cmdline))
+	mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/symbol", s.auth(pprof.Symbol))
+	mux.HandleFunc("GET /debug/pprof/trace", s.auth(pprof.Trace))
 	web, err := fs.Sub(webFS, "web")
 	if err != nil {
 		panic("api: embedded dashboard missing: " + err.Error())
@@ -98,6 +108,8 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 type server struct {
 	Options
 	refusals logLimiter
+	// policies keeps encoded /v1/policy answers (policyTTL).
+	policies responseCache
 }
 
 // auth refuses a mutation without the bearer token with 401. The scheme
@@ -116,6 +128,7 @@ func (s *server) auth(next http.HandlerFunc) http.HandlerFunc {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		next(w, r)
+		s.policies.clear() // a change (mode, pause, template) shows at once
 	}
 }
 
@@ -147,8 +160,99 @@ func (s *server) state(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) policy(w http.ResponseWriter, r *http.Request) {
-	p, err := s.Reader.Policy(r.Context())
-	s.reply(w, r, p, err)
+	variant := r.URL.Query().Get("clusters")
+	switch variant {
+	case "", "pool":
+		variant = "pool"
+	case "once":
+	default:
+		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("clusters %q: want pool (the default: in every pool too) or once", variant))
+		return
+	}
+	body, err := s.policies.get(variant, s.Now(), func() ([]byte, error) {
+		p, err := s.Reader.Policy(r.Context())
+		if err != nil || variant != "once" {
+			return encodeJSON(p), err
+		}
+		out := policyOnce{Policy: p, Pools: make([]poolPolicyOnce, len(p.Pools))}
+		for i := range p.Pools {
+			out.Pools[i].PoolPolicy = p.Pools[i]
+		}
+		return encodeJSON(out), nil
+	})
+	if err != nil {
+		s.reply(w, r, nil, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if _, err := w.Write(body); err != nil && !clientGone(r, err) {
+		s.Logger.Warn("write response", "path", r.URL.Path, "err", err)
+	}
+}
+
+// policyTTL is how long an encoded /v1/policy answer is served again: with
+// hundreds of pools it is a megabyte of JSON, and many dashboards or
+// clients asking at once would each encode it. Any change through the API
+// (an authorised POST) drops it at once.
+const policyTTL = time.Second
+
+// responseCache keeps encoded answers by variant for policyTTL; a request
+// that finds none encodes it while the others wait for it.
+type responseCache struct {
+	mu   sync.Mutex
+	at   map[string]time.Time
+	body map[string][]byte
+}
+
+func (c *responseCache) get(variant string, now time.Time, encode func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.body[variant]; ok && now.Sub(c.at[variant]) < policyTTL && !now.Before(c.at[variant]) {
+		return b, nil
+	}
+	b, err := encode()
+	if err != nil {
+		return nil, err
+	}
+	if c.body == nil {
+		c.body, c.at = map[string][]byte{}, map[string]time.Time{}
+	}
+	c.body[variant], c.at[variant] = b, now
+	return b, nil
+}
+
+// clear drops every kept answer.
+func (c *responseCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.body)
+}
+
+// encodeJSON is v as reply writes it (indented, a newline at the end).
+func encodeJSON(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return []byte(`{"error": "` + strings.ReplaceAll(err.Error(), `"`, `'`) + `"}` + "\n")
+	}
+	return buf.Bytes()
+}
+
+// policyOnce is Policy with the clusters only at the top (?clusters=once):
+// with many pools, the per-pool copies are most of the response. Its
+// Pools hides the embedded Policy's (shallower wins in encoding/json), so
+// every other top-level key of Policy is served as it is.
+type policyOnce struct {
+	Policy
+	Pools []poolPolicyOnce `json:"pools"`
+}
+
+// poolPolicyOnce is a PoolPolicy without its clusters: this field, nil and
+// shallower, hides the embedded one's "clusters" (encoding/json's rule).
+type poolPolicyOnce struct {
+	PoolPolicy
+	Clusters []Cluster `json:"clusters,omitempty"`
 }
 
 func (s *server) model(w http.ResponseWriter, r *http.Request) {

@@ -89,9 +89,11 @@ func (f *fakeDaemon) State(context.Context) (State, error) {
 }
 
 func (f *fakeDaemon) Policy(context.Context) (Policy, error) {
-	return Policy{Pools: []PoolPolicy{{Pool: "web", Policy: "agent", Trained: true,
-		Clusters: []Cluster{{ID: 0, Share: 0.6, Centroid: map[string]float64{"rate_rps": 120}, Values: map[string]float64{"+1": -3, "0": -1}, Preferred: "0"}},
-		Fallback: map[string]float64{"target_ms": 200}}}}, nil
+	clusters := []Cluster{{ID: 0, Share: 0.6, Centroid: map[string]float64{"rate_rps": 120}, Values: map[string]float64{"+1": -3, "0": -1}, Preferred: "0"}}
+	return Policy{Clusters: clusters, Pools: []PoolPolicy{
+		{Pool: "web", Policy: "agent", Trained: true, Clusters: clusters, Fallback: map[string]float64{"target_ms": 200}},
+		{Pool: "api", Policy: "threshold", Clusters: clusters, Fallback: map[string]float64{"target_ms": 300}},
+	}}, nil
 }
 
 func (f *fakeDaemon) Decisions(_ context.Context, pool string, since time.Time, limit int) ([]agent.Decision, error) {
@@ -217,6 +219,14 @@ func TestRoutes(t *testing.T) {
 		{name: "node bad op", method: "POST", path: "/v1/nodes", token: "s3cret", body: `{"op":"reboot","pool":"web"}`, wantCode: 400},
 		{name: "template up", method: "POST", path: "/v1/templates/up", token: "s3cret", body: "name: web", wantCode: 200, wantCall: "template up name: web"},
 		{name: "template bad op", method: "POST", path: "/v1/templates/sideways", token: "s3cret", wantCode: 404},
+		{name: "pprof index without token", method: "GET", path: "/debug/pprof/", wantCode: 401, wantBody: "bearer token"},
+		{name: "pprof heap without token", method: "GET", path: "/debug/pprof/heap?debug=1", wantCode: 401},
+		{name: "pprof heap wrong token", method: "GET", path: "/debug/pprof/heap?debug=1", token: "guess", wantCode: 401},
+		{name: "pprof cpu without token", method: "GET", path: "/debug/pprof/profile?seconds=1", wantCode: 401},
+		{name: "pprof index", method: "GET", path: "/debug/pprof/", token: "s3cret", wantCode: 200, wantBody: "goroutine"},
+		{name: "pprof heap", method: "GET", path: "/debug/pprof/heap?debug=1", token: "s3cret", wantCode: 200, wantBody: "heap profile:"},
+		{name: "pprof goroutines", method: "GET", path: "/debug/pprof/goroutine?debug=1", token: "s3cret", wantCode: 200, wantBody: "goroutine profile:"},
+		{name: "pprof cmdline", method: "GET", path: "/debug/pprof/cmdline", token: "s3cret", wantCode: 200, wantBody: "api.test"},
 		{name: "state is read-only", method: "POST", path: "/v1/state", token: "s3cret", wantCode: 405},
 	}
 	for _, tc := range tests {
@@ -257,6 +267,72 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
+// TestPolicyClustersOnce: by default every pool carries the model's
+// clusters (and the top level has them too); ?clusters=once serves them
+// only at the top level and every other per-pool key unchanged.
+func TestPolicyClustersOnce(t *testing.T) {
+	srv := newTestServer(t, newFake())
+	get := func(q string) (int, map[string]any) {
+		resp, err := srv.Client().Get(srv.URL + "/v1/policy" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	// Every top-level key of the full answer is in the compact one too.
+	_, full := get("")
+	_, once := get("?clusters=once")
+	for k := range full {
+		if _, ok := once[k]; !ok {
+			t.Errorf("?clusters=once lacks the top-level key %q", k)
+		}
+	}
+	for _, tc := range []struct {
+		q             string
+		code          int
+		poolsClusters bool
+	}{
+		{"", 200, true},
+		{"?clusters=pool", 200, true},
+		{"?clusters=once", 200, false},
+		{"?clusters=twice", 400, false},
+	} {
+		code, out := get(tc.q)
+		if code != tc.code {
+			t.Fatalf("%q: status %d, want %d", tc.q, code, tc.code)
+		}
+		if code != 200 {
+			continue
+		}
+		top, _ := out["clusters"].([]any)
+		if len(top) != 1 {
+			t.Errorf("%q: top-level clusters %v, want the model's one cluster", tc.q, out["clusters"])
+		}
+		pools, _ := out["pools"].([]any)
+		if len(pools) != 2 {
+			t.Fatalf("%q: %d pools, want 2", tc.q, len(pools))
+		}
+		for _, p := range pools {
+			pp := p.(map[string]any)
+			_, has := pp["clusters"]
+			if has != tc.poolsClusters {
+				t.Errorf("%q: pool %v has clusters %v, want %v", tc.q, pp["pool"], has, tc.poolsClusters)
+			}
+			for _, k := range []string{"pool", "policy", "trained", "fallback"} {
+				if _, ok := pp[k]; !ok {
+					t.Errorf("%q: pool %v lacks %q", tc.q, pp["pool"], k)
+				}
+			}
+		}
+		if fb := pools[1].(map[string]any)["fallback"].(map[string]any); fb["target_ms"] != 300.0 {
+			t.Errorf("%q: second pool's fallback %v, want target_ms 300", tc.q, fb)
+		}
+	}
+}
+
 func TestNoTokenRefusesMutations(t *testing.T) {
 	f := newFake()
 	srv := httptest.NewServer(Handler(Options{Reader: f, Operator: f}))
@@ -270,5 +346,73 @@ func TestNoTokenRefusesMutations(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || len(f.calls) != 0 {
 		t.Errorf("status %d, calls %v; want 401 and no call when no token is configured", resp.StatusCode, f.calls)
+	}
+}
+
+// countingPolicy counts Policy calls and says how many it has served.
+type countingPolicy struct {
+	*fakeDaemon
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingPolicy) Policy(ctx context.Context) (Policy, error) {
+	c.mu.Lock()
+	c.n++
+	n := c.n
+	c.mu.Unlock()
+	p, err := c.fakeDaemon.Policy(ctx)
+	p.Pools[0].Policy = fmt.Sprint("call ", n)
+	return p, err
+}
+
+// TestPolicyCached: /v1/policy is encoded once per policyTTL and variant
+// however many clients ask; an authorised POST or the TTL passing
+// encodes it again.
+func TestPolicyCached(t *testing.T) {
+	f := &countingPolicy{fakeDaemon: newFake()}
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	srv := httptest.NewServer(Handler(Options{Reader: f, Operator: f.fakeDaemon, Token: "s3cret", Now: clock}))
+	defer srv.Close()
+	get := func(q string) string {
+		t.Helper()
+		code, body := do(t, srv, "GET", "/v1/policy"+q, "", "")
+		if code != 200 {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		var p Policy
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Pools[0].Policy
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); get("") }()
+	}
+	wg.Wait()
+	if got := get(""); got != "call 1" || f.n != 1 {
+		t.Errorf("21 requests: %q after %d calls, want call 1 after 1", got, f.n)
+	}
+	if got := get("?clusters=once"); got != "call 2" {
+		t.Errorf("the other variant: %q, want call 2", got)
+	}
+	if code, body := do(t, srv, "POST", "/v1/pools/web/pause", "Bearer s3cret", ""); code != 200 {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	if got := get(""); got != "call 3" {
+		t.Errorf("after a POST: %q, want call 3 (encoded again)", got)
+	}
+	mu.Lock()
+	now = now.Add(policyTTL)
+	mu.Unlock()
+	if got := get(""); got != "call 4" {
+		t.Errorf("after the TTL: %q, want call 4", got)
+	}
+	if got := get(""); got != "call 4" {
+		t.Errorf("again: %q, want call 4 (cached)", got)
 	}
 }

@@ -13,14 +13,46 @@ import (
 
 // Stored snapshot values start with a codec tag. JSON values start with '{'
 // and are still read, so a store written with JSON values stays readable.
-// codecBinary1 (no pool percentiles) and codecBinary2 (no host signals,
-// check status or HAProxy time averages) are still read; codecBinary3 is
-// written.
+// codecBinary1 (no pool percentiles), codecBinary2 (no host signals,
+// check status or HAProxy time averages) and codecBinary3 (every float in
+// 8 bytes) are still read; codecBinary4 is written.
 const (
 	codecBinary1 byte = 0x01
 	codecBinary2 byte = 0x02
 	codecBinary3 byte = 0x03
+	codecBinary4 byte = 0x04
 )
+
+// Layout 4's float tags: each float is a tag byte and the fewest bytes
+// that give back the same 64 bits.
+const (
+	floatSame byte = iota // the same bits as the previous float of the value (the first is compared with +0)
+	floatInt              // an integer of at most 53 bits: varint
+	floatF32              // exactly a float32: 4 bytes little-endian
+	floatF64              // 8 bytes little-endian
+)
+
+// floatWriter writes layout 4's floats, remembering the previous one: a
+// server's percentiles and moving averages often repeat (one request in
+// the interval), and the simulator's latencies are float32 values.
+type floatWriter struct{ last uint64 }
+
+func (w *floatWriter) append(dst []byte, v float64) []byte {
+	bits := math.Float64bits(v)
+	if bits == w.last {
+		return append(dst, floatSame)
+	}
+	w.last = bits
+	if v >= -(1<<53) && v <= 1<<53 { // false for NaN
+		if i := int64(v); math.Float64bits(float64(i)) == bits { // not -0
+			return binary.AppendVarint(append(dst, floatInt), i)
+		}
+	}
+	if f := float32(v); math.Float64bits(float64(f)) == bits {
+		return binary.LittleEndian.AppendUint32(append(dst, floatF32), math.Float32bits(f))
+	}
+	return binary.LittleEndian.AppendUint64(append(dst, floatF64), bits)
+}
 
 // errCorrupt is wrapped by decodeSnapshot for a value it cannot decode.
 var errCorrupt = errors.New("corrupt snapshot value")
@@ -82,7 +114,7 @@ const checkNone = 0xff
 // 8 bytes little-endian IEEE 754, str = uvarint length + bytes, list = uvarint
 // n+1, 0 for a nil slice):
 //
-//	0x03 | time: varint Unix ns | source: str | host: byte 0 (nil) or 1
+//	0x04 | time: varint Unix ns | source: str | host: byte 0 (nil) or 1
 //	  followed by cpu_busy_seconds, cpu_total_seconds: f64 | mem_total,
 //	  mem_available, net_rx, net_tx, tcp_established: uvarint | load1, load5,
 //	  load15: f64 | pools: list of
@@ -96,7 +128,11 @@ const checkNone = 0xff
 //	    total_time_ms: f64 each if its gauge bit (1<<i, in this order) is set,
 //	    i.e. if it is not +0 | p50, p95, p99: f64 each if its flag is set
 //
-// Older layouts: 0x02 has no host byte, no check status byte, and
+// where every f64 is a tag byte (floatSame: the previous f64's bits again,
+// starting from +0; floatInt: varint; floatF32: 4 bytes; floatF64: 8
+// bytes, little-endian), so that decoding gives back the same 64 bits.
+//
+// Older layouts: 0x03 writes every f64 as 8 bytes; 0x02 has no host byte, no check status byte, and
 // active, queue, avg_response_ms as f64 without the four time averages;
 // 0x01 is 0x02 without the pool flags and percentiles.
 //
@@ -104,19 +140,21 @@ const checkNone = 0xff
 // TestCodecCoversSnapshot fails when collector.Snapshot gains a field this
 // layout does not carry.
 func encodeSnapshot(dst []byte, sn *collector.Snapshot) []byte {
-	dst = append(dst, codecBinary3)
+	var fw floatWriter
+	dst = append(dst, codecBinary4)
 	dst = binary.AppendVarint(dst, sn.Time.UnixNano())
 	dst = appendString(dst, sn.Source)
-	dst = appendHost(dst, sn.Host)
+	dst = appendHost(dst, &fw, sn.Host)
 	dst = appendLen(dst, len(sn.Pools), sn.Pools == nil)
 	for i := range sn.Pools {
 		p := &sn.Pools[i]
 		dst = appendString(dst, p.Name)
-		dst = appendFloat(dst, p.Queue)
-		dst = appendPercentiles(dst, 0, p.P50Ms, p.P95Ms, p.P99Ms)
+		dst = fw.append(dst, p.Queue)
+		dst = appendPercentileFlags(dst, 0, p.P50Ms, p.P95Ms, p.P99Ms)
+		dst = appendPercentileValues(dst, &fw, p.P50Ms, p.P95Ms, p.P99Ms)
 		dst = appendLen(dst, len(p.Servers), p.Servers == nil)
 		for j := range p.Servers {
-			dst = appendServer(dst, &p.Servers[j])
+			dst = appendServer(dst, &fw, &p.Servers[j])
 		}
 	}
 	return dst
@@ -136,7 +174,7 @@ func encodedSizeHint(sn *collector.Snapshot) int {
 	return n
 }
 
-func appendServer(dst []byte, s *collector.Server) []byte {
+func appendServer(dst []byte, fw *floatWriter, s *collector.Server) []byte {
 	dst = appendString(dst, s.Name)
 	dst = appendString(dst, s.Address)
 	dst = binary.AppendVarint(dst, int64(s.Weight))
@@ -175,14 +213,14 @@ func appendServer(dst []byte, s *collector.Server) []byte {
 		gaugeBit(g.QueueTimeMs, 1<<3) | gaugeBit(g.ConnectTimeMs, 1<<4) | gaugeBit(g.ResponseTimeMs, 1<<5) |
 		gaugeBit(g.TotalTimeMs, 1<<6)
 	dst = append(dst, bits)
-	dst = appendGauge(dst, bits, 1<<0, g.Active)
-	dst = appendGauge(dst, bits, 1<<1, g.Queue)
-	dst = appendGauge(dst, bits, 1<<2, g.AvgResponseMs)
-	dst = appendGauge(dst, bits, 1<<3, g.QueueTimeMs)
-	dst = appendGauge(dst, bits, 1<<4, g.ConnectTimeMs)
-	dst = appendGauge(dst, bits, 1<<5, g.ResponseTimeMs)
-	dst = appendGauge(dst, bits, 1<<6, g.TotalTimeMs)
-	return appendPercentileValues(dst, g.P50Ms, g.P95Ms, g.P99Ms)
+	dst = appendGauge(dst, fw, bits, 1<<0, g.Active)
+	dst = appendGauge(dst, fw, bits, 1<<1, g.Queue)
+	dst = appendGauge(dst, fw, bits, 1<<2, g.AvgResponseMs)
+	dst = appendGauge(dst, fw, bits, 1<<3, g.QueueTimeMs)
+	dst = appendGauge(dst, fw, bits, 1<<4, g.ConnectTimeMs)
+	dst = appendGauge(dst, fw, bits, 1<<5, g.ResponseTimeMs)
+	dst = appendGauge(dst, fw, bits, 1<<6, g.TotalTimeMs)
+	return appendPercentileValues(dst, fw, g.P50Ms, g.P95Ms, g.P99Ms)
 }
 
 // gaugeBit is bit when v is not +0 (bit for bit), else 0.
@@ -194,36 +232,31 @@ func gaugeBit(v float64, bit byte) byte {
 }
 
 // appendGauge appends v when bit is set in bits.
-func appendGauge(dst []byte, bits, bit byte, v float64) []byte {
+func appendGauge(dst []byte, fw *floatWriter, bits, bit byte, v float64) []byte {
 	if bits&bit != 0 {
-		return appendFloat(dst, v)
+		return fw.append(dst, v)
 	}
 	return dst
 }
 
 // appendHost appends the host byte and, for a non-nil h, its signals.
-func appendHost(dst []byte, h *collector.Host) []byte {
+func appendHost(dst []byte, fw *floatWriter, h *collector.Host) []byte {
 	if h == nil {
 		return append(dst, 0)
 	}
 	dst = append(dst, 1)
-	dst = appendFloat(dst, h.CPUBusySeconds)
-	dst = appendFloat(dst, h.CPUTotalSeconds)
+	dst = fw.append(dst, h.CPUBusySeconds)
+	dst = fw.append(dst, h.CPUTotalSeconds)
 	for _, v := range [...]uint64{h.MemTotalBytes, h.MemAvailableBytes, h.NetRxBytes, h.NetTxBytes, h.TCPEstablished} {
 		dst = binary.AppendUvarint(dst, v)
 	}
-	dst = appendFloat(dst, h.Load1)
-	dst = appendFloat(dst, h.Load5)
-	return appendFloat(dst, h.Load15)
+	dst = fw.append(dst, h.Load1)
+	dst = fw.append(dst, h.Load5)
+	return fw.append(dst, h.Load15)
 }
 
-// appendPercentiles appends a flags byte (flags plus the presence bits of
-// p50, p95, p99) followed by the present values.
-func appendPercentiles(dst []byte, flags byte, p50, p95, p99 *float64) []byte {
-	dst = appendPercentileFlags(dst, flags, p50, p95, p99)
-	return appendPercentileValues(dst, p50, p95, p99)
-}
-
+// appendPercentileFlags appends a flags byte: flags plus the presence bits
+// of p50, p95, p99 (appendPercentileValues writes the present values).
 func appendPercentileFlags(dst []byte, flags byte, p50, p95, p99 *float64) []byte {
 	if p50 != nil {
 		flags |= flagP50
@@ -237,10 +270,10 @@ func appendPercentileFlags(dst []byte, flags byte, p50, p95, p99 *float64) []byt
 	return append(dst, flags)
 }
 
-func appendPercentileValues(dst []byte, ps ...*float64) []byte {
+func appendPercentileValues(dst []byte, fw *floatWriter, ps ...*float64) []byte {
 	for _, p := range ps {
 		if p != nil {
-			dst = appendFloat(dst, *p)
+			dst = fw.append(dst, *p)
 		}
 	}
 	return dst
@@ -256,10 +289,6 @@ func appendLen(dst []byte, n int, isNil bool) []byte {
 		return append(dst, 0)
 	}
 	return binary.AppendUvarint(dst, uint64(n)+1)
-}
-
-func appendFloat(dst []byte, f float64) []byte {
-	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
 // decodeSnapshot decodes a stored value: the binary layout or JSON.
@@ -282,7 +311,7 @@ func decodeSnapshotInterned(v []byte, intern map[string]string) (collector.Snaps
 		err := json.Unmarshal(v, &sn)
 		return sn, err
 	}
-	if v[0] < codecBinary1 || v[0] > codecBinary3 {
+	if v[0] < codecBinary1 || v[0] > codecBinary4 {
 		return sn, fmt.Errorf("codec tag %#x: %w", v[0], errCorrupt)
 	}
 	d := decoder{b: v[1:], intern: intern, layout: v[0]}
@@ -333,7 +362,8 @@ type decoder struct {
 	off    int // next byte to read in b
 	err    error
 	intern map[string]string
-	layout byte // the value's codec tag
+	layout byte   // the value's codec tag
+	last   uint64 // the previous float's bits (layout 4's floatSame)
 }
 
 func (d *decoder) fail(format string, a ...any) {
@@ -501,6 +531,9 @@ func (d *decoder) string() string {
 }
 
 func (d *decoder) float() float64 {
+	if d.layout >= codecBinary4 {
+		return d.compactFloat()
+	}
 	if d.left() < 8 {
 		d.fail("truncated float")
 		return 0
@@ -508,6 +541,36 @@ func (d *decoder) float() float64 {
 	f := math.Float64frombits(binary.LittleEndian.Uint64(d.b[d.off:]))
 	d.off += 8
 	return f
+}
+
+// compactFloat reads one of layout 4's tagged floats.
+func (d *decoder) compactFloat() float64 {
+	switch tag := d.byte(); tag {
+	case floatSame:
+	case floatInt:
+		d.last = math.Float64bits(float64(d.varint()))
+	case floatF32:
+		if d.left() < 4 {
+			d.fail("truncated float32")
+			return 0
+		}
+		d.last = math.Float64bits(float64(math.Float32frombits(binary.LittleEndian.Uint32(d.b[d.off:]))))
+		d.off += 4
+	case floatF64:
+		if d.left() < 8 {
+			d.fail("truncated float")
+			return 0
+		}
+		d.last = binary.LittleEndian.Uint64(d.b[d.off:])
+		d.off += 8
+	default:
+		d.fail("float tag %d", tag)
+		return 0
+	}
+	if d.err != nil {
+		return 0
+	}
+	return math.Float64frombits(d.last)
 }
 
 func (d *decoder) floatPtr() *float64 {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -116,7 +117,17 @@ func appendServerLayout2(dst []byte, s *collector.Server) []byte {
 	dst = appendFloat(dst, g.Active)
 	dst = appendFloat(dst, g.Queue)
 	dst = appendFloat(dst, g.AvgResponseMs)
-	return appendPercentileValues(dst, g.P50Ms, g.P95Ms, g.P99Ms)
+	for _, p := range []*float64{g.P50Ms, g.P95Ms, g.P99Ms} {
+		if p != nil {
+			dst = appendFloat(dst, *p)
+		}
+	}
+	return dst
+}
+
+// appendFloat writes a float as layouts 1 to 3 did: 8 bytes.
+func appendFloat(dst []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
 // codecLayout2Snapshot is the snapshot whose layout-2 encoding, written
@@ -160,13 +171,13 @@ func TestCodecReadsLayout2(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("layout 2 value:\n got %s\nwant %s", mustJSON(t, got), mustJSON(t, want))
 	}
-	// Re-encoded, it is a layout 3 value of the same snapshot.
-	v3 := encodeSnapshot(nil, &got)
-	if v3[0] != codecBinary3 {
-		t.Fatalf("encoder writes tag %#x, want 0x03", v3[0])
+	// Re-encoded, it is a layout 4 value of the same snapshot.
+	v4 := encodeSnapshot(nil, &got)
+	if v4[0] != codecBinary4 {
+		t.Fatalf("encoder writes tag %#x, want 0x04", v4[0])
 	}
-	if again, err := decodeSnapshot(v3); err != nil || !reflect.DeepEqual(again, want) {
-		t.Fatalf("layout 3 re-encoding: %v\n got %s", err, mustJSON(t, again))
+	if again, err := decodeSnapshot(v4); err != nil || !reflect.DeepEqual(again, want) {
+		t.Fatalf("layout 4 re-encoding: %v\n got %s", err, mustJSON(t, again))
 	}
 	for n := 0; n < len(v); n++ {
 		if _, err := decodeSnapshot(v[:n]); err == nil {
@@ -248,5 +259,83 @@ func TestShippedDatasetsUnchanged(t *testing.T) {
 				t.Fatalf("only %d snapshots", n)
 			}
 		})
+	}
+}
+
+// codecLayout3Snapshot is the snapshot whose layout-3 encoding, written by
+// the layout-3 encoder before layout 4 existed, is
+// testdata/snapshot-layout3.hex: every field layout 3 carries, floats of
+// every kind layout 4 tells apart (integral, float32, float64, repeated,
+// -0, NaN, Inf).
+func codecLayout3Snapshot() collector.Snapshot {
+	f := func(v float64) *float64 { return &v }
+	sn := codecLayout2Snapshot()
+	sn.Host = &collector.Host{CPUBusySeconds: 12.5, CPUTotalSeconds: 100.125, MemTotalBytes: 1 << 33, MemAvailableBytes: 12345,
+		NetRxBytes: 7, NetTxBytes: 0, TCPEstablished: 42, Load1: 0.1, Load5: math.Inf(1), Load15: math.Copysign(0, -1)}
+	s := &sn.Pools[0].Servers[0]
+	s.CheckStatus = "L7OK"
+	s.Gauges.QueueTimeMs, s.Gauges.ConnectTimeMs, s.Gauges.ResponseTimeMs, s.Gauges.TotalTimeMs = 1966.992919921875, 1966.992919921875, -3, math.NaN()
+	sn.Pools[0].Servers = append(sn.Pools[0].Servers, collector.Server{Name: "s3", Address: "10.0.0.3:80", Weight: 100, State: collector.StateUp, CheckStatus: "custom check",
+		Counters: collector.Counters{Requests: 77, Responses: [5]uint64{0, 76}, LatencySumMs: 96190},
+		Gauges:   collector.Gauges{Active: 1, AvgResponseMs: 1e300, P50Ms: f(2600.62255859375), P95Ms: f(2600.62255859375), P99Ms: f(1.0 / 3)}})
+	return sn
+}
+
+// TestCodecReadsLayout3 decodes a 0x03 value captured from the encoder of
+// that layout: stores written before layout 4 read back identically, and
+// re-encoded in layout 4 the snapshot is the same and smaller.
+func TestCodecReadsLayout3(t *testing.T) {
+	text, err := os.ReadFile("testdata/snapshot-layout3.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := hex.DecodeString(strings.TrimSpace(string(text)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[0] != codecBinary3 {
+		t.Fatalf("golden tag %#x, want 0x03", v[0])
+	}
+	want := codecLayout3Snapshot()
+	check := func(what string, got collector.Snapshot) {
+		t.Helper()
+		// NaN is not DeepEqual to itself: check it, then compare the rest.
+		g := &got.Pools[0].Servers[0].Gauges
+		if !math.IsNaN(g.TotalTimeMs) {
+			t.Fatalf("%s: total_time_ms %v, want NaN", what, g.TotalTimeMs)
+		}
+		if l := got.Host.Load15; l != 0 || !math.Signbit(l) {
+			t.Fatalf("%s: load15 %v, want -0", what, l)
+		}
+		g.TotalTimeMs = 0
+		w := want
+		w.Pools = slices.Clone(want.Pools)
+		w.Pools[0].Servers = slices.Clone(want.Pools[0].Servers)
+		w.Pools[0].Servers[0].Gauges.TotalTimeMs = 0
+		if !reflect.DeepEqual(got, w) {
+			t.Fatalf("%s:\n got %+v\nwant %+v", what, got, w)
+		}
+	}
+	got, err := decodeSnapshot(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := encodeSnapshot(nil, &got) // before check, which clears the NaN
+	check("layout 3 value", got)
+	if v4[0] != codecBinary4 {
+		t.Fatalf("encoder writes tag %#x, want 0x04", v4[0])
+	}
+	again, err := decodeSnapshot(v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("layout 4 re-encoding", again)
+	if len(v4) >= len(v) {
+		t.Errorf("layout 4 takes %d bytes, layout 3 %d: want fewer", len(v4), len(v))
+	}
+	for n := 0; n < len(v); n++ {
+		if _, err := decodeSnapshot(v[:n]); err == nil {
+			t.Fatalf("prefix of %d/%d bytes of the layout 3 value decoded without error", n, len(v))
+		}
 	}
 }

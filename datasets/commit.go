@@ -120,6 +120,7 @@ func (w *TxWriter) AppendRecord(b Bucket, t time.Time, value []byte) error {
 	if err != nil {
 		return err
 	}
+	bk.FillPercent = appendFill
 	seq, err := bk.NextSequence()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -403,5 +404,37 @@ func TestLocked(t *testing.T) {
 		if !errors.Is(err, ErrLocked) {
 			t.Fatalf("read-only=%v: error %v, want ErrLocked", ro, err)
 		}
+	}
+}
+
+// TestAppendFillsPages: snapshots of many sources appended in time order
+// (as the collector loops write them, several per commit) and records
+// fill the leaf pages to ~appendFill, not bbolt's default half.
+func TestAppendFillsPages(t *testing.T) {
+	s, _ := openTemp(t)
+	for i := range 300 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		var batch []collector.Snapshot
+		for src := range 20 {
+			batch = append(batch, synth(fmt.Sprintf("sim:p%d", src), at.Add(time.Duration(src)*time.Millisecond), 1, 5, uint64(i)))
+		}
+		if err := s.Append(batch...); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendRecord(BucketDecisions, at, bytes.Repeat([]byte("d"), 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{snapshotsBucket, []byte(BucketDecisions)} {
+			st := tx.Bucket(name).Stats()
+			if fill := float64(st.LeafInuse) / float64(st.LeafAlloc); fill < 0.8 {
+				t.Errorf("bucket %s: leaf pages %.0f%% full (%d of %d bytes in %d pages), want >= 80%%", name, 100*fill, st.LeafInuse, st.LeafAlloc, st.LeafPageN)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -7,8 +7,11 @@
 # over the run (start, middle, end), the decision loop's p50/p99 (from
 # lbtune_decision_loop_seconds on /metrics), the API's p50/p99 for
 # /v1/policy and /v1/decisions?since=&limit= under CLIENTS concurrent
-# clients (lbtune load, for 30 s in the middle of the run), and the store's
-# growth per simulated day (snapshots + decisions, from the file size).
+# clients (lbtune load, 15 s per endpoint in the middle of the run; the
+# policy both in full and with ?clusters=once), the live heap in the
+# middle and at the end (heap profiles from /debug/pprof with the token,
+# kept in the work directory), and the store's growth per simulated day
+# (snapshots + decisions, from the file size).
 #
 # The simulated clusters run inside the daemon (each pool's simulator is
 # its source and actuator), so the CPU share includes simulating
@@ -85,6 +88,25 @@ size0=$(size)
 half=$((DURATION / 2))
 sleep "$half"
 rss_mid=$(rss)
+# The live heap (in use at the last GC) from a heap profile.
+heap() {
+	curl -fsS -H "Authorization: Bearer $(cat "$dir/lbtune.token")" "http://127.0.0.1:$port/debug/pprof/heap" >"$dir/heap-$1.pb.gz" || return 0
+	go tool pprof -sample_index=inuse_space -top "$dir/heap-$1.pb.gz" 2>/dev/null | awk '/^Showing nodes/ {print $(NF-1); exit}'
+}
+heap_mid=$(heap mid)
+# The decision loop's p50, p99 (bucket upper bounds) and count from a
+# /metrics dump; the mid-run dump, before the API load, gives the loop
+# without 20 API clients competing for the CPU.
+loopq() {
+	awk '/^lbtune_decision_loop_seconds_bucket/ {
+	match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); b[le] += $2; if (!(le in seen)) { seen[le] = 1; order[n++] = le } }
+	END {
+		total = b["+Inf"]; if (total == 0) { print "n/a n/a 0"; exit }
+		p50 = ""; p99 = ""
+		for (i = 0; i < n; i++) { le = order[i]; if (p50 == "" && b[le] >= 0.5 * total) p50 = le; if (p99 == "" && b[le] >= 0.99 * total) p99 = le }
+		printf "%s %s %d\n", p50, p99, total }' "$1"
+}
+curl -fsS "http://127.0.0.1:$port/metrics" >"$dir/metrics-mid.txt"
 
 # The API under CLIENTS concurrent clients, 30 s per endpoint.
 api() {
@@ -92,8 +114,11 @@ api() {
 		python3 -c 'import json,sys; s=json.load(sys.stdin); print("%.1f %.1f %d %d" % (s["p50_ms"], s["p99_ms"], s["requests"], s["failures"]))'
 }
 api_policy=$(api /v1/policy)
+api_once=$(api "/v1/policy?clusters=once")
 api_dec=$(api "/v1/decisions?since=10m&limit=100")
-rest=$((DURATION - half - 30))
+size_policy=$(curl -fsS "http://127.0.0.1:$port/v1/policy" | wc -c)
+size_once=$(curl -fsS "http://127.0.0.1:$port/v1/policy?clusters=once" | wc -c)
+rest=$((DURATION - half - 45))
 [ "$rest" -gt 0 ] && sleep "$rest"
 
 t1=$(date +%s.%N)
@@ -101,25 +126,28 @@ c1=$(cpu)
 rss1=$(rss)
 rssf1=$(rssfile)
 size1=$(size)
+heap_end=$(heap end)
 curl -fsS "http://127.0.0.1:$port/metrics" >"$dir/metrics.txt"
 served=$(awk '/^lbtune_pool_requests_per_second/ {s += $2} END {printf "%.0f", s}' "$dir/metrics.txt")
-loop=$(awk '/^lbtune_decision_loop_seconds_bucket/ {
-	match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); b[le] += $2; if (!(le in seen)) { seen[le] = 1; order[n++] = le } }
-	END {
-		total = b["+Inf"]; if (total == 0) { print "n/a n/a 0"; exit }
-		p50 = ""; p99 = ""
-		for (i = 0; i < n; i++) { le = order[i]; if (p50 == "" && b[le] >= 0.5 * total) p50 = le; if (p99 == "" && b[le] >= 0.99 * total) p99 = le }
-		printf "%s %s %d\n", p50, p99, total }' "$dir/metrics.txt")
+loop=$(loopq "$dir/metrics.txt")
+loop_quiet=$(loopq "$dir/metrics-mid.txt")
 wall=$(echo "$t1 - $t0" | bc -l)
 cores=$(echo "($c1 - $c0) / $clk / $wall" | bc -l)
 perday=$(echo "($size1 - $size0) / $wall * 86400 / 1048576" | bc -l)
 read -r p50 p99 ndec <<<"$loop"
+read -r qp50 qp99 qndec <<<"$loop_quiet"
 read -r pol50 pol99 polreq polfail <<<"$api_policy"
+read -r once50 once99 oncereq oncefail <<<"$api_once"
 read -r dec50 dec99 decreq decfail <<<"$api_dec"
 printf 'bench-fleet: %d pools x %d servers, %.0f s, 1 s scrapes, 5 s decisions (simulated load %s req/s served)\n' "$POOLS" "$SERVERS" "$wall" "$served"
 printf '  cpu            %.3f cores\n' "$cores"
 printf '  rss (anon)     %d MiB at start, %d MiB mid-run, %d MiB at end (+ %d MiB of mapped store file at end)\n' $((rss0 / 1024)) $((rss_mid / 1024)) $((rss1 / 1024)) $((rssf1 / 1024))
 printf '  decision loop  p50 <= %s s, p99 <= %s s (bucket bounds; %d decisions)\n' "$p50" "$p99" "$ndec"
-printf '  /v1/policy     p50 %s ms, p99 %s ms (%s requests, %s failed, %d clients)\n' "$pol50" "$pol99" "$polreq" "$polfail" "$CLIENTS"
+printf '  (first half)   p50 <= %s s, p99 <= %s s (%d decisions before the API load)\n' "$qp50" "$qp99" "$qndec"
+printf '  live heap      %s mid-run, %s at end (inuse_space of the heap profiles)\n' "${heap_mid:-n/a}" "${heap_end:-n/a}"
+printf '  /v1/policy     p50 %s ms, p99 %s ms (%s requests, %s failed, %d clients; %d bytes)\n' "$pol50" "$pol99" "$polreq" "$polfail" "$CLIENTS" "$size_policy"
+printf '  ?clusters=once p50 %s ms, p99 %s ms (%s requests, %s failed; %d bytes)\n' "$once50" "$once99" "$oncereq" "$oncefail" "$size_once"
+printf '  records        queue full %s times, %s not stored (lbtune_record_queue_full_total, lbtune_record_errors_total)\n' \
+	"$(awk '/^lbtune_record_queue_full_total/ {print $2}' "$dir/metrics.txt")" "$(awk '/^lbtune_record_errors_total/ {print $2}' "$dir/metrics.txt")"
 printf '  /v1/decisions  p50 %s ms, p99 %s ms (%s requests, %s failed; since=10m&limit=100)\n' "$dec50" "$dec99" "$decreq" "$decfail"
 printf '  store          %.1f MiB -> %.1f MiB: %.0f MiB per day at this rate (retention %s)\n' "$(echo "$size0/1048576" | bc -l)" "$(echo "$size1/1048576" | bc -l)" "$perday" "$RETENTION"

@@ -61,6 +61,7 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 	clusters := []api.Cluster{}
 	if d.trained != nil {
 		clusters = d.trained.clusters() // the same model for every pool: summarised once
+		out.Clusters = clusters
 		if tree, err := d.trained.explain(); err == nil {
 			out.Explanation = tree
 		} else {

@@ -61,6 +61,7 @@ func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon
 	d.learnEpsilon = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "lbtune_agent_epsilon", Help: "Current exploration rate of each pool's online-learning agent.",
 	}, []string{"pool"})
+	d.records = newRecordWriter(store, d.metrics, log.With("component", "records"))
 	reg.MustRegister(d.learnEpsilon, &api.PoolCollector{Pools: d.poolStatus, Version: func() string { return d.Version }})
 	if d.policies, d.trained, d.model, err = loadPolicies(cfg, store, log); err != nil {
 		return nil, err
@@ -138,7 +139,7 @@ func (d *Daemon) addLoop(name string, src collector.Source) *collector.Loop {
 // controller, restored from its persisted state when there is one.
 func (d *Daemon) newPool(pc config.Pool, wall func() time.Time) (_ *Pool, err error) {
 	st, resumed, err := loadPoolState(d.store, pc.Name)
-	if err == nil {
+	if err == nil && resumed { // a new pool has no state to check (it logged an ERROR per pool)
 		err = st.check()
 	}
 	if err != nil {

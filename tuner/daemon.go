@@ -62,6 +62,8 @@ type Daemon struct {
 	wall func() time.Time
 	// learnEpsilon is each learning pool's exploration rate (/metrics).
 	learnEpsilon *prometheus.GaugeVec
+	// records writes the pools' decision records behind their loops.
+	records *recordWriter
 
 	mu sync.Mutex // guards loops and pools (template up/down change them)
 	// loops are the collector loops, by source name.
@@ -128,6 +130,9 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr net.Addr)) error {
 			d.log.Warn("actuator start", "err", serr)
 		}
 	}
+	// The record writer runs until step 3b: it outlives every loop that
+	// queues records.
+	d.records.start()
 	d.runLoops(gctx, g.Go)
 
 	names := []string{}
@@ -141,6 +146,9 @@ func (d *Daemon) Run(ctx context.Context, ready func(addr net.Addr)) error {
 
 	// 3. Wait for every loop to stop: nothing writes to the store after.
 	err = g.Wait()
+	// 3b. Write the decision records still queued, before the states
+	// below (a queued state must not overwrite the final one).
+	d.records.stop()
 	// 4. Persist each pool's state and learned policy.
 	for _, p := range d.poolList() {
 		p.mu.Lock()

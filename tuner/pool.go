@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ type Pool struct {
 
 	mu  sync.Mutex // serialises ticks, mode changes and manual scaling
 	ctl *agent.Controller
+	// src reads the pool's snapshots for its controllers (one across mode
+	// changes) and keeps the newest two for Record's reward.
+	src *recentSnapshots
 	// learner is the pool's online learning; nil when off.
 	learner *learner
 	// templateSpec is the YAML of a pool started by `template up`.
@@ -98,7 +102,7 @@ func (p *Pool) setModeLocked(mode string) error {
 		StaleAfter: 3 * max(p.d.cfg.Intervals.Decide, p.scrape),
 		Timeout:    p.tickTimeout(),
 		Pools:      []agent.PoolControl{{Name: p.name, Policy: timedPolicy{Policy: policy, p: p}, Template: p.template}},
-		Source:     &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied},
+		Source:     p.snapshots(),
 		Applier:    timed(p.applier, p.d.metrics, p.name, p.actuatorName()),
 		Guard:      guard,
 		Recorder:   p,
@@ -200,7 +204,8 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 	p.noteChargeLocked(dec)
 
 	// The state (with this decision's id), the decision and its reward go
-	// in one commit: all of them or none, so ids never repeat or skip.
+	// in one transaction: all of them or none, so a stored state's id is
+	// always its last stored decision's.
 	state, err := json.Marshal(p.stateLocked())
 	if err != nil {
 		return fmt.Errorf("encode state of pool %s: %w", p.name, err)
@@ -218,12 +223,15 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 		d.metrics.Servers.WithLabelValues(p.name).Set(float64(pt.Servers))
 		reward, _ = json.Marshal(RewardRecord{Pool: p.name, Seq: p.seq, Reward: r})
 	}
-	err = d.store.Write("record decision", func(w *datasets.TxWriter) error {
+	// Queued behind the tick (recordWriter): the tick does not wait for
+	// the commit; a record the store refuses is logged and counted there.
+	seq := p.seq
+	return d.records.submit(ctx, recordJob{pool: p.name, seq: seq, what: "record decision", fn: func(w *datasets.TxWriter) error {
 		if err := w.Put(datasets.BucketMeta, poolStateKey(p.name), state); err != nil {
 			return fmt.Errorf("save state of pool %s: %w", p.name, err)
 		}
 		if err := w.AppendRecord(datasets.BucketDecisions, dec.Time, b); err != nil {
-			return fmt.Errorf("store decision %d of pool %s: %w", p.seq, p.name, err)
+			return fmt.Errorf("store decision %d of pool %s: %w", seq, p.name, err)
 		}
 		if reward != nil {
 			if err := w.AppendRecord(datasets.BucketRewards, dec.Time, reward); err != nil {
@@ -231,8 +239,7 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 			}
 		}
 		return nil
-	})
-	return err
+	}}, false)
 }
 
 // stateLocked is the pool's persistent state; the caller holds recMu.
@@ -244,19 +251,42 @@ func (p *Pool) stateLocked() PoolState {
 	return st
 }
 
-// persist saves the pool's state now (after a mode or pause change).
+// persist saves the pool's state now (after a mode or pause change),
+// through the record queue so that no state queued before it is written
+// after it, and waits until it is stored.
 func (p *Pool) persist() error {
 	p.recMu.Lock()
 	defer p.recMu.Unlock()
-	return savePoolState(p.d.store, p.name, p.stateLocked())
+	b, err := json.Marshal(p.stateLocked())
+	if err != nil {
+		return fmt.Errorf("encode state of pool %s: %w", p.name, err)
+	}
+	return p.d.records.submit(context.Background(), recordJob{pool: p.name, seq: p.seq, what: "save pool state", fn: func(w *datasets.TxWriter) error {
+		if err := w.Put(datasets.BucketMeta, poolStateKey(p.name), b); err != nil {
+			return fmt.Errorf("save state of pool %s: %w", p.name, err)
+		}
+		return nil
+	}}, true)
 }
 
-// latestPoint is the pool's most recent interval from the store.
+// snapshots is the pool's snapshot reader, made on first use.
+func (p *Pool) snapshots() *recentSnapshots {
+	if p.src == nil {
+		p.src = &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied}
+	}
+	return p.src
+}
+
+// latestPoint is the pool's most recent interval: from the two newest
+// snapshots the controller read this tick, else from the store.
 func (p *Pool) latestPoint(ctx context.Context) (collector.PoolPoint, bool) {
-	src := &recentSnapshots{store: p.d.store, source: p.source, scrape: p.scrape, clock: p.clock, pool: p.name, applied: p.applied}
-	snaps, err := src.Recent(ctx, 2)
-	if err != nil || len(snaps) < 2 {
-		return collector.PoolPoint{}, false
+	src := p.snapshots()
+	snaps := src.newest()
+	if len(snaps) < 2 {
+		var err error
+		if snaps, err = src.Recent(ctx, 2); err != nil || len(snaps) < 2 {
+			return collector.PoolPoint{}, false
+		}
 	}
 	pts := collector.PoolPoints(nil, snaps, p.name)
 	if len(pts) == 0 {
@@ -278,13 +308,37 @@ type recentSnapshots struct {
 	// the weights it applied (by server address). nil: nothing to fill.
 	pool    string
 	applied func(pool string) map[string]int
+
+	mu   sync.Mutex
+	last []collector.Snapshot // the newest two snapshots returned, oldest first
+}
+
+// newest returns the newest two snapshots After or Recent returned, or
+// nil when they are older than Recent(ctx, 2) would look back.
+func (r *recentSnapshots) newest() []collector.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.last) < 2 || r.last[1].Time.Before(r.clock().Add(-5*r.scrape)) {
+		return nil
+	}
+	return slices.Clone(r.last)
 }
 
 // Recent returns up to n of the newest snapshots, oldest first, looking
 // back n+3 scrape intervals (older data would be stale anyway).
 func (r *recentSnapshots) Recent(ctx context.Context, n int) ([]collector.Snapshot, error) {
+	return r.After(ctx, time.Time{}, n)
+}
+
+// After returns up to n of the newest snapshots strictly after t (zero:
+// any), oldest first, looking back n+3 scrape intervals as Recent does:
+// the controller's next tick reads only what the collector wrote since.
+func (r *recentSnapshots) After(ctx context.Context, t time.Time, n int) ([]collector.Snapshot, error) {
 	from := r.clock().Add(-time.Duration(n+3) * r.scrape)
-	out := make([]collector.Snapshot, 0, n+3)
+	if !t.IsZero() && !from.After(t) {
+		from = t.Add(time.Nanosecond) // Range's from is inclusive; keys are in ns
+	}
+	out := make([]collector.Snapshot, 0, min(n+3, 16))
 	err := r.store.Range(r.source, from, time.Time{}, func(s collector.Snapshot) error {
 		out = append(out, s)
 		return ctx.Err()
@@ -296,6 +350,16 @@ func (r *recentSnapshots) Recent(ctx context.Context, n int) ([]collector.Snapsh
 		out = out[len(out)-n:]
 	}
 	r.fillWeights(out)
+	r.mu.Lock()
+	if len(out) >= 2 {
+		r.last = append(r.last[:0], out[len(out)-2:]...)
+	} else if len(out) == 1 {
+		r.last = append(r.last, out[0])
+		if len(r.last) > 2 {
+			r.last = append(r.last[:0], r.last[len(r.last)-2:]...)
+		}
+	}
+	r.mu.Unlock()
 	return out, nil
 }
 

@@ -94,18 +94,6 @@ func loadPoolState(store *datasets.Store, pool string) (st PoolState, ok bool, e
 	return st, true, nil
 }
 
-// savePoolState writes a pool's state.
-func savePoolState(store *datasets.Store, pool string, st PoolState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encode state of pool %s: %w", pool, err)
-	}
-	if err := store.Put(datasets.BucketMeta, poolStateKey(pool), b); err != nil {
-		return fmt.Errorf("save state of pool %s: %w", pool, err)
-	}
-	return nil
-}
-
 // ReadDecisions returns the newest limit (0 = all) decision records of
 // pool ("" = every pool) at or after since, oldest first.
 func ReadDecisions(store *datasets.Store, pool string, since time.Time, limit int) ([]Record, error) {

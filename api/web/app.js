@@ -176,7 +176,8 @@ async function renderPool(container, p, policy) {
   const t1 = now;
   let t0 = now - win;
   if (ui.window === "auto" && pts.length > 0) t0 = Math.min(at(pts[0]), now - 60e3);
-  const clusters = new Map(((policy.pools || []).find(pp => pp.pool === p.name)?.clusters || []).map(c => [c.id, c]));
+  // ?clusters=once: the model's clusters once at the top (every pool shares them).
+  const clusters = new Map((policy.clusters || (policy.pools || []).find(pp => pp.pool === p.name)?.clusters || []).map(c => [c.id, c]));
 
   const div = el("div", {class: "pool", "data-pool": p.name});
   const head = el("h2", {}, p.name + (p.simulated ? " (simulated)" : ""));
@@ -259,7 +260,7 @@ function renderDecisions(ds) {
 
 async function refresh() {
   try {
-    const [st, policy] = await Promise.all([getJSON("/v1/state"), getJSON("/v1/policy")]);
+    const [st, policy] = await Promise.all([getJSON("/v1/state"), getJSON("/v1/policy?clusters=once")]);
     policy.now = st.now;
     const w = ui.window === "auto" ? "since the first data (at most 2 h)" : "last " + ui.window;
     document.getElementById("meta").textContent =
