@@ -93,7 +93,7 @@ type Policy struct {
 	// shares; absent without a model. GET /v1/policy?clusters=once serves
 	// them only here, not again in every pool.
 	Clusters []Cluster    `json:"clusters,omitempty"`
-	Pools []PoolPolicy `json:"pools"`
+	Pools    []PoolPolicy `json:"pools"`
 	// Explanation is the trained agent's policy distilled into rules, with
 	// their agreement with the agent per move (scale-out, scale-in,
 	// weights, keep) on held-out decisions; nil without a trained model or
