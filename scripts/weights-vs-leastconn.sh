@@ -165,7 +165,7 @@ for pct in $loads; do
       [ "$policy" = static ] && name="static $w"
       cdir="$dir/$pct/${policy}-${w//:/-}"
       rm -rf "$cdir" && mkdir -p "$cdir"
-      say "load ${pct}% ($rate req/s): $name ($balance)"
+      say "load ${pct}% ($rate req/s): $name ($balance), $(uptime | sed "s/.*load average/load average/")"
       up "$balance" "$w" "$cdir"
       if [ "${policy%-lc}" = learned ]; then
         daemon "$cdir"
