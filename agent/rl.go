@@ -238,6 +238,10 @@ type Agent struct {
 	// counts the pool's requests since then.
 	wchanged bool
 	wserved  float64
+	// wreason is the latest decision's weight change in words ("" when it
+	// kept the weights), for the Switch to quote when it carries the
+	// change under its fallback.
+	wreason string
 	// units is the scratch copy of the latest rates in pool units.
 	units collector.PoolRates
 }
@@ -462,7 +466,9 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	} else {
 		d.Reason += "; forecast " + a.season.Fit().Reason
 	}
+	before := len(d.Reason)
 	a.planWeights(obs, waction, &d)
+	a.wreason = strings.TrimPrefix(d.Reason[before:], "; ")
 	d.Metrics["weight_dwell"] = math.Min(dwell, a.cfg.WeightDwell)
 	// The weight row the values were read from, and what they prefer in it
 	// (before exploration and the dwell), for the explanation (explain.go).

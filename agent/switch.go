@@ -34,6 +34,8 @@ func DefaultSwitchConfig() SwitchConfig {
 // fallback: the fallback decides whenever the agent's policy is untrained,
 // the data is stale, the load state is out of distribution or the
 // posterior is unsure, or the agent fails; otherwise the agent decides.
+// Out of distribution or unsure, the agent's weight change (if any) rides
+// along with the fallback's count: the fallback has no weight rule.
 // Both see every observation, so their windows and forecasts stay warm.
 // Every decision says which policy made it and why, in Reason and in the
 // Metrics "switch_fallback" (0 or 1) and "confidence".
@@ -111,5 +113,16 @@ func (s *Switch) Decide(ctx context.Context, obs Observation) (Decision, error) 
 		fb.Policy = s.fallback.Name()
 	}
 	fb.Reason = fmt.Sprintf("fallback %s (%s: %s): %s", s.fallback.Name(), reason, why, fb.Reason)
+	if (reason == SwitchOOD || reason == SwitchUnsure) && fb.Weights == nil && ad.Weights != nil {
+		// The fallback sizes the pool but never sets weights. An unfamiliar
+		// load state says nothing against the agent's weight rule (shift from
+		// the slowest server to the fastest, dwell between changes), and
+		// unbalanced weights are often why the state is unfamiliar: a slow
+		// server queueing under equal weights drives the pool's p95 out of
+		// the training range, and with weights frozen it stays there.
+		fb.Weights = ad.Weights
+		fb.Metrics["agent_weights"] = 1
+		fb.Reason += "; weights by the agent: " + s.agent.wreason
+	}
 	return fb, nil
 }

@@ -62,12 +62,26 @@ func TestSwitchReasons(t *testing.T) {
 		policy   string // who decided
 		reason   string // switch reason in the decision's Reason
 		fallback float64
+		// unbalanced makes server a's p95 four times the others', so the
+		// agent shifts weight from it; weights is whether the decision
+		// then carries weights.
+		unbalanced, weights bool
 	}{
 		{name: "trained and sure: agent", table: trained(), states: &fakeStates{post: []float64{0.9, 0.1}}, policy: "agent", reason: "agent:"},
 		{name: "untrained", table: NewPolicyTable(2, RLConfig{}), states: &fakeStates{post: []float64{0.9, 0.1}}, policy: "threshold", reason: "(untrained:", fallback: 1},
 		{name: "out of distribution", table: trained(), states: &fakeStates{post: []float64{0.99, 0.01}, ood: true}, policy: "threshold", reason: "(ood:", fallback: 1},
 		{name: "unsure posterior", table: trained(), states: &fakeStates{post: []float64{0.55, 0.45}}, policy: "threshold", reason: "(unsure:", fallback: 1},
 		{name: "stale data", table: trained(), states: &fakeStates{post: []float64{0.9, 0.1}}, age: 10 * time.Minute, policy: "threshold", reason: "(stale:", fallback: 1},
+		{name: "sure, unbalanced: the agent shifts weight", table: trained(), states: &fakeStates{post: []float64{0.9, 0.1}}, unbalanced: true,
+			policy: "agent", reason: "shift weight", weights: true},
+		{name: "out of distribution, unbalanced: fallback sizes, agent's weights ride along", table: trained(), states: &fakeStates{post: []float64{0.99, 0.01}, ood: true},
+			unbalanced: true, policy: "threshold", reason: "weights by the agent: shift weight", fallback: 1, weights: true},
+		{name: "unsure, unbalanced: agent's weights ride along", table: trained(), states: &fakeStates{post: []float64{0.55, 0.45}},
+			unbalanced: true, policy: "threshold", reason: "(unsure:", fallback: 1, weights: true},
+		{name: "stale, unbalanced: no weights on old data", table: trained(), states: &fakeStates{post: []float64{0.9, 0.1}}, age: 10 * time.Minute,
+			unbalanced: true, policy: "threshold", reason: "(stale:", fallback: 1},
+		{name: "untrained, unbalanced: no weights", table: NewPolicyTable(2, RLConfig{}), states: &fakeStates{post: []float64{0.9, 0.1}},
+			unbalanced: true, policy: "threshold", reason: "(untrained:", fallback: 1},
 		{name: "model error", table: trained(), states: &fakeStates{post: []float64{0.9, 0.1}, err: errors.New("feature mismatch")}, policy: "threshold", reason: "(error:", fallback: 1},
 	}
 	for _, tc := range tests {
@@ -76,6 +90,10 @@ func TestSwitchReasons(t *testing.T) {
 			sw := NewSwitch(a, &fakeFallback{servers: 7}, DefaultSwitchConfig())
 			obs := poolObs(0, 100, 5)
 			obs.DataAge = tc.age
+			if tc.unbalanced {
+				slow := 320.0
+				obs.Latest.Servers[0].Gauges.P95Ms = &slow
+			}
 			d, err := sw.Decide(context.Background(), obs)
 			if err != nil {
 				t.Fatal(err)
@@ -88,6 +106,12 @@ func TestSwitchReasons(t *testing.T) {
 			}
 			if d.Metrics["switch_fallback"] != tc.fallback {
 				t.Errorf("switch_fallback = %v, want %v", d.Metrics["switch_fallback"], tc.fallback)
+			}
+			if got := d.Weights != nil; got != tc.weights {
+				t.Errorf("weights %v, want weights: %v (reason %q)", d.Weights, tc.weights, d.Reason)
+			}
+			if tc.weights && d.Weights["a"] >= d.Weights["b"] {
+				t.Errorf("weights %v: the slow server a must lose weight to a faster one", d.Weights)
 			}
 			if tc.policy == "threshold" && d.Servers != 7 {
 				t.Errorf("fallback decision not used: servers %d", d.Servers)

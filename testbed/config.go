@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lbtune/lbtune/actuator/haproxy"
 )
 
 // Config describes a testbed: which balancers to run, where to keep state,
@@ -85,6 +87,15 @@ type PoolConfig struct {
 	Speeds []float64 `yaml:"speeds"`
 	// Weight is every server's initial weight.
 	Weight int `yaml:"weight"`
+	// Weights, when given, are the servers' initial weights, cycled over
+	// the servers like Speeds (so [1, 2, 4] with speeds [1, 2, 4] starts
+	// the pool at capacity-proportional weights); they replace Weight,
+	// which may then be left out.
+	Weights []int `yaml:"weights"`
+	// Balance is the balancing algorithm: "roundrobin" (the default; NGINX's
+	// weighted round robin) or "leastconn" (HAProxy `balance leastconn`,
+	// NGINX `least_conn`). Runtime weights work under both.
+	Balance string `yaml:"balance"`
 	// Standby is how many of the pool's servers, the last started, HAProxy
 	// starts in maintenance: running but out of service, for a tuner that
 	// scales by moving servers between service and standby (lbtune.yaml
@@ -176,8 +187,16 @@ func (c Config) Validate() error {
 		if p.Standby > 0 && !c.Has("haproxy") {
 			errs = append(errs, fmt.Errorf("pool %s: standby servers need the haproxy balancer", p.Name))
 		}
-		if p.Weight < 1 || p.Weight > 256 {
+		if len(p.Weights) == 0 && (p.Weight < 1 || p.Weight > 256) {
 			errs = append(errs, fmt.Errorf("pool %s: weight %d outside 1..256", p.Name, p.Weight))
+		}
+		for _, w := range p.Weights {
+			if w < 1 || w > 256 {
+				errs = append(errs, fmt.Errorf("pool %s: weights: %d outside 1..256", p.Name, w))
+			}
+		}
+		if !haproxy.ValidBalance(p.Balance) {
+			errs = append(errs, fmt.Errorf("pool %s: balance %q: want %s or %s", p.Name, p.Balance, haproxy.BalanceRoundRobin, haproxy.BalanceLeastConn))
 		}
 	}
 	return errors.Join(errs...)
@@ -238,6 +257,9 @@ pools:                # replaces the whole default list when given
   - {name: light,  min: 1, max: 20, servers: 3, concurrency: 8, speeds: [2, 1, 1],   weight: 10}
   - {name: medium, min: 1, max: 15, servers: 3, concurrency: 4, speeds: [2, 1, 0.5], weight: 10}
   - {name: heavy,  min: 1, max: 10, servers: 2, concurrency: 2, speeds: [1, 0.5],    weight: 10}
+# A pool's weights: [1, 2, 4] sets each server's start weight (cycled like
+# speeds, replacing weight); balance: leastconn (HAProxy balance leastconn,
+# NGINX least_conn) instead of the default roundrobin.
 # A pool's standby: N (HAProxy only) starts its last N servers in maintenance,
 # for a tuner that scales by standby (lbtune.yaml haproxy: {standby: true}).
 `

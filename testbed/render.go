@@ -40,7 +40,7 @@ func renderHAProxy(c Config, st *State) string {
 				servers = append(servers, haproxy.ConfigServer{Name: s.Name, Addr: s.Addr, Weight: s.Weight})
 			}
 		}
-		haproxy.WriteBackend(&b, p.Name, "/healthz", servers)
+		haproxy.WriteBackend(&b, p.Name, p.Balance, "/healthz", servers)
 	}
 	return b.String()
 }
@@ -51,6 +51,9 @@ func (st *State) NGINXUpstreams() []nginx.Upstream {
 	var ups []nginx.Upstream
 	for _, p := range st.Pools {
 		u := nginx.Upstream{Name: p.Name, Zone: "64k"}
+		if p.Balance == haproxy.BalanceLeastConn {
+			u.Method = "least_conn"
+		}
 		for _, s := range st.Backends {
 			if s.Pool == p.Name {
 				u.Servers = append(u.Servers, nginx.UpstreamServer{Address: s.Addr, Name: s.Name, Weight: s.Weight})

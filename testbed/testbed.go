@@ -79,11 +79,13 @@ type NGINXState struct {
 
 // PoolState is one pool's limits and launch command.
 type PoolState struct {
-	Name        string   `json:"name"`
-	Min         int      `json:"min"`
-	Max         int      `json:"max"`
-	Concurrency int      `json:"concurrency"`
-	Command     []string `json:"command"`
+	Name        string `json:"name"`
+	Min         int    `json:"min"`
+	Max         int    `json:"max"`
+	Concurrency int    `json:"concurrency"`
+	// Balance is the pool's balancing algorithm ("" = roundrobin).
+	Balance string   `json:"balance,omitempty"`
+	Command []string `json:"command"`
 }
 
 // BackendState is one running job backend.
@@ -215,13 +217,17 @@ func Up(ctx context.Context, c Config, log *slog.Logger) (*State, error) {
 		cmd := []string{self, "backend", "--work", c.Backend.Work, "--dist", c.Backend.Dist,
 			"--light-ms", ftoa(c.Backend.LightMs), "--medium-ms", ftoa(c.Backend.MediumMs), "--heavy-ms", ftoa(c.Backend.HeavyMs),
 			"--concurrency", strconv.Itoa(p.Concurrency), "--queue", strconv.Itoa(c.Backend.Queue)}
-		st.Pools = append(st.Pools, PoolState{Name: p.Name, Min: p.Min, Max: p.Max, Concurrency: p.Concurrency, Command: cmd})
+		st.Pools = append(st.Pools, PoolState{Name: p.Name, Min: p.Min, Max: p.Max, Concurrency: p.Concurrency, Balance: p.Balance, Command: cmd})
 		for i := range p.Servers {
 			speed := 1.0
 			if len(p.Speeds) > 0 {
 				speed = p.Speeds[i%len(p.Speeds)]
 			}
-			b := BackendState{Pool: p.Name, Name: fmt.Sprintf("%s-%d", p.Name, i+1), Concurrency: p.Concurrency, Speed: speed, Weight: p.Weight}
+			weight := p.Weight
+			if len(p.Weights) > 0 {
+				weight = p.Weights[i%len(p.Weights)]
+			}
+			b := BackendState{Pool: p.Name, Name: fmt.Sprintf("%s-%d", p.Name, i+1), Concurrency: p.Concurrency, Speed: speed, Weight: weight}
 			if err := startBackend(ctx, dir, cmd, &b); err != nil {
 				return fail(err)
 			}

@@ -284,6 +284,75 @@ func TestUpStandby(t *testing.T) {
 	}
 }
 
+// TestLeastConnHeterogeneous: on servers of speeds 1:2:4 (2 slots, 100 ms
+// jobs at speed 1: 20, 40 and 80 req/s) at 70% of the pool's 140 req/s,
+// the same seeded arrivals through a real HAProxy at equal weights: under
+// roundrobin the slow server gets a third of 98 req/s against its 20 and
+// queues without bound; leastconn sends it what it can take. Leastconn's
+// p95 must be under half of roundrobin's, none of its requests may fail,
+// and it must give the fastest server the largest share (docs/RESULTS.md,
+// issue 18 section 5, has the full comparison).
+func TestLeastConnHeterogeneous(t *testing.T) {
+	requireBinaries(t)
+	run := func(balance string) (loadgen.Summary, map[string]int) {
+		t.Helper()
+		c := testConfig(t)
+		c.Balancers = []string{"haproxy"}
+		c.HAProxy.LogRequests = false
+		c.Backend.LightMs, c.Backend.Queue = 100, 100
+		c.Pools = []PoolConfig{{Name: "web", Min: 3, Max: 3, Servers: 3, Concurrency: 2, Speeds: []float64{1, 2, 4},
+			Weights: []int{100}, Balance: balance}}
+		ctx := context.Background()
+		st, err := Up(ctx, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if _, err := Down(context.Background(), c.StateDir); err != nil {
+				t.Errorf("down: %v", err)
+			}
+		}()
+		cfg, err := os.ReadFile(st.HAProxy.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "balance " + balance; !strings.Contains(string(cfg), want) {
+			t.Fatalf("haproxy.cfg lacks %q", want)
+		}
+		targets, err := loadgen.ParseMix("/light=1", "http://"+st.HAProxy.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers := map[string]int{}
+		const d = 10 * time.Second
+		sum, err := loadgen.Run(ctx, loadgen.Config{
+			Targets: targets, Schedule: loadgen.Constant(98, dist.Exponential, d), Duration: d, Seed: 7,
+			Timeout: 10 * time.Second, Workers: 16, MaxWorkers: 256,
+			Records: func(r loadgen.Record) error { servers[r.Server]++; return nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum, servers
+	}
+	rr, rrBy := run(haproxy.BalanceRoundRobin)
+	lc, lcBy := run(haproxy.BalanceLeastConn)
+	t.Logf("roundrobin: %d requests, %d failed, p95 %.0f ms, by server %v", rr.Requests, rr.Failures, rr.P95Ms, rrBy)
+	t.Logf("leastconn:  %d requests, %d failed, p95 %.0f ms, by server %v", lc.Requests, lc.Failures, lc.P95Ms, lcBy)
+	if lc.Requests < 800 || rr.Requests < 800 {
+		t.Fatalf("too few requests sent (%d, %d of about 980): the client fell behind", rr.Requests, lc.Requests)
+	}
+	if lc.Failures != 0 {
+		t.Errorf("leastconn: %d of %d requests failed", lc.Failures, lc.Requests)
+	}
+	if lc.P95Ms >= 0.5*rr.P95Ms {
+		t.Errorf("leastconn p95 %.0f ms is not under half of roundrobin's %.0f ms", lc.P95Ms, rr.P95Ms)
+	}
+	if lcBy["web-3"] <= lcBy["web-1"] {
+		t.Errorf("leastconn sent the fast server (web-3, speed 4) %d requests, the slow one (web-1) %d", lcBy["web-3"], lcBy["web-1"])
+	}
+}
+
 func TestParseConfig(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -298,6 +367,10 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad balancer", doc: "balancers: [envoy]\n", wantErr: "envoy"},
 		{name: "servers above max", doc: "pools: [{name: a, min: 1, max: 2, servers: 3, concurrency: 1, weight: 1}]\n", wantErr: "servers (3) <= max (2)"},
 		{name: "bad weight", doc: "pools: [{name: a, min: 1, max: 2, servers: 1, weight: 0}]\n", wantErr: "weight"},
+		{name: "weights", doc: "pools: [{name: a, max: 3, servers: 3, speeds: [1, 2, 4], weights: [25, 50, 100], balance: leastconn}]\n",
+			check: func(c Config) bool { return c.Pools[0].Balance == "leastconn" && c.Pools[0].Weights[2] == 100 }},
+		{name: "bad weights", doc: "pools: [{name: a, max: 2, servers: 2, weights: [1, 257]}]\n", wantErr: "weights: 257 outside 1..256"},
+		{name: "bad balance", doc: "pools: [{name: a, max: 2, servers: 2, weight: 1, balance: source}]\n", wantErr: `balance "source": want roundrobin or leastconn`},
 		{name: "bad speed", doc: "pools: [{name: a, min: 1, max: 2, servers: 1, weight: 1, speeds: [0]}]\n", wantErr: "speed"},
 		{name: "repeated pool", doc: "pools: [{name: a, max: 1, servers: 1, weight: 1}, {name: a, max: 1, servers: 1, weight: 1}]\n", wantErr: "repeated"},
 		{name: "bad work", doc: "backend: {work: gpu}\n", wantErr: "gpu"},

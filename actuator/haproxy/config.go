@@ -22,10 +22,24 @@ type Config struct {
 // Backend is one managed pool: the frontend address clients use and the
 // servers present at start (more are added at runtime).
 type Backend struct {
-	Name    string
-	Bind    string // frontend address, e.g. "127.0.0.1:8080"
+	Name string
+	Bind string // frontend address, e.g. "127.0.0.1:8080"
+	// Balance is the balancing algorithm: "" or BalanceRoundRobin, or
+	// BalanceLeastConn. Both are dynamic: runtime weights and `add server`
+	// work under either. HAProxy cannot change it at runtime; another
+	// algorithm takes a new config and a reload.
+	Balance string
 	Servers []ConfigServer
 }
+
+// The balancing algorithms a rendered backend may use.
+const (
+	// BalanceRoundRobin is weighted round robin, the default.
+	BalanceRoundRobin = "roundrobin"
+	// BalanceLeastConn sends each request to the server with the fewest
+	// connections relative to its weight (`balance leastconn`).
+	BalanceLeastConn = "leastconn"
+)
 
 // ConfigServer is a server present in the rendered file.
 type ConfigServer struct {
@@ -40,8 +54,8 @@ type ConfigServer struct {
 //
 //   - `stats socket <path> mode 600 level admin`: weight, state, add and del
 //     server need the admin level.
-//   - `balance roundrobin`: a dynamic algorithm; static-rr only takes weights
-//     0%/100% and refuses `add server`.
+//   - `balance roundrobin` (or `leastconn` when the backend asks): dynamic
+//     algorithms; static-rr only takes weights 0%/100% and refuses `add server`.
 //   - `option httpchk GET <path>` + `http-check expect status 200`: a backend
 //     that answers but is broken is taken out, not only a dead port.
 //   - `default-server check inter 1s fall 2 rise 1`: a dead server is out
@@ -64,7 +78,7 @@ func RenderConfig(w io.Writer, c Config) error {
 		GlobalLines(c.Socket), DefaultsLines)
 	for _, b := range c.Backends {
 		fmt.Fprintf(bw, "\nfrontend fe_%s\n    bind %s\n    default_backend %s\n", b.Name, b.Bind, b.Name)
-		WriteBackend(bw, b.Name, health, b.Servers)
+		WriteBackend(bw, b.Name, b.Balance, health, b.Servers)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write haproxy config: %w", err)
@@ -92,11 +106,15 @@ const DefaultsLines = `    timeout connect 1s
 `
 
 // WriteBackend writes one backend section as RenderConfig does: a leading
-// blank line, roundrobin balancing, an HTTP check of healthPath expecting
-// 200, and servers. It does not report write errors: give it a writer
-// that keeps them, as RenderConfig's bufio.Writer does until Flush.
-func WriteBackend(w io.Writer, name, healthPath string, servers []ConfigServer) {
-	fmt.Fprintf(w, "\nbackend %s\n    balance roundrobin\n    option httpchk GET %s\n    http-check expect status 200\n", name, healthPath)
+// blank line, the balance algorithm ("" = roundrobin), an HTTP check of
+// healthPath expecting 200, and servers. It does not report write errors:
+// give it a writer that keeps them, as RenderConfig's bufio.Writer does
+// until Flush.
+func WriteBackend(w io.Writer, name, balance, healthPath string, servers []ConfigServer) {
+	if balance == "" {
+		balance = BalanceRoundRobin
+	}
+	fmt.Fprintf(w, "\nbackend %s\n    balance %s\n    option httpchk GET %s\n    http-check expect status 200\n", name, balance, healthPath)
 	for _, s := range servers {
 		fmt.Fprintf(w, "    server %s %s weight %d\n", s.Name, s.Addr, s.Weight)
 	}
@@ -117,6 +135,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("haproxy config: backend name %q invalid or repeated", b.Name))
 		}
 		seen[b.Name] = true
+		if !ValidBalance(b.Balance) {
+			errs = append(errs, fmt.Errorf("haproxy config: backend %q balance %q: want %s or %s", b.Name, b.Balance, BalanceRoundRobin, BalanceLeastConn))
+		}
 		if !validName(b.Bind) {
 			errs = append(errs, fmt.Errorf("haproxy config: backend %q bind %q invalid", b.Name, b.Bind))
 		}
@@ -135,4 +156,10 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ValidBalance reports whether balance is an algorithm RenderConfig and
+// WriteBackend render: "" (roundrobin), roundrobin or leastconn.
+func ValidBalance(balance string) bool {
+	return balance == "" || balance == BalanceRoundRobin || balance == BalanceLeastConn
 }

@@ -61,6 +61,7 @@ func TestRenderConfigInvalid(t *testing.T) {
 		{"bad health", Config{Socket: "/s", HealthPath: "healthz", Backends: []Backend{good}}, "health path"},
 		{"repeated backend", Config{Socket: "/s", Backends: []Backend{good, good}}, `backend name "app"`},
 		{"bad bind", Config{Socket: "/s", Backends: []Backend{{Name: "a", Bind: "x y"}}}, "bind"},
+		{"static balance", Config{Socket: "/s", Backends: []Backend{{Name: "a", Bind: "h:1", Balance: "static-rr"}}}, `balance "static-rr"`},
 		{"weight", Config{Socket: "/s", Backends: []Backend{{Name: "a", Bind: "h:1",
 			Servers: []ConfigServer{{Name: "s", Addr: "h:2", Weight: 257}}}}}, "weight 257"},
 		{"repeated server", Config{Socket: "/s", Backends: []Backend{{Name: "a", Bind: "h:1",
