@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,16 +146,29 @@ func TestPoolChanges(t *testing.T) {
 	if ups := n.Upstreams(); len(ups[0].Servers) != 1 || ups[0].Servers[0].Address != fast.addr() {
 		t.Errorf("managed upstream = %+v, want only %s", ups[0].Servers, fast.addr())
 	}
-	// The last server is kept (down): NGINX refuses an empty upstream.
+	// The last server leaves too: NGINX refuses an empty upstream, so it
+	// holds the Parked line (down), and NGINX answers 502 without a dial.
 	if err := n.RemoveServer(ctx, "app", "fast"); err != nil {
 		t.Fatal(err)
 	}
-	if ups := n.Upstreams(); len(ups[0].Servers) != 1 || !ups[0].Servers[0].Down {
-		t.Errorf("last server = %+v, want kept and down", ups[0].Servers)
+	if ups := n.Upstreams(); len(ups[0].Servers) != 1 || ups[0].Servers[0] != Parked {
+		t.Errorf("upstream after its last server left = %+v, want only %+v", ups[0].Servers, Parked)
 	}
-	// And it comes back by adding it again.
+	if w := n.Applied("app"); w == nil || len(w) != 0 {
+		t.Errorf("Applied of a parked upstream = %v, want empty (not nil: the upstream is managed)", w)
+	}
+	if _, err := get(n.front + "/parked"); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Errorf("request to a parked upstream: %v, want a 502", err)
+	}
+	// A server joining drops the Parked line in the same reload.
 	if err := n.AddServer(ctx, "app", "fast", fast.addr(), 2); err != nil {
 		t.Fatal(err)
+	}
+	if ups := n.Upstreams(); len(ups[0].Servers) != 1 || ups[0].Servers[0].Address != fast.addr() || ups[0].Servers[0].Down {
+		t.Errorf("upstream after a server joined a parked one = %+v, want only %s, up", ups[0].Servers, fast.addr())
+	}
+	if inc, _ := os.ReadFile(n.files.Include); strings.Contains(string(inc), Parked.Name) {
+		t.Errorf("include still holds the parked line:\n%s", inc)
 	}
 	if body, err := get(n.front + "/back"); err != nil || body != fast.addr() {
 		t.Errorf("re-added server: %q, %v", body, err)
