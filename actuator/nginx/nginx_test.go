@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbtune/lbtune/actuator"
 )
 
 func appUpstream(addrs ...string) []Upstream {
@@ -157,6 +159,12 @@ func TestPoolChanges(t *testing.T) {
 	if w := n.Applied("app"); w == nil || len(w) != 0 {
 		t.Errorf("Applied of a parked upstream = %v, want empty (not nil: the upstream is managed)", w)
 	}
+	if ss, err := n.PoolServers(ctx, "app"); err != nil || len(ss) != 0 {
+		t.Errorf("PoolServers of a parked upstream = %+v, %v; want none", ss, err)
+	}
+	if _, err := n.PoolServers(ctx, "nope"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("PoolServers of an unknown upstream: %v, want ErrUnknown", err)
+	}
 	if _, err := get(n.front + "/parked"); err == nil || !strings.Contains(err.Error(), "502") {
 		t.Errorf("request to a parked upstream: %v, want a 502", err)
 	}
@@ -169,6 +177,9 @@ func TestPoolChanges(t *testing.T) {
 	}
 	if inc, _ := os.ReadFile(n.files.Include); strings.Contains(string(inc), Parked.Name) {
 		t.Errorf("include still holds the parked line:\n%s", inc)
+	}
+	if ss, err := n.PoolServers(ctx, "app"); err != nil || len(ss) != 1 || ss[0] != (actuator.ServerState{Name: "fast", Addr: fast.addr(), Serving: true, State: "UP"}) {
+		t.Errorf("PoolServers after the server joined = %+v, %v; want fast serving", ss, err)
 	}
 	if body, err := get(n.front + "/back"); err != nil || body != fast.addr() {
 		t.Errorf("re-added server: %q, %v", body, err)

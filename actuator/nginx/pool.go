@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/lbtune/lbtune/actuator"
 )
 
 // ErrUnknown marks a pool (upstream) or server this NGINX does not manage.
@@ -53,6 +55,41 @@ func find(ups []Upstream, pool, name string) (int, int) {
 		return i, -1
 	}
 	return -1, -1
+}
+
+var _ actuator.Lister = (*NGINX)(nil)
+
+// PoolServers lists the servers of upstream pool as the include file and
+// the running NGINX have them, for actuator.Pools to count what serves
+// (a fleet's server that has not joined yet then counts as booting, not
+// serving, as with HAProxy): a server serves unless it is marked down
+// (State "MAINT"; NGINX's passive failure state, max_fails, is not
+// visible here). The Parked line is left out. A server is named by its
+// Name, or its address when it has none. An unknown pool is ErrUnknown.
+func (n *NGINX) PoolServers(_ context.Context, pool string) ([]actuator.ServerState, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, u := range n.ups {
+		if u.Name != pool {
+			continue
+		}
+		out := make([]actuator.ServerState, 0, len(u.Servers))
+		for _, s := range u.Servers {
+			if isParked(s) {
+				continue
+			}
+			st := actuator.ServerState{Name: s.Name, Addr: s.Address, Serving: !s.Down, State: "UP"}
+			if st.Name == "" {
+				st.Name = s.Address
+			}
+			if s.Down {
+				st.State = "MAINT"
+			}
+			out = append(out, st)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("nginx servers of upstream %q: %w", pool, ErrUnknown)
 }
 
 // SetWeights sets the weights (1..MaxWeight) of servers of upstream pool,
