@@ -129,7 +129,9 @@ func (d *Daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
 		for _, s := range u.Servers {
 			up.Servers = append(up.Servers, nginx.UpstreamServer{Address: s, Weight: 10})
 		}
-		ups = append(ups, up)
+		// A fleet's upstream may start with no server: it is parked (one
+		// line marked down) until the fleet's first server joins.
+		ups = append(ups, nginx.Park(up))
 	}
 	if d.nginx == nil {
 		d.nginx, d.nginxAdopted = map[string]*nginx.NGINX{}, map[string]bool{}

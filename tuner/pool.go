@@ -349,6 +349,7 @@ func (r *recentSnapshots) After(ctx context.Context, t time.Time, n int) ([]coll
 	if len(out) > n {
 		out = out[len(out)-n:]
 	}
+	r.fillMembers(out)
 	r.fillWeights(out)
 	r.mu.Lock()
 	if len(out) >= 2 {
@@ -361,6 +362,56 @@ func (r *recentSnapshots) After(ctx context.Context, t time.Time, n int) ([]coll
 	}
 	r.mu.Unlock()
 	return out, nil
+}
+
+// fillMembers makes the servers of r.pool that serve in a snapshot from a
+// source blind to membership (the access log: every weight 0) the ones the
+// NGINX actuator has in the upstream, not marked down. The log only knows
+// the servers it has seen a request for, ever since it opened: a server
+// that left the upstream (scale-in) would count as serving for good, and
+// one that joined but has had no request yet (a warm-up before any load,
+// a pool that scaled up in a lull) not at all. So a server the log lists
+// that is not in the upstream is taken as in maintenance (its requests
+// still count), and one in the upstream that the log has not seen is
+// added with no request yet (the pool too, if the log has no line for
+// it). A source that reports weights (vts) reports membership too and is
+// left alone.
+func (r *recentSnapshots) fillMembers(snaps []collector.Snapshot) {
+	if r.applied == nil {
+		return
+	}
+	w := r.applied(r.pool)
+	if w == nil { // not a pool of this NGINX
+		return
+	}
+	for i := range snaps {
+		pl := snaps[i].Pool(r.pool)
+		if pl == nil {
+			snaps[i].Pools = append(snaps[i].Pools, collector.Pool{Name: r.pool})
+			pl = &snaps[i].Pools[len(snaps[i].Pools)-1]
+		}
+		if slices.ContainsFunc(pl.Servers, func(s collector.Server) bool { return s.Weight > 0 }) {
+			return // the source sees weights, hence membership
+		}
+		seen := make(map[string]bool, len(pl.Servers))
+		for j := range pl.Servers {
+			s := &pl.Servers[j]
+			seen[s.Address] = true
+			if _, ok := w[s.Address]; !ok && s.State == collector.StateUp {
+				s.State = collector.StateMaint
+			}
+		}
+		addrs := make([]string, 0, len(w))
+		for a := range w {
+			if !seen[a] {
+				addrs = append(addrs, a)
+			}
+		}
+		slices.Sort(addrs)
+		for _, a := range addrs {
+			pl.Servers = append(pl.Servers, collector.Server{Name: a, Address: a, State: collector.StateUp})
+		}
+	}
 }
 
 // fillWeights sets each server of r.pool that the source reports with no

@@ -1,6 +1,7 @@
 package tuner
 
 import (
+	"maps"
 	"os"
 	"testing"
 
@@ -57,5 +58,75 @@ func TestSelfCommand(t *testing.T) {
 	}
 	if other := selfCommand([]string{"python3", "-m", "http.server"}); other[0] != "python3" {
 		t.Errorf("another command was rewritten: %q", other)
+	}
+}
+
+// TestFillMembers: the NGINX access log lists every server it has ever
+// seen a request for; what serves is what the NGINX actuator has in the
+// upstream, not marked down. A server that left counts as in maintenance
+// (its requests still count), one that joined without a request yet is
+// added, and so is the pool before the log's first line; a source that
+// sees weights (vts) is left alone.
+func TestFillMembers(t *testing.T) {
+	const a, b, c = "127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"
+	up := func(addr string, req uint64) collector.Server {
+		return collector.Server{Name: addr, Address: addr, State: collector.StateUp, Counters: collector.Counters{Requests: req}}
+	}
+	tests := []struct {
+		name    string
+		applied map[string]int // nil: not a pool of this NGINX
+		pool    *collector.Pool
+		want    map[string]collector.State
+		serving int
+	}{
+		{"a server left the upstream", map[string]int{a: 5},
+			&collector.Pool{Name: "web", Servers: []collector.Server{up(a, 10), up(b, 7)}},
+			map[string]collector.State{a: collector.StateUp, b: collector.StateMaint}, 1},
+		{"a server joined, no request yet", map[string]int{a: 5, c: 5},
+			&collector.Pool{Name: "web", Servers: []collector.Server{up(a, 10)}},
+			map[string]collector.State{a: collector.StateUp, c: collector.StateUp}, 2},
+		{"no log line yet", map[string]int{a: 5, b: 5}, nil,
+			map[string]collector.State{a: collector.StateUp, b: collector.StateUp}, 2},
+		{"parked upstream", map[string]int{},
+			&collector.Pool{Name: "web", Servers: []collector.Server{up(a, 10)}},
+			map[string]collector.State{a: collector.StateMaint}, 0},
+		{"not this NGINX's pool", nil,
+			&collector.Pool{Name: "web", Servers: []collector.Server{up(a, 10), up(b, 7)}},
+			map[string]collector.State{a: collector.StateUp, b: collector.StateUp}, 2},
+		{"vts sees weights: left alone", map[string]int{a: 5},
+			&collector.Pool{Name: "web", Servers: []collector.Server{up(a, 10), {Name: b, Address: b, Weight: 3, State: collector.StateUp}}},
+			map[string]collector.State{a: collector.StateUp, b: collector.StateUp}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := collector.Snapshot{Pools: []collector.Pool{{Name: "other", Servers: []collector.Server{up(b, 1)}}}}
+			if tc.pool != nil {
+				snap.Pools = append(snap.Pools, *tc.pool)
+			}
+			r := &recentSnapshots{pool: "web", applied: func(string) map[string]int { return tc.applied }}
+			snaps := []collector.Snapshot{snap}
+			r.fillMembers(snaps)
+			pl := snaps[0].Pool("web")
+			if pl == nil {
+				if len(tc.want) > 0 {
+					t.Fatalf("pool web missing, want %v", tc.want)
+				}
+				return
+			}
+			got := map[string]collector.State{}
+			serving := 0
+			for _, s := range pl.Servers {
+				got[s.Address] = s.State
+				if s.State == collector.StateUp {
+					serving++
+				}
+			}
+			if !maps.Equal(got, tc.want) || serving != tc.serving {
+				t.Errorf("servers %v (%d serving), want %v (%d)", got, serving, tc.want, tc.serving)
+			}
+			if o := snaps[0].Pool("other"); o.Servers[0].State != collector.StateUp {
+				t.Errorf("another pool's server changed: %+v", o.Servers[0])
+			}
+		})
 	}
 }

@@ -8,9 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbtune/lbtune/actuator"
 )
 
 func appUpstream(addrs ...string) []Upstream {
@@ -145,16 +148,38 @@ func TestPoolChanges(t *testing.T) {
 	if ups := n.Upstreams(); len(ups[0].Servers) != 1 || ups[0].Servers[0].Address != fast.addr() {
 		t.Errorf("managed upstream = %+v, want only %s", ups[0].Servers, fast.addr())
 	}
-	// The last server is kept (down): NGINX refuses an empty upstream.
+	// The last server leaves too: NGINX refuses an empty upstream, so it
+	// holds the Parked line (down), and NGINX answers 502 without a dial.
 	if err := n.RemoveServer(ctx, "app", "fast"); err != nil {
 		t.Fatal(err)
 	}
-	if ups := n.Upstreams(); len(ups[0].Servers) != 1 || !ups[0].Servers[0].Down {
-		t.Errorf("last server = %+v, want kept and down", ups[0].Servers)
+	if ups := n.Upstreams(); len(ups[0].Servers) != 1 || ups[0].Servers[0] != Parked {
+		t.Errorf("upstream after its last server left = %+v, want only %+v", ups[0].Servers, Parked)
 	}
-	// And it comes back by adding it again.
+	if w := n.Applied("app"); w == nil || len(w) != 0 {
+		t.Errorf("Applied of a parked upstream = %v, want empty (not nil: the upstream is managed)", w)
+	}
+	if ss, err := n.PoolServers(ctx, "app"); err != nil || len(ss) != 0 {
+		t.Errorf("PoolServers of a parked upstream = %+v, %v; want none", ss, err)
+	}
+	if _, err := n.PoolServers(ctx, "nope"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("PoolServers of an unknown upstream: %v, want ErrUnknown", err)
+	}
+	if _, err := get(n.front + "/parked"); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Errorf("request to a parked upstream: %v, want a 502", err)
+	}
+	// A server joining drops the Parked line in the same reload.
 	if err := n.AddServer(ctx, "app", "fast", fast.addr(), 2); err != nil {
 		t.Fatal(err)
+	}
+	if ups := n.Upstreams(); len(ups[0].Servers) != 1 || ups[0].Servers[0].Address != fast.addr() || ups[0].Servers[0].Down {
+		t.Errorf("upstream after a server joined a parked one = %+v, want only %s, up", ups[0].Servers, fast.addr())
+	}
+	if inc, _ := os.ReadFile(n.files.Include); strings.Contains(string(inc), Parked.Name) {
+		t.Errorf("include still holds the parked line:\n%s", inc)
+	}
+	if ss, err := n.PoolServers(ctx, "app"); err != nil || len(ss) != 1 || ss[0] != (actuator.ServerState{Name: "fast", Addr: fast.addr(), Serving: true, State: "UP"}) {
+		t.Errorf("PoolServers after the server joined = %+v, %v; want fast serving", ss, err)
 	}
 	if body, err := get(n.front + "/back"); err != nil || body != fast.addr() {
 		t.Errorf("re-added server: %q, %v", body, err)

@@ -38,6 +38,9 @@ func TestParseUpstreams(t *testing.T) {
 			}},
 			{Name: "r", Method: "random two", Servers: []UpstreamServer{{Address: "u:1", Weight: 1, FailTimeout: 500 * time.Millisecond}}},
 		}, nil},
+		{"parked upstream (as rendered)", "upstream p {\n    server 127.0.0.1:9 weight=1 down; # lbtune-parked\n}\n", []Upstream{
+			{Name: "p", Servers: []UpstreamServer{Parked}},
+		}, nil},
 		{"empty file", "# nothing\n", nil, nil},
 		{"keepalive", "upstream a { server h:1; keepalive 8; }", nil, ErrUnsupported},
 		{"max_conns", "upstream a { server h:1 max_conns=3; }", nil, ErrUnsupported},

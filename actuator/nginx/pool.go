@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/lbtune/lbtune/actuator"
 )
 
 // ErrUnknown marks a pool (upstream) or server this NGINX does not manage.
@@ -14,6 +16,29 @@ var ErrUnknown = errors.New("not managed")
 // DefaultServer is the template for servers added by AddServer: its
 // MaxFails and FailTimeout are copied; Address, Name and Weight are set.
 var DefaultServer = UpstreamServer{MaxFails: 1, FailTimeout: 2 * time.Second}
+
+// Parked is the one server line of an upstream that has no server of its
+// own: a fleet's or an Auto Scaling group's pool before its first launch,
+// or after its last server left. NGINX refuses an empty upstream block,
+// so the block holds this line, marked down: NGINX never sends it a
+// request (a request then gets 502 at once, as with no upstream) and
+// Applied leaves it out. AddServer drops it when a server joins, and
+// RemoveServer puts it back when the last one leaves, so an upstream is
+// never rendered empty and no stopped server's address is kept.
+var Parked = UpstreamServer{Address: "127.0.0.1:9", Name: "lbtune-parked", Weight: 1, Down: true}
+
+// Park returns u, holding only Parked when it has no server.
+func Park(u Upstream) Upstream {
+	if len(u.Servers) == 0 {
+		u.Servers = []UpstreamServer{Parked}
+	}
+	return u
+}
+
+// isParked tells the Parked line (read back from a file or not).
+func isParked(s UpstreamServer) bool {
+	return s.Down && s.Name == Parked.Name && s.Address == Parked.Address
+}
 
 // find returns the index of pool in ups and of the server named name (its
 // Name or its Address) in that pool; -1 when absent.
@@ -30,6 +55,41 @@ func find(ups []Upstream, pool, name string) (int, int) {
 		return i, -1
 	}
 	return -1, -1
+}
+
+var _ actuator.Lister = (*NGINX)(nil)
+
+// PoolServers lists the servers of upstream pool as the include file and
+// the running NGINX have them, for actuator.Pools to count what serves
+// (a fleet's server that has not joined yet then counts as booting, not
+// serving, as with HAProxy): a server serves unless it is marked down
+// (State "MAINT"; NGINX's passive failure state, max_fails, is not
+// visible here). The Parked line is left out. A server is named by its
+// Name, or its address when it has none. An unknown pool is ErrUnknown.
+func (n *NGINX) PoolServers(_ context.Context, pool string) ([]actuator.ServerState, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, u := range n.ups {
+		if u.Name != pool {
+			continue
+		}
+		out := make([]actuator.ServerState, 0, len(u.Servers))
+		for _, s := range u.Servers {
+			if isParked(s) {
+				continue
+			}
+			st := actuator.ServerState{Name: s.Name, Addr: s.Address, Serving: !s.Down, State: "UP"}
+			if st.Name == "" {
+				st.Name = s.Address
+			}
+			if s.Down {
+				st.State = "MAINT"
+			}
+			out = append(out, st)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("nginx servers of upstream %q: %w", pool, ErrUnknown)
 }
 
 // SetWeights sets the weights (1..MaxWeight) of servers of upstream pool,
@@ -56,7 +116,8 @@ func (n *NGINX) SetWeights(ctx context.Context, pool string, weights map[string]
 // AddServer adds the server name at addr with weight w to upstream pool and
 // reloads; it takes requests as soon as the new workers run. An existing
 // server with the same address that is marked down (being removed) is
-// brought back instead.
+// brought back instead. The Parked line, if the upstream held it, goes in
+// the same reload.
 func (n *NGINX) AddServer(ctx context.Context, pool, name, addr string, w int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -75,6 +136,7 @@ func (n *NGINX) AddServer(ctx context.Context, pool, name, addr string, w int) e
 	} else {
 		ups[i].Servers = append(ups[i].Servers, s)
 	}
+	ups[i].Servers = slices.DeleteFunc(ups[i].Servers, isParked)
 	if _, err := n.applyLocked(ctx, ups); err != nil {
 		return fmt.Errorf("nginx add server %s to %s: %w", addr, pool, err)
 	}
@@ -87,8 +149,8 @@ func (n *NGINX) AddServer(ctx context.Context, pool, name, addr string, w int) e
 // old workers finish the requests in flight and exit (waited for up to
 // DrainTimeout; on timeout the removal goes on and a warning is logged);
 // then the server is dropped from the file and NGINX reloaded again. The
-// last server of an upstream stays, marked down, because NGINX refuses an
-// empty upstream.
+// last server of an upstream is replaced by the Parked line, because NGINX
+// refuses an empty upstream.
 func (n *NGINX) RemoveServer(ctx context.Context, pool, name string) error {
 	start := time.Now()
 	// Step 1: mark down, reload.
@@ -125,11 +187,11 @@ func (n *NGINX) RemoveServer(ctx context.Context, pool, name string) error {
 		n.log().Info("nginx server re-added while draining; kept", "upstream", pool, "server", addr)
 		return nil
 	}
-	if len(ups[i].Servers) == 1 {
-		n.log().Warn("nginx last server of upstream kept as down", "upstream", pool, "server", addr)
-		return nil
-	}
 	ups[i].Servers = slices.Delete(ups[i].Servers, j, j+1)
+	if len(ups[i].Servers) == 0 {
+		n.log().Warn("nginx last server of upstream removed: the upstream is parked (no server, requests get 502)", "upstream", pool, "server", addr)
+		ups[i] = Park(ups[i])
+	}
 	if _, err := n.applyLocked(ctx, ups); err != nil {
 		return fmt.Errorf("nginx drop %s from %s: %w", addr, pool, err)
 	}

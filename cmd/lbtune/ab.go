@@ -33,7 +33,7 @@ func abRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	to := fs.String("to", "", "replay up to this offset of the trace")
 	scale := fs.Float64("scale", 1, "multiply the trace's rates")
 	speedup := fs.Float64("speedup", 12, "trace seconds per wall second, and the wall rate's multiple of the trace's (servers serve that much faster): decisions every --decide of wall time are --decide x speed-up of trace time")
-	balancer := fs.String("balancer", "haproxy", "real balancer: haproxy")
+	balancer := fs.String("balancer", "haproxy", "real balancer: haproxy or nginx (NGINX observed through its access log over syslog UDP, its upstream rendered and reloaded by the NGINX actuator)")
 	policies := fs.String("policies", "agent,hpa@0.5,threshold", "comma-separated policies run in turn: agent, threshold, hpa@U, static")
 	fs.StringVar(&policyModelPath, "model", "", "agent: model + policy store (default "+eval.DefaultModelPath+")")
 	duration := fs.Duration("duration", 0, "cap each policy's real run at this wall time (default: the whole slice / speed-up)")

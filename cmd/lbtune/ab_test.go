@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,9 +24,47 @@ func TestABCommand(t *testing.T) {
 	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
 		t.Fatalf("haproxy missing (install the haproxy package; CI does): %v", err)
 	}
+	testABCommand(t, "haproxy", "haproxy.cfg")
+}
+
+// TestABCommandNGINX is TestABCommand on a real NGINX: the fleet's servers
+// are rendered into the upstream (parked before the first one joins and
+// after the last one leaves) and reloaded by the NGINX actuator, the daemon
+// reads NGINX's access log over syslog UDP. No request fails (a scale-in
+// marks the server down and waits for the old workers before it stops),
+// and no NGINX process (master, workers, old workers) is left.
+func TestABCommandNGINX(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real NGINX and fleet for about 90 s")
+	}
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Fatalf("nginx missing from PATH (install the nginx package; CI does): %v", err)
+	}
+	out := testABCommand(t, "nginx", "nginx/nginx.conf")
+	for _, pol := range []string{"threshold", "static"} {
+		pids := nginxPIDs(t, filepath.Join(out, pol, "nginx", "error.log"))
+		if len(pids) < 2 {
+			t.Errorf("%s: the NGINX error log names %d processes, want a master and workers", pol, len(pids))
+		}
+		for _, pid := range pids {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.HasPrefix(string(b), "nginx") {
+				t.Errorf("%s: NGINX process %d left running: %q", pol, pid, b)
+			}
+		}
+		inc, err := os.ReadFile(filepath.Join(out, pol, "nginx", "upstreams.conf"))
+		if err != nil || !strings.Contains(string(inc), "lbtune-parked") || strings.Count(string(inc), "server ") != 1 {
+			t.Errorf("%s: upstream after the pool went down: %v\n%s, want only the parked line", pol, err, inc)
+		}
+	}
+}
+
+// testABCommand runs two policies on balancer and checks the output, the
+// files kept under --out (cfg is the balancer's config there) and that no
+// backend is left; it returns the --out directory.
+func testABCommand(t *testing.T, balancer, cfg string) string {
 	bin := lbtuneBinary(t)
 	out := t.TempDir()
-	cmd := exec.Command(bin, "ab", "--trace", "../../../shared/traces/nasa-1995-07-per-min.csv", "--from", "24h", "--to", "26h",
+	cmd := exec.Command(bin, "ab", "--balancer", balancer, "--trace", "../../../shared/traces/nasa-1995-07-per-min.csv", "--from", "24h", "--to", "26h",
 		"--speedup", "120", "--decide", "2s", "--duration", "40s", "--policies", "threshold,static", "--json", "--out", out)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -55,16 +96,19 @@ func TestABCommand(t *testing.T) {
 		if req, _ := r["requests"].(float64); req < 500 {
 			t.Errorf("%v: %v requests, want hundreds", r["policy"], r["requests"])
 		}
+		if f, ok := r["failed"].(float64); !ok || f != 0 {
+			t.Errorf("%v: %v requests failed, want 0", r["policy"], r["failed"])
+		}
 		if sh, _ := r["server_hours"].(float64); !(sh > 0) {
 			t.Errorf("%v: server_hours %v", r["policy"], r["server_hours"])
 		}
 		dir := filepath.Join(out, strings.ReplaceAll(r["policy"].(string), "@", "-"))
-		for _, f := range []string{"lbtune.db", "load.jsonl", "lbtune.log", "haproxy.cfg"} {
+		for _, f := range []string{"lbtune.db", "load.jsonl", "lbtune.log", cfg} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 				t.Errorf("--out: %v", err)
 			}
 		}
-		t.Logf("%v: viol %.1f%% p95 %.0f ms failed %v server-h %.2f actions %v | sim viol %.1f%% server-h %.2f",
+		t.Logf("%s %v: viol %.1f%% p95 %.0f ms failed %v server-h %.2f actions %v | sim viol %.1f%% server-h %.2f", balancer,
 			r["policy"], r["slo_violation_pct"], r["p95_ms"], r["failed"], r["server_hours"], r["actions"],
 			sim["slo_violation_pct"], sim["server_hours"])
 	}
@@ -80,6 +124,26 @@ func TestABCommand(t *testing.T) {
 			}
 		}
 	}
+	return out
+}
+
+// nginxPIDs returns the pids an NGINX error log names (master, workers,
+// old workers: "PID#TID:" on every line, at notice level every start).
+func nginxPIDs(t *testing.T, errorLog string) []int {
+	t.Helper()
+	b, err := os.ReadFile(errorLog)
+	if err != nil {
+		t.Fatalf("nginx error log: %v", err)
+	}
+	seen := map[int]bool{}
+	var pids []int
+	for _, m := range regexp.MustCompile(`(?m)\] (\d+)#\d+: `).FindAllSubmatch(b, -1) {
+		if pid, err := strconv.Atoi(string(m[1])); err == nil && !seen[pid] {
+			seen[pid] = true
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // procsOf counts running processes whose executable is bin.

@@ -2,8 +2,8 @@
 // arrivals on a real balancer (lbtune ab), measures each from the client
 // side, and scores the same scenario in the simulator beside it.
 //
-// One run per policy: a fresh HAProxy on 127.0.0.1 in front of a fleet
-// pool of `lbtune backend` processes (exponential service, a boot delay),
+// One run per policy: a fresh HAProxy or NGINX on 127.0.0.1 in front of a
+// fleet pool of `lbtune backend` processes (exponential service, a boot delay),
 // an in-process lbtune daemon deciding for that pool with the policy in
 // auto mode, and the trace slice replayed through the balancer by the
 // open-loop load generator (seeded, so every policy gets the same
@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -45,7 +46,9 @@ type Config struct {
 	// trace time, and a boot of BootDelay trace time takes BootDelay /
 	// Speedup of wall time.
 	Speedup float64
-	// Balancer is "haproxy" (the only one supported so far).
+	// Balancer is "haproxy" (default) or "nginx": the real balancer, and
+	// the simulator's model of it (HAProxy roundrobin, NGINX smooth
+	// weighted round robin).
 	Balancer string
 	// Policies are the daemon's policy specs, run in this order: agent,
 	// threshold, hpa@U, static.
@@ -76,6 +79,9 @@ type Config struct {
 	Exe string
 	// HAProxyBin is the haproxy binary (default /usr/sbin/haproxy).
 	HAProxyBin string
+	// NGINXBin is the nginx binary (default: nginx on PATH, else
+	// /usr/sbin/nginx). The daemon's NGINX actuator runs nginx from PATH.
+	NGINXBin string
 	// Log receives progress lines; nil discards them.
 	Log *slog.Logger
 	// Progress, when set, is called during each real run with the policy
@@ -149,8 +155,9 @@ const maxWallBoot = 8 * time.Second
 // NewPlan checks c and builds the scenario of the comparison.
 func NewPlan(c Config) (*Plan, error) {
 	c = c.withDefaults()
-	if c.Balancer != "haproxy" {
-		return nil, fmt.Errorf("ab: balancer %q: only haproxy is supported", c.Balancer)
+	simBalancer, ok := simBalancers[c.Balancer]
+	if !ok {
+		return nil, fmt.Errorf("ab: balancer %q: want haproxy or nginx", c.Balancer)
 	}
 	if !(c.Speedup >= 1 && c.Speedup <= 600) {
 		return nil, fmt.Errorf("ab: --speedup %v must be in [1, 600]", c.Speedup)
@@ -194,7 +201,7 @@ func NewPlan(c Config) (*Plan, error) {
 	}
 	sc.Interval = time.Duration(float64(c.Decide) * c.Speedup)
 	sc.Sim.Pools[0].BootDelay = boot
-	sc.Sim.Pools[0].Balancer = sim.HAProxyRR
+	sc.Sim.Pools[0].Balancer = simBalancer
 	sc.Sim.Pools[0].Slots = p.Slots
 	sc.Sim.Pools[0].MaxQueue = p.Queue
 	sc.StartAtOracle()
@@ -252,10 +259,42 @@ func (c Config) withDefaults() Config {
 	if c.HAProxyBin == "" {
 		c.HAProxyBin = "/usr/sbin/haproxy"
 	}
+	if c.NGINXBin == "" {
+		c.NGINXBin = "/usr/sbin/nginx"
+		if p, err := exec.LookPath("nginx"); err == nil {
+			c.NGINXBin = p
+		}
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// simBalancers is the simulator's model of each real balancer ab runs:
+// HAProxy's `balance roundrobin` (what actuator/haproxy renders) and
+// NGINX's default smooth weighted round robin (what actuator/nginx
+// renders: no method directive).
+var simBalancers = map[string]sim.Balancer{"haproxy": sim.HAProxyRR, "nginx": sim.SmoothWRR}
+
+// checkBinary checks that the balancer's binary is there. NGINX is also
+// run by the daemon's actuator (nginx -t), from PATH: it must be found
+// there.
+func (c Config) checkBinary() error {
+	switch c.Balancer {
+	case "haproxy":
+		if _, err := os.Stat(c.HAProxyBin); err != nil {
+			return fmt.Errorf("ab: haproxy binary: %w (install the haproxy package)", err)
+		}
+	case "nginx":
+		if _, err := os.Stat(c.NGINXBin); err != nil {
+			return fmt.Errorf("ab: nginx binary: %w (install the nginx package)", err)
+		}
+		if _, err := exec.LookPath("nginx"); err != nil {
+			return fmt.Errorf("ab: the NGINX actuator runs nginx from PATH: %w (add /usr/sbin to PATH)", err)
+		}
+	}
+	return nil
 }
 
 // PolicySetting checks a policy spec for the daemon's `policy:` setting.
@@ -301,8 +340,8 @@ func Run(ctx context.Context, c Config) ([]Result, error) {
 			return nil, fmt.Errorf("ab: model: %w", err)
 		}
 	}
-	if _, err := os.Stat(c.HAProxyBin); err != nil {
-		return nil, fmt.Errorf("ab: haproxy binary: %w (install the haproxy package)", err)
+	if err := c.checkBinary(); err != nil {
+		return nil, err
 	}
 	dir := c.Dir
 	if dir == "" {

@@ -13,11 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lbtune/lbtune/actuator/fleet"
 	"github.com/lbtune/lbtune/actuator/haproxy"
+	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/api"
+	"github.com/lbtune/lbtune/testbed"
 	"github.com/lbtune/lbtune/testbed/dist"
 	"github.com/lbtune/lbtune/testbed/loadgen"
 	"github.com/lbtune/lbtune/tuner"
@@ -42,17 +45,14 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	front, err := freeAddr()
+	lb, err := startBalancer(ctx, c, dir)
 	if err != nil {
 		return Result{}, err
 	}
-	socket := filepath.Join(dir, "admin.sock")
-	stopHA, err := startHAProxy(ctx, c.HAProxyBin, dir, haproxy.Config{Socket: socket,
-		Backends: []haproxy.Backend{{Name: poolName, Bind: front}}})
-	if err != nil {
-		return Result{}, err
-	}
-	defer stopHA()
+	// Stopped last (deferred first): the daemon takes the pool down
+	// through it.
+	defer lb.stop()
+	front := lb.addr
 
 	logf, err := os.Create(filepath.Join(dir, "lbtune.log"))
 	if err != nil {
@@ -61,7 +61,7 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	defer logf.Close()
 	log := slog.New(slog.NewTextHandler(logf, nil))
 	cfgPath := filepath.Join(dir, "lbtune.yaml")
-	if err := os.WriteFile(cfgPath, []byte(daemonConfig(plan, c, policy, socket)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(daemonConfig(plan, c, policy, lb)), 0o600); err != nil {
 		return Result{}, err
 	}
 	cfg, err := config.Load(cfgPath)
@@ -281,10 +281,11 @@ func schedule(plan *Plan) loadgen.Schedule {
 	return s
 }
 
-// daemonConfig is the lbtune.yaml of one real run: the source on a clock
-// Speedup times faster than the wall clock, so the decision period, the
-// guard and the policies run in trace time.
-func daemonConfig(plan *Plan, c Config, policy, socket string) string {
+// daemonConfig is the lbtune.yaml of one real run: the balancer's source
+// on a clock Speedup times faster than the wall clock, so the decision
+// period, the guard and the policies run in trace time; the fleet's
+// servers join the balancer's actuator.
+func daemonConfig(plan *Plan, c Config, policy string, lb *balancer) string {
 	model := ""
 	if c.Model != "" && policy == "agent" { // the baselines need no model
 		model = fmt.Sprintf("model: {path: %q}\n", c.Model)
@@ -295,14 +296,15 @@ store: {path: lbtune.db, retention: 0s}
 %sintervals: {scrape: 1s, scrape_timeout: 800ms, decide: %v}
 mode: manual
 sources:
-  - {name: haproxy, uri: "haproxy+unix://%s", time_scale: %g}
+  - {name: %s, uri: %q, time_scale: %g}
 actuators:
-  - name: haproxy
-    haproxy: {socket: %q}
+  - name: %s
+    %s
   - name: fleet
-    fleet: {balancer: haproxy}
+    fleet: {balancer: %s}
 pools:
-  - %s`, policy, model, plan.Scenario.Interval, socket, plan.Speedup, socket, strings.TrimPrefix(indent(poolSpec(plan, c, policy), "    "), "    "))
+  - %s`, policy, model, plan.Scenario.Interval, c.Balancer, lb.source, plan.Speedup, c.Balancer, lb.actuator, c.Balancer,
+		strings.TrimPrefix(indent(poolSpec(plan, c, policy), "    "), "    "))
 }
 
 // poolSpec is the pool's YAML entry (the daemon's config and template down).
@@ -310,11 +312,11 @@ func poolSpec(plan *Plan, c Config, policy string) string {
 	cmd := fmt.Sprintf("%s backend --listen {addr} --work sleep --dist exp --light-ms %.3f --concurrency %d --queue %d --boot-delay %v --seed %d",
 		c.Exe, plan.wallServiceMs(), plan.Slots, plan.Queue, plan.WallBoot.Round(time.Millisecond), c.Seed+7)
 	return fmt.Sprintf(`name: %s
-source: haproxy
+source: %s
 actuator: fleet
 %s
 template: {min: %d, max: %d, command: %q, target_seconds: %g, service_rate: %g, max_weight: 256}
-`, poolName, "policy: "+policy, plan.Min, plan.Max, cmd, plan.Target.Seconds(), plan.ServiceRate)
+`, poolName, c.Balancer, "policy: "+policy, plan.Min, plan.Max, cmd, plan.Target.Seconds(), plan.ServiceRate)
 }
 
 func indent(s, pre string) string {
@@ -325,6 +327,125 @@ func indent(s, pre string) string {
 		}
 	}
 	return b.String()
+}
+
+// balancer is the real balancer of one run.
+type balancer struct {
+	// addr is where the clients send requests (host:port).
+	addr string
+	// source is the daemon's collector URI for it; actuator the body of
+	// its actuator entry in the daemon's config (one YAML line).
+	source, actuator string
+	// stop stops it and everything it started.
+	stop func()
+}
+
+// startBalancer starts c's balancer in dir, with the one pool and no
+// server: the fleet's servers join it through the daemon's actuator.
+func startBalancer(ctx context.Context, c Config, dir string) (*balancer, error) {
+	front, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	switch c.Balancer {
+	case "nginx":
+		return startNGINX(ctx, c.NGINXBin, dir, front)
+	default:
+		socket := filepath.Join(dir, "admin.sock")
+		stop, err := startHAProxy(ctx, c.HAProxyBin, dir, haproxy.Config{Socket: socket,
+			Backends: []haproxy.Backend{{Name: poolName, Bind: front}}})
+		if err != nil {
+			return nil, err
+		}
+		return &balancer{addr: front, source: "haproxy+unix://" + socket,
+			actuator: fmt.Sprintf("haproxy: {socket: %q}", socket), stop: stop}, nil
+	}
+}
+
+// startNGINX runs nginx in the foreground (testbed.NGINXConf) in front of
+// the pool's upstream, which starts parked (actuator/nginx.Parked: NGINX
+// refuses an empty upstream): the daemon's NGINX actuator adopts that
+// include file and renders the fleet's servers into it, each change
+// validated (nginx -t) and reloaded gracefully. NGINX logs every request
+// over UDP syslog to the daemon's nginxlog source (stock NGINX has no
+// vts module). The master and its workers run in their own process group,
+// stopped as one.
+func startNGINX(ctx context.Context, bin, dir, front string) (*balancer, error) {
+	syslog, err := freeUDPAddr()
+	if err != nil {
+		return nil, err
+	}
+	prefix := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(prefix, 0o755); err != nil {
+		return nil, err
+	}
+	n := &testbed.NGINXState{Bin: bin, Addr: front, Prefix: prefix,
+		Config:  filepath.Join(prefix, "nginx.conf"),
+		Include: filepath.Join(prefix, "upstreams.conf"),
+		PIDFile: filepath.Join(prefix, "nginx.pid"), ErrorLog: filepath.Join(prefix, "error.log"),
+		Syslog: syslog, Source: "nginxlog+udp://" + syslog}
+	var inc bytes.Buffer
+	if err := nginx.RenderUpstreams(&inc, []nginx.Upstream{nginx.Park(nginx.Upstream{Name: poolName, Zone: "64k"})}); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(n.Include, inc.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(n.Config, []byte(testbed.NGINXConf(n, []string{poolName})), 0o644); err != nil {
+		return nil, err
+	}
+	args := []string{"-p", n.Prefix, "-e", n.ErrorLog, "-c", n.Config}
+	if out, err := exec.CommandContext(ctx, bin, append([]string{"-t", "-q"}, args...)...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("nginx -t %s: %w: %s", n.Config, err, strings.TrimSpace(string(out)))
+	}
+	out, err := os.Create(filepath.Join(prefix, "stdout.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("start nginx: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited); out.Close() }()
+	pgid := cmd.Process.Pid
+	stop := func() {
+		// Fast shutdown: the master stops its workers, waits for them and
+		// exits. A master that does not is killed with its whole group
+		// (workers, old workers still draining).
+		_ = syscall.Kill(pgid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pid, _ := os.ReadFile(n.PIDFile)
+		if c, err := net.DialTimeout("tcp", front, 200*time.Millisecond); err == nil && len(pid) > 0 {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(n.ErrorLog)
+			return nil, fmt.Errorf("nginx exited: %s", strings.TrimSpace(string(b)))
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return nil, errors.New("nginx did not listen within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	act := fmt.Sprintf("nginx: {conf: %q, include: %q, pid_file: %q, prefix: %q, upstreams: [{name: %s}]}",
+		n.Config, n.Include, n.PIDFile, n.Prefix, poolName)
+	return &balancer{addr: front, source: n.Source, actuator: act, stop: stop}, nil
 }
 
 // startHAProxy renders c into dir and runs haproxy in the foreground
@@ -377,6 +498,16 @@ func startHAProxy(ctx context.Context, bin, dir string, c haproxy.Config) (func(
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// freeUDPAddr returns a free 127.0.0.1 UDP address.
+func freeUDPAddr() (string, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return c.LocalAddr().String(), nil
 }
 
 // freeAddr returns a free 127.0.0.1 TCP address.

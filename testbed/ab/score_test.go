@@ -125,6 +125,20 @@ func TestPlan(t *testing.T) {
 	if short.Wall != time.Minute || short.Trace.Duration() != 30*time.Minute {
 		t.Errorf("--duration 1m at speed-up 30: wall %v, trace %v; want 1m and 30m", short.Wall, short.Trace.Duration())
 	}
+	// The simulator models the balancer the real run uses.
+	if got := short.Scenario.Sim.Pools[0].Balancer; got != sim.HAProxyRR {
+		t.Errorf("default balancer: simulator balancer %q, want %q", got, sim.HAProxyRR)
+	}
+	for bal, want := range map[string]sim.Balancer{"nginx": sim.SmoothWRR} {
+		p, err := NewPlan(Config{Trace: "../../../shared/traces/nasa-1995-07-per-min.csv", From: 24 * time.Hour, To: 26 * time.Hour,
+			Speedup: 30, Scale: 3, Duration: time.Minute, Policies: []string{"static"}, Balancer: bal, Seed: 1})
+		if err != nil {
+			t.Fatalf("balancer %q: %v", bal, err)
+		}
+		if got := p.Scenario.Sim.Pools[0].Balancer; got != want {
+			t.Errorf("balancer %q: simulator balancer %q, want %q", bal, got, want)
+		}
+	}
 	for _, bad := range []Config{
 		{Speedup: 0.5, Policies: []string{"static"}},
 		{Speedup: 10, Policies: []string{"oracle"}},
