@@ -19,7 +19,9 @@
 #
 # Environment: POOLS (200), SERVERS (20), DURATION (600 s), CLIENTS (20),
 # RETENTION (store retention, default 1h: pruning runs during the bench),
-# BIN (bin/lbtune), KEEP=1 keeps the work directory.
+# BIN (bin/lbtune), KEEP=1 keeps the work directory, POLICY (every pool's
+# policy: agent by default; static holds the server count, to tell memory
+# that follows the pools' sizes from memory that leaks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 POOLS=${POOLS:-200}
@@ -42,6 +44,7 @@ store: {path: lbtune.db, retention: $RETENTION}
 model: {path: "$model"}
 intervals: {scrape: 1s, scrape_timeout: 800ms, decide: 5s}
 mode: auto
+${POLICY:+policy: $POLICY}
 pools:
 EOF
 	for i in $(seq 1 "$POOLS"); do

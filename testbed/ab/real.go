@@ -101,25 +101,10 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	}
 	defer stopDaemon()
 
-	// Start at the scenario's starting size (manual), then hand over to the policy.
+	// Start at the scenario's starting size (manual); the policy takes
+	// over once the load runs (handOver, below).
 	if err := warmUp(ctx, d, plan); err != nil {
 		return Result{}, err
-	}
-	if err := d.SetMode(ctx, poolName, config.ModeAuto); err != nil {
-		return Result{}, fmt.Errorf("switch to auto: %w", err)
-	}
-
-	// Decisions are stamped on the pool's (scaled) clock: the warm-up's
-	// are told apart by time, not by the wall clock.
-	warm, err := d.Decisions(ctx, poolName, time.Time{}, 0)
-	if err != nil {
-		return Result{}, fmt.Errorf("decisions: %w", err)
-	}
-	var warmEnd time.Time
-	for _, dd := range warm {
-		if dd.Time.After(warmEnd) {
-			warmEnd = dd.Time
-		}
 	}
 
 	recPath := filepath.Join(dir, "load.jsonl")
@@ -150,7 +135,23 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 		})
 	}()
 	c.Log.Info("ab run", "policy", policy, "wall", plan.Wall.Round(time.Second), "dir", dir)
-	sum, lerr := loadgen.Run(ctx, loadgen.Config{
+	// Hand over to the policy once the daemon's data shows the load: a
+	// first decision on the idle warm-up window scaled the pool in just
+	// before the trace's first requests came (141 failed on NGINX at
+	// hpa@0.7). In the simulator the first decision sees load too.
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	var warmEnd time.Time
+	handed := make(chan error, 1)
+	go func() {
+		we, err := handOver(lctx, d, plan)
+		warmEnd = we
+		if err != nil {
+			lcancel()
+		}
+		handed <- err
+	}()
+	sum, lerr := loadgen.Run(lctx, loadgen.Config{
 		Targets:    []loadgen.Weighted{{URL: "http://" + front + "/light", Weight: 1}},
 		Schedule:   schedule(plan),
 		Duration:   plan.Wall,
@@ -167,6 +168,9 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	sstop()
 	swg.Wait()
 	wall := time.Since(start)
+	if herr := <-handed; herr != nil {
+		return Result{}, herr
+	}
 	if lerr != nil {
 		return Result{}, fmt.Errorf("load: %w", lerr)
 	}
@@ -236,6 +240,49 @@ func warmUp(ctx context.Context, d *tuner.Daemon, plan *Plan) error {
 			return err
 		}
 	}
+}
+
+// handOver waits until the daemon's latest interval of the pool shows
+// requests (at most 10 s plus two decision periods), then switches the
+// pool to auto. It returns the time of the last decision made before the
+// switch: the warm-up's, told apart by time because decisions are stamped
+// on the pool's (scaled) clock.
+func handOver(ctx context.Context, d *tuner.Daemon, plan *Plan) (time.Time, error) {
+	deadline := time.Now().Add(10*time.Second + 2*plan.WallDecide)
+	for observedRate(ctx, d) <= 0 && time.Now().Before(deadline) {
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return time.Time{}, err
+		}
+	}
+	warm, err := d.Decisions(ctx, poolName, time.Time{}, 0)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("decisions: %w", err)
+	}
+	var warmEnd time.Time
+	for _, dd := range warm {
+		if dd.Time.After(warmEnd) {
+			warmEnd = dd.Time
+		}
+	}
+	if err := d.SetMode(ctx, poolName, config.ModeAuto); err != nil {
+		return warmEnd, fmt.Errorf("switch to auto: %w", err)
+	}
+	return warmEnd, nil
+}
+
+// observedRate is the pool's request rate in the daemon's latest interval
+// (0 before it has one).
+func observedRate(ctx context.Context, d *tuner.Daemon) float64 {
+	st, err := d.State(ctx)
+	if err != nil {
+		return 0
+	}
+	for _, p := range st.Pools {
+		if p.Name == poolName && p.Latest != nil {
+			return p.Latest.Rate
+		}
+	}
+	return 0
 }
 
 // observed is the pool's serving servers in the daemon's latest interval
