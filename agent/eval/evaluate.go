@@ -128,6 +128,10 @@ type Result struct {
 	Minutes  int    `json:"minutes"`
 	// Decisions counts controller decisions by outcome.
 	Decisions map[string]int `json:"decisions"`
+	// Truth is the simulator's ground truth per pool at the end (its
+	// per-minute detail for comparisons, e.g. lbtune ab's minutes.csv);
+	// not part of the JSON.
+	Truth []sim.PoolTruth `json:"-"`
 }
 
 // EvalOptions are the optional parts of an evaluation run.
@@ -198,7 +202,8 @@ func Evaluate(ctx context.Context, sc Scenario, spec string, policies []agent.Po
 func score(res *Result, sc Scenario, s *sim.Sim) {
 	secs := s.Elapsed().Seconds()
 	var violated int
-	for i, pt := range s.Truth() {
+	res.Truth = s.Truth()
+	for i, pt := range res.Truth {
 		targetMs := float64(sc.Templates[i].TargetP95) / float64(time.Millisecond)
 		for _, m := range pt.Minutes {
 			if m.Requests == 0 && m.Failed == 0 {

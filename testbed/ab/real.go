@@ -136,11 +136,11 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	sc := newScorer(plan)
 	var recMu sync.Mutex
 
-	samp := newSampler(plan)
+	start := time.Now()
+	samp := newSampler(plan, start)
 	sctx, sstop := context.WithCancel(ctx)
 	var swg sync.WaitGroup
 	swg.Add(1)
-	start := time.Now()
 	go func() {
 		defer swg.Done()
 		samp.run(sctx, d, start, func(frac float64) {
@@ -187,6 +187,7 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	r.ServerHours = samp.serverHours()
 	r.Actions, r.Reversals = samp.actions, samp.reversals
 	r.WallSeconds = wall.Seconds()
+	r.scored, r.sampled = sc, samp
 	r.Decisions = map[string]int{}
 	for _, dd := range ds {
 		if !dd.Time.After(warmEnd) {
