@@ -105,9 +105,21 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	if err := warmUp(ctx, d, plan); err != nil {
 		return Result{}, err
 	}
-	if err := d.SetMode(ctx, poolName, config.ModeAuto); err != nil {
-		return Result{}, fmt.Errorf("switch to auto: %w", err)
+	url := "http://" + front + "/light"
+	// Pre-roll (still manual): the trace's first rate for a policy window,
+	// so the policy's first decisions see traffic, as in the simulator,
+	// whose trace flows from t = 0, and not the warm-up's idle intervals
+	// (the threshold fallback took them for a quiet pool and went 3 -> 1
+	// at its first decision; the pool then overloaded).
+	pre := preRoll(plan)
+	psum, err := loadgen.Run(ctx, loadgen.Config{
+		Targets: []loadgen.Weighted{{URL: url, Weight: 1}}, Schedule: pre, Duration: pre.Length(),
+		Timeout: 10 * time.Second, MaxWorkers: 1024, Seed: c.Seed + 2,
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("pre-roll load: %w", err)
 	}
+	log.Info("ab: pre-roll done", "requests", psum.Requests, "wall", pre.Length())
 
 	// Decisions are stamped on the pool's (scaled) clock: the warm-up's
 	// are told apart by time, not by the wall clock.
@@ -120,6 +132,9 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 		if dd.Time.After(warmEnd) {
 			warmEnd = dd.Time
 		}
+	}
+	if err := d.SetMode(ctx, poolName, config.ModeAuto); err != nil {
+		return Result{}, fmt.Errorf("switch to auto: %w", err)
 	}
 
 	recPath := filepath.Join(dir, "load.jsonl")
@@ -151,7 +166,7 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	}()
 	c.Log.Info("ab run", "policy", policy, "wall", plan.Wall.Round(time.Second), "dir", dir)
 	sum, lerr := loadgen.Run(ctx, loadgen.Config{
-		Targets:    []loadgen.Weighted{{URL: "http://" + front + "/light", Weight: 1}},
+		Targets:    []loadgen.Weighted{{URL: url, Weight: 1}},
 		Schedule:   schedule(plan),
 		Duration:   plan.Wall,
 		Timeout:    10 * time.Second,
@@ -280,6 +295,14 @@ func schedule(plan *Plan) loadgen.Schedule {
 		s.Phases = append(s.Phases, loadgen.Phase{Duration: d, Rate: v * plan.RateFactor, Dist: dist.Exponential})
 	}
 	return s
+}
+
+// preRoll is the load before the scored run: the trace's first rate (x
+// the rate factor) for the policy's window of decisions and one more.
+func preRoll(plan *Plan) loadgen.Schedule {
+	n := max(plan.Scenario.Window, 1) + 1
+	return loadgen.Schedule{Phases: []loadgen.Phase{{Duration: time.Duration(n) * plan.WallDecide,
+		Rate: plan.Trace.Rates[0] * plan.RateFactor, Dist: dist.Exponential}}}
 }
 
 // daemonConfig is the lbtune.yaml of one real run: the source on a clock

@@ -117,6 +117,15 @@ func TestPlan(t *testing.T) {
 	if got := sched.Length(); got != p.Wall {
 		t.Errorf("schedule length %v, want %v", got, p.Wall)
 	}
+	// The pre-roll: the trace's first rate on the wall clock for the
+	// policy window (8 decisions) and one more, 5 s each.
+	pre := preRoll(p)
+	if got, want := pre.Length(), 9*5*time.Second; got != want {
+		t.Errorf("pre-roll %v, want %v", got, want)
+	}
+	if got, want := pre.Phases[0].Rate, p.Trace.Rates[0]*30; len(pre.Phases) != 1 || got != want {
+		t.Errorf("pre-roll rate %v in %d phases, want one phase at %v (first rate x 30)", got, len(pre.Phases), want)
+	}
 	// --duration shortens the slice both sides run.
 	short, err := NewPlan(Config{Trace: "../../../shared/traces/nasa-1995-07-per-min.csv", From: 24 * time.Hour, To: 26 * time.Hour,
 		Speedup: 30, Scale: 3, Duration: time.Minute, Policies: []string{"static"}, Seed: 1})
