@@ -81,6 +81,9 @@ type Config struct {
 	// Progress, when set, is called during each real run with the policy
 	// and the fraction of the run done.
 	Progress func(policy string, done float64)
+	// SimOnly scores the plan in the simulator alone: no real runs, and
+	// each Result carries only Policy and Sim.
+	SimOnly bool
 }
 
 // Result is one policy's real run and its simulator twin. Its JSON is one
@@ -204,6 +207,9 @@ func NewPlan(c Config) (*Plan, error) {
 	sc.Interval = time.Duration(float64(c.Decide) * c.Speedup)
 	sc.Sim.Pools[0].BootDelay = boot
 	sc.Sim.Pools[0].Balancer = sim.HAProxyRR
+	// The daemon reads HAProxy's stats socket: the policies in the
+	// simulator see its sliding averages too, not exact interval p95s.
+	sc.Sim.Pools[0].StatsSamples = sim.HAProxyStatsSamples
 	sc.Sim.Pools[0].Slots = p.Slots
 	sc.Sim.Pools[0].MaxQueue = p.Queue
 	sc.StartAtOracle()
@@ -297,6 +303,17 @@ func Run(ctx context.Context, c Config) ([]Result, error) {
 	plan, err := NewPlan(c)
 	if err != nil {
 		return nil, err
+	}
+	if c.SimOnly {
+		simRes, err := simulate(ctx, plan, c)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Result, len(c.Policies))
+		for i, pol := range c.Policies {
+			out[i] = Result{Policy: pol, Sim: simRes[i]}
+		}
+		return out, nil
 	}
 	if c.Exe == "" {
 		if c.Exe, err = os.Executable(); err != nil {
