@@ -150,6 +150,10 @@ type Result struct {
 	Minutes  int    `json:"minutes"`
 	// Decisions counts controller decisions by outcome.
 	Decisions map[string]int `json:"decisions"`
+	// Truth is the simulator's ground truth per pool at the end (its
+	// per-minute detail for comparisons, e.g. lbtune ab's minutes.csv);
+	// not part of the JSON.
+	Truth []sim.PoolTruth `json:"-"`
 }
 
 // EvalOptions are the optional parts of an evaluation run.
@@ -221,7 +225,8 @@ func score(res *Result, sc Scenario, s *sim.Sim) {
 	secs := s.Elapsed().Seconds()
 	var violated int
 	obj := sc.Reward()
-	for i, pt := range s.Truth() {
+	res.Truth = s.Truth()
+	for i, pt := range res.Truth {
 		target := sc.Templates[i].TargetP95
 		targetMs := float64(target) / float64(time.Millisecond)
 		for _, m := range pt.Minutes {

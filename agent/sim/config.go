@@ -74,7 +74,18 @@ type PoolConfig struct {
 	Classes []Class `yaml:"classes"`
 	// Failures injects server failures.
 	Failures Failures `yaml:"failures"`
+	// StatsSamples, when > 0, makes the pool report what HAProxy's stats
+	// socket reports instead of exact interval figures: each server's
+	// mean response time is a sliding average over its last StatsSamples
+	// requests (HAProxy's qtime+ctime+rtime, TIME_STATS_SAMPLES = 512),
+	// with no latency sum and no percentiles. At a few requests per
+	// server and second it lags the load by minutes, as the real one does.
+	StatsSamples int `yaml:"stats_samples"`
 }
+
+// HAProxyStatsSamples is HAProxy's TIME_STATS_SAMPLES, the length of its
+// per-server sliding averages of queue, connect and response times.
+const HAProxyStatsSamples = 512
 
 // Config describes a simulation.
 type Config struct {
@@ -178,6 +189,9 @@ func (c Config) Validate() error {
 		}
 		if p.BootDelay < 0 {
 			bad("boot_delay %v is negative", p.BootDelay)
+		}
+		if p.StatsSamples < 0 {
+			bad("stats_samples %d is negative", p.StatsSamples)
 		}
 		switch p.Balancer {
 		case LeastConn, SmoothWRR, TwoChoices, HAProxyRR:

@@ -70,6 +70,10 @@ type server struct {
 	bornAt     float64 // when it was ordered (powered on)
 	counters   counters
 	lat        []float32 // latencies (ms) completed since the last scrape
+	// swSum and swN are the sliding average of the pool's StatsSamples
+	// (HAProxy's swrate: sum -= sum/N; sum += v; mean = sum/min(n, N)).
+	swSum float64
+	swN   int
 }
 
 type counters struct {
@@ -379,6 +383,10 @@ func (s *Sim) complete() {
 	sv.counters.latSumMs += ms
 	if len(sv.lat) < maxIntervalSamples {
 		sv.lat = append(sv.lat, float32(ms))
+	}
+	if n := p.cfg.StatsSamples; n > 0 {
+		sv.swSum += ms - sv.swSum/float64(n)
+		sv.swN++
 	}
 	p.minuteLat = append(p.minuteLat, float32(ms))
 	if len(p.ivLat) < maxIntervalSamples*16 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/agent/queueing"
+	"github.com/lbtune/lbtune/collector"
 )
 
 // cpuSeconds is the user+system CPU time this process has used.
@@ -347,5 +348,59 @@ func TestFailures(t *testing.T) {
 				t.Errorf("failures and replacements counted as %d actions", tr.Actions)
 			}
 		})
+	}
+}
+
+// TestStatsSamples: with StatsSamples a pool reports what HAProxy's stats
+// socket does, a per-server sliding average over the last N requests and
+// no percentiles or latency sums. After an overload its p95 estimate
+// (P95PerMean x the average) stays high long after the exact interval p95
+// has come down, and it settles on the exact one once N requests passed.
+func TestStatsSamples(t *testing.T) {
+	// 1 server at 10 req/s: 60 s at 9.5 req/s (a queue of seconds), then
+	// 2 req/s (M/M/1 at 0.2: p95 = ln 20 / (10 - 2) = 374 ms).
+	tr := &Trace{Name: "step", Times: []float64{0, 60}, Rates: []float64{9.5, 2}, End: 3660}
+	run := func(samples int) (early, late collector.PoolRates, snap collector.Snapshot) {
+		s, err := New(Config{Seed: 3, Trace: tr, Pools: []PoolConfig{{
+			Name: "p", Servers: 1, StatsSamples: samples,
+			Classes: []Class{{Name: "m", Share: 1, Service: Dist{Mean: 0.1}}},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rate := func(from, to time.Duration) collector.PoolRates {
+			s.Advance(from)
+			a, _ := s.Scrape(context.Background())
+			s.Advance(to)
+			b, err := s.Scrape(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := collector.Rate(&a, &b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap = b
+			return r.Pools[0]
+		}
+		early = rate(80*time.Second, 110*time.Second)
+		late = rate(3600*time.Second, 3660*time.Second)
+		return early, late, snap
+	}
+	exactEarly, exactLate, _ := run(0)
+	haEarly, haLate, snap := run(HAProxyStatsSamples)
+	if exactEarly.SourceP95Ms == nil || haEarly.SourceP95Ms != nil {
+		t.Fatalf("pool percentiles: exact %v, stats-socket %v; want one and none", exactEarly.SourceP95Ms, haEarly.SourceP95Ms)
+	}
+	sv := snap.Pools[0].Servers[0]
+	if sv.Counters.LatencySumMs != 0 || sv.Gauges.P95Ms != nil || !(sv.Gauges.AvgResponseMs > 0) {
+		t.Errorf("stats-socket server: latency sum %d, p95 %v, average %v; want 0, none, > 0", sv.Counters.LatencySumMs, sv.Gauges.P95Ms, sv.Gauges.AvgResponseMs)
+	}
+	t.Logf("p95 20-50 s after: exact %.0f ms, stats socket %.0f ms; an hour later: %.0f, %.0f", exactEarly.P95Ms(), haEarly.P95Ms(), exactLate.P95Ms(), haLate.P95Ms())
+	if e, h := exactEarly.P95Ms(), haEarly.P95Ms(); !(h > 3*e) {
+		t.Errorf("20-50 s after the overload: stats-socket p95 %.0f ms, exact %.0f ms; want the sliding average at least 3x (it lags)", h, e)
+	}
+	if e, h := exactLate.P95Ms(), haLate.P95Ms(); math.Abs(h-374)/374 > 0.2 || math.Abs(e-374)/374 > 0.3 {
+		t.Errorf("an hour later: stats-socket p95 %.0f ms, exact %.0f ms; want both near 374 ms", h, e)
 	}
 }

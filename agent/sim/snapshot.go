@@ -14,8 +14,11 @@ import (
 // to failures, exact latency sum), gauges Active (in service) and Queue
 // (waiting at the server), AvgResponseMs and P50/P95/P99 over the requests
 // completed since the previous Scrape, and the pool's P50/P95/P99 over the
-// same requests. Booting servers are not in the
-// balancer yet and do not appear; a failed server appears once as down.
+// same requests. A pool with StatsSamples reports as HAProxy's stats
+// socket does instead: each server's AvgResponseMs is its sliding
+// average, with no latency sum and no percentiles. Booting servers are
+// not in the balancer yet and do not appear; a failed server appears
+// once as down.
 func (s *Sim) Scrape(ctx context.Context) (collector.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return collector.Snapshot{}, fmt.Errorf("scrape %s: %w", s, err)
@@ -26,7 +29,7 @@ func (s *Sim) Scrape(ctx context.Context) (collector.Snapshot, error) {
 		keep := p.all[:0]
 		for _, id := range p.all {
 			sv := &s.servers[id]
-			cp.Servers = append(cp.Servers, s.serverSnapshot(sv))
+			cp.Servers = append(cp.Servers, s.serverSnapshot(sv, p.cfg.StatsSamples))
 			if sv.state == stDown {
 				sv.state = stGone
 				continue
@@ -34,7 +37,9 @@ func (s *Sim) Scrape(ctx context.Context) (collector.Snapshot, error) {
 			keep = append(keep, id)
 		}
 		p.all = keep
-		if len(p.ivLat) > 0 {
+		if len(p.ivLat) > 0 && p.cfg.StatsSamples > 0 {
+			p.ivLat = p.ivLat[:0] // the stats socket has no percentiles
+		} else if len(p.ivLat) > 0 {
 			p50, p95, p99 := float64(quantile32(p.ivLat, 0.50)), float64(quantile32(p.ivLat, 0.95)), float64(quantile32(p.ivLat, 0.99))
 			cp.P50Ms, cp.P95Ms, cp.P99Ms = &p50, &p95, &p99
 			p.ivLat = p.ivLat[:0]
@@ -46,7 +51,7 @@ func (s *Sim) Scrape(ctx context.Context) (collector.Snapshot, error) {
 	return snap, nil
 }
 
-func (s *Sim) serverSnapshot(sv *server) collector.Server {
+func (s *Sim) serverSnapshot(sv *server, statsSamples int) collector.Server {
 	st := collector.StateUp
 	switch sv.state {
 	case stDrain:
@@ -64,6 +69,15 @@ func (s *Sim) serverSnapshot(sv *server) collector.Server {
 			LatencySumMs: uint64(c.latSumMs),
 		},
 		Gauges: collector.Gauges{Active: float64(sv.busy), Queue: float64(sv.q.n)},
+	}
+	if statsSamples > 0 {
+		// What HAProxy's stats socket gives: the sliding average, no sum.
+		out.Counters.LatencySumMs = 0
+		if sv.swN > 0 {
+			out.Gauges.AvgResponseMs = sv.swSum / float64(min(sv.swN, statsSamples))
+		}
+		sv.lat = sv.lat[:0]
+		return out
 	}
 	if n := len(sv.lat); n > 0 {
 		var sum float64

@@ -42,6 +42,7 @@ func abRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the arrivals and service times (the same for every policy)")
 	asJSON := fs.Bool("json", false, "print a JSON list, one object per policy")
 	out := fs.String("out", "", "keep every run's store, decisions, load records and logs under DIR")
+	simOnly := fs.Bool("sim-only", false, "score the plan in the simulator alone (no real runs): the sim columns in seconds")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func abRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := ab.Config{
 		Trace: *tracePath, From: fromD, To: toD, Scale: *scale, Speedup: *speedup, Balancer: *balancer,
 		Policies: specs, Model: model, Trained: policyAgent, Duration: *duration,
-		PeakServers: *peakServers, Decide: *decide, Seed: *seed, Dir: *out,
+		PeakServers: *peakServers, Decide: *decide, Seed: *seed, Dir: *out, SimOnly: *simOnly,
 		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	plan, err := ab.NewPlan(cfg)
@@ -82,7 +83,7 @@ func abRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !*asJSON {
 		fmt.Fprintln(stdout, plan.Describe())
 	}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !*simOnly {
 		bars := map[string]*progressbar.ProgressBar{}
 		cfg.Progress = func(policy string, done float64) {
 			b := bars[policy]
@@ -104,8 +105,23 @@ func abRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
+	if *simOnly {
+		abSimTable(stdout, results)
+		return nil
+	}
 	abTable(stdout, plan, results)
 	return nil
+}
+
+// abSimTable prints the simulator's side alone (--sim-only).
+func abSimTable(w io.Writer, rs []ab.Result) {
+	fmt.Fprintln(w, "sim only: the same scenario in the simulator, no real runs")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "policy\tsim slo_viol_%\tsim p95_ms\tsim failed\tsim server_h\tsim actions\tsim reversals\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.4g\t%d\t%.2f\t%d\t%d\t\n", r.Policy, r.Sim.SLOViolationPct, r.Sim.P95Ms, r.Sim.Failed, r.Sim.ServerHours, r.Sim.Actions, r.Sim.Reversals)
+	}
+	tw.Flush()
 }
 
 // abTable prints the real runs beside the simulator's.

@@ -103,7 +103,7 @@ func testABCommand(t *testing.T, balancer, cfg string) string {
 			t.Errorf("%v: server_hours %v", r["policy"], r["server_hours"])
 		}
 		dir := filepath.Join(out, strings.ReplaceAll(r["policy"].(string), "@", "-"))
-		for _, f := range []string{"lbtune.db", "load.jsonl", "lbtune.log", cfg} {
+		for _, f := range []string{"lbtune.db", "load.jsonl", "lbtune.log", cfg, "minutes.csv"} {
 			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 				t.Errorf("--out: %v", err)
 			}
@@ -144,6 +144,45 @@ func nginxPIDs(t *testing.T, errorLog string) []int {
 		}
 	}
 	return pids
+}
+
+// TestABSimOnly: --sim-only scores the plan in the simulator alone, in a
+// second, with no real run: the real figures are zero, the static policy
+// holds its starting servers for the 2 h slice in the simulator.
+func TestABSimOnly(t *testing.T) {
+	bin := lbtuneBinary(t)
+	cmd := exec.Command(bin, "ab", "--trace", "../../../shared/traces/nasa-1995-07-per-min.csv", "--from", "24h", "--to", "26h",
+		"--speedup", "30", "--decide", "1s", "--policies", "threshold,static", "--sim-only", "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lbtune ab --sim-only: %v\n%s", err, stderr.String())
+	}
+	var rows []struct {
+		Policy      string  `json:"policy"`
+		Requests    int     `json:"requests"`
+		ServerHours float64 `json:"server_hours"`
+		Sim         struct {
+			ServerHours float64 `json:"server_hours"`
+			Actions     int     `json:"actions"`
+		} `json:"sim"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout.String())
+	}
+	if len(rows) != 2 || rows[0].Policy != "threshold" || rows[1].Policy != "static" {
+		t.Fatalf("rows %+v, want threshold then static", rows)
+	}
+	for _, r := range rows {
+		if r.Requests != 0 || r.ServerHours != 0 {
+			t.Errorf("%s: real figures %d requests, %v server-h; want none", r.Policy, r.Requests, r.ServerHours)
+		}
+	}
+	st := rows[1].Sim
+	// Whole servers for exactly 2 h: an even number of server-hours.
+	if st.Actions != 0 || !(st.ServerHours >= 2) || st.ServerHours != 2*float64(int(st.ServerHours/2)) {
+		t.Errorf("static in the simulator: %d actions, %v server-h; want 0 and 2 h x its starting servers", st.Actions, st.ServerHours)
+	}
 }
 
 // procsOf counts running processes whose executable is bin.

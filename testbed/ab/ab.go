@@ -87,6 +87,9 @@ type Config struct {
 	// Progress, when set, is called during each real run with the policy
 	// and the fraction of the run done.
 	Progress func(policy string, done float64)
+	// SimOnly scores the plan in the simulator alone: no real runs, and
+	// each Result carries only Policy and Sim.
+	SimOnly bool
 }
 
 // Result is one policy's real run and its simulator twin. Its JSON is one
@@ -116,8 +119,15 @@ type Result struct {
 	Decisions map[string]int `json:"decisions"`
 	// WallSeconds is the real run's length.
 	WallSeconds float64 `json:"wall_seconds"`
+	// scored and sampled are the real run's records until Run joins
+	// them with the simulator's minutes.
+	scored  *scorer
+	sampled *sampler
 	// Sim is the same scenario and policy in the simulator.
 	Sim SimResult `json:"sim"`
+	// PerMinute is every trace minute, real beside simulated (not in the
+	// JSON; --out writes it as POLICY/minutes.csv).
+	PerMinute []Minute `json:"-"`
 }
 
 // SimResult is the simulator's score of the same scenario.
@@ -128,6 +138,8 @@ type SimResult struct {
 	Actions         int     `json:"actions"`
 	Reversals       int     `json:"reversals"`
 	Failed          uint64  `json:"failed"`
+	// Minutes is the simulator's per-minute truth (not in the JSON).
+	Minutes []sim.MinuteTruth `json:"-"`
 }
 
 // Plan is the scenario both sides run, in trace and wall units.
@@ -202,6 +214,12 @@ func NewPlan(c Config) (*Plan, error) {
 	sc.Interval = time.Duration(float64(c.Decide) * c.Speedup)
 	sc.Sim.Pools[0].BootDelay = boot
 	sc.Sim.Pools[0].Balancer = simBalancer
+	if c.Balancer == "haproxy" {
+		// The daemon reads HAProxy's stats socket: the policies in the
+		// simulator see its sliding averages too, not exact interval
+		// p95s (NGINX's access log gives each interval's own).
+		sc.Sim.Pools[0].StatsSamples = sim.HAProxyStatsSamples
+	}
 	sc.Sim.Pools[0].Slots = p.Slots
 	sc.Sim.Pools[0].MaxQueue = p.Queue
 	sc.StartAtOracle()
@@ -328,6 +346,17 @@ func Run(ctx context.Context, c Config) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.SimOnly {
+		simRes, err := simulate(ctx, plan, c)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Result, len(c.Policies))
+		for i, pol := range c.Policies {
+			out[i] = Result{Policy: pol, Sim: simRes[i]}
+		}
+		return out, nil
+	}
 	if c.Exe == "" {
 		if c.Exe, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("ab: find the lbtune executable: %w", err)
@@ -365,6 +394,13 @@ func Run(ctx context.Context, c Config) ([]Result, error) {
 			return out, fmt.Errorf("ab: policy %s: %w", pol, err)
 		}
 		r.Sim = simRes[i]
+		r.PerMinute = minutes(r.scored, r.sampled, r.Sim.Minutes)
+		r.scored, r.sampled = nil, nil
+		if c.Dir != "" {
+			if err := writeMinutesFile(filepath.Join(dir, dirName(pol), "minutes.csv"), r.PerMinute); err != nil {
+				return out, fmt.Errorf("ab: policy %s: %w", pol, err)
+			}
+		}
 		out = append(out, r)
 	}
 	return out, nil
@@ -388,8 +424,24 @@ func simulate(ctx context.Context, plan *Plan, c Config) ([]SimResult, error) {
 	for i, r := range res {
 		out[i] = SimResult{SLOViolationPct: r.SLOViolationPct, P95Ms: r.P95Ms, ServerHours: r.ServerHours,
 			Actions: r.Actions, Reversals: r.Reversals, Failed: r.Failed}
+		if len(r.Truth) > 0 {
+			out[i].Minutes = r.Truth[0].Minutes
+		}
 	}
 	return out, nil
+}
+
+// writeMinutesFile writes ms to path (WriteMinutes).
+func writeMinutesFile(path string, ms []Minute) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("minutes: %w", err)
+	}
+	if err := WriteMinutes(f, ms); err != nil {
+		f.Close()
+		return fmt.Errorf("minutes %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // dirName turns a policy spec into a directory name (hpa@0.5 -> hpa-0.5).

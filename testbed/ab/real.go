@@ -102,9 +102,40 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	defer stopDaemon()
 
 	// Start at the scenario's starting size (manual); the policy takes
-	// over once the load runs (handOver, below).
+	// over after the pre-roll (below).
 	if err := warmUp(ctx, d, plan); err != nil {
 		return Result{}, err
+	}
+	url := "http://" + front + "/light"
+	// Pre-roll (still manual): the trace's first rate for a policy window,
+	// so the policy's first decisions see traffic, as in the simulator,
+	// whose trace flows from t = 0, and not the warm-up's idle intervals
+	// (the threshold fallback took them for a quiet pool and went 3 -> 1
+	// at its first decision; the pool then overloaded).
+	pre := preRoll(plan)
+	psum, err := loadgen.Run(ctx, loadgen.Config{
+		Targets: []loadgen.Weighted{{URL: url, Weight: 1}}, Schedule: pre, Duration: pre.Length(),
+		Timeout: 10 * time.Second, MaxWorkers: 1024, Seed: c.Seed + 2,
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("pre-roll load: %w", err)
+	}
+	log.Info("ab: pre-roll done", "requests", psum.Requests, "wall", pre.Length())
+
+	// Decisions are stamped on the pool's (scaled) clock: the warm-up's
+	// are told apart by time, not by the wall clock.
+	warm, err := d.Decisions(ctx, poolName, time.Time{}, 0)
+	if err != nil {
+		return Result{}, fmt.Errorf("decisions: %w", err)
+	}
+	var warmEnd time.Time
+	for _, dd := range warm {
+		if dd.Time.After(warmEnd) {
+			warmEnd = dd.Time
+		}
+	}
+	if err := d.SetMode(ctx, poolName, config.ModeAuto); err != nil {
+		return Result{}, fmt.Errorf("switch to auto: %w", err)
 	}
 
 	recPath := filepath.Join(dir, "load.jsonl")
@@ -121,11 +152,11 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	sc := newScorer(plan)
 	var recMu sync.Mutex
 
-	samp := newSampler(plan)
+	start := time.Now()
+	samp := newSampler(plan, start)
 	sctx, sstop := context.WithCancel(ctx)
 	var swg sync.WaitGroup
 	swg.Add(1)
-	start := time.Now()
 	go func() {
 		defer swg.Done()
 		samp.run(sctx, d, start, func(frac float64) {
@@ -135,24 +166,8 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 		})
 	}()
 	c.Log.Info("ab run", "policy", policy, "wall", plan.Wall.Round(time.Second), "dir", dir)
-	// Hand over to the policy once the daemon's data shows the load: a
-	// first decision on the idle warm-up window scaled the pool in just
-	// before the trace's first requests came (141 failed on NGINX at
-	// hpa@0.7). In the simulator the first decision sees load too.
-	lctx, lcancel := context.WithCancel(ctx)
-	defer lcancel()
-	var warmEnd time.Time
-	handed := make(chan error, 1)
-	go func() {
-		we, err := handOver(lctx, d, plan)
-		warmEnd = we
-		if err != nil {
-			lcancel()
-		}
-		handed <- err
-	}()
-	sum, lerr := loadgen.Run(lctx, loadgen.Config{
-		Targets:    []loadgen.Weighted{{URL: "http://" + front + "/light", Weight: 1}},
+	sum, lerr := loadgen.Run(ctx, loadgen.Config{
+		Targets:    []loadgen.Weighted{{URL: url, Weight: 1}},
 		Schedule:   schedule(plan),
 		Duration:   plan.Wall,
 		Timeout:    10 * time.Second,
@@ -168,9 +183,6 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	sstop()
 	swg.Wait()
 	wall := time.Since(start)
-	if herr := <-handed; herr != nil {
-		return Result{}, herr
-	}
 	if lerr != nil {
 		return Result{}, fmt.Errorf("load: %w", lerr)
 	}
@@ -191,6 +203,7 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 	r.ServerHours = samp.serverHours()
 	r.Actions, r.Reversals = samp.actions, samp.reversals
 	r.WallSeconds = wall.Seconds()
+	r.scored, r.sampled = sc, samp
 	r.Decisions = map[string]int{}
 	for _, dd := range ds {
 		if !dd.Time.After(warmEnd) {
@@ -242,49 +255,6 @@ func warmUp(ctx context.Context, d *tuner.Daemon, plan *Plan) error {
 	}
 }
 
-// handOver waits until the daemon's latest interval of the pool shows
-// requests (at most 10 s plus two decision periods), then switches the
-// pool to auto. It returns the time of the last decision made before the
-// switch: the warm-up's, told apart by time because decisions are stamped
-// on the pool's (scaled) clock.
-func handOver(ctx context.Context, d *tuner.Daemon, plan *Plan) (time.Time, error) {
-	deadline := time.Now().Add(10*time.Second + 2*plan.WallDecide)
-	for observedRate(ctx, d) <= 0 && time.Now().Before(deadline) {
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return time.Time{}, err
-		}
-	}
-	warm, err := d.Decisions(ctx, poolName, time.Time{}, 0)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("decisions: %w", err)
-	}
-	var warmEnd time.Time
-	for _, dd := range warm {
-		if dd.Time.After(warmEnd) {
-			warmEnd = dd.Time
-		}
-	}
-	if err := d.SetMode(ctx, poolName, config.ModeAuto); err != nil {
-		return warmEnd, fmt.Errorf("switch to auto: %w", err)
-	}
-	return warmEnd, nil
-}
-
-// observedRate is the pool's request rate in the daemon's latest interval
-// (0 before it has one).
-func observedRate(ctx context.Context, d *tuner.Daemon) float64 {
-	st, err := d.State(ctx)
-	if err != nil {
-		return 0
-	}
-	for _, p := range st.Pools {
-		if p.Name == poolName && p.Latest != nil {
-			return p.Latest.Rate
-		}
-	}
-	return 0
-}
-
 // observed is the pool's serving servers in the daemon's latest interval
 // (0 before it has one).
 func observed(ctx context.Context, d *tuner.Daemon) int {
@@ -326,6 +296,14 @@ func schedule(plan *Plan) loadgen.Schedule {
 		s.Phases = append(s.Phases, loadgen.Phase{Duration: d, Rate: v * plan.RateFactor, Dist: dist.Exponential})
 	}
 	return s
+}
+
+// preRoll is the load before the scored run: the trace's first rate (x
+// the rate factor) for the policy's window of decisions and one more.
+func preRoll(plan *Plan) loadgen.Schedule {
+	n := max(plan.Scenario.Window, 1) + 1
+	return loadgen.Schedule{Phases: []loadgen.Phase{{Duration: time.Duration(n) * plan.WallDecide,
+		Rate: plan.Trace.Rates[0] * plan.RateFactor, Dist: dist.Exponential}}}
 }
 
 // daemonConfig is the lbtune.yaml of one real run: the balancer's source

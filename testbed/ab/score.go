@@ -2,11 +2,15 @@ package ab
 
 import (
 	"context"
+	"encoding/csv"
+	"io"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/lbtune/lbtune/actuator"
+	"github.com/lbtune/lbtune/agent/sim"
 	"github.com/lbtune/lbtune/testbed/loadgen"
 )
 
@@ -93,6 +97,84 @@ func (s *scorer) result(policy string) Result {
 	return r
 }
 
+// minute is trace minute i's client-side p95 (trace units; NaN
+// without a completed request), requests completed and failed.
+func (s *scorer) minute(i int) (p95 float64, requests, failed int) {
+	m := s.minutes[i]
+	if m == nil {
+		return math.NaN(), 0, 0
+	}
+	return quantile(m.lat, 0.95), len(m.lat), m.failed
+}
+
+// lastMinute is the highest trace minute with a record (-1: none).
+func (s *scorer) lastMinute() int {
+	last := -1
+	for i := range s.minutes {
+		last = max(last, i)
+	}
+	return last
+}
+
+// Minute is one trace minute of a real run beside the simulator's: the
+// per-minute view behind the violation figures (`lbtune ab --out`
+// writes it as POLICY/minutes.csv).
+type Minute struct {
+	Minute int
+	// Requests completed and Failed at the client in the minute (by send
+	// time), their p95 in trace units (NaN: none completed), and the
+	// pool's powered servers at the minute's end.
+	Requests, Failed int
+	P95Ms            float64
+	Servers          int
+	// The simulator's minute (Servers: powered at its end).
+	Sim sim.MinuteTruth
+}
+
+// minutes joins the real run's minutes with the simulator's.
+func minutes(sc *scorer, samp *sampler, simMins []sim.MinuteTruth) []Minute {
+	n := max(sc.lastMinute()+1, len(simMins))
+	out := make([]Minute, n)
+	servers := -1
+	for i := range out {
+		p95, req, failed := sc.minute(i)
+		if v, ok := samp.minuteServers[i]; ok {
+			servers = v
+		}
+		out[i] = Minute{Minute: i, Requests: req, Failed: failed, P95Ms: p95, Servers: servers}
+		if i < len(simMins) {
+			out[i].Sim = simMins[i]
+		}
+	}
+	return out
+}
+
+// WriteMinutes writes ms as CSV with a header: minute, the real run's
+// requests, failed, p95_ms (empty without a completed request) and
+// servers, then the simulator's (sim_*).
+func WriteMinutes(w io.Writer, ms []Minute) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"minute", "requests", "failed", "p95_ms", "servers", "sim_requests", "sim_failed", "sim_p95_ms", "sim_servers"})
+	f := func(v float64) string {
+		if math.IsNaN(v) {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	simP95 := func(m sim.MinuteTruth) string {
+		if m.Requests == 0 {
+			return ""
+		}
+		return f(m.P95Ms)
+	}
+	for _, m := range ms {
+		_ = cw.Write([]string{strconv.Itoa(m.Minute), strconv.Itoa(m.Requests), strconv.Itoa(m.Failed), f(m.P95Ms), strconv.Itoa(m.Servers),
+			strconv.Itoa(m.Sim.Requests), strconv.Itoa(m.Sim.Failed), simP95(m.Sim), strconv.Itoa(m.Sim.Servers)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
 // sampler follows the pool's servers on the wall clock: powered servers
 // (static, own, booting) integrated into server-seconds, and every change
 // of the pool's size as an action, a reversal when it goes against the
@@ -104,9 +186,15 @@ type sampler struct {
 	last               int
 	lastDir            int
 	lastAct            time.Time
+	// start is the run's start; minuteServers the powered servers at
+	// the last sample of each trace minute since then.
+	start         time.Time
+	minuteServers map[int]int
 }
 
-func newSampler(plan *Plan) *sampler { return &sampler{plan: plan, last: -1} }
+func newSampler(plan *Plan, start time.Time) *sampler {
+	return &sampler{plan: plan, last: -1, start: start, minuteServers: map[int]int{}}
+}
 
 // counter is what the sampler needs of the daemon.
 type counter interface {
@@ -143,6 +231,9 @@ func (s *sampler) run(ctx context.Context, d counter, start time.Time, progress 
 func (s *sampler) observe(now time.Time, dt time.Duration, c actuator.Count) {
 	powered := c.Static + c.Own + c.Booting
 	s.serverSeconds += float64(powered) * dt.Seconds()
+	if !now.Before(s.start) {
+		s.minuteServers[int(now.Sub(s.start).Seconds()*s.plan.Speedup/60)] = powered
+	}
 	size := c.Serving() + c.Booting
 	if s.last >= 0 && size != s.last {
 		dir := 1

@@ -2,6 +2,7 @@ package ab
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func TestScorer(t *testing.T) {
 // trace minutes (5 wall seconds at speed-up 60).
 func TestSampler(t *testing.T) {
 	p := testPlan()
-	s := newSampler(p)
+	s := newSampler(p, time.Unix(0, 0))
 	t0 := time.Unix(0, 0)
 	steps := []struct {
 		at time.Duration
@@ -116,6 +117,15 @@ func TestPlan(t *testing.T) {
 	if got := sched.Length(); got != p.Wall {
 		t.Errorf("schedule length %v, want %v", got, p.Wall)
 	}
+	// The pre-roll: the trace's first rate on the wall clock for the
+	// policy window (8 decisions) and one more, 5 s each.
+	pre := preRoll(p)
+	if got, want := pre.Length(), 9*5*time.Second; got != want {
+		t.Errorf("pre-roll %v, want %v", got, want)
+	}
+	if got, want := pre.Phases[0].Rate, p.Trace.Rates[0]*30; len(pre.Phases) != 1 || got != want {
+		t.Errorf("pre-roll rate %v in %d phases, want one phase at %v (first rate x 30)", got, len(pre.Phases), want)
+	}
 	// --duration shortens the slice both sides run.
 	short, err := NewPlan(Config{Trace: "../../../shared/traces/nasa-1995-07-per-min.csv", From: 24 * time.Hour, To: 26 * time.Hour,
 		Speedup: 30, Scale: 3, Duration: time.Minute, Policies: []string{"static"}, Seed: 1})
@@ -151,5 +161,45 @@ func TestPlan(t *testing.T) {
 		if _, err := NewPlan(bad); err == nil {
 			t.Errorf("NewPlan(%+v) accepted", bad)
 		}
+	}
+}
+
+// TestMinutes: the real run's minutes (p95 in trace units, servers at the
+// last sample of each minute, carried over a minute without a sample)
+// beside the simulator's, and their CSV.
+func TestMinutes(t *testing.T) {
+	p := testPlan() // a trace minute is 1 wall second, latencies x 10
+	start := time.Unix(1000, 0)
+	sc := newScorer(p)
+	for i := range 20 {
+		sc.add(start, loadgen.Record{Time: start.Add(time.Duration(i) * 10 * time.Millisecond), Status: 200, LatencyMs: float64(1 + i)})
+	}
+	sc.add(start, loadgen.Record{Time: start.Add(2500 * time.Millisecond), Status: 503, Error: "503"})
+	samp := newSampler(p, start)
+	samp.observe(start.Add(500*time.Millisecond), 0, actuator.Count{Own: 2, Booting: 1})
+	samp.observe(start.Add(900*time.Millisecond), 0, actuator.Count{Own: 3})
+	samp.observe(start.Add(2100*time.Millisecond), 0, actuator.Count{Own: 2})
+	ms := minutes(sc, samp, []sim.MinuteTruth{{Requests: 19, P95Ms: 170, Servers: 3}, {Requests: 0, Servers: 3}})
+	if len(ms) != 3 {
+		t.Fatalf("%d minutes, want 3 (the real run's last minute is 2)", len(ms))
+	}
+	// minute 0: 20 latencies 1..20 ms wall, p95 the 19th = 19 ms = 190 trace ms.
+	if m := ms[0]; m.Requests != 20 || m.P95Ms != 190 || m.Servers != 3 || m.Sim.P95Ms != 170 {
+		t.Errorf("minute 0 %+v, want 20 requests, p95 190, 3 servers, sim p95 170", m)
+	}
+	if m := ms[1]; m.Requests != 0 || !math.IsNaN(m.P95Ms) || m.Servers != 3 {
+		t.Errorf("minute 1 %+v, want no requests, p95 NaN, servers carried over (3)", m)
+	}
+	if m := ms[2]; m.Failed != 1 || m.Servers != 2 || m.Sim != (sim.MinuteTruth{}) {
+		t.Errorf("minute 2 %+v, want 1 failed, 2 servers, no simulator minute", m)
+	}
+	var b strings.Builder
+	if err := WriteMinutes(&b, ms); err != nil {
+		t.Fatal(err)
+	}
+	want := "minute,requests,failed,p95_ms,servers,sim_requests,sim_failed,sim_p95_ms,sim_servers\n" +
+		"0,20,0,190.0,3,19,0,170.0,3\n1,0,0,,3,0,0,,3\n2,0,1,,2,0,0,,0\n"
+	if b.String() != want {
+		t.Errorf("CSV\n%s\nwant\n%s", b.String(), want)
 	}
 }

@@ -30,7 +30,10 @@ const (
 	// CPU burns a calibrated number of loop iterations: the job competes for
 	// the cores like real work, so its time stretches under contention.
 	CPU Work = "cpu"
-	// Sleep waits for the drawn time without using the CPU.
+	// Sleep waits for the drawn time without using the CPU. The timer's
+	// overshoot (its wake-up latency, about a millisecond on a loaded
+	// host) is measured and taken off the following sleeps, so a job's
+	// time is the drawn time on average: its mean is the configured one.
 	Sleep Work = "sleep"
 )
 
@@ -117,6 +120,40 @@ type Server struct {
 	log     *slog.Logger
 
 	served, rejected, inFlight, queued atomic.Int64
+	// overshoot is the sleep timer's mean wake-up latency (ns, an
+	// exponentially weighted mean over the last ~16 sleeps).
+	overshoot atomic.Int64
+	// sleep waits d or until ctx ends (tests add an overshoot).
+	sleep func(ctx context.Context, d time.Duration)
+}
+
+// overshootWeight is the weight 1/N of each sleep in the overshoot's mean.
+const overshootWeight = 16
+
+// sleepFor waits for ctx or d.
+func sleepFor(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// sleepJob sleeps for d on average: it asks the timer for d minus the
+// overshoot measured so far and folds this sleep's overshoot into it.
+func (s *Server) sleepJob(ctx context.Context, d time.Duration) {
+	o := time.Duration(s.overshoot.Load())
+	ask := max(d-o, 0)
+	start := time.Now()
+	s.sleep(ctx, ask)
+	if ctx.Err() != nil {
+		return
+	}
+	late := time.Since(start) - ask
+	// Concurrent jobs may overwrite each other's update: the mean stays
+	// an estimate of the same latency.
+	s.overshoot.Store(int64(o + (late-o)/overshootWeight))
 }
 
 // New returns a Server for cfg drawing service times from src.
@@ -127,7 +164,7 @@ func New(cfg Config, src rand.Source, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, sampler: dist.New(cfg.Dist, src), log: log}
+	s := &Server{cfg: cfg, sampler: dist.New(cfg.Dist, src), log: log, sleep: sleepFor}
 	if cfg.Concurrency > 0 {
 		s.slots = make(chan struct{}, cfg.Concurrency)
 	}
@@ -199,12 +236,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request, class string) 
 	if s.cfg.Work == CPU {
 		Spin(d, s.cfg.ItersPerMs)
 	} else {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-		}
+		s.sleepJob(r.Context(), d)
 	}
 	took := time.Since(start)
 	s.served.Add(1)
