@@ -47,7 +47,7 @@ var AgentRules = []AgentRule{
 	{RuleKeepUnknown, "keep the pool while the service rate or the p95 target is unknown"},
 	{RuleOutBreach, "observed p95 above breach_p95 x target: plan the most cautious level; scale out to that plan when it needs more servers"},
 	{RuleOutForecast, "scale out to the plan when the forecast (+ the level's sigmas) needs more servers than the pool has (plan_gap > 0)"},
-	{RuleHoldP95, "no scale-in while the observed p95 is above hold_p95 x target"},
+	{RuleHoldP95, "no scale-in while the observed p95 is above hold_p95 x target (an imputed p95: at least 1.1 x an idle server's)"},
 	{RuleHoldWindow, "no scale-in before a whole scale-in window has been observed"},
 	{RuleHoldRising, "no scale-in while the rate is rising"},
 	{RuleInWindow, "scale in to the largest plan of the scale-in window when it is below the pool (scale_in_gap < 0)"},

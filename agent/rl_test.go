@@ -427,3 +427,34 @@ func TestAgentWeightDwell(t *testing.T) {
 		t.Fatalf("%d weight changes in %d intervals of %.0f requests per server: want 1..%d", changes, intervals, perServer, max)
 	}
 }
+
+// TestAgentHoldImputed: with the p95 imputed from means (HAProxy's stats
+// socket) the hold level is at least 1.1 x an idle server's p95 (ln 20 /
+// mu); with a source's own p95 it is HoldP95 x target. At a target of 4
+// mean service times the idle p95 is 0.749 x target, so a smoothed mean
+// could never fall under the plain 0.75 and the pool never shrank.
+func TestAgentHoldImputed(t *testing.T) {
+	a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+	a.mu = 20 // 50 ms mean service
+	targetMs := 200.0
+	own := 150.0
+	tests := []struct {
+		name string
+		obs  Observation
+		want float64
+	}{
+		{"imputed", Observation{}, 1.1 * collector.P95PerMean / 20 * 1000},
+		{"source percentile", Observation{Latest: collector.PoolRates{SourceP95Ms: &own}}, 0.75 * targetMs},
+		{"servers' percentiles", Observation{Latest: collector.PoolRates{Servers: []collector.ServerRates{{Requests: 3, Gauges: collector.Gauges{P95Ms: &own}}}}}, 0.75 * targetMs},
+		{"means only", Observation{Latest: collector.PoolRates{Servers: []collector.ServerRates{{Requests: 3, MeanLatencyMs: 60}}}}, 1.1 * collector.P95PerMean / 20 * 1000},
+	}
+	for _, tc := range tests {
+		if got := a.holdMs(tc.obs, targetMs); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: hold %.3f ms, want %.3f", tc.name, got, tc.want)
+		}
+	}
+	// A loose target: HoldP95 x target is above the idle floor and stays.
+	if got := a.holdMs(Observation{}, 1000); got != 750 {
+		t.Errorf("imputed, target 1 s: hold %.3f ms, want 750", got)
+	}
+}

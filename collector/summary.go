@@ -76,6 +76,22 @@ func (p *PoolRates) P95Ms() float64 {
 	return sum / w
 }
 
+// P95Imputed reports whether P95Ms is imputed from mean response times
+// alone: the source gives no pool percentile and no server that served in
+// the interval has its own (HAProxy's stats socket). Such an estimate is
+// smooth and never falls below ln 20 x the mean service time.
+func (p *PoolRates) P95Imputed() bool {
+	if p.SourceP95Ms != nil {
+		return false
+	}
+	for i := range p.Servers {
+		if p.Servers[i].Requests > 0 && p.Servers[i].Gauges.P95Ms != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // P95Ms is the server's p95 response time over the interval in ms: its own
 // percentile where the source gives one, else P95PerMean x MeanLatencyMs.
 func (s *ServerRates) P95Ms() float64 {
