@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -64,12 +63,7 @@ func abRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if model == "" {
 		model = eval.DefaultModelPath
 	}
-	var specs []string
-	for _, p := range strings.Split(*policies, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			specs = append(specs, p)
-		}
-	}
+	specs := eval.Specs(*policies)
 	cfg := ab.Config{
 		Trace: *tracePath, From: fromD, To: toD, Scale: *scale, Speedup: *speedup, Balancer: *balancer,
 		Policies: specs, Model: model, Trained: policyAgent, Duration: *duration,
