@@ -101,13 +101,13 @@ func (c ThresholdConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("threshold: util_low %v must be below util_high %v", c.UtilLow, c.UtilHigh))
 	}
 	if c.UtilHigh > 0 && c.GrowRatio <= 1 {
-		errs = append(errs, fmt.Errorf("threshold: grow ratio %v must exceed 1", c.GrowRatio))
+		errs = append(errs, fmt.Errorf("threshold: grow_ratio %v must exceed 1", c.GrowRatio))
 	}
 	if c.UtilLow > 0 && (c.ShrinkRatio <= 0 || c.ShrinkRatio >= 1) {
-		errs = append(errs, fmt.Errorf("threshold: shrink ratio %v must be in (0, 1)", c.ShrinkRatio))
+		errs = append(errs, fmt.Errorf("threshold: shrink_ratio %v must be in (0, 1)", c.ShrinkRatio))
 	}
 	if c.BreachConfidence >= 1 {
-		errs = append(errs, fmt.Errorf("threshold: breach confidence %v must be below 1", c.BreachConfidence))
+		errs = append(errs, fmt.Errorf("threshold: breach_confidence %v must be below 1", c.BreachConfidence))
 	}
 	if c.Reserve < 0 {
 		errs = append(errs, fmt.Errorf("threshold: reserve %d is negative", c.Reserve))
