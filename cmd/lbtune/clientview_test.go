@@ -18,7 +18,8 @@ import (
 
 // Tolerances of the client-view check (issue 14): lbtune's per-pool mean
 // must be within 25% or 2 ms of the load generator's, its p95 within 35% or
-// 3 ms.
+// 3 ms. The absolute margins grow by the floor measured through the same
+// balancer in the same run (see clientFloor).
 const (
 	clientViewMeanRel, clientViewMeanAbs = 0.25, 2.0
 	clientViewP95Rel, clientViewP95Abs   = 0.35, 3.0
@@ -38,6 +39,16 @@ type clientViewRow struct {
 	meanOK, p95OK                   bool
 	clientNote                      string
 }
+
+// clientFloor is what the clients see and no balancer does: the time before
+// the balancer takes a request in and after it has written the response
+// (the load generator's own scheduling, syscalls, the balancer's worker
+// waiting for a core). It is measured per balancer on a pool whose servers
+// do no work (the testbed's heavy pool at speed 1000: 0.08 ms jobs), as the
+// clients' mean and p95 minus lbtune's for that pool. Under 0.5 ms on a quiet
+// machine; a loaded 2-core CI machine once put 2.2-2.4 ms of it into the
+// clients' mean of the 5 ms pool, failing the bare 2 ms margin.
+type clientFloor struct{ mean, p95 float64 }
 
 func (r clientViewRow) String() string {
 	return fmt.Sprintf("| %s | %s | %.2f / %.2f%s | %.2f / %.2f | %.2f / %.2f |",
@@ -105,10 +116,11 @@ func TestClientView(t *testing.T) {
 	for _, r := range rows {
 		b.WriteString(r.String() + "\n")
 	}
+	b.WriteString("\n(heavy: a pool of no-work servers, the client-side floor each balancer's rows are allowed on top of the margins)\n")
 	t.Log(b.String())
 	for _, r := range rows {
 		if !r.meanOK || !r.p95OK {
-			t.Errorf("%s pool %s: lbtune mean %.2f p95 %.2f ms, clients saw mean %.2f p95 %.2f ms (want mean within %.0f%% or %.0f ms, p95 within %.0f%% (%.0f%% when imputed) or %.0f ms)",
+			t.Errorf("%s pool %s: lbtune mean %.2f p95 %.2f ms, clients saw mean %.2f p95 %.2f ms (want mean within %.0f%% or %.0f ms + the source's heavy-pool floor, p95 within %.0f%% (%.0f%% when imputed) or %.0f ms + floor)",
 				r.source, r.pool, r.lbtuneMean, r.lbtuneP95, r.clientMean, r.clientP95,
 				100*clientViewMeanRel, clientViewMeanAbs, 100*clientViewP95Rel, 100*clientViewImputedP95Rel, clientViewP95Abs)
 		}
@@ -186,11 +198,13 @@ func clientViewTestbed(t *testing.T, bin, dir string) []clientViewRow {
 	state := filepath.Join(dir, "tb")
 	cfg := filepath.Join(dir, "testbed.yaml")
 	// Two pools of the default testbed: 5 ms and 20 ms exponential jobs on
-	// servers of mixed speeds; no queueing at these rates.
+	// servers of mixed speeds; no queueing at these rates. The third does
+	// no work (80 ms / 1000): the floor (clientFloor).
 	yaml := "state_dir: " + state + `
 pools:
   - {name: light,  min: 1, max: 5, servers: 3, concurrency: 8, speeds: [2, 1, 1],   weight: 10}
   - {name: medium, min: 1, max: 5, servers: 3, concurrency: 4, speeds: [2, 1, 0.5], weight: 10}
+  - {name: heavy,  min: 1, max: 5, servers: 1, concurrency: 32, speeds: [1000],     weight: 10}
 `
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -239,6 +253,7 @@ pools:
 	loads := []*clientViewLoad{
 		{balancer: "haproxy", pool: "light", rate: 50}, {balancer: "haproxy", pool: "medium", rate: 20},
 		{balancer: "nginx", pool: "light", rate: 50}, {balancer: "nginx", pool: "medium", rate: 20},
+		{balancer: "haproxy", pool: "heavy", rate: 50}, {balancer: "nginx", pool: "heavy", rate: 50},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(loads))
@@ -272,10 +287,16 @@ pools:
 		}
 	}
 
-	// 4. Compare.
+	// 4. Compare, each source's absolute margins widened by its floor.
 	var rows []clientViewRow
 	for _, r := range recs {
 		got := clientViewPools(t, bin, r.db)
+		var floor clientFloor
+		for _, l := range loads {
+			if g, ok := got[l.pool]; ok && l.pool == "heavy" && l.balancer == sources[r.uri] {
+				floor = clientFloor{mean: max(0, l.sum.MeanMs-g[0]), p95: max(0, l.sum.P95Ms-g[1])}
+			}
+		}
 		for _, l := range loads {
 			if l.balancer != sources[r.uri] {
 				continue
@@ -294,8 +315,8 @@ pools:
 			}
 			rows = append(rows, clientViewRow{source: scheme, pool: l.pool, clientMean: l.sum.MeanMs, clientP95: l.sum.P95Ms,
 				lbtuneMean: g[0], lbtuneP95: g[1], requests: g[2],
-				meanOK: within(g[0], l.sum.MeanMs, clientViewMeanRel, clientViewMeanAbs),
-				p95OK:  within(g[1], l.sum.P95Ms, p95Rel, clientViewP95Abs)})
+				meanOK: within(g[0], l.sum.MeanMs, clientViewMeanRel, clientViewMeanAbs+floor.mean),
+				p95OK:  within(g[1], l.sum.P95Ms, p95Rel, clientViewP95Abs+floor.p95)})
 		}
 	}
 	return rows
