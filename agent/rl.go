@@ -481,7 +481,9 @@ func (a *Agent) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	if a.cfg.TrendOnly {
 		d.Reason += "; forecast trend only"
 	} else {
-		d.Reason += "; forecast " + a.season.Fit().Reason
+		// The fit's reason tells the history at the last refit (up to an
+		// hour ago); the history now is said after it.
+		d.Reason += fmt.Sprintf("; forecast %s; %v of history now", a.season.Fit().Reason, time.Duration(a.season.Len())*a.season.Step)
 	}
 	before := len(d.Reason)
 	a.planWeights(obs, waction, &d)

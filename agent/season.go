@@ -290,7 +290,7 @@ func (s *Season) refit(h int) {
 		cands = append(cands, p)
 	}
 	if len(cands) == 0 {
-		fit.Reason = fmt.Sprintf("trend: %v of history, no season found (a day needs %v)",
+		fit.Reason = fmt.Sprintf("trend: no season found at the last fit (%v of history then; a day needs %v)",
 			time.Duration(n)*s.Step, seasonDay+seasonDay/4)
 		s.fit = fit
 		return
@@ -302,7 +302,7 @@ func (s *Season) refit(h int) {
 		win = min(win, n-h-p)
 	}
 	if win < seasonMinWindow {
-		fit.Reason = fmt.Sprintf("trend: %v of history, too short to score a season", time.Duration(n)*s.Step)
+		fit.Reason = fmt.Sprintf("trend: too short to score a season at the last fit (%v of history then)", time.Duration(n)*s.Step)
 		s.fit = fit
 		return
 	}
