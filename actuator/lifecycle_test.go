@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/lbtune/lbtune/actuator"
 	"github.com/lbtune/lbtune/actuator/fleet"
 	"github.com/lbtune/lbtune/actuator/haproxy"
+	"github.com/lbtune/lbtune/internal/testkit"
 	"github.com/lbtune/lbtune/testbed/dist"
 	"github.com/lbtune/lbtune/testbed/loadgen"
 )
@@ -209,7 +209,7 @@ func TestHeldPoolHAProxy(t *testing.T) {
 	prov := &counting{Provider: fl}
 	p := actuator.NewPools(rt, prov, map[string]actuator.Limits{"web": {Min: 2, Max: 3, Weight: 10}})
 	p.Interval = 100 * time.Millisecond
-	var logs safeLog
+	var logs testkit.SyncBuffer
 	p.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	var acting atomic.Bool
 	acting.Store(true)
@@ -260,24 +260,6 @@ func TestHeldPoolHAProxy(t *testing.T) {
 	cancel()
 	<-runDone
 	t.Logf("HOLD: state while held %v; replaced once acting", before)
-}
-
-// safeLog is a log buffer safe for concurrent use.
-type safeLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestHandoverUnderLoadHAProxy: under load through real HAProxy, a fleet

@@ -1,7 +1,6 @@
 package actuator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lbtune/lbtune/internal/testkit"
 )
 
 // recorder is a Balancer and a Provider that record calls in order; the
@@ -315,7 +316,7 @@ func TestPoolsHeld(t *testing.T) {
 	_, _ = r.Launch(ctx, "web")
 	r.members[0].Healthy = false
 	r.calls = nil
-	var buf safeBuffer
+	var buf testkit.SyncBuffer
 	p := NewPools(r, r, map[string]Limits{"web": {Min: 2, Max: 3}})
 	p.Log = slog.New(slog.NewTextHandler(&buf, nil))
 	p.Interval = 5 * time.Millisecond
@@ -340,24 +341,6 @@ func TestPoolsHeld(t *testing.T) {
 	if r.index("launch s3") < 0 || r.index("stop s1") < 0 {
 		t.Errorf("acting again: calls %v, want s1 replaced", r.calls)
 	}
-}
-
-// safeBuffer is a bytes.Buffer safe for concurrent use.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // adopter is a recorder's balancer with a provider that hands over

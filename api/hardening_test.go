@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,42 +16,10 @@ import (
 
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/internal/testkit"
 )
 
-// syncBuffer is a log destination safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines are the log lines containing every one of subs.
-func (s *syncBuffer) lines(subs ...string) []string {
-	var out []string
-	for l := range strings.SplitSeq(s.String(), "\n") {
-		ok := l != ""
-		for _, sub := range subs {
-			ok = ok && strings.Contains(l, sub)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func debugLogger(buf *syncBuffer) *slog.Logger {
+func debugLogger(buf *testkit.SyncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -241,7 +208,7 @@ func TestAuthScheme(t *testing.T) {
 // one line; a minute later the next logs the count; another client gets
 // its own line. Every one is still refused.
 func TestUnauthorizedLogRateLimited(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	var mu sync.Mutex
 	now := testNow
 	f := newFake()
@@ -265,7 +232,7 @@ func TestUnauthorizedLogRateLimited(t *testing.T) {
 	}
 	send("192.0.2.7:40000", 250)
 	send("192.0.2.7:40001", 250) // same client, another port
-	if got := buf.lines("refused unauthenticated request"); len(got) != 1 {
+	if got := buf.Lines("refused unauthenticated request"); len(got) != 1 {
 		t.Fatalf("%d log lines after 500 refusals from one client, want 1:\n%s", len(got), buf.String())
 	}
 	mu.Lock()
@@ -273,14 +240,14 @@ func TestUnauthorizedLogRateLimited(t *testing.T) {
 	mu.Unlock()
 	send("192.0.2.7:40002", 10)
 	send("198.51.100.1:5000", 3)
-	if got := buf.lines("refused unauthenticated request"); len(got) != 2 || !strings.Contains(got[1], "remote=198.51.100.1:5000") {
+	if got := buf.Lines("refused unauthenticated request"); len(got) != 2 || !strings.Contains(got[1], "remote=198.51.100.1:5000") {
 		t.Fatalf("want one more line for the second client only, got:\n%s", buf.String())
 	}
 	mu.Lock()
 	now = now.Add(31 * time.Second)
 	mu.Unlock()
 	send("192.0.2.7:40003", 1)
-	got := buf.lines("refused unauthenticated request", "remote=192.0.2.7")
+	got := buf.Lines("refused unauthenticated request", "remote=192.0.2.7")
 	if len(got) != 2 || !strings.Contains(got[1], "refused_since_last_log=509") {
 		t.Fatalf("after a minute want a line counting the 509 not logged, got:\n%s", buf.String())
 	}
@@ -364,7 +331,7 @@ func TestClientDisconnectLoggedAtDebug(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testkit.SyncBuffer
 			b := &blockingDaemon{fakeDaemon: newFake(), entered: make(chan struct{})}
 			done := make(chan struct{}, 1)
 			h := Handler(Options{Reader: b, Operator: b, Token: "s3cret", Logger: debugLogger(&buf)})
@@ -379,10 +346,10 @@ func TestClientDisconnectLoggedAtDebug(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("handler did not return within 10 s of the client leaving")
 			}
-			if bad := append(buf.lines("level=ERROR"), buf.lines("level=WARN")...); len(bad) > 0 {
+			if bad := append(buf.Lines("level=ERROR"), buf.Lines("level=WARN")...); len(bad) > 0 {
 				t.Fatalf("client disconnect logged above DEBUG:\n%s", strings.Join(bad, "\n"))
 			}
-			if got := buf.lines("level=DEBUG", "client left"); len(got) != 1 {
+			if got := buf.Lines("level=DEBUG", "client left"); len(got) != 1 {
 				t.Fatalf("want one DEBUG line for the disconnect, log:\n%s", buf.String())
 			}
 		})

@@ -6,50 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/internal/testkit"
 	"github.com/lbtune/lbtune/tuner/config"
 )
-
-// learnConfig writes the --sim example into dir, sped up 30x, with the
-// shipped model and online learning on (epsilon 1 decaying to 0.5, saved
-// every simulated minute), and returns its path.
-func learnConfig(t *testing.T, dir, addr string) string {
-	t.Helper()
-	model, err := filepath.Abs(filepath.Join("..", "datasets", "default-agent.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(model); err != nil {
-		t.Fatalf("shipped model missing: %v", err)
-	}
-	y := config.Example(true)
-	for old, repl := range map[string]string{
-		"listen: 127.0.0.1:9464":   "listen: " + addr,
-		"token_file: lbtune.token": `token_file: ""`,
-		"speedup: 10 ":             "speedup: 30 ",
-		`path: ""`:                 "path: " + model,
-		"enabled: false":           "enabled: true",
-		"epsilon: 0.1 ":            "epsilon: 1 ",
-		"min_epsilon: 0.02":        "min_epsilon: 0.5",
-		"save_every: 10m":          "save_every: 1m",
-	} {
-		if !strings.Contains(y, old) {
-			t.Fatalf("example lacks %q", old)
-		}
-		y = strings.Replace(y, old, repl, 1)
-	}
-	path := filepath.Join(dir, "lbtune.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestOnlineLearning runs the daemon in process on the --sim example,
 // sped up, with the shipped model and online learning on (epsilon 1, so
@@ -59,7 +23,7 @@ func learnConfig(t *testing.T, dir, addr string) string {
 func TestOnlineLearning(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	path := learnConfig(t, dir, addr)
+	path := testkit.LearnConfig(t, dir, addr)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/internal/testkit"
 	"github.com/lbtune/lbtune/tuner/config"
 )
 
@@ -33,27 +33,12 @@ import (
 // shipped model (online learning off), and returns its path.
 func metricsConfig(t *testing.T, dir, addr string) string {
 	t.Helper()
-	modelPath, err := filepath.Abs(filepath.Join("..", "datasets", "default-agent.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	y := config.Example(true)
-	for old, repl := range map[string]string{
+	return testkit.ExampleConfig(t, dir, true, map[string]string{
 		"listen: 127.0.0.1:9464":   "listen: " + addr,
 		"token_file: lbtune.token": "token_file: " + filepath.Join(dir, "lbtune.token"),
 		"speedup: 10 ":             "speedup: 30 ",
-		`path: ""`:                 "path: " + modelPath,
-	} {
-		if !strings.Contains(y, old) {
-			t.Fatalf("example lacks %q", old)
-		}
-		y = strings.Replace(y, old, repl, 1)
-	}
-	path := filepath.Join(dir, "lbtune.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+		`path: ""`:                 "path: " + testkit.ShippedModel(t),
+	})
 }
 
 // scrapedMetrics are /metrics parsed, by family name.

@@ -1,14 +1,12 @@
 package tuner
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,27 +16,10 @@ import (
 	"github.com/lbtune/lbtune/api"
 	"github.com/lbtune/lbtune/collector"
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/internal/testkit"
 )
 
-// syncLog is a log buffer safe for the writer goroutine and the test.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newTestRecordWriter(t *testing.T) (*recordWriter, *datasets.Store, *api.Metrics, *syncLog) {
+func newTestRecordWriter(t *testing.T) (*recordWriter, *datasets.Store, *api.Metrics, *testkit.SyncBuffer) {
 	t.Helper()
 	st, err := datasets.OpenWith(filepath.Join(t.TempDir(), "records.db"), datasets.Options{NoSync: true})
 	if err != nil {
@@ -46,7 +27,7 @@ func newTestRecordWriter(t *testing.T) (*recordWriter, *datasets.Store, *api.Met
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	m := api.NewMetrics(prometheus.NewRegistry())
-	var lg syncLog
+	var lg testkit.SyncBuffer
 	return newRecordWriter(st, m, slog.New(slog.NewTextHandler(&lg, nil))), st, m, &lg
 }
 

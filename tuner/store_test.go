@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/internal/testkit"
 	"github.com/lbtune/lbtune/tuner/config"
 )
 
@@ -27,20 +27,10 @@ import (
 func TestDamagedStoreWhileRunning(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	y := config.Example(true)
-	for old, repl := range map[string]string{
+	path := testkit.ExampleConfig(t, dir, true, map[string]string{
 		"listen: 127.0.0.1:9464":   "listen: " + addr,
 		"token_file: lbtune.token": `token_file: ""`,
-	} {
-		if !strings.Contains(y, old) {
-			t.Fatalf("example lacks %q", old)
-		}
-		y = strings.Replace(y, old, repl, 1)
-	}
-	path := filepath.Join(dir, "lbtune.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	})
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)

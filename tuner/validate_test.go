@@ -1,7 +1,6 @@
 package tuner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,53 +14,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/lbtune/lbtune/datasets"
+	"github.com/lbtune/lbtune/internal/testkit"
 	"github.com/lbtune/lbtune/tuner/config"
 )
-
-// syncBuffer is a log sink safe for the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // simDaemonConfig writes the --sim example into dir (one simulated pool,
 // web, at 10x; API on a free port, a token file, no model) and loads it.
 func simDaemonConfig(t *testing.T, dir string) *config.Config {
 	t.Helper()
-	y := config.Example(true)
-	for old, repl := range map[string]string{
-		"listen: 127.0.0.1:9464": "listen: 127.0.0.1:0",
-		`path: ""`:               `path: ""`,
-	} {
-		if !strings.Contains(y, old) {
-			t.Fatalf("example lacks %q", old)
-		}
-		y = strings.Replace(y, old, repl, 1)
-	}
-	path := filepath.Join(dir, "lbtune.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(testkit.ExampleConfig(t, dir, true, map[string]string{"listen: 127.0.0.1:9464": "listen: 127.0.0.1:0"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +122,7 @@ func TestRestoreInvalidStored(t *testing.T) {
 	}
 	storeStates(t, cfg.Store.Path, states)
 
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	d, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), time.Now)
 	if err != nil {
 		t.Fatalf("New: %v (one bad stored pool must not stop the daemon)", err)

@@ -19,27 +19,7 @@ import (
 func TestPlotTargetFromTemplate(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "lbtune.db")
-	st, err := datasets.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range 20 {
-		k := uint64(i)
-		s := collector.Snapshot{Time: t0.Add(time.Duration(i) * time.Second), Source: "sim:web",
-			Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{{Name: "a", Weight: 1, State: collector.StateUp,
-				Counters: collector.Counters{Requests: 10 * k, LatencySumMs: 300 * k, Responses: [5]uint64{0, 10 * k}}}}}}}
-		if err := st.Append(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "lbtune.yaml")
-	if err := os.WriteFile(cfg, []byte(config.Example(true)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeWebStore(t, dir, db, 20)
 	tests := []struct {
 		name       string
 		args       []string
@@ -71,4 +51,34 @@ func TestPlotTargetFromTemplate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeWebStore writes n one-second snapshots of pool "web" (as the example
+// --sim configuration names it: one server, 10 req/s at 30 ms, all 2xx)
+// into a new store at db, and the --sim example configuration into dir; it
+// returns the configuration's path.
+func writeWebStore(t *testing.T, dir, db string, n int) string {
+	t.Helper()
+	st, err := datasets.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		k := uint64(i)
+		s := collector.Snapshot{Time: t0.Add(time.Duration(i) * time.Second), Source: "sim:web",
+			Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{{Name: "a", Weight: 1, State: collector.StateUp,
+				Counters: collector.Counters{Requests: 10 * k, LatencySumMs: 300 * k, Responses: [5]uint64{0, 10 * k}}}}}}}
+		if err := st.Append(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "lbtune.yaml")
+	if err := os.WriteFile(cfg, []byte(config.Example(true)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

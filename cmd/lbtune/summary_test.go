@@ -5,11 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/lbtune/lbtune/collector"
-	"github.com/lbtune/lbtune/datasets"
-	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // TestSummaryCommand summarises 20 s of pool "web" from a store: the
@@ -18,27 +13,7 @@ import (
 func TestSummaryCommand(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "lbtune.db")
-	st, err := datasets.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range 21 {
-		k := uint64(i)
-		s := collector.Snapshot{Time: t0.Add(time.Duration(i) * time.Second), Source: "sim:web",
-			Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{{Name: "a", Weight: 1, State: collector.StateUp,
-				Counters: collector.Counters{Requests: 10 * k, LatencySumMs: 300 * k, Responses: [5]uint64{0, 10 * k}}}}}}}
-		if err := st.Append(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "lbtune.yaml")
-	if err := os.WriteFile(cfg, []byte(config.Example(true)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeWebStore(t, dir, db, 21)
 	records := filepath.Join(dir, "records.csv")
 	if err := os.WriteFile(records, []byte("time,target,status,latency_ms,bytes,error,server,service_ms\n"+
 		"2026-01-01T00:00:01Z,http://h/web,200,12.5,10,,a,1.0\n2026-01-01T00:00:02Z,http://h/web,503,40,0,,a,0\n"), 0o644); err != nil {
