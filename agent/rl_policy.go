@@ -44,6 +44,39 @@ type PolicyTable struct {
 	Config RLConfig `json:"config"`
 	// States summarise each load state in real units, as met in training.
 	States []StateSummary `json:"states,omitempty"`
+	// ScaleIn is the scale-in hysteresis training selected for the
+	// objective (eval.Fit); when set, its Z and Window win over the
+	// RLConfig's ScaleInZ and ScaleInWindow, as Levels win over its
+	// levels. Tables without it (trained before the selection) keep the
+	// configuration's: 1 sigma over the most cautious level, 10 min.
+	ScaleIn *ScaleInChoice `json:"scale_in,omitempty"`
+}
+
+// ScaleInChoice is a scale-in hysteresis selected by its objective: the
+// chosen margin and window, and the objective of every candidate tried on
+// the same held-in episodes.
+type ScaleInChoice struct {
+	// Z is the chosen RLConfig.ScaleInZ: the scale-in plans' headroom in
+	// forecast sigmas over the most cautious level's (negative: less than
+	// that level's, down to the bare forecast).
+	Z float64 `json:"z"`
+	// Window is the chosen RLConfig.ScaleInWindow.
+	Window time.Duration `json:"window"`
+	// Objective is the chosen candidate's mean objective per selection
+	// episode (agent.RewardConfig.Cost summed over an episode, as eval
+	// reports it); Episodes the number of episodes each candidate ran.
+	Objective float64 `json:"objective"`
+	Episodes  int     `json:"episodes"`
+	// Candidates are every candidate tried, in the order tried.
+	Candidates []ScaleInCandidate `json:"candidates"`
+}
+
+// ScaleInCandidate is one scale-in hysteresis tried and its mean objective
+// per selection episode.
+type ScaleInCandidate struct {
+	Z         float64       `json:"z"`
+	Window    time.Duration `json:"window"`
+	Objective float64       `json:"objective"`
 }
 
 // NewPolicyTable returns an untrained table for k load states. Its priors
@@ -76,6 +109,11 @@ func (t *PolicyTable) Clone() *PolicyTable {
 	c.Q, c.N, c.WeightQ = rlCloneRows(t.Q), rlCloneRows(t.N), rlCloneRows(t.WeightQ)
 	c.TrainedOn = append([]string(nil), t.TrainedOn...)
 	c.States = append([]StateSummary(nil), t.States...)
+	if t.ScaleIn != nil {
+		si := *t.ScaleIn
+		si.Candidates = append([]ScaleInCandidate(nil), t.ScaleIn.Candidates...)
+		c.ScaleIn = &si
+	}
 	return &c
 }
 
@@ -168,6 +206,14 @@ func (t *PolicyTable) Validate() error {
 	for i, l := range t.Levels {
 		if math.IsNaN(l.Z) || math.IsInf(l.Z, 0) || l.Z < 0 || !(l.Tail > 0 && l.Tail < 1) {
 			return fmt.Errorf("policy %q: level %d (z %v, tail %v) out of range", t.Name, i, l.Z, l.Tail)
+		}
+	}
+	if si := t.ScaleIn; si != nil {
+		// The scale-in plans' headroom, the most cautious level's plus Z,
+		// is at least the bare forecast.
+		top := t.Levels[len(t.Levels)-1].Z
+		if math.IsNaN(si.Z) || math.IsInf(si.Z, 0) || top+si.Z < 0 || si.Window <= 0 {
+			return fmt.Errorf("policy %q: scale-in z %v (most cautious level z %v), window %v out of range", t.Name, si.Z, top, si.Window)
 		}
 	}
 	if len(t.Q) != t.K || len(t.N) != t.K || len(t.WeightQ) != 2*t.K {

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"github.com/lbtune/lbtune/agent"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,61 @@ func TestFit(t *testing.T) {
 		if c := tree.Classes[mv]; c.Decisions < 3 || c.Agreement < 0.9 {
 			t.Errorf("%s: %d of %d held-out decisions agreed, want >= 90%% of >= 3", c.Class, c.Agreed, c.Decisions)
 		}
+	}
+}
+
+// TestFitScaleInPrice: the scale-in hysteresis is selected for the
+// objective, so a dear server-hour selects a smaller scale-in margin or a
+// shorter window (and not a larger or longer one) than a cheap one, on
+// the same training; the choice is stored in the table, named among the
+// candidates with its score, and runs in the agent eval builds.
+func TestFitScaleInPrice(t *testing.T) {
+	day := sim.Synthetic("day", []sim.Phase{{Duration: 40 * time.Minute, RPS: 5}, {Duration: 40 * time.Minute, RPS: 20}, {Duration: 40 * time.Minute, RPS: 8}},
+		[]sim.Spike{{At: 50 * time.Minute, Duration: 3 * time.Minute, RPS: 40}})
+	wave := sim.Synthetic("wave", []sim.Phase{{Duration: 20 * time.Minute, RPS: 4}, {Duration: 10 * time.Minute, RPS: 12}, {Duration: 20 * time.Minute, RPS: 3},
+		{Duration: 10 * time.Minute, RPS: 10}, {Duration: 20 * time.Minute, RPS: 5}}, nil)
+	choose := func(serverHour float64) *agent.ScaleInChoice {
+		t.Helper()
+		rl := agent.RLConfig{Reward: agent.DefaultRLConfig().Reward.WithPrices(serverHour, 0)}
+		res, err := Fit(context.Background(), FitConfig{Traces: []*sim.Trace{day, wave}, Episodes: 6, ModelEpisodes: 3, SampleEpisodes: 1,
+			EpisodeLength: time.Hour, RateMin: 2, RateMax: 20, KMin: 1, KMax: 3, Seed: 5, RL: rl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		si := res.Table.ScaleIn
+		if si == nil {
+			t.Fatalf("price %v: no scale-in selected", serverHour)
+		}
+		t.Logf("price %v: z %+.1f window %v objective %.2f of %+v", serverHour, si.Z, si.Window, si.Objective, si.Candidates)
+		if err := res.Table.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if want := len(scaleInZs) + len(scaleInWindows) - 1; len(si.Candidates) != want || si.Episodes != 4 {
+			t.Fatalf("price %v: %d candidates on %d episodes, want %d on 4", serverHour, len(si.Candidates), si.Episodes, want)
+		}
+		best := math.Inf(1)
+		found := false
+		for _, c := range si.Candidates {
+			best = math.Min(best, c.Objective)
+			found = found || (c.Z == si.Z && c.Window == si.Window && c.Objective == si.Objective)
+		}
+		if !found || si.Objective != best {
+			t.Fatalf("price %v: chose z %v window %v (%.3f), not the best candidate (%.3f)", serverHour, si.Z, si.Window, si.Objective, best)
+		}
+		// eval's agent runs the selected hysteresis.
+		sc, err := DefaultScenario(day, 20, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, a := ScenarioAgent(&sc, 0, AgentSetup{Table: res.Table, States: agent.ModelStates{Model: res.Model}})
+		if got := a.Config(); got.ScaleInZ != si.Z || got.ScaleInWindow != si.Window {
+			t.Fatalf("price %v: eval's agent runs z %v window %v, selected %v %v", serverHour, got.ScaleInZ, got.ScaleInWindow, si.Z, si.Window)
+		}
+		return si
+	}
+	cheap, dear := choose(0.375), choose(96)
+	if dear.Z > cheap.Z || dear.Window > cheap.Window || (dear.Z == cheap.Z && dear.Window == cheap.Window) {
+		t.Errorf("dear server-hour chose z %+.1f window %v, cheap z %+.1f window %v: want a smaller margin or a shorter window, neither larger",
+			dear.Z, dear.Window, cheap.Z, cheap.Window)
 	}
 }
