@@ -272,6 +272,17 @@ func EncodePolicy(t *PolicyTable) ([]byte, error) {
 	return b, nil
 }
 
+// ScaleInSetting is the scale-in hysteresis the table runs with: its
+// selected ScaleIn when training chose one (selected true), else its
+// configuration's ScaleInZ and ScaleInWindow (defaults filled in).
+func (t *PolicyTable) ScaleInSetting() (choice ScaleInChoice, selected bool) {
+	if t.ScaleIn != nil {
+		return *t.ScaleIn, true
+	}
+	c := t.Config.WithDefaults()
+	return ScaleInChoice{Z: c.ScaleInZ, Window: c.ScaleInWindow}, false
+}
+
 // Values returns load state k's value of every level as the greedy policy
 // sees it (untried levels pessimised).
 func (t *PolicyTable) Values(k int) []float64 { return t.trusted(k) }
