@@ -67,16 +67,25 @@ type ScaleInChoice struct {
 	// reports it); Episodes the number of episodes each candidate ran.
 	Objective float64 `json:"objective"`
 	Episodes  int     `json:"episodes"`
+	// MaxActions and MaxReversals are the calm bar every candidate's scale
+	// orders and reversals, summed over the episodes, had to meet (the
+	// calm goals' HPA yardsticks run on the same episodes).
+	MaxActions   int `json:"max_actions"`
+	MaxReversals int `json:"max_reversals"`
 	// Candidates are every candidate tried, in the order tried.
 	Candidates []ScaleInCandidate `json:"candidates"`
 }
 
-// ScaleInCandidate is one scale-in hysteresis tried and its mean objective
-// per selection episode.
+// ScaleInCandidate is one scale-in hysteresis tried: its mean objective
+// per selection episode, its scale orders and reversals summed over the
+// episodes, and whether those met the calm bar.
 type ScaleInCandidate struct {
 	Z         float64       `json:"z"`
 	Window    time.Duration `json:"window"`
 	Objective float64       `json:"objective"`
+	Actions   int           `json:"actions"`
+	Reversals int           `json:"reversals"`
+	Calm      bool          `json:"calm"`
 }
 
 // NewPolicyTable returns an untrained table for k load states. Its priors

@@ -126,7 +126,7 @@ func Fit(ctx context.Context, cfg FitConfig) (FitResult, error) {
 	}
 	cfg = cfg.withDefaults()
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
-	total := cfg.ModelEpisodes + cfg.Episodes + cfg.SampleEpisodes + len(scaleInZs)*cfg.SelectEpisodes + (len(scaleInWindows)-1)*cfg.SelectEpisodes
+	total := cfg.ModelEpisodes + cfg.Episodes + cfg.SampleEpisodes + (len(scaleInZs)+len(scaleInWindows))*cfg.SelectEpisodes
 	done := 0
 	tick := func() {
 		done++
@@ -427,11 +427,22 @@ func (c FitConfig) calibratedEpisode(rng *rand.Rand, e int) (Scenario, error) {
 // to today's default (+1, 2.5 sigma in all) in half sigmas, so a dear
 // server-hour can buy back the hysteresis the levels alone cannot (the
 // price moved the agent by 2.5% of server-hours with it fixed at +1:
-// docs/RESULTS.md "Price of a server-hour"). The windows are half, once
-// and twice the default 10 min (HPA's default is 5 min).
+// docs/RESULTS.md "Price of a server-hour"). The windows are the default
+// 10 min, half of it (HPA's default) and twice.
 var (
 	scaleInZs      = []float64{-1.5, -1, -0.5, 0, 0.5, 1}
 	scaleInWindows = []time.Duration{10 * time.Minute, 5 * time.Minute, 20 * time.Minute}
+)
+
+// calmYardsticks are the HPA settings the calm goals compare the agent's
+// orders with (docs/RESULTS.md "Agent", scripts/agent-loo.sh): no more
+// scale orders than the median one's (calmMedian), no more reversals than
+// the fewest of any, plus calmReversalSlack.
+var calmYardsticks = []string{"hpa@0.3", "hpa@0.4", "hpa@0.5", "hpa@0.6", "hpa@0.7"}
+
+const (
+	calmMedian        = "hpa@0.5"
+	calmReversalSlack = 3
 )
 
 // selectScaleIn picks the trained policy's scale-in hysteresis by the
@@ -440,13 +451,18 @@ var (
 // it (ScenarioAgent: greedy, tail-aware override on, behind the switch and
 // guard) on the same SelectEpisodes held-in episodes, drawn from the
 // training data with their own stream of cfg.Seed (the other steps' draws
-// are unchanged). A coordinate search, to stay cheap: first the margin at
-// the default window (len(scaleInZs) candidates), then the other windows
-// at the best margin. The lowest mean objective wins; ties keep the
-// earlier candidate (the default window first).
+// are unchanged). The objective does not price scale orders, so the calm
+// goals are a constraint: a candidate is calm when, summed over the
+// episodes, it gives no more orders than calmMedian and no more reversals
+// than the calmYardsticks' fewest plus calmReversalSlack per episode, run
+// on the same episodes. A coordinate search, to stay cheap: first the
+// margin at the default window, then the other windows at the best margin.
+// The calm candidate with the lowest mean objective wins (ties: the one
+// tried first); when none is calm, the configuration's default.
 func (c FitConfig) selectScaleIn(ctx context.Context, tb *agent.PolicyTable, m *model.Model, tick func()) (*agent.ScaleInChoice, error) {
 	rng := rand.New(rand.NewPCG(c.Seed, 0x5ca1e1))
 	scs := make([]Scenario, c.SelectEpisodes)
+	choice := &agent.ScaleInChoice{Episodes: len(scs), Objective: math.Inf(1)}
 	for e := range scs {
 		sc, err := c.episode(rng, c.ModelEpisodes+c.Episodes+c.SampleEpisodes+e)
 		if err != nil {
@@ -454,12 +470,29 @@ func (c FitConfig) selectScaleIn(ctx context.Context, tb *agent.PolicyTable, m *
 		}
 		sc.Objective = tb.Config.WithDefaults().Reward
 		scs[e] = sc
+		fewest := math.MaxInt
+		for _, spec := range calmYardsticks {
+			pol, err := sc.Policy(spec, 0, nil)
+			if err != nil {
+				return nil, fmt.Errorf("fit: %w", err)
+			}
+			r, err := Evaluate(ctx, sc, spec, []agent.Policy{pol}, EvalOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("fit: scale-in yardstick: %w", err)
+			}
+			fewest = min(fewest, r.Reversals)
+			if spec == calmMedian {
+				choice.MaxActions += r.Actions
+			}
+		}
+		choice.MaxReversals += fewest + calmReversalSlack
+		tick()
 	}
-	choice := &agent.ScaleInChoice{Episodes: len(scs), Objective: math.Inf(1)}
+	def := agent.DefaultRLConfig()
 	try := func(z float64, w time.Duration) error {
 		cand := tb.Clone()
 		cand.ScaleIn = &agent.ScaleInChoice{Z: z, Window: w}
-		var sum float64
+		ci := agent.ScaleInCandidate{Z: z, Window: w}
 		for e := range scs {
 			g, _ := ScenarioAgent(&scs[e], 0, AgentSetup{Table: cand, States: agent.ModelStates{Model: m},
 				Switch: agent.DefaultSwitchConfig(), Guard: c.Guard, Seed: c.Seed})
@@ -467,13 +500,15 @@ func (c FitConfig) selectScaleIn(ctx context.Context, tb *agent.PolicyTable, m *
 			if err != nil {
 				return fmt.Errorf("fit: scale-in z %v window %v: %w", z, w, err)
 			}
-			sum += r.Objective
+			ci.Objective += r.Objective / float64(len(scs))
+			ci.Actions += r.Actions
+			ci.Reversals += r.Reversals
 			tick()
 		}
-		obj := sum / float64(len(scs))
-		choice.Candidates = append(choice.Candidates, agent.ScaleInCandidate{Z: z, Window: w, Objective: obj})
-		if obj < choice.Objective {
-			choice.Z, choice.Window, choice.Objective = z, w, obj
+		ci.Calm = ci.Actions <= choice.MaxActions && ci.Reversals <= choice.MaxReversals
+		choice.Candidates = append(choice.Candidates, ci)
+		if ci.Calm && ci.Objective < choice.Objective {
+			choice.Z, choice.Window, choice.Objective = z, w, ci.Objective
 		}
 		return nil
 	}
@@ -489,9 +524,21 @@ func (c FitConfig) selectScaleIn(ctx context.Context, tb *agent.PolicyTable, m *
 			return nil, err
 		}
 	}
+	if math.IsInf(choice.Objective, 1) {
+		choice.Z, choice.Window = def.ScaleInZ, def.ScaleInWindow
+	}
+	z := choice.Z
 	for _, w := range scaleInWindows[1:] {
-		if err := try(choice.Z, w); err != nil {
+		if err := try(z, w); err != nil {
 			return nil, err
+		}
+	}
+	if math.IsInf(choice.Objective, 1) { // none calm: the default, its own score
+		choice.Z, choice.Window = def.ScaleInZ, def.ScaleInWindow
+		for _, ci := range choice.Candidates {
+			if ci.Z == choice.Z && ci.Window == choice.Window {
+				choice.Objective = ci.Objective
+			}
 		}
 	}
 	return choice, nil

@@ -78,20 +78,26 @@ func TestFit(t *testing.T) {
 }
 
 // TestFitScaleInPrice: the scale-in hysteresis is selected for the
-// objective, so a dear server-hour selects a smaller scale-in margin or a
-// shorter window (and not a larger or longer one) than a cheap one, on
-// the same training; the choice is stored in the table, named among the
-// candidates with its score, and runs in the agent eval builds.
+// objective among the calm candidates, so a dear server-hour selects a
+// smaller scale-in margin or a shorter window (and not a larger or longer
+// one) than a cheap one, on the same training; the choice is stored in the
+// table, named among the candidates with its score, and runs in the agent
+// eval builds.
 func TestFitScaleInPrice(t *testing.T) {
-	day := sim.Synthetic("day", []sim.Phase{{Duration: 40 * time.Minute, RPS: 5}, {Duration: 40 * time.Minute, RPS: 20}, {Duration: 40 * time.Minute, RPS: 8}},
-		[]sim.Spike{{At: 50 * time.Minute, Duration: 3 * time.Minute, RPS: 40}})
-	wave := sim.Synthetic("wave", []sim.Phase{{Duration: 20 * time.Minute, RPS: 4}, {Duration: 10 * time.Minute, RPS: 12}, {Duration: 20 * time.Minute, RPS: 3},
-		{Duration: 10 * time.Minute, RPS: 10}, {Duration: 20 * time.Minute, RPS: 5}}, nil)
+	// Two days in 4 h: the rate follows a slow wave, 5 min phases.
+	wave := func(name string, lo, hi float64, n int) *sim.Trace {
+		var ph []sim.Phase
+		for i := range n {
+			ph = append(ph, sim.Phase{Duration: 5 * time.Minute, RPS: lo + (hi-lo)*(0.5-0.5*math.Cos(2*math.Pi*float64(i)/float64(n/2)))})
+		}
+		return sim.Synthetic(name, ph, nil)
+	}
+	day, wave2 := wave("day", 4, 20, 48), wave("wave", 3, 10, 36)
 	choose := func(serverHour float64) *agent.ScaleInChoice {
 		t.Helper()
 		rl := agent.RLConfig{Reward: agent.DefaultRLConfig().Reward.WithPrices(serverHour, 0)}
-		res, err := Fit(context.Background(), FitConfig{Traces: []*sim.Trace{day, wave}, Episodes: 6, ModelEpisodes: 3, SampleEpisodes: 1,
-			EpisodeLength: time.Hour, RateMin: 2, RateMax: 20, KMin: 1, KMax: 3, Seed: 5, RL: rl})
+		res, err := Fit(context.Background(), FitConfig{Traces: []*sim.Trace{day, wave2}, Episodes: 6, ModelEpisodes: 3, SampleEpisodes: 1,
+			EpisodeLength: 2 * time.Hour, RateMin: 5, RateMax: 50, KMin: 1, KMax: 3, Seed: 5, RL: rl})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,21 +105,27 @@ func TestFitScaleInPrice(t *testing.T) {
 		if si == nil {
 			t.Fatalf("price %v: no scale-in selected", serverHour)
 		}
-		t.Logf("price %v: z %+.1f window %v objective %.2f of %+v", serverHour, si.Z, si.Window, si.Objective, si.Candidates)
+		t.Logf("price %v: z %+.1f window %v objective %.2f (calm bar %d orders, %d reversals) of %+v", serverHour, si.Z, si.Window, si.Objective, si.MaxActions, si.MaxReversals, si.Candidates)
 		if err := res.Table.Validate(); err != nil {
 			t.Fatal(err)
 		}
 		if want := len(scaleInZs) + len(scaleInWindows) - 1; len(si.Candidates) != want || si.Episodes != 4 {
 			t.Fatalf("price %v: %d candidates on %d episodes, want %d on 4", serverHour, len(si.Candidates), si.Episodes, want)
 		}
-		best := math.Inf(1)
-		found := false
+		// The choice is the calm candidate of the lowest objective; every
+		// candidate is calm exactly when within the bar.
+		best, calm := math.Inf(1), 0
 		for _, c := range si.Candidates {
-			best = math.Min(best, c.Objective)
-			found = found || (c.Z == si.Z && c.Window == si.Window && c.Objective == si.Objective)
+			if c.Calm != (c.Actions <= si.MaxActions && c.Reversals <= si.MaxReversals) {
+				t.Fatalf("price %v: candidate %+v calm %v against the bar %d orders, %d reversals", serverHour, c, c.Calm, si.MaxActions, si.MaxReversals)
+			}
+			if c.Calm {
+				calm++
+				best = math.Min(best, c.Objective)
+			}
 		}
-		if !found || si.Objective != best {
-			t.Fatalf("price %v: chose z %v window %v (%.3f), not the best candidate (%.3f)", serverHour, si.Z, si.Window, si.Objective, best)
+		if calm == 0 || si.Objective != best || si.MaxActions <= 0 {
+			t.Fatalf("price %v: chose z %v window %v (%.3f), not the best of %d calm candidates (%.3f)", serverHour, si.Z, si.Window, si.Objective, calm, best)
 		}
 		// eval's agent runs the selected hysteresis.
 		sc, err := DefaultScenario(day, 20, 1)

@@ -238,9 +238,11 @@ func policyPrint(w io.Writer, r eval.ShowReport) {
 	if !si.Selected {
 		fmt.Fprintln(w, " (the configuration's: trained before the selection)")
 	} else {
-		fmt.Fprintf(w, "\n  selected by the objective, mean %.1f per episode on %d held-in episodes; candidates:", si.Objective, si.Episodes)
+		fmt.Fprintf(w, "\n  selected by the objective: mean %.1f per episode on %d held-in episodes, among the candidates with at most\n"+
+			"  %d scale orders and %d reversals there (hpa@0.5's orders, the fewest HPA reversals + 3 per episode); candidates\n"+
+			"  (margin/window: objective, orders, reversals, calm):", si.Objective, si.Episodes, si.MaxActions, si.MaxReversals)
 		for _, c := range si.Candidates {
-			fmt.Fprintf(w, " %+.1f/%v %.1f", c.Z, c.Window, c.Objective)
+			fmt.Fprintf(w, "\n    %+.1f/%v: %.1f, %d, %d, %v", c.Z, c.Window, c.Objective, c.Actions, c.Reversals, c.Calm)
 		}
 		fmt.Fprintln(w)
 	}
