@@ -275,8 +275,9 @@ type rlBlock struct {
 
 // NewAgent returns an agent using table (which it updates when learning),
 // states to map observations to load states (nil: one state), and src for
-// exploration. cfg zero fields take defaults; table's own Levels win over
-// cfg's when the table has been trained.
+// exploration. cfg zero fields take defaults; table's own Levels and
+// selected scale-in hysteresis (PolicyTable.ScaleIn) win over cfg's when
+// the table has them (SetScaleIn overrides them afterwards).
 func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Source) *Agent {
 	cfg = cfg.WithDefaults()
 	if table == nil {
@@ -288,6 +289,9 @@ func NewAgent(table *PolicyTable, states LoadStates, cfg RLConfig, src rand.Sour
 	}
 	if len(table.Levels) > 0 {
 		cfg.Levels = table.Levels
+	}
+	if si := table.ScaleIn; si != nil {
+		cfg.ScaleInZ, cfg.ScaleInWindow = si.Z, si.Window
 	}
 	if src == nil {
 		src = rand.NewPCG(1, 2)
@@ -325,6 +329,18 @@ func (a *Agent) Exploration() float64 { return a.eps }
 
 // Learning reports whether online learning is on.
 func (a *Agent) Learning() bool { return a.learn }
+
+// SetScaleIn sets the scale-in hysteresis: the scale-in plans' extra
+// headroom z in forecast sigmas over the most cautious level (RLConfig.ScaleInZ;
+// any value, negative down to minus that level's Z) and the stabilisation
+// window (RLConfig.ScaleInWindow; <= 0 keeps the current one). For an
+// operator's override and for training, which selects them.
+func (a *Agent) SetScaleIn(z float64, window time.Duration) {
+	a.cfg.ScaleInZ = z
+	if window > 0 {
+		a.cfg.ScaleInWindow = window
+	}
+}
 
 // Config returns the agent's configuration, defaults filled in.
 func (a *Agent) Config() RLConfig { return a.cfg }
@@ -694,7 +710,7 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 		d.Reason = fmt.Sprintf("keep %d servers (rule %s): plan %d but the rate is rising (%+.1f rps per interval)", m.servers, RuleHoldRising, stable, a.fc.Trend())
 	case stable < m.servers:
 		d.Servers = stable
-		d.Reason = fmt.Sprintf("scale in %d -> %d (rule %s): largest plan (+%.1fσ) of the last %v is %d servers (forecast %.1f rps)",
+		d.Reason = fmt.Sprintf("scale in %d -> %d (rule %s): largest plan (%+.1fσ) of the last %v is %d servers (forecast %.1f rps)",
 			m.servers, stable, RuleInWindow, a.cfg.ScaleInZ, a.cfg.ScaleInWindow, stable, mean)
 	default:
 		d.Reason = fmt.Sprintf("keep %d servers (rule %s): plan %d, largest plan of the last %v %d (forecast %.1f rps)",

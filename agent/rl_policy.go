@@ -44,6 +44,48 @@ type PolicyTable struct {
 	Config RLConfig `json:"config"`
 	// States summarise each load state in real units, as met in training.
 	States []StateSummary `json:"states,omitempty"`
+	// ScaleIn is the scale-in hysteresis training selected for the
+	// objective (eval.Fit); when set, its Z and Window win over the
+	// RLConfig's ScaleInZ and ScaleInWindow, as Levels win over its
+	// levels. Tables without it (trained before the selection) keep the
+	// configuration's: 1 sigma over the most cautious level, 10 min.
+	ScaleIn *ScaleInChoice `json:"scale_in,omitempty"`
+}
+
+// ScaleInChoice is a scale-in hysteresis selected by its objective: the
+// chosen margin and window, and the objective of every candidate tried on
+// the same held-in episodes.
+type ScaleInChoice struct {
+	// Z is the chosen RLConfig.ScaleInZ: the scale-in plans' headroom in
+	// forecast sigmas over the most cautious level's (negative: less than
+	// that level's, down to the bare forecast).
+	Z float64 `json:"z"`
+	// Window is the chosen RLConfig.ScaleInWindow.
+	Window time.Duration `json:"window"`
+	// Objective is the chosen candidate's mean objective per selection
+	// episode (agent.RewardConfig.Cost summed over an episode, as eval
+	// reports it); Episodes the number of episodes each candidate ran.
+	Objective float64 `json:"objective"`
+	Episodes  int     `json:"episodes"`
+	// MaxActions and MaxReversals are the calm bar every candidate's scale
+	// orders and reversals, summed over the episodes, had to meet (the
+	// calm goals' HPA yardsticks run on the same episodes).
+	MaxActions   int `json:"max_actions"`
+	MaxReversals int `json:"max_reversals"`
+	// Candidates are every candidate tried, in the order tried.
+	Candidates []ScaleInCandidate `json:"candidates"`
+}
+
+// ScaleInCandidate is one scale-in hysteresis tried: its mean objective
+// per selection episode, its scale orders and reversals summed over the
+// episodes, and whether those met the calm bar.
+type ScaleInCandidate struct {
+	Z         float64       `json:"z"`
+	Window    time.Duration `json:"window"`
+	Objective float64       `json:"objective"`
+	Actions   int           `json:"actions"`
+	Reversals int           `json:"reversals"`
+	Calm      bool          `json:"calm"`
 }
 
 // NewPolicyTable returns an untrained table for k load states. Its priors
@@ -76,6 +118,11 @@ func (t *PolicyTable) Clone() *PolicyTable {
 	c.Q, c.N, c.WeightQ = rlCloneRows(t.Q), rlCloneRows(t.N), rlCloneRows(t.WeightQ)
 	c.TrainedOn = append([]string(nil), t.TrainedOn...)
 	c.States = append([]StateSummary(nil), t.States...)
+	if t.ScaleIn != nil {
+		si := *t.ScaleIn
+		si.Candidates = append([]ScaleInCandidate(nil), t.ScaleIn.Candidates...)
+		c.ScaleIn = &si
+	}
 	return &c
 }
 
@@ -170,6 +217,14 @@ func (t *PolicyTable) Validate() error {
 			return fmt.Errorf("policy %q: level %d (z %v, tail %v) out of range", t.Name, i, l.Z, l.Tail)
 		}
 	}
+	if si := t.ScaleIn; si != nil {
+		// The scale-in plans' headroom, the most cautious level's plus Z,
+		// is at least the bare forecast.
+		top := t.Levels[len(t.Levels)-1].Z
+		if math.IsNaN(si.Z) || math.IsInf(si.Z, 0) || top+si.Z < 0 || si.Window <= 0 {
+			return fmt.Errorf("policy %q: scale-in z %v (most cautious level z %v), window %v out of range", t.Name, si.Z, top, si.Window)
+		}
+	}
 	if len(t.Q) != t.K || len(t.N) != t.K || len(t.WeightQ) != 2*t.K {
 		return fmt.Errorf("policy %q: tables do not match %d states", t.Name, t.K)
 	}
@@ -224,6 +279,17 @@ func EncodePolicy(t *PolicyTable) ([]byte, error) {
 		return nil, fmt.Errorf("encode policy %s: %w", t.Name, err)
 	}
 	return b, nil
+}
+
+// ScaleInSetting is the scale-in hysteresis the table runs with: its
+// selected ScaleIn when training chose one (selected true), else its
+// configuration's ScaleInZ and ScaleInWindow (defaults filled in).
+func (t *PolicyTable) ScaleInSetting() (choice ScaleInChoice, selected bool) {
+	if t.ScaleIn != nil {
+		return *t.ScaleIn, true
+	}
+	c := t.Config.WithDefaults()
+	return ScaleInChoice{Z: c.ScaleInZ, Window: c.ScaleInWindow}, false
 }
 
 // Values returns load state k's value of every level as the greedy policy

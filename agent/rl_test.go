@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -265,6 +266,72 @@ func TestPolicyCodec(t *testing.T) {
 				t.Fatal("decoded a bad policy")
 			}
 		})
+	}
+}
+
+// TestPolicyScaleIn: a table's selected scale-in hysteresis round-trips
+// through the codec and wins over the configuration's when an agent is
+// built (a negative margin included, which RLConfig's zero-means-default
+// cannot carry); a table without it (JSON of a table trained before the
+// selection) runs the configuration's 1 sigma / 10 min; SetScaleIn
+// overrides either; out-of-range selections are refused.
+func TestPolicyScaleIn(t *testing.T) {
+	old := NewPolicyTable(2, RLConfig{})
+	b, err := EncodePolicy(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"scale_in"`) {
+		t.Fatalf("a table without a selection encodes one: %s", b)
+	}
+	sel := NewPolicyTable(2, RLConfig{})
+	sel.ScaleIn = &ScaleInChoice{Z: -1, Window: 5 * time.Minute, Objective: 12.5, Episodes: 4,
+		Candidates: []ScaleInCandidate{{Z: 1, Window: 10 * time.Minute, Objective: 13}, {Z: -1, Window: 5 * time.Minute, Objective: 12.5}}}
+	bs, err := EncodePolicy(sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		json       []byte
+		cfg        RLConfig
+		wantZ      float64
+		wantWindow time.Duration
+		selected   bool
+	}{
+		{"old table", b, RLConfig{}, 1, 10 * time.Minute, false},
+		{"old table, configured", b, RLConfig{ScaleInZ: 0.5, ScaleInWindow: time.Minute}, 0.5, time.Minute, false},
+		{"selected", bs, RLConfig{}, -1, 5 * time.Minute, true},
+		{"selected over configured", bs, RLConfig{ScaleInZ: 0.5, ScaleInWindow: time.Minute}, -1, 5 * time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb, err := DecodePolicy(tc.json)
+			if err != nil {
+				t.Fatal(err)
+			}
+			choice, selected := tb.ScaleInSetting()
+			if selected != tc.selected || (selected && (choice.Objective != 12.5 || choice.Episodes != 4 || len(choice.Candidates) != 2)) {
+				t.Fatalf("setting %+v selected %v, want selected %v with its scores", choice, selected, tc.selected)
+			}
+			if c := tb.Clone(); selected && (c.ScaleIn == tb.ScaleIn || len(c.ScaleIn.Candidates) != 2) {
+				t.Fatal("Clone shares the selection")
+			}
+			a := NewAgent(tb, nil, tc.cfg, nil)
+			if got := a.Config(); got.ScaleInZ != tc.wantZ || got.ScaleInWindow != tc.wantWindow {
+				t.Fatalf("agent runs z %v window %v, want %v %v", got.ScaleInZ, got.ScaleInWindow, tc.wantZ, tc.wantWindow)
+			}
+			a.SetScaleIn(0.25, 90*time.Second)
+			if got := a.Config(); got.ScaleInZ != 0.25 || got.ScaleInWindow != 90*time.Second {
+				t.Fatalf("after SetScaleIn: z %v window %v", got.ScaleInZ, got.ScaleInWindow)
+			}
+		})
+	}
+	for _, bad := range []ScaleInChoice{{Z: -1.6, Window: time.Minute}, {Z: 0, Window: 0}, {Z: math.NaN(), Window: time.Minute}} {
+		tb := NewPolicyTable(1, RLConfig{})
+		tb.ScaleIn = &bad
+		if err := tb.Validate(); err == nil {
+			t.Errorf("scale-in %+v accepted (most cautious level z 1.5)", bad)
+		}
 	}
 }
 

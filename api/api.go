@@ -115,6 +115,14 @@ type PoolPolicy struct {
 	Clusters []Cluster `json:"clusters"`
 	// Fallback are the threshold fallback's settings, by name.
 	Fallback map[string]float64 `json:"fallback"`
+	// ScaleIn is the trained agent's scale-in hysteresis, by name: z (the
+	// scale-in plans' headroom in forecast sigmas over the most cautious
+	// level), window_s (its stabilisation window, the operator's
+	// model.scale_in_window when set), selected (1 when training chose
+	// them by the objective, 0 for a policy trained before that),
+	// objective and episodes (the chosen candidate's mean objective per
+	// selection episode, and their number); absent without a trained agent.
+	ScaleIn map[string]float64 `json:"scale_in,omitempty"`
 	// Objective is what the pool's agent minimises, by name: the price of
 	// a server-hour, the cost of a minute over the p95 target, the target,
 	// and the reward's weights per 30 s (agent.RewardConfig).

@@ -81,6 +81,9 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 		}
 		if sw, ok := p.auto.(*agent.Switch); ok {
 			pp.Trained = sw.Agent().Table().Trained()
+			if pp.Trained {
+				pp.ScaleIn = scaleInOf(sw.Agent())
+			}
 		}
 		tc := poolFallback(d.cfg, &p.cfg, p.template) // as tuner/policy.go builds it
 		proportional := 0.0
@@ -113,6 +116,23 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 		out.Pools = append(out.Pools, pp)
 	}
 	return out, nil
+}
+
+// scaleInOf is an agent's scale-in hysteresis as /v1/policy shows it: what
+// it runs (the operator's window wins) and its table's selection.
+func scaleInOf(a *agent.Agent) map[string]float64 {
+	choice, selected := a.Table().ScaleInSetting()
+	sel := 0.0
+	if selected {
+		sel = 1
+	}
+	return map[string]float64{
+		"z":         a.Config().ScaleInZ,
+		"window_s":  a.Config().ScaleInWindow.Seconds(),
+		"selected":  sel,
+		"objective": choice.Objective,
+		"episodes":  float64(choice.Episodes),
+	}
 }
 
 // objectiveOf is a pool's objective as /v1/policy shows it.

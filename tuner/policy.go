@@ -119,13 +119,14 @@ func loadPolicies(cfg *config.Config, store *datasets.Store, log *slog.Logger) (
 				}
 				log.Info("online learning", "pool", pc.Name, "resumed", resumed, "updates", tb.Steps, "epsilon", rc.Epsilon)
 			}
-			if cfg.Model.ScaleInWindow > 0 {
-				rc.ScaleInWindow = cfg.Model.ScaleInWindow
-			}
 			// The reward the agent learns from is the pool's objective, the
 			// same the runtime stores and exports (Pool.Record).
 			rc.Reward = cfg.PoolReward(&pc)
 			ag = agent.NewAgent(table, agent.ModelStates{Model: dm.model}, rc, src)
+			// The operator's window wins over the one training selected.
+			if cfg.Model.ScaleInWindow > 0 {
+				ag.SetScaleIn(ag.Config().ScaleInZ, cfg.Model.ScaleInWindow)
+			}
 		}
 		return agent.NewSwitch(ag, inSwitch, agent.DefaultSwitchConfig()), alone, nil
 	}

@@ -11,7 +11,7 @@ import (
 
 // TestScaleInSettings: model.scale_in_window reaches the trained agent and
 // guard.down_cooldown the threshold fallback's wait before a shrink, and
-// /v1/policy shows the fallback's.
+// /v1/policy shows both (and whether training selected the agent's).
 func TestScaleInSettings(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -19,7 +19,7 @@ func TestScaleInSettings(t *testing.T) {
 		wantWindow   time.Duration
 		wantDown     time.Duration
 	}{
-		{"defaults", 0, 0, 10 * time.Minute, 5 * time.Minute},
+		{"defaults", 0, 0, 0, 5 * time.Minute}, // the window the shipped policy's training selected
 		{"set", 90 * time.Second, 2 * time.Minute, 90 * time.Second, 2 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,8 +39,12 @@ func TestScaleInSettings(t *testing.T) {
 			if !ok {
 				t.Fatalf("auto policy %T, want the agent switch", p.auto)
 			}
-			if got := sw.Agent().Config().ScaleInWindow; got != tc.wantWindow {
-				t.Errorf("agent scale-in window %v, want %v", got, tc.wantWindow)
+			choice, selected := sw.Agent().Table().ScaleInSetting()
+			if tc.wantWindow == 0 {
+				tc.wantWindow = choice.Window
+			}
+			if got := sw.Agent().Config(); got.ScaleInWindow != tc.wantWindow || got.ScaleInZ != choice.Z {
+				t.Errorf("agent scale-in window %v z %v, want %v %v", got.ScaleInWindow, got.ScaleInZ, tc.wantWindow, choice.Z)
 			}
 			th, ok := p.fallback.(*agent.Threshold)
 			if !ok {
@@ -55,6 +59,15 @@ func TestScaleInSettings(t *testing.T) {
 			}
 			if got := pol.Pools[0].Fallback["down_cooldown_s"]; got != tc.wantDown.Seconds() {
 				t.Errorf("/v1/policy down_cooldown_s %v, want %v", got, tc.wantDown.Seconds())
+			}
+			// /v1/policy shows the window the agent runs, and whether
+			// training selected the hysteresis (and on what score).
+			sel := 0.0
+			if selected {
+				sel = 1
+			}
+			if si := pol.Pools[0].ScaleIn; si["window_s"] != tc.wantWindow.Seconds() || si["z"] != choice.Z || si["selected"] != sel || si["objective"] != choice.Objective {
+				t.Errorf("/v1/policy scale_in %v, want window_s %v z %v selected %v objective %v", si, tc.wantWindow.Seconds(), choice.Z, sel, choice.Objective)
 			}
 			// The shipped policy explained (issue 18 section 4): its rules
 			// agree with >= 90% of its held-out scale-outs and scale-ins

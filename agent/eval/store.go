@@ -166,11 +166,23 @@ type ShowReport struct {
 	// Objective is the objective the policy was trained on (its table's
 	// reward; lbtune policy train --server-hour, --violation-minute).
 	Objective agent.RewardConfig `json:"objective"`
+	// ScaleIn is the scale-in hysteresis the policy runs with and whether
+	// training selected it for the objective (with every candidate's score).
+	ScaleIn ShowScaleIn `json:"scale_in"`
 	// AgentRules are the rules decision reasons name (agent.AgentRules).
 	AgentRules []agent.AgentRule `json:"agent_rules"`
 	// Pools are the configured pools' own fallback and objective, when
 	// the caller knows them (lbtune policy show --config).
 	Pools []ShowPool `json:"pools,omitempty"`
+}
+
+// ShowScaleIn is a policy's scale-in hysteresis (agent.PolicyTable.ScaleInSetting).
+type ShowScaleIn struct {
+	agent.ScaleInChoice
+	// Selected is true when training selected the values by the objective
+	// (Objective and Candidates are its scores); false for a policy trained
+	// before the selection, which runs the configuration's.
+	Selected bool `json:"selected"`
 }
 
 // ShowPool is one configured pool's threshold fallback and objective.
@@ -200,6 +212,7 @@ func (b *Bundle) Show(depth int) ShowReport {
 	rep := ShowReport{Policy: PolicyName, Created: tb.Created, TrainedOn: tb.TrainedOn, Episodes: tb.Episodes, Steps: tb.Steps,
 		Levels: tb.Levels, PoolUnits: tb.Config.PoolUnits, Switch: agent.DefaultSwitchConfig(), Fallback: agent.DefaultThresholdConfig(), Guard: agent.DefaultGuardConfig(),
 		Objective: tb.Config.WithDefaults().Reward, AgentRules: agent.AgentRules}
+	rep.ScaleIn.ScaleInChoice, rep.ScaleIn.Selected = tb.ScaleInSetting()
 	clusters := b.Model.Clusters()
 	for _, c := range clusters {
 		k := c.Index

@@ -233,6 +233,19 @@ func policyPrint(w io.Writer, r eval.ShowReport) {
 	for i, l := range r.Levels {
 		fmt.Fprintf(w, "  L%d  Z=%.1f tail=%.1f%%\n", i, l.Z, 100*l.Tail)
 	}
+	si := r.ScaleIn
+	fmt.Fprintf(w, "Scale-in: shrink only to the largest plan of the last %v at the most cautious level %+.1f sigma", si.Window, si.Z)
+	if !si.Selected {
+		fmt.Fprintln(w, " (the configuration's: trained before the selection)")
+	} else {
+		fmt.Fprintf(w, "\n  selected by the objective: mean %.1f per episode on %d held-in episodes, among the candidates with at most\n"+
+			"  %d scale orders and %d reversals there (hpa@0.5's orders, the fewest HPA reversals + 3 per episode); candidates\n"+
+			"  (margin/window: objective, orders, reversals, calm):", si.Objective, si.Episodes, si.MaxActions, si.MaxReversals)
+		for _, c := range si.Candidates {
+			fmt.Fprintf(w, "\n    %+.1f/%v: %.1f, %d, %d, %v", c.Z, c.Window, c.Objective, c.Actions, c.Reversals, c.Calm)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w)
 	// Pool units: the load in servers' worth of work and the p95 as a
 	// multiple of the target (see agent.RLConfig.PoolUnits).

@@ -63,7 +63,8 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	// Trained in pool units (the default): load in servers, p95 against the target.
 	// The explanation: rules per move, the agreement per move, the agent's rules.
 	for _, want := range []string{"Load states", "preferred", "Fallback (threshold policy)", "Guard:", "pool units", "load srv", "p95/target",
-		"scale-out when plan_gap >= 0.50", "Agreement per move", "scale-in ", "weights ", "The agent's rules", "out-forecast "} {
+		"scale-out when plan_gap >= 0.50", "Agreement per move", "scale-in ", "weights ", "The agent's rules", "out-forecast ",
+		"Scale-in: shrink only to the largest plan of the last", "selected by the objective"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("policy show lacks %q:\n%s", want, out)
 		}
@@ -78,6 +79,10 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	}
 	if tr := show.Tree; tr == nil || len(tr.Classes) != 4 || tr.Classes[1].Class != "scale-out" || tr.Classes[1].Decisions == 0 || len(show.AgentRules) == 0 {
 		t.Errorf("policy show --json: tree %+v, %d agent rules: want the agreement of 4 moves, scale-outs held out, and the rules", tr, len(show.AgentRules))
+	}
+	// The scale-in hysteresis training selected, with every candidate's score.
+	if si := show.ScaleIn; !si.Selected || si.Window <= 0 || si.Episodes == 0 || len(si.Candidates) < 2 || !(si.Objective > 0) {
+		t.Errorf("policy show --json: scale-in %+v, want a selection with its scores", si)
 	}
 	// The objective it was trained for: 24 per server-hour is 0.2 per 30 s.
 	if o := show.Objective; o.ServerCost != 0.2 || o.ServerHour() != 24 || o.ViolationMinute() != 8 {

@@ -92,7 +92,8 @@ type Model struct {
 	Learning Learning `yaml:"learning"`
 	// ScaleInWindow overrides the trained agent's stabilisation window: it
 	// shrinks a pool only to the largest plan of this long (0 keeps the
-	// policy's own, 10m). The threshold fallback's wait between a change
+	// policy's own: the one training selected for its objective, 10m for
+	// a policy trained before that selection). The threshold fallback's wait between a change
 	// and a shrink is guard.down_cooldown when that is set.
 	ScaleInWindow time.Duration `yaml:"scale_in_window"`
 }

@@ -67,7 +67,7 @@ var ranges = []Setting{
 	{Key: "model.learning.decay", Max: 1, MinOpen: true},
 	{Key: "model.learning.min_epsilon", Max: 1, Note: "at most epsilon"},
 	{Key: "model.learning.save_every", Min: 1, Max: 30 * day, Duration: true},
-	{Key: "model.scale_in_window", Max: day, Duration: true, Note: "0 keeps the trained policy's (10m)"},
+	{Key: "model.scale_in_window", Max: day, Duration: true, Note: "0 keeps the trained policy's (selected in training; 10m for policies trained before the selection)"},
 	{Key: "guard.up_cooldown", Max: day, Duration: true, Note: "0 keeps the default"},
 	{Key: "guard.down_cooldown", Max: day, Duration: true, Note: "0 keeps the default"},
 	{Key: "guard.spike_hold", Max: day, Duration: true, Note: "0 keeps the default"},
