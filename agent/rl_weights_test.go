@@ -127,10 +127,8 @@ func TestAgentWeightsHeterogeneous(t *testing.T) {
 		// 36% of the pool's capacity of 7; the slow server gets 83% under
 		// equal weights.
 		{name: "36%", lambda: 2.5, margin: 0.05},
-		// 70%: equal weights overload the slow server (163%). The weight
-		// rule ends near capacity-proportional weights (18:34:68 with the
-		// capacities reported), 14% above the best static 1:2:5.
-		{name: "70%", lambda: 4.9, margin: 0.2},
+		// 70%: equal weights overload the slow server (163%).
+		{name: "70%", lambda: 4.9, margin: 0.05},
 	} {
 		score := func(w []int) float64 {
 			lat, _ := newSWRRQueues(speeds, 42).run(0, load.lambda, n, w)
@@ -214,5 +212,95 @@ func TestAgentWeightsHeterogeneous(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAgentWeightsSqrtShares: the square-root rule's split of a request
+// rate over servers of given service rates.
+func TestAgentWeightsSqrtShares(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mu     []float64
+		lambda float64
+		want   []float64 // nil: none
+	}{
+		// The real testbed's pool: 20, 40, 80 req/s; k = (140-lambda)/19.741
+		// (at 70%: k = 2.128, lambda_1 = 20 - 2.128 sqrt(20) = 10.49 of 98).
+		{name: "1:2:4 at 50%", mu: []float64{20, 40, 80}, lambda: 70, want: []float64{0.0592, 0.2511, 0.6898}},
+		{name: "1:2:4 at 70%", mu: []float64{20, 40, 80}, lambda: 98, want: []float64{0.1070, 0.2709, 0.6221}},
+		{name: "1:2:4 at 85%", mu: []float64{20, 40, 80}, lambda: 119, want: []float64{0.1281, 0.2796, 0.5923}},
+		// At 30% the slow server gets nothing: k = 98/19.74 = 4.96 > sqrt(20),
+		// so the split is over 40 and 80 alone: k = 78/15.27.
+		{name: "1:2:4 at 30%", mu: []float64{20, 40, 80}, lambda: 42, want: []float64{0, 0.1830, 0.8170}},
+		{name: "equal servers", mu: []float64{10, 10, 10}, lambda: 12, want: []float64{1.0 / 3, 1.0 / 3, 1.0 / 3}},
+		{name: "overloaded: capacity-proportional", mu: []float64{20, 40, 80}, lambda: 150, want: []float64{1.0 / 7, 2.0 / 7, 4.0 / 7}},
+		{name: "idle", mu: []float64{20, 40, 80}, lambda: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := rlSqrtShares(tc.mu, tc.lambda)
+			if tc.want == nil {
+				if got != nil {
+					t.Fatalf("shares %v, want none", got)
+				}
+				return
+			}
+			var sum float64
+			for i := range tc.want {
+				if math.Abs(got[i]-tc.want[i]) > 5e-4 {
+					t.Errorf("share %d %.4f, want %.4f (all %v)", i, got[i], tc.want[i], got)
+				}
+				sum += got[i]
+			}
+			if math.Abs(sum-1) > 1e-9 {
+				t.Errorf("shares sum to %.6f, want 1", sum)
+			}
+		})
+	}
+}
+
+// TestAgentWeightsFloor: a slow server whose latency reads high however
+// little it gets (HAProxy's average of its last 1024 requests lags
+// minutes) loses weight to shifts only down to rlShareFloor of its
+// square-root share when the capacities are known; unknown, the shifts
+// starve it (the old behaviour).
+func TestAgentWeightsFloor(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		caps    map[string]float64
+		minSlow float64 // the slow server's weight share must end at or above
+		maxSlow float64 // ... and at or below
+	}{
+		// mu 20:40:80 (service rate 46.67 x capacity), 98 req/s: the
+		// square-root share of s1 is 0.107, the floor 0.0856.
+		{name: "capacities known", caps: map[string]float64{"s1": 3.0 / 7, "s2": 6.0 / 7, "s4": 12.0 / 7}, minSlow: 0.0856, maxSlow: 0.1},
+		{name: "capacities unknown", minSlow: 0, maxSlow: 0.03},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := NewAgent(NewPolicyTable(1, RLConfig{}), nil, RLConfig{}, rand.NewPCG(1, 1))
+			w := map[string]int{"s1": 100, "s2": 100, "s4": 100}
+			for i := range 200 {
+				total := float64(w["s1"] + w["s2"] + w["s4"])
+				srv := func(n string, latMs float64) collector.ServerRates {
+					return collector.ServerRates{Name: n, State: collector.StateUp, Weight: w[n],
+						Requests: 98 * float64(w[n]) / total, MeanLatencyMs: latMs}
+				}
+				pr := collector.PoolRates{Name: "web", Servers: []collector.ServerRates{srv("s1", 2000), srv("s2", 60), srv("s4", 30)}}
+				obs := Observation{Time: t0.Add(time.Duration(i) * 5 * time.Second), Pool: "web", Latest: pr,
+					Window: []collector.PoolRates{pr}, Interval: 5 * time.Second, Servers: 3, Capacity: tc.caps,
+					Template: Template{Min: 3, Max: 3, ServiceRate: 140.0 / 3, MaxWeight: 256}}
+				d, err := a.Decide(context.Background(), obs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for n, v := range d.Weights {
+					w[n] = v
+				}
+			}
+			slow := float64(w["s1"]) / float64(w["s1"]+w["s2"]+w["s4"])
+			t.Logf("weights %v, slow share %.3f", w, slow)
+			if slow < tc.minSlow || slow > tc.maxSlow {
+				t.Errorf("slow server's weight share %.3f, want within [%.3f, %.3f]", slow, tc.minSlow, tc.maxSlow)
+			}
+		})
 	}
 }
