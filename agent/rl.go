@@ -736,40 +736,59 @@ func rlServerLatency(s *collector.ServerRates, capacity map[string]float64) floa
 	return l * math.Sqrt(rlCapOf(capacity, s.Name))
 }
 
-// rlShareFloor is the share of its square-root-rule share below which
-// a weight shift takes no server (see shareFloors).
-const rlShareFloor = 0.8
+// rlShareFloor and rlShareCeil bound, as multiples of its
+// square-root-rule share, the weight share a shift leaves a server (see
+// shareBounds).
+const (
+	rlShareFloor = 0.8
+	rlShareCeil  = 1.25
+)
 
-// shareFloors maps each serving server to the least weight share a shift
-// leaves it: rlShareFloor of its share under the square-root rule
-// (rlSqrtShares) at the pool's request rate, with service rates the
-// agent's per-server rate times each capacity. Nil (no floor) when the
-// capacities or the service rate are unknown or the pool is idle. The
-// latency the shift compares lags: HAProxy averages a server's last 1024
-// requests, so a server the weights starved still reads the queue it had
-// minutes before, and shifting on it starved the slow server of a 1:2:4
-// pool to 2-3% of the requests on the real testbed (docs/RESULTS.md, issue
-// 18 section 5). With the capacities the optimum is known; the latency
-// then only decides which way to move above it. The margin below 1 leaves
-// room for servers that are not M/M/1 (several slots, other service time
-// distributions), whose best split leans a little further.
-func (a *Agent) shareFloors(obs Observation, srv []*collector.ServerRates) map[string]float64 {
+// shareBounds maps each serving server to the least and the most weight
+// share a shift leaves it: rlShareFloor and rlShareCeil times its share
+// under the square-root rule (rlSqrtShares) at the pool's request rate,
+// with service rates the template's per-server rate times each capacity
+// (the agent's estimate of the average server's rate times each capacity
+// over their mean, when the template has none). Nil
+// maps (no bounds) when the capacities or the service rate are unknown or
+// the pool is idle. The latency the shift compares lags: HAProxy averages
+// a server's last 1024 requests, so a server the weights starved still
+// reads the queue it had minutes before, and one that was just given
+// weight reads the short queue it had; shifting on it starved the slow
+// server of a 1:2:4 pool to 2-3% of the requests on the real testbed and,
+// with the capacities estimated but no bounds, swung 30 weight points a
+// step at 85% load (docs/RESULTS.md, issue 18 section 5). With the
+// capacities the optimum is known; the latency then only steers within a
+// band around it, which leaves room for servers that are not M/M/1
+// (several slots, other service time distributions).
+func (a *Agent) shareBounds(obs Observation, srv []*collector.ServerRates) (floor, ceil map[string]float64) {
 	if obs.Capacity == nil || !(a.mu > 0) {
-		return nil
+		return nil, nil
+	}
+	// The template's service rate is a reference server's, whose capacity
+	// is 1; the agent's estimate without it is the pool's average server.
+	ref := 1.0
+	if !(obs.Template.ServiceRate > 0) {
+		ref = 0
+		for _, s := range srv {
+			ref += rlCapOf(obs.Capacity, s.Name) / float64(len(srv))
+		}
 	}
 	mu := make([]float64, len(srv))
 	for i, s := range srv {
-		mu[i] = a.mu * rlCapOf(obs.Capacity, s.Name)
+		mu[i] = a.mu * rlCapOf(obs.Capacity, s.Name) / ref
 	}
 	shares := rlSqrtShares(mu, obs.PeriodRate())
 	if shares == nil {
-		return nil
+		return nil, nil
 	}
-	out := make(map[string]float64, len(srv))
+	floor = make(map[string]float64, len(srv))
+	ceil = make(map[string]float64, len(srv))
 	for i, s := range srv {
-		out[s.Name] = rlShareFloor * shares[i]
+		floor[s.Name] = rlShareFloor * shares[i]
+		ceil[s.Name] = rlShareCeil * shares[i]
 	}
-	return out
+	return floor, ceil
 }
 
 // rlSqrtShares splits a request rate lambda over parallel servers of
@@ -882,7 +901,7 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 			d.Reason += fmt.Sprintf("; weights reset to capacity-proportional (rule %s)", RuleWeightReset)
 		}
 	case WeightShift:
-		floor := a.shareFloors(obs, srv)
+		floor, ceil := a.shareBounds(obs, srv)
 		total := 0
 		for _, s := range srv {
 			total += s.Weight
@@ -897,7 +916,8 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 			if (slow == nil || l > rlServerLatency(slow, obs.Capacity)) && float64(s.Weight) > floor[s.Name]*float64(total) {
 				slow = s
 			}
-			if fast == nil || l < rlServerLatency(fast, obs.Capacity) {
+			// A server at its ceiling takes no more weight.
+			if (fast == nil || l < rlServerLatency(fast, obs.Capacity)) && (ceil == nil || float64(s.Weight) < ceil[s.Name]*float64(total)) {
 				fast = s
 			}
 		}
@@ -917,6 +937,9 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 		step := max(1, int(math.Round(a.cfg.ShiftFraction*float64(w[slow.Name]))))
 		step = min(step, w[slow.Name]-1, maxW-w[fast.Name],
 			w[slow.Name]-int(math.Ceil(floor[slow.Name]*float64(total*scale))))
+		if ceil != nil {
+			step = min(step, int(math.Floor(ceil[fast.Name]*float64(total*scale)))-w[fast.Name])
+		}
 		if step <= 0 {
 			return
 		}

@@ -258,33 +258,36 @@ func TestAgentWeightsSqrtShares(t *testing.T) {
 	}
 }
 
-// TestAgentWeightsFloor: a slow server whose latency reads high however
+// TestAgentWeightsBounds: a server whose latency reads high however
 // little it gets (HAProxy's average of its last 1024 requests lags
 // minutes) loses weight to shifts only down to rlShareFloor of its
-// square-root share when the capacities are known; unknown, the shifts
-// starve it (the old behaviour).
-func TestAgentWeightsFloor(t *testing.T) {
+// square-root share, and one that reads low however much it gets gains
+// only up to rlShareCeil of it, when the capacities are known; unknown,
+// the shifts starve the slow server (the old behaviour).
+func TestAgentWeightsBounds(t *testing.T) {
+	caps := map[string]float64{"s1": 3.0 / 7, "s2": 6.0 / 7, "s4": 12.0 / 7}
 	for _, tc := range []struct {
-		name    string
-		caps    map[string]float64
-		minSlow float64 // the slow server's weight share must end at or above
-		maxSlow float64 // ... and at or below
+		name             string
+		caps             map[string]float64
+		lat              map[string]float64 // each server's latency reading, ms
+		minSlow, maxSlow float64            // the slow server's weight share must end within
 	}{
 		// mu 20:40:80 (service rate 46.67 x capacity), 98 req/s: the
-		// square-root share of s1 is 0.107, the floor 0.0856.
-		{name: "capacities known", caps: map[string]float64{"s1": 3.0 / 7, "s2": 6.0 / 7, "s4": 12.0 / 7}, minSlow: 0.0856, maxSlow: 0.1},
-		{name: "capacities unknown", minSlow: 0, maxSlow: 0.03},
+		// square-root share of s1 is 0.107, the floor 0.0856, the ceiling 0.134.
+		{name: "slow reads high, capacities known", caps: caps, lat: map[string]float64{"s1": 2000, "s2": 60, "s4": 30}, minSlow: 0.0856, maxSlow: 0.1},
+		{name: "slow reads high, capacities unknown", lat: map[string]float64{"s1": 2000, "s2": 60, "s4": 30}, minSlow: 0, maxSlow: 0.03},
+		{name: "slow reads low, capacities known", caps: caps, lat: map[string]float64{"s1": 20, "s2": 200, "s4": 200}, minSlow: 0.12, maxSlow: 0.134},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAgent(NewPolicyTable(1, RLConfig{}), nil, RLConfig{}, rand.NewPCG(1, 1))
-			w := map[string]int{"s1": 100, "s2": 100, "s4": 100}
+			w := map[string]int{"s1": 30, "s2": 90, "s4": 180}
 			for i := range 200 {
 				total := float64(w["s1"] + w["s2"] + w["s4"])
-				srv := func(n string, latMs float64) collector.ServerRates {
+				srv := func(n string) collector.ServerRates {
 					return collector.ServerRates{Name: n, State: collector.StateUp, Weight: w[n],
-						Requests: 98 * float64(w[n]) / total, MeanLatencyMs: latMs}
+						Requests: 98 * float64(w[n]) / total, MeanLatencyMs: tc.lat[n]}
 				}
-				pr := collector.PoolRates{Name: "web", Servers: []collector.ServerRates{srv("s1", 2000), srv("s2", 60), srv("s4", 30)}}
+				pr := collector.PoolRates{Name: "web", Servers: []collector.ServerRates{srv("s1"), srv("s2"), srv("s4")}}
 				obs := Observation{Time: t0.Add(time.Duration(i) * 5 * time.Second), Pool: "web", Latest: pr,
 					Window: []collector.PoolRates{pr}, Interval: 5 * time.Second, Servers: 3, Capacity: tc.caps,
 					Template: Template{Min: 3, Max: 3, ServiceRate: 140.0 / 3, MaxWeight: 256}}
