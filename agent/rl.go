@@ -736,31 +736,40 @@ func rlServerLatency(s *collector.ServerRates, capacity map[string]float64) floa
 	return l * math.Sqrt(rlCapOf(capacity, s.Name))
 }
 
-// rlShareFloor and rlShareCeil bound, as multiples of its
-// square-root-rule share, the weight share a shift leaves a server (see
-// shareBounds).
+// The band a weight shift keeps each server in (see shareBounds): its
+// headroom (service rate less its share of the requests) between
+// rlSpareLess and rlSpareMore times the square-root rule's; at or above the
+// pool's capacity, between rlShareFloor and rlShareCeil times its
+// capacity-proportional share.
 const (
+	rlSpareLess  = 0.8
+	rlSpareMore  = 1.25
 	rlShareFloor = 0.8
 	rlShareCeil  = 1.25
 )
 
 // shareBounds maps each serving server to the least and the most weight
-// share a shift leaves it: rlShareFloor and rlShareCeil times its share
-// under the square-root rule (rlSqrtShares) at the pool's request rate,
-// with service rates the template's per-server rate times each capacity
-// (the agent's estimate of the average server's rate times each capacity
-// over their mean, when the template has none). Nil
-// maps (no bounds) when the capacities or the service rate are unknown or
-// the pool is idle. The latency the shift compares lags: HAProxy averages
-// a server's last 1024 requests, so a server the weights starved still
-// reads the queue it had minutes before, and one that was just given
-// weight reads the short queue it had; shifting on it starved the slow
-// server of a 1:2:4 pool to 2-3% of the requests on the real testbed and,
-// with the capacities estimated but no bounds, swung 30 weight points a
-// step at 85% load (docs/RESULTS.md, issue 18 section 5). With the
-// capacities the optimum is known; the latency then only steers within a
-// band around it, which leaves room for servers that are not M/M/1
-// (several slots, other service time distributions).
+// share a shift leaves it: the shares at which its headroom mu_i -
+// lambda_i is rlSpareMore and rlSpareLess times the square-root rule's
+// k sqrt(mu_i) (rlSqrtBand) at the pool's request rate, with service rates
+// the template's per-server rate times each capacity (the agent's
+// estimate of the average server's rate times each capacity over their
+// mean, when the template has none). A band in headroom, not in share,
+// narrows as the load rises: at 85% on a 1:2:4 pool it keeps each server
+// within 2-4 points of its rule share, so no server is pushed to
+// saturation, and leaves the latency more room at light load, where a
+// wrong split costs little. Nil maps (no bounds) when the capacities or
+// the service rate are unknown or the pool is idle. The latency the shift
+// compares lags: HAProxy averages a server's last 1024 requests, so a
+// server the weights starved still reads the queue it had minutes before,
+// and one just given weight the short queue it had; shifting on it
+// starved the slow server of a 1:2:4 pool to 2-3% of the requests on the
+// real testbed and, with the capacities estimated and a band of 0.8-1.25
+// times the rule's share, swung the weights by 30 points a step at 85%
+// (docs/RESULTS.md, issue 18 section 5). With the capacities the optimum
+// is known; the latency then only steers within the band around it,
+// which leaves room for servers that are not M/M/1 (several slots, other
+// service time distributions).
 func (a *Agent) shareBounds(obs Observation, srv []*collector.ServerRates) (floor, ceil map[string]float64) {
 	if obs.Capacity == nil || !(a.mu > 0) {
 		return nil, nil
@@ -778,15 +787,16 @@ func (a *Agent) shareBounds(obs Observation, srv []*collector.ServerRates) (floo
 	for i, s := range srv {
 		mu[i] = a.mu * rlCapOf(obs.Capacity, s.Name) / ref
 	}
-	shares := rlSqrtShares(mu, obs.PeriodRate())
-	if shares == nil {
+	lambda := obs.PeriodRate()
+	lo := rlSqrtBand(mu, lambda, rlSpareMore, rlShareFloor)
+	hi := rlSqrtBand(mu, lambda, rlSpareLess, rlShareCeil)
+	if lo == nil || hi == nil {
 		return nil, nil
 	}
 	floor = make(map[string]float64, len(srv))
 	ceil = make(map[string]float64, len(srv))
 	for i, s := range srv {
-		floor[s.Name] = rlShareFloor * shares[i]
-		ceil[s.Name] = rlShareCeil * shares[i]
+		floor[s.Name], ceil[s.Name] = lo[i], hi[i]
 	}
 	return floor, ceil
 }
@@ -799,6 +809,16 @@ func (a *Agent) shareBounds(obs Observation, srv []*collector.ServerRates) (floo
 // lambda; capacity-proportional shares when lambda reaches the total
 // capacity; nil when lambda is not positive.
 func rlSqrtShares(mu []float64, lambda float64) []float64 {
+	return rlSqrtBand(mu, lambda, 1, 1)
+}
+
+// rlSqrtBand is rlSqrtShares with the spare capacity k sqrt(mu_i) of each
+// server scaled by spare: the shares a server would have with spare times
+// the square-root rule's headroom (at least 0), as shares of lambda (they
+// sum to 1 only for spare 1). At or above the total capacity, where the
+// rule leaves no headroom, it returns the capacity-proportional shares
+// times over.
+func rlSqrtBand(mu []float64, lambda, spare, over float64) []float64 {
 	if !(lambda > 0) || len(mu) == 0 {
 		return nil
 	}
@@ -809,7 +829,7 @@ func rlSqrtShares(mu []float64, lambda float64) []float64 {
 	shares := make([]float64, len(mu))
 	if lambda >= total {
 		for i, m := range mu {
-			shares[i] = m / total
+			shares[i] = over * m / total
 		}
 		return shares
 	}
@@ -838,8 +858,8 @@ func rlSqrtShares(mu []float64, lambda float64) []float64 {
 		}
 	}
 	for i, m := range mu {
-		if in[i] {
-			shares[i] = (m - k*math.Sqrt(m)) / lambda
+		if m > 0 {
+			shares[i] = math.Max(0, m-spare*k*math.Sqrt(m)) / lambda
 		}
 	}
 	return shares
