@@ -108,6 +108,9 @@ type controlledPool struct {
 	lastAt  time.Time     // end of the newest interval in window
 	step    time.Duration // length of the newest interval in window
 	ordered int           // servers last ordered (serving + booting), 0 = unknown
+	// capacity estimates the servers' capacities from the rates, for
+	// appliers that report none.
+	capacity *CapacityEstimator
 }
 
 // ErrNoPools is returned by NewController when no pool is configured.
@@ -144,7 +147,8 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 		if pc.Name == "" || pc.Policy == nil {
 			return nil, fmt.Errorf("new controller: pool %q needs a name and a policy", pc.Name)
 		}
-		c.pools = append(c.pools, &controlledPool{PoolControl: pc, window: make([]collector.PoolRates, 0, cfg.Window)})
+		c.pools = append(c.pools, &controlledPool{PoolControl: pc, window: make([]collector.PoolRates, 0, cfg.Window),
+			capacity: NewCapacityEstimator(CapacityConfig{})})
 	}
 	return c, nil
 }
@@ -234,6 +238,7 @@ func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
 				}
 				p.lastAt = s.Time
 				p.step = s.Time.Sub(c.prev.Time)
+				p.capacity.Observe(s.Time, p.step, pr)
 			}
 		}
 		snap := *s
@@ -245,7 +250,7 @@ func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
 // decide runs steps 2-4 of a tick for one pool.
 func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Time) Decision {
 	// 2. Build the observation; never act on stale data.
-	obs := c.observe(p, now)
+	obs, estimated := c.observe(p, now)
 	if obs.DataAge > c.cfg.StaleAfter {
 		return c.noop(p, now, OutcomeNoop, fmt.Sprintf("stale data: latest snapshot is %v old (> %v)", obs.DataAge.Round(time.Second), c.cfg.StaleAfter))
 	}
@@ -255,6 +260,9 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 		return c.noop(p, now, OutcomeFailed, "policy: "+err.Error())
 	}
 	d.Time, d.Pool = now, p.Name
+	if estimated {
+		d.Reason += "; capacity est " + FormatCapacities(obs.Capacity)
+	}
 	if d.Policy == "" {
 		d.Policy = p.Policy.Name()
 	}
@@ -296,8 +304,10 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 // observe builds the Observation of one pool. Its data age counts from the
 // newest snapshot that had the pool: a pool missing from later snapshots
 // goes stale.
-func (c *Controller) observe(p *controlledPool, now time.Time) Observation {
-	obs := Observation{
+// The capacities are the Applier's where it reports them, else the pool's
+// CapacityEstimator's (estimated reports that).
+func (c *Controller) observe(p *controlledPool, now time.Time) (obs Observation, estimated bool) {
+	obs = Observation{
 		Time:     now,
 		Pool:     p.Name,
 		Latest:   p.window[len(p.window)-1],
@@ -319,7 +329,13 @@ func (c *Controller) observe(p *controlledPool, now time.Time) Observation {
 	if cr, ok := c.cfg.Applier.(ctlCapacityReporter); ok {
 		obs.Capacity = cr.Capacities(p.Name)
 	}
-	return obs
+	if len(obs.Capacity) == 0 {
+		// The balancer does not know the servers' speeds: estimate them
+		// (nil until there are enough samples).
+		obs.Capacity = p.capacity.Estimates()
+		estimated = obs.Capacity != nil
+	}
+	return obs, estimated
 }
 
 // noop is a decision that changes nothing, with its reason.

@@ -331,3 +331,77 @@ func TestControllerAfterSource(t *testing.T) {
 		}
 	}
 }
+
+// ctlCapApplier is a ctlApplier that reports capacities, as the simulator
+// does.
+type ctlCapApplier struct {
+	ctlApplier
+	caps map[string]float64
+}
+
+func (a *ctlCapApplier) Capacities(string) map[string]float64 { return a.caps }
+
+// TestControllerCapacity: an Applier that reports no capacities (HAProxy,
+// NGINX) gets the pool's estimates from the rates, named in the
+// decision's reason, once there are enough samples; one that reports them
+// keeps its own.
+func TestControllerCapacity(t *testing.T) {
+	// Two M/M/1 servers at half load: a serves 10 req/s, b 40 req/s.
+	// HAProxy-like counters: requests and 2xx responses, the latency a
+	// gauge.
+	snap := func(i int) collector.Snapshot {
+		srv := func(name string, lambda, latMs float64) collector.Server {
+			n := uint64(lambda * 5 * float64(i))
+			return collector.Server{Name: name, Weight: 1, State: collector.StateUp,
+				Counters: collector.Counters{Requests: n, Responses: [5]uint64{1: n}},
+				Gauges:   collector.Gauges{AvgResponseMs: latMs}}
+		}
+		return collector.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), Source: "test",
+			Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{srv("a", 5, 200), srv("b", 20, 50)}}}}
+	}
+	for _, tc := range []struct {
+		name    string
+		applier Applier
+		want    map[string]float64 // after 8 intervals; nil before the 3rd sample
+		reason  string             // in the last decision's reason ("" = no estimate named)
+	}{
+		{name: "estimated", applier: &ctlApplier{}, want: map[string]float64{"a": 0.4, "b": 1.6}, reason: "capacity est a 0.40 b 1.60"},
+		{name: "reported", applier: &ctlCapApplier{caps: map[string]float64{"a": 1, "b": 3}}, want: map[string]float64{"a": 1, "b": 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ring := NewSnapshotRing(16)
+			var got []map[string]float64
+			c, err := NewController(ControllerConfig{Interval: 5 * time.Second, StaleAfter: time.Hour,
+				Pools: []PoolControl{{Name: "web", Policy: policyFunc(func(obs Observation) {
+					got = append(got, obs.Capacity)
+				})}},
+				Source: ring, Applier: tc.applier})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last Decision
+			for i := range 9 {
+				ring.Add(snap(i))
+				if i > 0 {
+					last = c.Tick(context.Background(), snap(i).Time)[0]
+				}
+			}
+			if len(got) != 8 {
+				t.Fatalf("%d observations, want 8", len(got))
+			}
+			// a reaches 20 requests per sample every interval (25 req):
+			// the third sample comes with the third interval.
+			if _, ok := tc.applier.(*ctlCapApplier); !ok && got[1] != nil {
+				t.Errorf("capacities after 2 intervals %v, want none yet", got[1])
+			}
+			for n, w := range tc.want {
+				if math.Abs(got[7][n]-w) > 1e-9 {
+					t.Errorf("capacity of %s %.4f, want %.4f (all %v)", n, got[7][n], w, got[7])
+				}
+			}
+			if has := strings.Contains(last.Reason, "capacity est"); has != (tc.reason != "") || !strings.Contains(last.Reason, tc.reason) {
+				t.Errorf("reason %q, want it to name %q", last.Reason, tc.reason)
+			}
+		})
+	}
+}

@@ -52,7 +52,7 @@ var AgentRules = []AgentRule{
 	{RuleHoldRising, "no scale-in while the rate is rising"},
 	{RuleInWindow, "scale in to the largest plan of the scale-in window when it is below the pool (scale_in_gap < 0)"},
 	{RuleKeepPlan, "keep the pool: it is what the forecast plan needs"},
-	{RuleWeightShift, "shift a step of weight from the slowest to the fastest server when the learned values of the load state prefer it"},
+	{RuleWeightShift, "shift a step of weight from the slowest to the fastest server when the learned values of the load state prefer it, within 0.8-1.25 of each server's square-root-rule share when the capacities are known"},
 	{RuleWeightReset, "reset the weights to capacity-proportional when the learned values of the load state prefer it"},
 	{RuleWeightDwell, "no weight change before weight_dwell requests per server have been served since the last one"},
 }

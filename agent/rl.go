@@ -754,6 +754,135 @@ func rlServerLatency(s *collector.ServerRates, capacity map[string]float64) floa
 	return l * math.Sqrt(rlCapOf(capacity, s.Name))
 }
 
+// The band a weight shift keeps each server in (see shareBounds): its
+// headroom (service rate less its share of the requests) between
+// rlSpareLess and rlSpareMore times the square-root rule's; at or above the
+// pool's capacity, between rlShareFloor and rlShareCeil times its
+// capacity-proportional share.
+const (
+	rlSpareLess  = 0.8
+	rlSpareMore  = 1.25
+	rlShareFloor = 0.8
+	rlShareCeil  = 1.25
+)
+
+// shareBounds maps each serving server to the least and the most weight
+// share a shift leaves it: the shares at which its headroom mu_i -
+// lambda_i is rlSpareMore and rlSpareLess times the square-root rule's
+// k sqrt(mu_i) (rlSqrtBand) at the pool's request rate, with service rates
+// the template's per-server rate times each capacity (the agent's
+// estimate of the average server's rate times each capacity over their
+// mean, when the template has none). A band in headroom, not in share,
+// narrows as the load rises: at 85% on a 1:2:4 pool it keeps each server
+// within 2-4 points of its rule share, so no server is pushed to
+// saturation, and leaves the latency more room at light load, where a
+// wrong split costs little. Nil maps (no bounds) when the capacities or
+// the service rate are unknown or the pool is idle. The latency the shift
+// compares lags: HAProxy averages a server's last 1024 requests, so a
+// server the weights starved still reads the queue it had minutes before,
+// and one just given weight the short queue it had; shifting on it
+// starved the slow server of a 1:2:4 pool to 2-3% of the requests on the
+// real testbed and, with the capacities estimated and a band of 0.8-1.25
+// times the rule's share, swung the weights by 30 points a step at 85%
+// (docs/RESULTS.md, issue 18 section 5). With the capacities the optimum
+// is known; the latency then only steers within the band around it,
+// which leaves room for servers that are not M/M/1 (several slots, other
+// service time distributions).
+func (a *Agent) shareBounds(obs Observation, srv []*collector.ServerRates) (floor, ceil map[string]float64) {
+	if obs.Capacity == nil || !(a.mu > 0) {
+		return nil, nil
+	}
+	// The template's service rate is a reference server's, whose capacity
+	// is 1; the agent's estimate without it is the pool's average server.
+	ref := 1.0
+	if !(obs.Template.ServiceRate > 0) {
+		ref = 0
+		for _, s := range srv {
+			ref += rlCapOf(obs.Capacity, s.Name) / float64(len(srv))
+		}
+	}
+	mu := make([]float64, len(srv))
+	for i, s := range srv {
+		mu[i] = a.mu * rlCapOf(obs.Capacity, s.Name) / ref
+	}
+	lambda := obs.PeriodRate()
+	lo := rlSqrtBand(mu, lambda, rlSpareMore, rlShareFloor)
+	hi := rlSqrtBand(mu, lambda, rlSpareLess, rlShareCeil)
+	if lo == nil || hi == nil {
+		return nil, nil
+	}
+	floor = make(map[string]float64, len(srv))
+	ceil = make(map[string]float64, len(srv))
+	for i, s := range srv {
+		floor[s.Name], ceil[s.Name] = lo[i], hi[i]
+	}
+	return floor, ceil
+}
+
+// rlSqrtShares splits a request rate lambda over parallel servers of
+// service rates mu by the square-root rule, the split that minimises the
+// mean response time of M/M/1 servers: lambda_i = mu_i - k sqrt(mu_i),
+// with k such that the lambda_i sum to lambda, and servers too slow for
+// any share (sqrt(mu_i) <= k) at 0. It returns each server's share of
+// lambda; capacity-proportional shares when lambda reaches the total
+// capacity; nil when lambda is not positive.
+func rlSqrtShares(mu []float64, lambda float64) []float64 {
+	return rlSqrtBand(mu, lambda, 1, 1)
+}
+
+// rlSqrtBand is rlSqrtShares with the spare capacity k sqrt(mu_i) of each
+// server scaled by spare: the shares a server would have with spare times
+// the square-root rule's headroom (at least 0), as shares of lambda (they
+// sum to 1 only for spare 1). At or above the total capacity, where the
+// rule leaves no headroom, it returns the capacity-proportional shares
+// times over.
+func rlSqrtBand(mu []float64, lambda, spare, over float64) []float64 {
+	if !(lambda > 0) || len(mu) == 0 {
+		return nil
+	}
+	var total float64
+	for _, m := range mu {
+		total += m
+	}
+	shares := make([]float64, len(mu))
+	if lambda >= total {
+		for i, m := range mu {
+			shares[i] = over * m / total
+		}
+		return shares
+	}
+	in := make([]bool, len(mu))
+	for i, m := range mu {
+		in[i] = m > 0
+	}
+	var k float64
+	for {
+		var sm, sq float64
+		for i, m := range mu {
+			if in[i] {
+				sm += m
+				sq += math.Sqrt(m)
+			}
+		}
+		k = (sm - lambda) / sq
+		dropped := false
+		for i, m := range mu {
+			if in[i] && math.Sqrt(m) <= k {
+				in[i], dropped = false, true
+			}
+		}
+		if !dropped {
+			break
+		}
+	}
+	for i, m := range mu {
+		if m > 0 {
+			shares[i] = math.Max(0, m-spare*k*math.Sqrt(m)) / lambda
+		}
+	}
+	return shares
+}
+
 // rlServing lists the servers taking traffic: up, not backup, with requests.
 func rlServing(obs Observation) []*collector.ServerRates {
 	var out []*collector.ServerRates
@@ -810,20 +939,27 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 			d.Reason += fmt.Sprintf("; weights reset to capacity-proportional (rule %s)", RuleWeightReset)
 		}
 	case WeightShift:
+		floor, ceil := a.shareBounds(obs, srv)
+		total := 0
+		for _, s := range srv {
+			total += s.Weight
+		}
 		var slow, fast *collector.ServerRates
 		for _, s := range srv {
 			l := rlServerLatency(s, obs.Capacity)
 			if s.Requests <= 0 || l <= 0 {
 				continue
 			}
-			if slow == nil || l > rlServerLatency(slow, obs.Capacity) {
+			// A server at its floor gives no more weight away.
+			if (slow == nil || l > rlServerLatency(slow, obs.Capacity)) && float64(s.Weight) > floor[s.Name]*float64(total) {
 				slow = s
 			}
-			if fast == nil || l < rlServerLatency(fast, obs.Capacity) {
+			// A server at its ceiling takes no more weight.
+			if (fast == nil || l < rlServerLatency(fast, obs.Capacity)) && (ceil == nil || float64(s.Weight) < ceil[s.Name]*float64(total)) {
 				fast = s
 			}
 		}
-		if slow == nil || slow == fast || slow.Weight <= 1 {
+		if slow == nil || fast == nil || slow == fast || slow.Weight <= 1 {
 			return
 		}
 		// Scale current weights up first when they are too coarse to move a
@@ -837,7 +973,11 @@ func (a *Agent) planWeights(obs Observation, action int, d *Decision) {
 			w[s.Name] = s.Weight * scale
 		}
 		step := max(1, int(math.Round(a.cfg.ShiftFraction*float64(w[slow.Name]))))
-		step = min(step, w[slow.Name]-1, maxW-w[fast.Name])
+		step = min(step, w[slow.Name]-1, maxW-w[fast.Name],
+			w[slow.Name]-int(math.Ceil(floor[slow.Name]*float64(total*scale))))
+		if ceil != nil {
+			step = min(step, int(math.Floor(ceil[fast.Name]*float64(total*scale)))-w[fast.Name])
+		}
 		if step <= 0 {
 			return
 		}
