@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/lbtune/lbtune/collector"
@@ -221,15 +219,6 @@ func (e *CapacityEstimator) Estimates() map[string]float64 {
 	return raw
 }
 
-// FormatCapacities renders capacities as "s1 0.43 s2 0.86 s4 1.71", in
+// formatCapacities renders capacities as "s1 0.43 s2 0.86 s4 1.71", in
 // server order.
-func FormatCapacities(c map[string]float64) string {
-	var b strings.Builder
-	for i, n := range rlSortedKeys(c) {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		fmt.Fprintf(&b, "%s %.2f", n, c[n])
-	}
-	return b.String()
-}
+func formatCapacities(c map[string]float64) string { return rlFormatSorted(c, "%s %.2f") }

@@ -33,7 +33,7 @@ func capWantRatio(t *testing.T, got map[string]float64, names []string, speeds [
 	for i, n := range names {
 		want := speeds[i] / (sum / float64(len(speeds)))
 		if math.Abs(got[n]-want) > tol*want {
-			t.Errorf("capacity of %s %.3f, want %.3f within %.0f%% (all: %s)", n, got[n], want, 100*tol, FormatCapacities(got))
+			t.Errorf("capacity of %s %.3f, want %.3f within %.0f%% (all: %s)", n, got[n], want, 100*tol, formatCapacities(got))
 		}
 		mean += got[n] / float64(len(names))
 	}
@@ -113,7 +113,7 @@ func TestCapacityEstimatorConverges(t *testing.T) {
 			est := NewCapacityEstimator(CapacityConfig{})
 			tc.run(est)
 			got := est.Estimates()
-			t.Logf("estimates %s (true ratios 0.43 0.86 1.71)", FormatCapacities(got))
+			t.Logf("estimates %s (true ratios 0.43 0.86 1.71)", formatCapacities(got))
 			capWantRatio(t, got, names, speeds, tc.tol)
 		})
 	}

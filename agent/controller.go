@@ -261,7 +261,7 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 	}
 	d.Time, d.Pool = now, p.Name
 	if estimated {
-		d.Reason += "; capacity est " + FormatCapacities(obs.Capacity)
+		d.Reason += "; capacity est " + formatCapacities(obs.Capacity)
 	}
 	if d.Policy == "" {
 		d.Policy = p.Policy.Name()

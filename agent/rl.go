@@ -1063,14 +1063,15 @@ func rlSortedKeys[V any](m map[string]V) []string {
 	return k
 }
 
-// rlFormatWeights renders weights as "a=3 b=5".
-func rlFormatWeights(w map[string]int) string {
+// rlFormatSorted renders m's entries in key order, each with format (its
+// key, then its value), separated by spaces: "s1 0.43 s2 0.86".
+func rlFormatSorted[V any](m map[string]V, format string) string {
 	var b strings.Builder
-	for i, n := range rlSortedKeys(w) {
+	for i, n := range rlSortedKeys(m) {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		fmt.Fprintf(&b, "%s=%d", n, w[n])
+		fmt.Fprintf(&b, format, n, m[n])
 	}
 	return b.String()
 }

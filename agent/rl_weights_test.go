@@ -196,7 +196,7 @@ func TestAgentWeightsHeterogeneous(t *testing.T) {
 				learned := score(w)
 				slow := float64(w[0]) / float64(w[0]+w[1]+w[2])
 				t.Logf("p95: equal weights %.3fs, best static %v %.3fs (slow share %.3f), learned %v %.3fs (slow share %.3f), capacities %s",
-					equal, bestW, best, bestSlow, w, learned, slow, FormatCapacities(caps))
+					equal, bestW, best, bestSlow, w, learned, slow, formatCapacities(caps))
 				if learned > 0.7*equal {
 					t.Errorf("learned p95 %.3fs is not 30%% below equal weights' %.3fs", learned, equal)
 				}
