@@ -111,6 +111,10 @@ type controlledPool struct {
 	// capacity estimates the servers' capacities from the rates, for
 	// appliers that report none.
 	capacity *CapacityEstimator
+	// capReported is set when the Applier reported the pool's capacities
+	// at the last decision: the estimator is then not fed (the simulator
+	// reports them; feeding it there cost every scrape of every server).
+	capReported bool
 }
 
 // ErrNoPools is returned by NewController when no pool is configured.
@@ -238,7 +242,9 @@ func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
 				}
 				p.lastAt = s.Time
 				p.step = s.Time.Sub(c.prev.Time)
-				p.capacity.Observe(s.Time, p.step, pr)
+				if !p.capReported {
+					p.capacity.Observe(s.Time, p.step, pr)
+				}
 			}
 		}
 		snap := *s
@@ -329,7 +335,8 @@ func (c *Controller) observe(p *controlledPool, now time.Time) (obs Observation,
 	if cr, ok := c.cfg.Applier.(ctlCapacityReporter); ok {
 		obs.Capacity = cr.Capacities(p.Name)
 	}
-	if len(obs.Capacity) == 0 {
+	p.capReported = len(obs.Capacity) > 0
+	if !p.capReported {
 		// The balancer does not know the servers' speeds: estimate them
 		// (nil until there are enough samples).
 		obs.Capacity = p.capacity.Estimates()

@@ -402,6 +402,17 @@ func TestControllerCapacity(t *testing.T) {
 			if has := strings.Contains(last.Reason, "capacity est"); has != (tc.reason != "") || !strings.Contains(last.Reason, tc.reason) {
 				t.Errorf("reason %q, want it to name %q", last.Reason, tc.reason)
 			}
+			// With capacities reported the estimator is not fed after the
+			// first decision (only the first interval, before it).
+			fed := 0
+			for _, st := range c.pools[0].capacity.servers {
+				fed += len(st.samples)
+			}
+			if _, reported := tc.applier.(*ctlCapApplier); reported && fed > 2 {
+				t.Errorf("estimator fed %d samples with capacities reported, want at most the first interval's 2", fed)
+			} else if !reported && fed < 8 {
+				t.Errorf("estimator fed %d samples, want at least 8", fed)
+			}
 		})
 	}
 }
