@@ -83,7 +83,10 @@ func runReal(ctx context.Context, plan *Plan, c Config, policy, root string) (Re
 		stopped = true
 		// Take the pool to zero first: a stopping daemon hands its servers
 		// over to the next start, and an A/B run leaves nothing running.
-		down, cancelDown := context.WithTimeout(context.Background(), 30*time.Second)
+		// Each server's drain is an nginx -t and a reload (or a runtime
+		// command) and a wait for its requests: 30 s was too little for 8
+		// NGINX drains on a CI machine running every package at once.
+		down, cancelDown := context.WithTimeout(context.Background(), 2*time.Minute)
 		msg, derr := d.Template(down, "down", []byte(poolSpec(plan, c, policy)))
 		cancelDown()
 		log.Info("ab: pool down", "result", msg, "err", derr)
