@@ -25,6 +25,16 @@ type ClientStats struct {
 	// P95Ms is the nearest-rank p95 of every request's latency, failed
 	// ones included (as `lbtune load` reports it).
 	P95Ms float64
+	// done holds each request's completion time (sent + latency) and
+	// latency, in record order: what Summarize needs to compute the
+	// clients' figure over the balancer's own intervals.
+	done []clientDone
+}
+
+// clientDone is one request as the clients saw it end.
+type clientDone struct {
+	at time.Time
+	ms float64
 }
 
 // ReadClientStats reads `lbtune load --out` records (CSV or JSON lines)
@@ -40,6 +50,7 @@ func ReadClientStats(r io.Reader) (map[string]ClientStats, error) {
 		if loadgen.FailureKind(rec.Status, rec.Error) != "" {
 			s.Failed++
 		}
+		s.done = append(s.done, clientDone{at: rec.Time.Add(time.Duration(rec.LatencyMs * float64(time.Millisecond))), ms: rec.LatencyMs})
 		stats[pool] = s
 		lat[pool] = append(lat[pool], rec.LatencyMs)
 		return nil
@@ -85,6 +96,13 @@ type PoolSummary struct {
 	Requests float64
 	Failed   float64
 	P95Ms    float64
+	// ClientIntervalP95Ms is the clients' figure for the statistic P95Ms
+	// is: over the same intervals (those with a balancer p95), the p95 of
+	// the requests the clients saw end in each, weighted by their count.
+	// A run's P95Ms (a mean of interval p95s) is below the p95 of all its
+	// requests whenever the tail comes in bursts, so only this one tells
+	// how well lbtune saw what the clients saw. 0 without client records.
+	ClientIntervalP95Ms float64
 	// Target is the pool's p95 target; 0 when unknown.
 	Target time.Duration
 	// ServerMinutes is the serving servers integrated over the run.
@@ -187,6 +205,9 @@ func summarizePool(name string, start time.Time, in SummaryInput) PoolSummary {
 	if p95w > 0 {
 		ps.P95Ms /= p95w
 	}
+	if ps.Client != nil {
+		ps.ClientIntervalP95Ms = clientIntervalP95(pts, ps.Client.done)
+	}
 	ds := slices.Clone(in.Decisions)
 	slices.SortStableFunc(ds, func(a, b agent.Decision) int { return a.Time.Compare(b.Time) })
 	// servers is the count before a decision: the last one a decision
@@ -217,6 +238,38 @@ func summarizePool(name string, start time.Time, in SummaryInput) PoolSummary {
 		last = d.Servers
 	}
 	return ps
+}
+
+// clientIntervalP95 is the request-weighted mean, over the intervals
+// (pts[i-1].Time, pts[i].Time] whose point has a p95, of the nearest-rank
+// p95 of the client requests that ended in the interval; 0 when no such
+// request ended in any of them.
+func clientIntervalP95(pts []collector.PoolPoint, done []clientDone) float64 {
+	done = slices.Clone(done)
+	slices.SortFunc(done, func(a, b clientDone) int { return a.at.Compare(b.at) })
+	var sum, w float64
+	j := 0
+	var lat []float64
+	for i := 1; i < len(pts); i++ {
+		lo, hi := pts[i-1].Time, pts[i].Time
+		for j < len(done) && !done[j].at.After(lo) {
+			j++
+		}
+		lat = lat[:0]
+		for ; j < len(done) && !done[j].at.After(hi); j++ {
+			lat = append(lat, done[j].ms)
+		}
+		if pts[i].P95Ms <= 0 || len(lat) == 0 {
+			continue
+		}
+		n := float64(len(lat))
+		sum += dist.Describe(lat).P95 * n
+		w += n
+	}
+	if w == 0 {
+		return 0
+	}
+	return sum / w
 }
 
 // serversAt is the server count of the last point at or before t, or of
@@ -289,6 +342,7 @@ func (s Summary) WriteText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
+	s.writeView(&b)
 
 	b.WriteString("\nserver-count changes (applied decisions; time from the start):\n")
 	listed := false
@@ -350,4 +404,26 @@ func fmtOffset(d time.Duration) string {
 		return fmt.Sprintf("%d:%02d:%02d", h, m, sec)
 	}
 	return fmt.Sprintf("%d:%02d", m, sec)
+}
+
+// writeView prints, when client records are given, lbtune's p95 beside
+// the clients' over the same intervals (PoolSummary.ClientIntervalP95Ms):
+// how well the source it decided on saw the clients' latency.
+func (s Summary) writeView(b *strings.Builder) {
+	var rows []PoolSummary
+	for _, p := range s.Pools {
+		if p.Client != nil && p.P95Ms > 0 && p.ClientIntervalP95Ms > 0 {
+			rows = append(rows, p)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\np95 as lbtune saw it against the clients, over the same intervals (request-weighted mean of interval p95s):\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "pool\tlbtune ms\tclients ms\tlbtune/clients\t")
+	for _, p := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t\n", p.Pool, p.P95Ms, p.ClientIntervalP95Ms, p.P95Ms/p.ClientIntervalP95Ms)
+	}
+	_ = tw.Flush()
 }

@@ -3,6 +3,7 @@ package chart
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -211,7 +212,8 @@ func TestReadClientStats(t *testing.T) {
 				t.Fatalf("pools %v, want %v", got, want)
 			}
 			for pool, w := range want {
-				if got[pool] != w {
+				g := got[pool]
+				if g.Requests != w.Requests || g.Failed != w.Failed || g.P95Ms != w.P95Ms || len(g.done) != w.Requests {
 					t.Errorf("pool %q: %+v, want %+v", pool, got[pool], w)
 				}
 			}
@@ -240,4 +242,61 @@ func FuzzReadClientStats(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSummaryClientView: the clients' p95 over the balancer's intervals is
+// the request-weighted mean of each interval's p95 (of the requests that
+// ended in it), not the p95 of the whole run, and skips intervals the
+// balancer had no p95 for; WriteText shows it beside lbtune's.
+func TestSummaryClientView(t *testing.T) {
+	iv := 5 * time.Second
+	pts := []collector.PoolPoint{{Time: t0, Servers: 2}}
+	// Four intervals: lbtune's p95 100, 100, 0 (nothing served), 300.
+	for i, p95 := range []float64{100, 100, 0, 300} {
+		pts = append(pts, collector.PoolPoint{Time: t0.Add(time.Duration(i+1) * iv), Rate: 20, P95Ms: p95, Servers: 2})
+	}
+	var recs []loadgen.Record
+	add := func(interval int, n int, ms func(k int) float64) {
+		for k := 0; k < n; k++ {
+			// Sent inside the interval, ending 1 ms before its end at most.
+			end := t0.Add(time.Duration(interval)*iv + iv/2)
+			l := ms(k)
+			recs = append(recs, loadgen.Record{Time: end.Add(-time.Duration(l * float64(time.Millisecond))), Target: "/light", Status: 200, LatencyMs: l})
+		}
+	}
+	add(0, 100, func(k int) float64 { return float64(k + 1) })     // p95 95
+	add(1, 100, func(k int) float64 { return float64(k+1) * 2 })   // p95 190
+	add(2, 50, func(k int) float64 { return 1000 })                // skipped: lbtune had no p95
+	add(3, 200, func(k int) float64 { return float64(k+1) * 1.5 }) // p95 285
+	add(5, 10, func(k int) float64 { return 5000 })                // after the last point: skipped
+	cs, err := ReadClientStats(bytes.NewReader(writeRecords(t, loadgen.CSV, recs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Summarize(SummaryInput{Points: map[string][]collector.PoolPoint{"light": pts}, Clients: cs, ClientSource: "records"})
+	p := s.Pools[0]
+	want := (95*100 + 190*100 + 285*200) / 400.0
+	if math.Abs(p.ClientIntervalP95Ms-want) > 1e-9 {
+		t.Errorf("clients' interval p95 %v, want %v", p.ClientIntervalP95Ms, want)
+	}
+	if p.Client.P95Ms <= want {
+		t.Errorf("the whole run's client p95 %v should exceed the interval mean %v here", p.Client.P95Ms, want)
+	}
+	var b bytes.Buffer
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	ratio := fmt.Sprintf("%.2f", p.P95Ms/want)
+	if !strings.Contains(b.String(), "p95 as lbtune saw it") || !strings.Contains(b.String(), ratio) {
+		t.Errorf("summary lacks the client view (ratio %s):\n%s", ratio, b.String())
+	}
+	// Without client records there is no such section.
+	b.Reset()
+	s = Summarize(SummaryInput{Points: map[string][]collector.PoolPoint{"light": pts}})
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "p95 as lbtune saw it") || s.Pools[0].ClientIntervalP95Ms != 0 {
+		t.Errorf("client view without client records:\n%s", b.String())
+	}
 }

@@ -123,6 +123,13 @@ if [ "$mode" = testbed ]; then
   source=$("$bin" testbed status --dir "$dir/testbed" --get haproxy.source)
   front=$("$bin" testbed status --dir "$dir/testbed" --get haproxy.addr)
   sock=${source#haproxy+unix://}
+  # lbtune reads the pools through HAProxy's per-request log (syslog over
+  # UDP): its p95 is the requests' own. The stats socket has only
+  # per-server averages, from which a p95 is imputed (ln 20 x the mean),
+  # and that under-read the clients' tail by up to 41% in a queueing
+  # ramp (docs/RESULTS.md "Daemon"). The actuator still uses the socket.
+  logsrc=$("$bin" testbed status --dir "$dir/testbed" --get haproxy.log_source 2>/dev/null || true)
+  [ -n "$logsrc" ] && source=$logsrc
   cat >"$dir/lbtune.yaml" <<EOF
 # Written by scripts/demo.sh: HAProxy testbed, 6 servers per pool of which
 # 2 start in service; the tuner keeps as many in service as the load needs
