@@ -226,7 +226,9 @@ type NGINX struct {
 type Upstream struct {
 	// Name is the upstream's name (proxy_pass http://NAME), the pool name.
 	Name string `yaml:"name"`
-	// Method is "" (weighted round robin), least_conn, random or "random two".
+	// Method is "" (weighted round robin), least_conn, random, "random
+	// two", or auto: lbtune renders round robin and switches it to
+	// least_conn (and back) as the agent advises (agent.AdviseBalance).
 	Method string `yaml:"method"`
 	// Servers are host:port addresses.
 	Servers []string `yaml:"servers"`

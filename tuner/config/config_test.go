@@ -36,6 +36,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad-listen.bad.yaml", "bad-listen.bad.yaml:2: api.listen: want host:port, got \"localhost\""},
 		{"bad-weight.bad.yaml", "bad-weight.bad.yaml:4: pools[0].template.max_weight: want 1..1000, got 5000"},
 		{"negative-guard.bad.yaml", "negative-guard.bad.yaml:2: guard.down_cooldown: want 0s..24h, got -1m0s"},
+		{"nginx-bad-method.bad.yaml", "nginx-bad-method.bad.yaml:8: actuators[0].nginx.upstreams[0].method: want \"\" (round robin), least_conn, random, \"random two\" or auto, got \"ip_hash\""},
 		{"learning-epsilon.bad.yaml", "learning-epsilon.bad.yaml:4: model.learning.epsilon: want 0..1, got 1.5"},
 	}
 	files, err := filepath.Glob("testdata/*.bad.yaml")

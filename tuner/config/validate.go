@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lbtune/lbtune/actuator/nginx"
 )
 
 // Validate checks every field and the cross-field rules, and returns every
@@ -145,6 +147,9 @@ func (c *Config) validateActuators(v *validator) {
 					v.addf(p("actuators", i, "nginx", "upstreams", j, "name"), "upstreams need distinct names, got %q", u.Name)
 				}
 				ups[u.Name] = true
+				if !nginx.ValidMethod(u.Method) {
+					v.addf(p("actuators", i, "nginx", "upstreams", j, "method"), "want \"\" (round robin), least_conn, random, \"random two\" or auto, got %q", u.Method)
+				}
 				for k, addr := range u.Servers {
 					if _, _, err := net.SplitHostPort(addr); err != nil {
 						v.addf(p("actuators", i, "nginx", "upstreams", j, "servers", k), "want host:port, got %q", addr)
