@@ -119,3 +119,34 @@ func TestExampleValid(t *testing.T) {
 		}
 	}
 }
+
+// TestNGINXMethods: the upstream methods lbtune.yaml takes (NGINX's and
+// auto) load; others are refused at their line.
+func TestNGINXMethods(t *testing.T) {
+	bad, err := os.ReadFile(filepath.Join("testdata", "nginx-bad-method.bad.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method string
+		ok     bool
+	}{
+		{`""`, true}, {"least_conn", true}, {"random", true}, {`"random two"`, true}, {"auto", true},
+		{"ip_hash", false}, {"Auto", false}, {"leastconn", false},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "lbtune.yaml")
+			y := strings.Replace(string(bad), "method: ip_hash", "method: "+tc.method, 1)
+			if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if (err == nil) != tc.ok {
+				t.Errorf("method %s: err %v, want ok %v", tc.method, err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), ":8: actuators[0].nginx.upstreams[0].method") {
+				t.Errorf("method %s: error %q does not name the method's line", tc.method, err)
+			}
+		})
+	}
+}
