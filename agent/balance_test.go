@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -105,21 +107,24 @@ func TestControllerBalance(t *testing.T) {
 		advice  string   // of the last decision
 		outcome Outcome  // of the last decision
 		sets    []string // the algorithms SetBalance was asked for
+		warns   string   // the balance warnings logged, once each
 	}{
-		{name: "haproxy roundrobin: advice only", applier: &ctlBalApplier{bal: Balancing{Algorithm: "roundrobin"}}, advice: BalanceLeastConn, outcome: OutcomeNoop},
+		{name: "haproxy roundrobin: advice only", applier: &ctlBalApplier{bal: Balancing{Algorithm: "roundrobin"}}, advice: BalanceLeastConn, outcome: OutcomeNoop, warns: "balance advice: change the pool's algorithm"},
 		{name: "haproxy leastconn: none", applier: &ctlBalApplier{bal: Balancing{Algorithm: "leastconn"}}, outcome: OutcomeNoop},
 		{name: "not known: none", applier: &ctlBalApplier{err: ErrNoBalancing}, outcome: OutcomeNoop},
 		{name: "read error: none", applier: &ctlBalApplier{err: errors.New("dial: refused")}, outcome: OutcomeNoop},
 		// The first advice switches; the next ticks see least_conn and keep it.
-		{name: "nginx auto: switched once", applier: &ctlBalApplier{bal: Balancing{Auto: true}}, outcome: OutcomeNoop, sets: []string{BalanceLeastConn}},
-		{name: "nginx auto in shadow mode: dry-run", applier: &ctlBalApplier{bal: Balancing{Auto: true}}, shadow: true, advice: BalanceLeastConn, outcome: OutcomeDryRun},
+		{name: "nginx auto: switched once", applier: &ctlBalApplier{bal: Balancing{Auto: true}}, outcome: OutcomeNoop, sets: []string{BalanceLeastConn}, warns: "balance advice: lbtune switches the algorithm"},
+		{name: "nginx auto in shadow mode: dry-run", applier: &ctlBalApplier{bal: Balancing{Auto: true}}, shadow: true, advice: BalanceLeastConn, outcome: OutcomeDryRun, warns: "balance advice: lbtune switches the algorithm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ring := NewSnapshotRing(16)
+			var logs bytes.Buffer
 			c, err := NewController(ControllerConfig{Interval: 5 * time.Second, StaleAfter: time.Hour,
 				Pools:  []PoolControl{{Name: "web", Policy: policyFunc(func(Observation) {})}},
 				Source: ring, Applier: tc.applier, Shadow: tc.shadow,
-				Guard: NewGuard(DefaultGuardConfig(), nil)})
+				Guard:  NewGuard(DefaultGuardConfig(), nil),
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,6 +148,15 @@ func TestControllerBalance(t *testing.T) {
 			}
 			if tc.advice == BalanceLeastConn && !strings.Contains(last.Reason, "unequal servers (capacity max/min 4.00 >= 1.50): leastconn") {
 				t.Errorf("reason %q, want the spread 4.00 and leastconn", last.Reason)
+			}
+			var warns []string
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if _, msg, ok := strings.Cut(line, "msg=\""); ok && strings.HasPrefix(msg, "balance advice") {
+					warns = append(warns, msg[:strings.IndexByte(msg, '"')])
+				}
+			}
+			if strings.Join(warns, "|") != tc.warns {
+				t.Errorf("balance warnings %q, want %q once", warns, tc.warns)
 			}
 			if strings.Join(tc.applier.sets, ",") != strings.Join(tc.sets, ",") {
 				t.Errorf("SetBalance calls %v, want %v", tc.applier.sets, tc.sets)

@@ -380,6 +380,8 @@ func (c *Controller) noteAdvice(p *controlledPool, b Balancing, d Decision) {
 		return
 	}
 	switch {
+	case d.Balance == "" && b.Auto:
+		// The applier followed it: nothing for the operator to do.
 	case d.Balance == "":
 		c.log.Warn("balance advice withdrawn", "pool", p.Name, "algorithm", b.Algorithm, "was", p.advice)
 	case b.Auto:
