@@ -83,14 +83,6 @@ const MethodAuto = "auto"
 // block, and ParseUpstreams reads back as Auto.
 const AutoComment = "lbtune: method auto"
 
-// ValidMethod reports whether m is a method lbtune.yaml may configure for
-// an upstream: one NGINX takes ("", least_conn, random, random two) or
-// MethodAuto.
-func ValidMethod(m string) bool {
-	_, ok := methods[m]
-	return ok || m == MethodAuto
-}
-
 // NewUpstream returns the upstream name with method as configured:
 // MethodAuto is Auto, rendering weighted round robin to start with.
 func NewUpstream(name, method string) Upstream {

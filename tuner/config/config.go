@@ -222,6 +222,12 @@ type NGINX struct {
 	Upstreams []Upstream `yaml:"upstreams"`
 }
 
+// NGINXMethods are the values an upstream's method takes: NGINX's
+// balancing methods lbtune renders ("" is weighted round robin) and
+// "auto" (nginx.MethodAuto). TestNGINXMethodsRender in tuner checks that
+// the NGINX actuator renders every one.
+var NGINXMethods = []string{"", "least_conn", "random", "random two", "auto"}
+
 // Upstream is one managed NGINX upstream block.
 type Upstream struct {
 	// Name is the upstream's name (proxy_pass http://NAME), the pool name.

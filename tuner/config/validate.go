@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/lbtune/lbtune/actuator/nginx"
 )
 
 // Validate checks every field and the cross-field rules, and returns every
@@ -147,7 +146,7 @@ func (c *Config) validateActuators(v *validator) {
 					v.addf(p("actuators", i, "nginx", "upstreams", j, "name"), "upstreams need distinct names, got %q", u.Name)
 				}
 				ups[u.Name] = true
-				if !nginx.ValidMethod(u.Method) {
+				if !slices.Contains(NGINXMethods, u.Method) {
 					v.addf(p("actuators", i, "nginx", "upstreams", j, "method"), "want \"\" (round robin), least_conn, random, \"random two\" or auto, got %q", u.Method)
 				}
 				for k, addr := range u.Servers {
