@@ -102,6 +102,12 @@ type Decision struct {
 	Servers int `json:"servers,omitempty"`
 	// Weights maps server name to its desired weight; nil means keep.
 	Weights map[string]int `json:"weights,omitempty"`
+	// Balance is the balancing algorithm the agent wants for the pool
+	// (BalanceLeastConn, BalanceRoundRobin); "" means keep. The controller
+	// sets it by AdviseBalance; only an Applier that follows the advice
+	// (an NGINX upstream with method auto) changes the algorithm, on the
+	// others it is advice to the operator.
+	Balance string `json:"balance,omitempty"`
 	// Reason says in words why (e.g. "p95 412ms > target 250ms over 30s").
 	Reason string `json:"reason"`
 	// Metrics are the values the policy used, by name.

@@ -53,6 +53,27 @@ type ctlCapacityReporter interface {
 	Capacities(pool string) map[string]float64
 }
 
+// ctlBalanceReporter is implemented by appliers that know the balancing
+// algorithm of a pool (the HAProxy runtime API's `show stat`, the NGINX
+// upstreams lbtune renders). An error wrapping ErrNoBalancing means the
+// pool's balancer does not say; the controller then gives no advice.
+type ctlBalanceReporter interface {
+	Balancing(ctx context.Context, pool string) (Balancing, error)
+}
+
+// ctlBalanceSetter is implemented by appliers that follow the balance
+// advice themselves for the pools whose Balancing is Auto (NGINX upstreams
+// with method auto): SetBalance renders algorithm (BalanceLeastConn or
+// BalanceRoundRobin) through the actuator's validated reload.
+type ctlBalanceSetter interface {
+	SetBalance(ctx context.Context, pool, algorithm string) error
+}
+
+// ErrNoBalancing is wrapped by a Balancing error when the applier cannot
+// tell a pool's balancing algorithm (a balancer without one, a wrapper
+// over such a balancer).
+var ErrNoBalancing = errors.New("balancing algorithm not known")
+
 // PoolControl is one controlled pool: its policy (one per pool, policies
 // keep state) and its template.
 type PoolControl struct {
@@ -115,6 +136,10 @@ type controlledPool struct {
 	// at the last decision: the estimator is then not fed (the simulator
 	// reports them; feeding it there cost every scrape of every server).
 	capReported bool
+	// advice is the last balance advice given ("" none): a change is
+	// logged as a warning, the operator's cue on a balancer lbtune cannot
+	// switch itself.
+	advice string
 }
 
 // ErrNoPools is returned by NewController when no pool is configured.
@@ -272,6 +297,18 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 	if d.Policy == "" {
 		d.Policy = p.Policy.Name()
 	}
+	// The balancing algorithm: one rule (AdviseBalance) for every policy,
+	// checked by the guard and applied (where the applier follows it)
+	// like the rest of the decision.
+	bal, known := c.balancing(ctx, p)
+	if known {
+		var why string
+		d.Balance, why = AdviseBalance(bal, obs.Capacity)
+		if why != "" {
+			d.Reason += "; " + why
+		}
+		c.noteAdvice(p, bal, d)
+	}
 	if c.cfg.Guard != nil {
 		d = c.cfg.Guard.Check(obs, d)
 	}
@@ -281,8 +318,12 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 	}
 	scale := d.Servers > 0 && d.Servers != obs.Servers+obs.Booting
 	weights := d.Weights != nil && ctlWeightsDiffer(obs.Latest, d.Weights)
+	// Only an applier that follows the advice changes the algorithm; on
+	// the others (HAProxy: no runtime command for it) it is the
+	// operator's to follow.
+	balance := d.Balance != "" && bal.Auto
 	switch {
-	case !scale && !weights:
+	case !scale && !weights && !balance:
 		d.Outcome = OutcomeNoop
 	case c.cfg.Shadow || c.cfg.Applier == nil:
 		d.Outcome = OutcomeDryRun
@@ -290,6 +331,13 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 		d.Outcome = OutcomeApplied
 		if weights {
 			if err := c.cfg.Applier.SetWeights(ctx, p.Name, d.Weights); err != nil {
+				d.Outcome, d.Error = OutcomeFailed, err.Error()
+			}
+		}
+		if balance && d.Outcome == OutcomeApplied {
+			if bs, ok := c.cfg.Applier.(ctlBalanceSetter); !ok {
+				d.Outcome, d.Error = OutcomeFailed, "set balance "+d.Balance+": the applier reports an auto algorithm but cannot change it"
+			} else if err := bs.SetBalance(ctx, p.Name, d.Balance); err != nil {
 				d.Outcome, d.Error = OutcomeFailed, err.Error()
 			}
 		}
@@ -305,6 +353,43 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 		}
 	}
 	return d
+}
+
+// balancing asks the Applier for pool p's balancing algorithm; known is
+// false when it cannot tell (no reporter, ErrNoBalancing) or reading it
+// failed (logged: the advice waits for the next tick).
+func (c *Controller) balancing(ctx context.Context, p *controlledPool) (b Balancing, known bool) {
+	br, ok := c.cfg.Applier.(ctlBalanceReporter)
+	if !ok {
+		return Balancing{}, false
+	}
+	b, err := br.Balancing(ctx, p.Name)
+	if err != nil {
+		if !errors.Is(err, ErrNoBalancing) {
+			c.log.Warn("read balancing algorithm", "pool", p.Name, "err", err)
+		}
+		return Balancing{}, false
+	}
+	return b, true
+}
+
+// noteAdvice logs a change of pool p's balance advice as a warning (the
+// operator's cue to follow it on HAProxy).
+func (c *Controller) noteAdvice(p *controlledPool, b Balancing, d Decision) {
+	if d.Balance == p.advice {
+		return
+	}
+	switch {
+	case d.Balance == "" && b.Auto:
+		// The applier followed it: nothing for the operator to do.
+	case d.Balance == "":
+		c.log.Warn("balance advice withdrawn", "pool", p.Name, "algorithm", b.Algorithm, "was", p.advice)
+	case b.Auto:
+		c.log.Warn("balance advice: lbtune switches the algorithm", "pool", p.Name, "algorithm", b.Algorithm, "advice", d.Balance, "reason", d.Reason)
+	default:
+		c.log.Warn("balance advice: change the pool's algorithm", "pool", p.Name, "algorithm", b.Algorithm, "advice", d.Balance, "reason", d.Reason)
+	}
+	p.advice = d.Balance
 }
 
 // observe builds the Observation of one pool. Its data age counts from the

@@ -116,12 +116,12 @@ func (g *Guard) Check(obs Observation, d Decision) Decision {
 	// Stale data: no action of any kind.
 	if g.cfg.StaleAfter > 0 && obs.DataAge > g.cfg.StaleAfter {
 		cur := obs.Servers + obs.Booting
-		if d.Servers != 0 || d.Weights != nil {
+		if d.Servers != 0 || d.Weights != nil || d.Balance != "" {
 			d.Clamps = append(d.Clamps, Clamp{Rule: "stale", From: d.Servers, To: 0,
 				Reason: fmt.Sprintf("refused: data is %v old, more than %v (pool keeps %d servers and its weights)", obs.DataAge.Round(time.Second), g.cfg.StaleAfter, cur)})
 			d.Outcome = OutcomeRefused
 		}
-		d.Servers, d.Weights = 0, nil
+		d.Servers, d.Weights, d.Balance = 0, nil, ""
 		p.upSince = time.Time{}
 		return d
 	}

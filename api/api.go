@@ -127,6 +127,26 @@ type PoolPolicy struct {
 	// a server-hour, the cost of a minute over the p95 target, the target,
 	// and the reward's weights per 30 s (agent.RewardConfig).
 	Objective map[string]float64 `json:"objective"`
+	// Balance is the pool's balancing algorithm and the agent's advice on
+	// it; absent when the pool's balancer cannot tell (the simulator).
+	Balance *PoolBalance `json:"balance,omitempty"`
+}
+
+// PoolBalance is a pool's balancing algorithm and the agent's advice
+// (agent.AdviseBalance), as /v1/policy shows it.
+type PoolBalance struct {
+	// Algorithm is the balancer's name for what the pool runs
+	// ("roundrobin", "leastconn"; NGINX's "" is weighted round robin).
+	Algorithm string `json:"algorithm"`
+	// Auto is true when lbtune follows the advice itself (NGINX method
+	// auto); otherwise following it is the operator's.
+	Auto bool `json:"auto"`
+	// Advice is the algorithm the agent wants ("" = keep), from the last
+	// decision; Reason says why.
+	Advice string `json:"advice"`
+	Reason string `json:"reason,omitempty"`
+	// Error says why the algorithm could not be read now.
+	Error string `json:"error,omitempty"`
 }
 
 // Cluster is one learned load state with the policy's values for it.

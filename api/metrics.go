@@ -23,6 +23,10 @@ type Metrics struct {
 	Cluster *prometheus.GaugeVec
 	// FallbackActive is 1 while a pool's decisions come from the threshold fallback.
 	FallbackActive *prometheus.GaugeVec
+	// BalanceAdvice is 1 for the balancing algorithm the agent advises a
+	// pool (agent.AdviseBalance; label algorithm: leastconn or
+	// roundrobin), with no series while it advises none.
+	BalanceAdvice *prometheus.GaugeVec
 	// ScrapeErrors counts failed scrapes per source.
 	ScrapeErrors *prometheus.CounterVec
 	// ActuationLatency is how long applying a decision took, per pool and
@@ -91,6 +95,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		FallbackActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lbtune_fallback_active", Help: "1 while the pool's decisions come from the threshold fallback.",
 		}, []string{"pool"}),
+		BalanceAdvice: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lbtune_balance_advice", Help: "1 for the balancing algorithm the agent advises the pool (leastconn for round robin on unequal servers); no series while it advises none.",
+		}, []string{"pool", "algorithm"}),
 		ScrapeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lbtune_scrape_errors_total", Help: "Failed scrapes per source.",
 		}, []string{"source"}),
@@ -129,7 +136,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.RecordErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "lbtune_record_errors_total", Help: "Decision records not stored (the store refused them, or the tick ended waiting for room); each is logged.",
 	})
-	reg.MustRegister(m.Decisions, m.Reward, m.Cluster, m.FallbackActive, m.ScrapeErrors, m.ActuationLatency, m.Servers,
+	reg.MustRegister(m.Decisions, m.Reward, m.Cluster, m.FallbackActive, m.BalanceAdvice, m.ScrapeErrors, m.ActuationLatency, m.Servers,
 		m.DecisionDuration, m.ActuationDuration, m.ActuationErrors, m.SwitchDecisions, m.DecisionLoop,
 		m.RecordQueue, m.RecordQueueFull, m.RecordErrors)
 	return m
@@ -142,6 +149,14 @@ func (m *Metrics) ObserveDecision(d agent.Decision) {
 		outcome = "none"
 	}
 	m.Decisions.WithLabelValues(d.Pool, d.Policy, outcome).Inc()
+}
+
+// ObserveBalance sets pool's BalanceAdvice from its latest decision d.
+func (m *Metrics) ObserveBalance(pool string, d agent.Decision) {
+	m.BalanceAdvice.DeletePartialMatch(prometheus.Labels{"pool": pool})
+	if d.Balance != "" {
+		m.BalanceAdvice.WithLabelValues(pool, d.Balance).Set(1)
+	}
 }
 
 // ObserveActuation records one actuation of pool by actuator: its

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/collector"
 )
 
@@ -112,6 +113,7 @@ func TestMetricsLint(t *testing.T) {
 	m.DecisionDuration.WithLabelValues("web").Observe(0.0004)
 	m.SwitchDecisions.WithLabelValues("web", "ood").Inc()
 	m.Reward.WithLabelValues("web").Set(-1)
+	m.ObserveBalance("web", agent.Decision{Balance: agent.BalanceLeastConn})
 	reg.MustRegister(&PoolCollector{Pools: func(context.Context) []PoolStatus {
 		return []PoolStatus{{Pool: "web", Mode: "auto", Policy: "agent", Target: time.Second, Max: 2,
 			Latest: &collector.PoolPoint{Rate: 1, MeanMs: 1, P95Ms: 2}, ServersKnown: true, StateKnown: true, PolicyName: "agent"}}
@@ -194,4 +196,31 @@ func exportedNames(t *testing.T) map[string]bool {
 		t.Fatalf("found %d metric names: %v", len(names), names)
 	}
 	return names
+}
+
+// TestObserveBalance: the advice gauge has one series while the agent
+// advises an algorithm, follows a change, and has none once withdrawn.
+func TestObserveBalance(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg)
+	for _, step := range []struct {
+		advice string
+		want   string // the exposition's lbtune_balance_advice lines
+	}{
+		{agent.BalanceLeastConn, `lbtune_balance_advice{algorithm="leastconn",pool="web"} 1`},
+		{agent.BalanceRoundRobin, `lbtune_balance_advice{algorithm="roundrobin",pool="web"} 1`},
+		{"", ""},
+	} {
+		m.ObserveBalance("web", agent.Decision{Balance: step.advice})
+		m.ObserveBalance("api", agent.Decision{}) // another pool's decisions leave web's advice
+		var got []string
+		for _, line := range strings.Split(string(exposition(t, reg)), "\n") {
+			if strings.HasPrefix(line, "lbtune_balance_advice{") {
+				got = append(got, line)
+			}
+		}
+		if strings.Join(got, "\n") != step.want {
+			t.Errorf("advice %q: series %q, want %q", step.advice, got, step.want)
+		}
+	}
 }

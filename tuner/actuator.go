@@ -125,7 +125,8 @@ func (d *Daemon) nginxOf(a *config.Actuator, log *slog.Logger) *nginx.NGINX {
 	}
 	var ups []nginx.Upstream
 	for _, u := range a.NGINX.Upstreams {
-		up := nginx.Upstream{Name: u.Name, Method: u.Method, Zone: "64k"}
+		up := nginx.NewUpstream(u.Name, u.Method)
+		up.Zone = "64k"
 		for _, s := range u.Servers {
 			up.Servers = append(up.Servers, nginx.UpstreamServer{Address: s, Weight: 10})
 		}
@@ -157,6 +158,16 @@ type fleetApplier struct {
 	// addTemplate tells the provider how to start servers of a pool added
 	// at runtime (a fleet's command); nil when it needs nothing.
 	addTemplate func(config.Pool)
+}
+
+// Balancing reports the balancer's algorithm for pool.
+func (f *fleetApplier) Balancing(ctx context.Context, pool string) (agent.Balancing, error) {
+	return balancingOf(ctx, f.balancer, pool)
+}
+
+// SetBalance has the balancer switch pool's algorithm (NGINX method auto).
+func (f *fleetApplier) SetBalance(ctx context.Context, pool, algorithm string) error {
+	return setBalanceOf(ctx, f.balancer, pool, algorithm)
 }
 
 // AddPool makes pool p known to the provider and to Pools, with its
@@ -197,11 +208,49 @@ type weighter interface {
 	SetWeights(ctx context.Context, pool string, weights map[string]int) error
 }
 
+// balanceReporter is a balancer that knows its pools' balancing
+// algorithms (the agent controller's optional Applier method).
+type balanceReporter interface {
+	Balancing(ctx context.Context, pool string) (agent.Balancing, error)
+}
+
+// balanceSetter is a balancer that follows the balance advice for its
+// auto pools (NGINX method auto).
+type balanceSetter interface {
+	SetBalance(ctx context.Context, pool, algorithm string) error
+}
+
+// balancingOf asks b for pool's algorithm when it can tell.
+func balancingOf(ctx context.Context, b any, pool string) (agent.Balancing, error) {
+	if br, ok := b.(balanceReporter); ok {
+		return br.Balancing(ctx, pool)
+	}
+	return agent.Balancing{}, fmt.Errorf("balancing of %s: %w", pool, agent.ErrNoBalancing)
+}
+
+// setBalanceOf has b switch pool's algorithm when it can.
+func setBalanceOf(ctx context.Context, b any, pool, algorithm string) error {
+	if bs, ok := b.(balanceSetter); ok {
+		return bs.SetBalance(ctx, pool, algorithm)
+	}
+	return fmt.Errorf("set balance of %s to %s: the balancer cannot change its algorithm", pool, algorithm)
+}
+
 // weightsOnly applies weights through a balancer that cannot start
 // servers by itself; a scale decision fails with an error saying so.
 type weightsOnly struct {
 	kind, name string
 	weights    weighter
+}
+
+// Balancing reports the balancer's algorithm for pool.
+func (w *weightsOnly) Balancing(ctx context.Context, pool string) (agent.Balancing, error) {
+	return balancingOf(ctx, w.weights, pool)
+}
+
+// SetBalance has the balancer switch pool's algorithm (NGINX method auto).
+func (w *weightsOnly) SetBalance(ctx context.Context, pool, algorithm string) error {
+	return setBalanceOf(ctx, w.weights, pool, algorithm)
 }
 
 // SetWeights forwards to the balancer.
@@ -228,7 +277,7 @@ type timedApplier struct {
 // booting servers and knows capacities (the simulator, fleets) keeps those
 // methods visible, so the controller still finds them.
 func timed(a agent.Applier, m *api.Metrics, pool, actuator string) agent.Applier {
-	for _, action := range []string{"scale", "weights"} {
+	for _, action := range []string{"scale", "weights", "balance"} {
 		m.ActuationErrors.WithLabelValues(pool, actuator, action)
 	}
 	t := timedApplier{Applier: a, metrics: m, actuator: actuator}
@@ -250,6 +299,18 @@ func (t *timedApplier) SetWeights(ctx context.Context, pool string, w map[string
 func (t *timedApplier) Scale(ctx context.Context, pool string, n int) (err error) {
 	defer t.observe(pool, "scale", time.Now(), &err)
 	return t.Applier.Scale(ctx, pool, n)
+}
+
+// Balancing forwards to the applier when it can tell (agent.ErrNoBalancing
+// otherwise: the simulator, AWS without a balancer).
+func (t *timedApplier) Balancing(ctx context.Context, pool string) (agent.Balancing, error) {
+	return balancingOf(ctx, t.Applier, pool)
+}
+
+// SetBalance times the applier's SetBalance.
+func (t *timedApplier) SetBalance(ctx context.Context, pool, algorithm string) (err error) {
+	defer t.observe(pool, "balance", time.Now(), &err)
+	return setBalanceOf(ctx, t.Applier, pool, algorithm)
 }
 
 func (t *timedApplier) observe(pool, action string, start time.Time, err *error) {

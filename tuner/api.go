@@ -56,7 +56,7 @@ func (d *Daemon) State(ctx context.Context) (api.State, error) {
 // Policy explains what decides each pool: the policy of its mode, whether
 // the agent is trained, the learned load states and the fallback
 // thresholds, and the trained policy distilled into rules.
-func (d *Daemon) Policy(context.Context) (api.Policy, error) {
+func (d *Daemon) Policy(ctx context.Context) (api.Policy, error) {
 	var out api.Policy
 	clusters := []api.Cluster{}
 	if d.trained != nil {
@@ -71,8 +71,12 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 	for _, p := range d.poolList() {
 		p.recMu.Lock()
 		mode := p.mode
+		var last agent.Decision
+		if p.last != nil {
+			last = *p.last
+		}
 		p.recMu.Unlock()
-		pp := api.PoolPolicy{Pool: p.name, Policy: p.auto.Name(), Clusters: clusters}
+		pp := api.PoolPolicy{Pool: p.name, Policy: p.auto.Name(), Clusters: clusters, Balance: p.balance(ctx, last)}
 		switch mode {
 		case config.ModeManual:
 			pp.Policy = "manual"
@@ -116,6 +120,20 @@ func (d *Daemon) Policy(context.Context) (api.Policy, error) {
 		out.Pools = append(out.Pools, pp)
 	}
 	return out, nil
+}
+
+// balance is pool p's algorithm as its balancer reports it now, with the
+// advice of its last decision; nil when the balancer cannot tell.
+func (p *Pool) balance(ctx context.Context, last agent.Decision) *api.PoolBalance {
+	b, err := balancingOf(ctx, p.applier, p.name)
+	if errors.Is(err, agent.ErrNoBalancing) {
+		return nil
+	}
+	out := &api.PoolBalance{Algorithm: b.Algorithm, Auto: b.Auto, Advice: last.Balance, Reason: agent.BalanceWhy(last.Reason)}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
 }
 
 // scaleInOf is an agent's scale-in hysteresis as /v1/policy shows it: what

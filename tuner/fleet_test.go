@@ -241,6 +241,15 @@ func TestShadowFleetChangesNothing(t *testing.T) {
 	if _, err := d.Scale(context.Background(), "web", 1); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "pool web is in shadow mode") {
 		t.Errorf("scale in shadow mode: %v", err)
 	}
+	// /v1/policy reads the backend's algorithm from HAProxy; two equal
+	// servers get no advice.
+	pol, err := d.Policy(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := pol.Pools[0].Balance; b == nil || b.Algorithm != "roundrobin" || b.Auto || b.Advice != "" || b.Error != "" {
+		t.Errorf("policy balance %+v, want roundrobin, not auto, no advice", b)
+	}
 	ds, err := d.Decisions(context.Background(), "web", time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)

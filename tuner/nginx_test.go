@@ -173,6 +173,15 @@ pools:
 	})
 	t.Logf("daemon sees %.1f req/s over both NGINX servers", seen)
 	checkInclude("under traffic")
+	// /v1/policy shows the adopted upstream's method: NGINX's default
+	// round robin, the operator's (not auto).
+	pol, err := d.Policy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := pol.Pools[0].Balance; b == nil || b.Algorithm != "" || b.Auto || b.Error != "" {
+		t.Errorf("policy balance %+v, want algorithm \"\" (round robin), not auto", b)
+	}
 	cancel()
 	select {
 	case err := <-done:

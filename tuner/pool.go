@@ -201,6 +201,7 @@ func (p *Pool) Record(ctx context.Context, dec agent.Decision) error {
 		fb = v
 	}
 	d.metrics.FallbackActive.WithLabelValues(p.name).Set(fb)
+	d.metrics.ObserveBalance(p.name, dec)
 	p.noteChargeLocked(dec)
 
 	// The state (with this decision's id), the decision and its reward go

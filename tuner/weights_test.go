@@ -5,7 +5,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/lbtune/lbtune/actuator/nginx"
 	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/tuner/config"
 )
 
 // TestFillWeights: the NGINX access log reports every weight as 0; the
@@ -128,5 +130,21 @@ func TestFillMembers(t *testing.T) {
 				t.Errorf("another pool's server changed: %+v", o.Servers[0])
 			}
 		})
+	}
+}
+
+// TestNGINXMethodsRender: every method lbtune.yaml accepts for an NGINX
+// upstream (config.NGINXMethods) is one the NGINX actuator renders, and
+// auto is lbtune's to switch, rendering round robin first.
+func TestNGINXMethodsRender(t *testing.T) {
+	for _, m := range config.NGINXMethods {
+		up := nginx.NewUpstream("web", m)
+		up.Servers = []nginx.UpstreamServer{{Address: "127.0.0.1:8081", Weight: 1}}
+		if err := nginx.ValidateUpstreams([]nginx.Upstream{up}); err != nil {
+			t.Errorf("method %q: %v", m, err)
+		}
+		if auto := m == nginx.MethodAuto; up.Auto != auto || (auto && up.Method != "") {
+			t.Errorf("method %q: upstream %+v, want auto %v rendering round robin", m, up, auto)
+		}
 	}
 }

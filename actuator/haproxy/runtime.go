@@ -9,9 +9,11 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lbtune/lbtune/actuator"
+	"github.com/lbtune/lbtune/agent"
 )
 
 // MaxWeight is the largest weight HAProxy accepts on the runtime API.
@@ -62,6 +64,47 @@ type Runtime struct {
 	DrainTimeout time.Duration
 	// Log receives one line per action taken; nil means slog.Default().
 	Log *slog.Logger
+
+	// algos caches the backends' balancing algorithms (Balancing), read
+	// at algosAt.
+	algoMu  sync.Mutex
+	algos   map[string]string
+	algosAt time.Time
+}
+
+// AlgorithmTTL is how long Balancing serves the backends' algorithms from
+// its cache. HAProxy changes a backend's algorithm only on a reload with a
+// new config, so a minute after the operator follows the advice the
+// daemon sees it.
+const AlgorithmTTL = time.Minute
+
+// Balancing returns backend pool's balancing algorithm ("roundrobin",
+// "leastconn", ...) from the algo column of `show stat` (HAProxy 2.6 has
+// it), cached for AlgorithmTTL and read again for a backend the cache does
+// not have; a failed read drops the cache. HAProxy cannot change the
+// algorithm at runtime, so Runtime only reports it (Auto is false): the
+// advice is the operator's to follow (`balance leastconn` and a reload).
+func (r *Runtime) Balancing(ctx context.Context, pool string) (agent.Balancing, error) {
+	r.algoMu.Lock()
+	defer r.algoMu.Unlock()
+	if a, ok := r.algos[pool]; ok && time.Since(r.algosAt) < AlgorithmTTL {
+		return agent.Balancing{Algorithm: a}, nil
+	}
+	r.algos = nil
+	out, err := r.Exec(ctx, "show stat")
+	if err != nil {
+		return agent.Balancing{}, fmt.Errorf("haproxy balancing of %s: %w", pool, err)
+	}
+	algos, err := ParseAlgorithms(strings.NewReader(out))
+	if err != nil {
+		return agent.Balancing{}, fmt.Errorf("haproxy balancing of %s: %w", pool, err)
+	}
+	a, ok := algos[pool]
+	if !ok {
+		return agent.Balancing{}, fmt.Errorf("haproxy balancing of %s: no such backend in show stat: %w", pool, agent.ErrNoBalancing)
+	}
+	r.algos, r.algosAt = algos, time.Now()
+	return agent.Balancing{Algorithm: a}, nil
 }
 
 // DefaultCheckArgs are the check settings of dynamically added servers; they

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbtune/lbtune/agent"
 )
 
 func TestCheckAnswer(t *testing.T) {
@@ -351,5 +353,115 @@ func TestDrainTimeout(t *testing.T) {
 			}
 			<-done
 		})
+	}
+}
+
+// TestParseAlgorithms reads the algo column of a real capture (backend app
+// is roundrobin, app_static static-rr: ../shared/captures/haproxy/haproxy.cfg)
+// and refuses what is not `show stat` with one.
+func TestParseAlgorithms(t *testing.T) {
+	capture, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "captures", "haproxy", "captures", "02-load-baseline", "show_stat.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   string
+		want map[string]string // nil: an error wrapping ErrBadStat
+	}{
+		{"capture", string(capture), map[string]string{"app": "roundrobin", "app_static": "static-rr", "stats": "roundrobin"}},
+		{"columns in another order", "# svname,algo,pxname\nBACKEND,leastconn,web\ns1,,web\n", map[string]string{"web": "leastconn"}},
+		{"no backend rows", "# pxname,svname,algo\nfe,FRONTEND,\n", map[string]string{}},
+		{"short row skipped", "# pxname,svname,algo\nweb\nweb,BACKEND,source\n", map[string]string{"web": "source"}},
+		{"empty", "", nil},
+		{"no header", "web,BACKEND,roundrobin\n", nil},
+		{"no algo column (old HAProxy)", "# pxname,svname,status\nweb,BACKEND,UP\n", nil},
+		{"unterminated quote", "# pxname,svname,algo\nweb,BACKEND,\"roundrobin\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseAlgorithms(strings.NewReader(tc.in))
+			if tc.want == nil {
+				if !errors.Is(err, ErrBadStat) {
+					t.Fatalf("got %v, err %v, want ErrBadStat", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("algorithms %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzParseAlgorithms: no panic, and an error wrapping ErrBadStat or a map
+// of backends.
+func FuzzParseAlgorithms(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "captures", "haproxy", "captures", "*", "show_stat.csv"))
+	if len(seeds) == 0 {
+		f.Fatal("no show stat captures found under ../../../shared/captures")
+	}
+	for _, p := range seeds[:min(3, len(seeds))] {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("# pxname,svname,algo\nweb,BACKEND,leastconn\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := ParseAlgorithms(strings.NewReader(string(in)))
+		if err != nil {
+			if !errors.Is(err, ErrBadStat) {
+				t.Fatalf("error %v does not wrap ErrBadStat", err)
+			}
+			return
+		}
+		if got == nil {
+			t.Fatal("nil map without an error")
+		}
+	})
+}
+
+// TestRuntimeBalancing: a real HAProxy reports each backend's algorithm
+// over the runtime API, roundrobin and leastconn side by side; an unknown
+// backend is ErrNoBalancing; after the socket goes away the cached answer
+// still serves and an uncached backend is an error.
+func TestRuntimeBalancing(t *testing.T) {
+	be := newBackend(t, 0)
+	srv := []ConfigServer{{Name: "s1", Addr: be.addr(), Weight: 10}}
+	r := startHAProxy(t, Config{Backends: []Backend{
+		{Name: "rr", Bind: freeAddr(t), Servers: srv},
+		{Name: "lc", Bind: freeAddr(t), Balance: BalanceLeastConn, Servers: srv},
+	}})
+	ctx := context.Background()
+	for pool, want := range map[string]string{"rr": "roundrobin", "lc": "leastconn"} {
+		b, err := r.Balancing(ctx, pool)
+		if err != nil {
+			t.Fatalf("%s: %v", pool, err)
+		}
+		if b.Algorithm != want || b.Auto {
+			t.Errorf("%s: %+v, want %s and not auto", pool, b, want)
+		}
+	}
+	if _, err := r.Balancing(ctx, "nope"); !errors.Is(err, agent.ErrNoBalancing) {
+		t.Errorf("unknown backend: %v, want ErrNoBalancing", err)
+	}
+	// The unknown backend dropped the cache; read it again, then take the
+	// socket away: the cache answers, a read does not.
+	if _, err := r.Balancing(ctx, "rr"); err != nil {
+		t.Fatal(err)
+	}
+	r.Socket = filepath.Join(t.TempDir(), "gone.sock")
+	if b, err := r.Balancing(ctx, "lc"); err != nil || b.Algorithm != "leastconn" {
+		t.Errorf("cached: %+v %v, want leastconn", b, err)
+	}
+	r.algoMu.Lock()
+	r.algosAt = time.Now().Add(-2 * AlgorithmTTL)
+	r.algoMu.Unlock()
+	if _, err := r.Balancing(ctx, "lc"); err == nil || errors.Is(err, agent.ErrNoBalancing) {
+		t.Errorf("expired cache, socket gone: %v, want a read error", err)
 	}
 }

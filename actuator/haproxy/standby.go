@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/lbtune/lbtune/agent"
 )
 
 // Standby scales an HAProxy backend whose servers are all configured and
@@ -31,6 +33,11 @@ func NewStandby(rt *Runtime) *Standby {
 // SetWeights sets weights over the runtime API.
 func (s *Standby) SetWeights(ctx context.Context, pool string, w map[string]int) error {
 	return s.Runtime.SetWeights(ctx, pool, w)
+}
+
+// Balancing reports backend pool's algorithm (Runtime.Balancing).
+func (s *Standby) Balancing(ctx context.Context, pool string) (agent.Balancing, error) {
+	return s.Runtime.Balancing(ctx, pool)
 }
 
 // Scale brings backend pool to n serving servers: standby servers (maint)

@@ -39,7 +39,8 @@ func ReadUpstreams(path string) ([]Upstream, error) {
 // RenderUpstreams writes them or as written by hand in the same subset:
 // "upstream NAME { zone NAME SIZE; least_conn|random|random two; server
 // ADDR [weight=N] [max_fails=N] [fail_timeout=T] [backup] [down]; }",
-// with a comment after a server line read as the server's Name. Anything
+// with a comment after a server line read as the server's Name and the
+// comment AutoComment in the block as Auto. Anything
 // else is an error wrapping ErrUnsupported (so nothing is dropped
 // silently); the upstreams returned pass ValidateUpstreams, and
 // RenderUpstreams(ParseUpstreams(RenderUpstreams(x))) is byte-identical.
@@ -134,6 +135,12 @@ func (p *upParser) upstream() (Upstream, error) {
 	}
 	u := Upstream{Name: words[1].text}
 	for {
+		// RenderUpstreams' AutoComment, on a line of its own in the block.
+		for ; p.i < len(p.toks) && p.toks[p.i].kind == tokComment; p.i++ {
+			if strings.TrimSpace(p.toks[p.i].text) == AutoComment {
+				u.Auto = true
+			}
+		}
 		words, end, ok, err := p.statement()
 		if err != nil {
 			return Upstream{}, fmt.Errorf("upstream %q: %w", u.Name, err)

@@ -30,6 +30,12 @@ func TestParseUpstreams(t *testing.T) {
 				{Address: "127.0.0.1:18082", Weight: 1, Down: true},
 			}},
 		}, nil},
+		{"auto comment, anywhere in the block", "upstream a {\n  # lbtune: method auto\n  server h:1;\n}\nupstream b {\n  least_conn;\n  server h:2; # lbtune: method auto\n  #lbtune: method auto  \n}\nupstream c { server h:3; } # lbtune: method auto\n", []Upstream{
+			{Name: "a", Auto: true, Servers: []UpstreamServer{{Address: "h:1", Weight: 1}}},
+			// On a server line the comment is the server's name.
+			{Name: "b", Auto: true, Method: "least_conn", Servers: []UpstreamServer{{Address: "h:2", Name: "lbtune: method auto", Weight: 1}}},
+			{Name: "c", Servers: []UpstreamServer{{Address: "h:3", Weight: 1}}},
+		}, nil},
 		{"names, methods, units, quotes", "# lbtune\nupstream w {\n  least_conn;\n  server 10.0.0.1:80 weight=2 fail_timeout=1m30s; # i-0abc\n" +
 			"  server \"10.0.0.2:80\"\n    down;\n  # not a name\n}\nupstream r { random two; server u:1 fail_timeout=500ms; }\n", []Upstream{
 			{Name: "w", Method: "least_conn", Servers: []UpstreamServer{

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lbtune/lbtune/actuator"
+	"github.com/lbtune/lbtune/agent"
 )
 
 // ErrUnknown marks a pool (upstream) or server this NGINX does not manage.
@@ -197,4 +198,57 @@ func (n *NGINX) RemoveServer(ctx context.Context, pool, name string) error {
 	}
 	n.log().Info("nginx server removed", "upstream", pool, "server", addr, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// Balancing returns upstream pool's method ("" is weighted round robin,
+// NGINX's default) and whether it is lbtune's to switch (Upstream.Auto).
+func (n *NGINX) Balancing(_ context.Context, pool string) (agent.Balancing, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, u := range n.ups {
+		if u.Name == pool {
+			return agent.Balancing{Algorithm: u.Method, Auto: u.Auto}, nil
+		}
+	}
+	return agent.Balancing{}, fmt.Errorf("nginx balancing of upstream %q: %w", pool, ErrUnknown)
+}
+
+// SetBalance renders upstream pool with algorithm, the agent's advice:
+// agent.BalanceLeastConn renders least_conn, agent.BalanceRoundRobin
+// weighted round robin, in one validated reload (rolled back when it does
+// not take). Only an Auto upstream is switched: the method of any other is
+// the operator's, and asking to change it is an error. The algorithm in
+// force already is no change and no reload.
+func (n *NGINX) SetBalance(ctx context.Context, pool, algorithm string) error {
+	method, ok := map[string]string{agent.BalanceLeastConn: "least_conn", agent.BalanceRoundRobin: ""}[algorithm]
+	if !ok {
+		return fmt.Errorf("nginx set balance of %s: algorithm %q is not %s or %s", pool, algorithm, agent.BalanceLeastConn, agent.BalanceRoundRobin)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ups := cloneUpstreams(n.ups)
+	i := slices.IndexFunc(ups, func(u Upstream) bool { return u.Name == pool })
+	switch {
+	case i < 0:
+		return fmt.Errorf("nginx set balance of upstream %q: %w", pool, ErrUnknown)
+	case !ups[i].Auto:
+		return fmt.Errorf("nginx set balance of upstream %q to %s: its method %q is the operator's (method auto lets lbtune switch it)", pool, algorithm, ups[i].Method)
+	case ups[i].Method == method:
+		return nil
+	}
+	from := ups[i].Method
+	ups[i].Method = method
+	if _, err := n.applyLocked(ctx, ups); err != nil {
+		return fmt.Errorf("nginx set balance of %s to %s: %w", pool, algorithm, err)
+	}
+	n.log().Info("nginx balancing method set", "upstream", pool, "from", methodName(from), "to", methodName(method))
+	return nil
+}
+
+// methodName names a method for logs ("" is round robin).
+func methodName(m string) string {
+	if m == "" {
+		return "round robin"
+	}
+	return m
 }

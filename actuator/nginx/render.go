@@ -28,8 +28,15 @@ type Upstream struct {
 	// least_conn counts) and is what nginx-module-vts reports per group.
 	Zone string
 	// Method is the balancing method: "" (weighted round robin),
-	// "least_conn", "random" or "random two".
+	// "least_conn", "random" or "random two". With Auto it is what lbtune
+	// renders now.
 	Method string
+	// Auto hands the method to lbtune (`method: auto` in lbtune.yaml):
+	// Method is "" (weighted round robin) until the agent advises least
+	// connections, then "least_conn" until it advises round robin back
+	// (SetBalance). The block carries the comment AutoComment so that an
+	// adopted include file stays auto.
+	Auto bool
 	// Servers are the upstream's servers, rendered in this order.
 	Servers []UpstreamServer
 }
@@ -68,6 +75,23 @@ var methods = map[string]string{
 	"random two": "random two;",
 }
 
+// MethodAuto is the method an operator configures to let lbtune choose
+// between weighted round robin and least_conn (Upstream.Auto).
+const MethodAuto = "auto"
+
+// AutoComment is the comment RenderUpstreams writes in an Auto upstream's
+// block, and ParseUpstreams reads back as Auto.
+const AutoComment = "lbtune: method auto"
+
+// NewUpstream returns the upstream name with method as configured:
+// MethodAuto is Auto, rendering weighted round robin to start with.
+func NewUpstream(name, method string) Upstream {
+	if method == MethodAuto {
+		return Upstream{Name: name, Auto: true}
+	}
+	return Upstream{Name: name, Method: method}
+}
+
 // RenderUpstreams writes the upstream blocks ups to w, in the given order,
 // as an NGINX include file for the http context. The output depends only on
 // ups (no timestamps), so equal inputs give byte-identical files. It
@@ -83,6 +107,9 @@ func RenderUpstreams(w io.Writer, ups []Upstream) error {
 		fmt.Fprintf(bw, "\nupstream %s {\n", u.Name)
 		if u.Zone != "" {
 			fmt.Fprintf(bw, "    zone %s %s;\n", u.Name, u.Zone)
+		}
+		if u.Auto {
+			fmt.Fprintf(bw, "    # %s\n", AutoComment)
 		}
 		if d := methods[u.Method]; d != "" {
 			fmt.Fprintf(bw, "    %s\n", d)
@@ -151,6 +178,9 @@ func ValidateUpstreams(ups []Upstream) error {
 		}
 		if _, ok := methods[u.Method]; !ok {
 			bad("upstream %q: method %q is not one of \"\", least_conn, random, random two", u.Name, u.Method)
+		}
+		if u.Auto && u.Method != "" && u.Method != "least_conn" {
+			bad("upstream %q: method auto renders \"\" or least_conn, not %q", u.Name, u.Method)
 		}
 		if len(u.Servers) == 0 {
 			bad("upstream %q has no servers (nginx refuses an empty upstream)", u.Name)

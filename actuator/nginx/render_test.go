@@ -56,6 +56,20 @@ var goldenCases = []struct {
 			}},
 		},
 	},
+	{
+		// method: auto, rendering round robin (before any advice) and
+		// least_conn (after it); the comment keeps them auto when adopted.
+		name: "auto",
+		ups: []Upstream{
+			{Name: "web", Zone: "64k", Auto: true, Servers: []UpstreamServer{
+				{Address: "127.0.0.1:19041", Weight: 25},
+				{Address: "127.0.0.1:19042", Weight: 100},
+			}},
+			{Name: "api", Zone: "64k", Auto: true, Method: "least_conn", Servers: []UpstreamServer{
+				{Address: "127.0.0.1:19051", Weight: 10},
+			}},
+		},
+	},
 	{name: "empty", ups: nil},
 }
 
@@ -123,6 +137,7 @@ func TestRenderUpstreamsInvalid(t *testing.T) {
 		{"duplicate name", []Upstream{{Name: "a", Servers: []UpstreamServer{ok}}, {Name: "a", Servers: []UpstreamServer{ok}}}, `"a" defined twice`},
 		{"bad zone", []Upstream{{Name: "a", Zone: "64kb", Servers: []UpstreamServer{ok}}}, `zone size "64kb"`},
 		{"bad method", []Upstream{{Name: "a", Method: "ip_hash", Servers: []UpstreamServer{ok}}}, `method "ip_hash"`},
+		{"auto rendering random", []Upstream{{Name: "a", Auto: true, Method: "random", Servers: []UpstreamServer{ok}}}, `method auto renders`},
 		{"no servers", []Upstream{{Name: "a"}}, `has no servers`},
 		{"weight zero", []Upstream{{Name: "a", Servers: []UpstreamServer{{Address: "h:1"}}}}, `weight 0 outside 1..1000`},
 		{"weight too big", []Upstream{{Name: "a", Servers: []UpstreamServer{{Address: "h:1", Weight: 1001}}}}, `weight 1001 outside 1..1000`},

@@ -222,11 +222,19 @@ type NGINX struct {
 	Upstreams []Upstream `yaml:"upstreams"`
 }
 
+// NGINXMethods are the values an upstream's method takes: NGINX's
+// balancing methods lbtune renders ("" is weighted round robin) and
+// "auto" (nginx.MethodAuto). TestNGINXMethodsRender in tuner checks that
+// the NGINX actuator renders every one.
+var NGINXMethods = []string{"", "least_conn", "random", "random two", "auto"}
+
 // Upstream is one managed NGINX upstream block.
 type Upstream struct {
 	// Name is the upstream's name (proxy_pass http://NAME), the pool name.
 	Name string `yaml:"name"`
-	// Method is "" (weighted round robin), least_conn, random or "random two".
+	// Method is "" (weighted round robin), least_conn, random, "random
+	// two", or auto: lbtune renders round robin and switches it to
+	// least_conn (and back) as the agent advises (agent.AdviseBalance).
 	Method string `yaml:"method"`
 	// Servers are host:port addresses.
 	Servers []string `yaml:"servers"`

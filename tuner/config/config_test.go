@@ -36,6 +36,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad-listen.bad.yaml", "bad-listen.bad.yaml:2: api.listen: want host:port, got \"localhost\""},
 		{"bad-weight.bad.yaml", "bad-weight.bad.yaml:4: pools[0].template.max_weight: want 1..1000, got 5000"},
 		{"negative-guard.bad.yaml", "negative-guard.bad.yaml:2: guard.down_cooldown: want 0s..24h, got -1m0s"},
+		{"nginx-bad-method.bad.yaml", "nginx-bad-method.bad.yaml:8: actuators[0].nginx.upstreams[0].method: want \"\" (round robin), least_conn, random, \"random two\" or auto, got \"ip_hash\""},
 		{"learning-epsilon.bad.yaml", "learning-epsilon.bad.yaml:4: model.learning.epsilon: want 0..1, got 1.5"},
 	}
 	files, err := filepath.Glob("testdata/*.bad.yaml")
@@ -116,5 +117,36 @@ func TestExampleValid(t *testing.T) {
 		if sim != (c.Pools[0].Sim != nil) {
 			t.Errorf("example(sim=%v) pool sim = %v", sim, c.Pools[0].Sim)
 		}
+	}
+}
+
+// TestNGINXMethods: the upstream methods lbtune.yaml takes (NGINX's and
+// auto) load; others are refused at their line.
+func TestNGINXMethods(t *testing.T) {
+	bad, err := os.ReadFile(filepath.Join("testdata", "nginx-bad-method.bad.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method string
+		ok     bool
+	}{
+		{`""`, true}, {"least_conn", true}, {"random", true}, {`"random two"`, true}, {"auto", true},
+		{"ip_hash", false}, {"Auto", false}, {"leastconn", false},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "lbtune.yaml")
+			y := strings.Replace(string(bad), "method: ip_hash", "method: "+tc.method, 1)
+			if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if (err == nil) != tc.ok {
+				t.Errorf("method %s: err %v, want ok %v", tc.method, err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), ":8: actuators[0].nginx.upstreams[0].method") {
+				t.Errorf("method %s: error %q does not name the method's line", tc.method, err)
+			}
+		})
 	}
 }

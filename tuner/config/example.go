@@ -94,7 +94,7 @@ actuators:
   #     include: /etc/nginx/conf.d/lbtune-upstreams.conf   # lbtune owns this file
   #     pid_file: /run/nginx.pid
   #     upstreams:
-  #       - {name: light, servers: [127.0.0.1:8081, 127.0.0.1:8082]}
+  #       - {name: light, method: auto, servers: [127.0.0.1:8081, 127.0.0.1:8082]}   # auto: least_conn when the servers are unequal
   # - name: cloud            # an Auto Scaling group (or launch_template for EC2)
   #   aws:
   #     region: eu-west-1

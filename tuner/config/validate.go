@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,6 +146,9 @@ func (c *Config) validateActuators(v *validator) {
 					v.addf(p("actuators", i, "nginx", "upstreams", j, "name"), "upstreams need distinct names, got %q", u.Name)
 				}
 				ups[u.Name] = true
+				if !slices.Contains(NGINXMethods, u.Method) {
+					v.addf(p("actuators", i, "nginx", "upstreams", j, "method"), "want \"\" (round robin), least_conn, random, \"random two\" or auto, got %q", u.Method)
+				}
 				for k, addr := range u.Servers {
 					if _, _, err := net.SplitHostPort(addr); err != nil {
 						v.addf(p("actuators", i, "nginx", "upstreams", j, "servers", k), "want host:port, got %q", addr)

@@ -1,0 +1,97 @@
+package tuner
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lbtune/lbtune/agent"
+	"github.com/lbtune/lbtune/api"
+)
+
+// fakeBalancer sets weights and, when it has an algorithm, reports and
+// switches it (as *nginx.NGINX does for an auto upstream).
+type fakeBalancer struct{ alg string }
+
+func (*fakeBalancer) SetWeights(context.Context, string, map[string]int) error { return nil }
+
+func (f *fakeBalancer) Balancing(context.Context, string) (agent.Balancing, error) {
+	return agent.Balancing{Algorithm: f.alg, Auto: true}, nil
+}
+
+func (f *fakeBalancer) SetBalance(_ context.Context, _, algorithm string) error {
+	if algorithm == "bad" {
+		return errors.New("nginx -t refused")
+	}
+	f.alg = algorithm
+	return nil
+}
+
+// weightsOnlyBalancer has no algorithm to report (a balancer that cannot tell).
+type weightsOnlyBalancer struct{}
+
+func (weightsOnlyBalancer) SetWeights(context.Context, string, map[string]int) error { return nil }
+
+// TestBalanceThroughWrappers: the daemon's wrappers (weightsOnly, then
+// the timing wrapper the controller gets) pass the balancer's algorithm
+// and its switch through, time the switch as action "balance" and count
+// its errors; over a balancer that cannot tell, Balancing is
+// agent.ErrNoBalancing (the controller then gives no advice).
+func TestBalanceThroughWrappers(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := api.NewMetrics(reg)
+	ctx := context.Background()
+	fb := &fakeBalancer{}
+	a := timed(&weightsOnly{kind: "nginx", name: "edge", weights: fb}, m, "web", "edge")
+	br, ok := a.(interface {
+		Balancing(context.Context, string) (agent.Balancing, error)
+		SetBalance(context.Context, string, string) error
+	})
+	if !ok {
+		t.Fatalf("%T hides Balancing or SetBalance from the controller", a)
+	}
+	if err := br.SetBalance(ctx, "web", agent.BalanceLeastConn); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := br.Balancing(ctx, "web"); err != nil || b.Algorithm != agent.BalanceLeastConn || !b.Auto {
+		t.Errorf("after the switch: %+v %v, want leastconn, auto", b, err)
+	}
+	if err := br.SetBalance(ctx, "web", "bad"); err == nil {
+		t.Error("a refused switch returned no error")
+	}
+	// Two switches timed, one of them an error, both under action balance.
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "action" && l.GetValue() == "balance" {
+					switch f.GetName() {
+					case "lbtune_actuation_duration_seconds":
+						got["timed"] = float64(mt.GetHistogram().GetSampleCount())
+					case "lbtune_actuation_errors_total":
+						got["errors"] = mt.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	if got["timed"] != 2 || got["errors"] != 1 {
+		t.Errorf("action balance: %v, want 2 timed and 1 error", got)
+	}
+	plain := timed(&weightsOnly{kind: "haproxy", name: "lb", weights: weightsOnlyBalancer{}}, m, "api", "lb").(interface {
+		Balancing(context.Context, string) (agent.Balancing, error)
+		SetBalance(context.Context, string, string) error
+	})
+	if _, err := plain.Balancing(ctx, "api"); !errors.Is(err, agent.ErrNoBalancing) {
+		t.Errorf("balancer without an algorithm: %v, want ErrNoBalancing", err)
+	}
+	if err := plain.SetBalance(ctx, "api", agent.BalanceLeastConn); err == nil {
+		t.Error("a balancer that cannot switch accepted a switch")
+	}
+}
