@@ -17,8 +17,9 @@ import (
 func TestAdviseBalance(t *testing.T) {
 	speeds124 := map[string]float64{"s1": 0.43, "s2": 0.86, "s4": 1.71} // spread 3.98
 	equal := map[string]float64{"a": 0.95, "b": 1.05}                   // 1.11
-	at15 := map[string]float64{"a": 1, "b": 1.5}                        // 1.5 exactly
-	below15 := map[string]float64{"a": 0.81, "b": 1.19}                 // 1.47
+	at2 := map[string]float64{"a": 0.5, "b": 1}                         // 2 exactly
+	below2 := map[string]float64{"a": 0.68, "b": 1.32}                  // 1.94
+	demoMax := map[string]float64{"a": 0.814, "b": 1.186}               // 1.46: make demo's identical servers at most
 	between := map[string]float64{"a": 0.85, "b": 1.15}                 // 1.35: between the thresholds
 	for _, tc := range []struct {
 		name   string
@@ -27,12 +28,13 @@ func TestAdviseBalance(t *testing.T) {
 		advice string
 		why    string // a part of the reason ("" = no reason)
 	}{
-		{"haproxy roundrobin, 1:2:4", Balancing{Algorithm: "roundrobin"}, speeds124, BalanceLeastConn, "balance: roundrobin on unequal servers (capacity max/min 3.98 >= 1.50): leastconn"},
+		{"haproxy roundrobin, 1:2:4", Balancing{Algorithm: "roundrobin"}, speeds124, BalanceLeastConn, "balance: roundrobin on unequal servers (capacity max/min 3.98 >= 2.00): leastconn"},
 		{"haproxy static-rr, 1:2:4", Balancing{Algorithm: "static-rr"}, speeds124, BalanceLeastConn, "static-rr on unequal"},
 		{"nginx default, 1:2:4", Balancing{Algorithm: ""}, speeds124, BalanceLeastConn, "round robin (nginx default) on unequal"},
 		{"nginx auto rendering round robin, 1:2:4", Balancing{Algorithm: "", Auto: true}, speeds124, BalanceLeastConn, "unequal"},
-		{"spread exactly 1.5", Balancing{Algorithm: "roundrobin"}, at15, BalanceLeastConn, "max/min 1.50 >= 1.50"},
-		{"spread just below 1.5", Balancing{Algorithm: "roundrobin"}, below15, "", ""},
+		{"spread exactly 2", Balancing{Algorithm: "roundrobin"}, at2, BalanceLeastConn, "max/min 2.00 >= 2.00"},
+		{"spread just below 2", Balancing{Algorithm: "roundrobin"}, below2, "", ""},
+		{"identical servers' noisiest estimates", Balancing{Algorithm: "roundrobin"}, demoMax, "", ""},
 		{"equal servers", Balancing{Algorithm: "roundrobin"}, equal, "", ""},
 		{"haproxy leastconn, 1:2:4", Balancing{Algorithm: "leastconn"}, speeds124, "", ""},
 		{"nginx least_conn, 1:2:4", Balancing{Algorithm: "least_conn"}, speeds124, "", ""},
@@ -146,7 +148,7 @@ func TestControllerBalance(t *testing.T) {
 			if named := strings.Contains(last.Reason, "balance: "); named != (tc.advice != "") {
 				t.Errorf("reason %q names the advice: %v, want %v", last.Reason, named, tc.advice != "")
 			}
-			if tc.advice == BalanceLeastConn && !strings.Contains(last.Reason, "unequal servers (capacity max/min 4.00 >= 1.50): leastconn") {
+			if tc.advice == BalanceLeastConn && !strings.Contains(last.Reason, "unequal servers (capacity max/min 4.00 >= 2.00): leastconn") {
 				t.Errorf("reason %q, want the spread 4.00 and leastconn", last.Reason)
 			}
 			var warns []string

@@ -103,7 +103,7 @@ func TestControllerSwitchesAutoUpstream(t *testing.T) {
 				t.Fatal("no decision advised an algorithm")
 			}
 			if first.Balance != agent.BalanceLeastConn || first.Outcome != tc.outcome ||
-				!strings.Contains(first.Reason, "balance: round robin (nginx default) on unequal servers (capacity max/min 4.00 >= 1.50): leastconn") {
+				!strings.Contains(first.Reason, "balance: round robin (nginx default) on unequal servers (capacity max/min 4.00 >= 2.00): leastconn") {
 				t.Errorf("first advice: balance %q outcome %q reason %q, want leastconn, %s, the spread in the reason", first.Balance, first.Outcome, first.Reason, tc.outcome)
 			}
 			b, err := n.Balancing(context.Background(), "app")
