@@ -208,7 +208,7 @@ switched() {
   first=$(jq -r --arg t0 "$4" '[.[] | select(.balance == "leastconn") | .time | sub("\\.[0-9]+"; "") | fromdateiso8601 - ($t0 | tonumber)] |
     [length, (if length > 0 then (first | round) else "-" end), (if length > 0 then (last | round) else "-" end)] | map(tostring) | join("\t")' \
     "$3/decisions.json" 2>/dev/null || printf '?\t?\t?')
-  set=$(grep -m1 'msg="nginx balancing method set"' "$3/lbtune.log" | sed -n 's/^time=\([^ ]*\) .*/\1/p')
+  set=$(grep -m1 'msg="nginx balancing method set"' "$3/lbtune.log" | sed -n 's/^time=\([^ ]*\) .*/\1/p' || true)
   [ -n "$set" ] && set=$(awk -v a="$(date -d "$set" +%s.%N)" -v b="$4" 'BEGIN {printf "%.0f", a - b}') || set=-
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$method" "$(jq length "$3/decisions.json" 2>/dev/null || echo '?')" \
     "$first" "$set" "$(grep -c 'msg="nginx reloaded"' "$3/lbtune.log" || true)" "$(grep -c 'rolled back' "$3/lbtune.log" || true)" >>"$switches"
