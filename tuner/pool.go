@@ -108,7 +108,10 @@ func (p *Pool) setModeLocked(mode string) error {
 		Recorder:   p,
 		Shadow:     mode == config.ModeShadow,
 		Now:        p.clock,
-		Logger:     p.log,
+		// The daemon's logger, not the pool's: the controller names the
+		// pool in its own lines (it can run several), and p.log's pool
+		// attribute made them read "pool=web pool=web".
+		Logger: p.d.log,
 	})
 	if err != nil {
 		return fmt.Errorf("pool %s: %w", p.name, err)
