@@ -78,21 +78,9 @@ func parseHAProxyCSV(ctx context.Context, data []byte, source string, at time.Ti
 	if at.IsZero() {
 		return fail("no time given")
 	}
-	data = bytes.TrimLeft(data, "\r\n\t ")
-	if !bytes.HasPrefix(data, []byte("# ")) {
-		first, _, _ := bytes.Cut(data, []byte("\n"))
-		return fail("no header line starting with %q (got %q)", "# pxname", clip(string(first)))
-	}
-	r := csvLines{data: data[2:]}
-	ncol, err := r.next()
+	r, ncol, col, err := haproxyHeader(data)
 	if err != nil {
-		return fail("header: %v", err)
-	}
-	col := make(map[string]int, ncol)
-	for i := range ncol {
-		if h := r.field(i); len(h) > 0 {
-			col[string(h)] = i
-		}
+		return fail("%v", err)
 	}
 	idx := make([]int, len(haproxyColumns))
 	for i, name := range haproxyColumns {
@@ -215,6 +203,64 @@ func parseHAProxyCSV(ctx context.Context, data []byte, source string, at time.Ti
 // before reading them: a document of blank lines must not allocate a
 // server per line.
 const maxPrealloc = 1 << 12
+
+// haproxyHeader reads the header line of HAProxy statistics CSV ("# pxname,
+// svname,..."): the reader positioned at the first row, the number of
+// columns and each named column's index.
+func haproxyHeader(data []byte) (r csvLines, ncol int, col map[string]int, err error) {
+	data = bytes.TrimLeft(data, "\r\n\t ")
+	if !bytes.HasPrefix(data, []byte("# ")) {
+		first, _, _ := bytes.Cut(data, []byte("\n"))
+		return r, 0, nil, fmt.Errorf("no header line starting with %q (got %q)", "# pxname", clip(string(first)))
+	}
+	r = csvLines{data: data[2:]}
+	if ncol, err = r.next(); err != nil {
+		return r, 0, nil, fmt.Errorf("header: %v", err)
+	}
+	col = make(map[string]int, ncol)
+	for i := range ncol {
+		if h := r.field(i); len(h) > 0 {
+			col[string(h)] = i
+		}
+	}
+	return r, ncol, col, nil
+}
+
+// HAProxyAlgorithms reads each backend's balancing algorithm from HAProxy
+// statistics CSV: the algo column of the BACKEND rows ("roundrobin",
+// "static-rr", "leastconn", "source", ...; HAProxy 2.6 has it), with the
+// reader ParseHAProxyCSV uses. A CSV without a pxname, svname or algo
+// column, or malformed, is an error wrapping ErrMalformed.
+func HAProxyAlgorithms(data []byte) (map[string]string, error) {
+	fail := func(format string, args ...any) (map[string]string, error) {
+		return nil, fmt.Errorf("haproxy algorithms: %w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	r, _, col, err := haproxyHeader(data)
+	if err != nil {
+		return fail("%v", err)
+	}
+	px, okp := col["pxname"]
+	sv, oks := col["svname"]
+	algo, oka := col["algo"]
+	if !okp || !oks || !oka {
+		return fail("header has no pxname, svname or algo column")
+	}
+	r.limit = max(px, sv, algo) + 1
+	out := map[string]string{}
+	for line := 2; ; line++ {
+		n, err := r.next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return fail("line %d: %v", line, err)
+		}
+		if n <= max(px, sv, algo) || string(r.field(sv)) != "BACKEND" {
+			continue
+		}
+		out[string(r.field(px))] = string(r.field(algo))
+	}
+}
 
 // csvLines splits HAProxy CSV into records. HAProxy quotes a field only
 // when it holds a comma, quote or newline, which is rare (descriptions), so

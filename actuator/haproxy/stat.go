@@ -1,7 +1,6 @@
 package haproxy
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -81,46 +80,17 @@ func ParseStat(r io.Reader) ([]Stat, error) {
 
 // ParseAlgorithms reads each backend's balancing algorithm from `show
 // stat` CSV output: the algo column of the BACKEND rows (HAProxy 2.6 has
-// it; "roundrobin", "static-rr", "leastconn", "source", ...). The column is
-// found by the header, like every column the collector reads; output
-// without one, or not CSV, is an error wrapping ErrBadStat.
+// it; "roundrobin", "static-rr", "leastconn", "source", ...), read by the
+// collector's parser (collector.HAProxyAlgorithms), like ParseStat; output
+// without the column, or not CSV, is an error wrapping ErrBadStat.
 func ParseAlgorithms(r io.Reader) (map[string]string, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	header, err := cr.Read()
+	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header: %w", ErrBadStat, err)
+		return nil, fmt.Errorf("read show stat: %w", err)
 	}
-	if len(header) == 0 || !strings.HasPrefix(header[0], "# ") {
-		return nil, fmt.Errorf("%w: no header line starting with \"# pxname\"", ErrBadStat)
+	algos, err := collector.HAProxyAlgorithms(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadStat, err)
 	}
-	px, sv, algo := -1, -1, -1
-	for i, h := range header {
-		switch strings.TrimPrefix(h, "# ") {
-		case "pxname":
-			px = i
-		case "svname":
-			sv = i
-		case "algo":
-			algo = i
-		}
-	}
-	if px < 0 || sv < 0 || algo < 0 {
-		return nil, fmt.Errorf("%w: header has no pxname, svname or algo column", ErrBadStat)
-	}
-	out := map[string]string{}
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrBadStat, err)
-		}
-		if len(rec) <= max(px, sv, algo) || rec[sv] != "BACKEND" {
-			continue
-		}
-		out[rec[px]] = rec[algo]
-	}
+	return algos, nil
 }
