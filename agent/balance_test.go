@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lbtune/lbtune/collector"
 )
 
 // TestAdviseBalance: the rule over the algorithms a balancer reports, the
@@ -90,18 +88,8 @@ func (a *ctlBalApplier) SetBalance(_ context.Context, _ string, algorithm string
 // named in its reason; only an auto Applier is asked to switch, never in
 // shadow mode, and an Applier that cannot tell gets no advice.
 func TestControllerBalance(t *testing.T) {
-	// Two servers at half load, a at 10 req/s capacity, b at 40 (see
-	// TestControllerCapacity): estimated 0.4 and 1.6, a spread of 4.
-	snap := func(i int) collector.Snapshot {
-		srv := func(name string, lambda, latMs float64) collector.Server {
-			n := uint64(lambda * 5 * float64(i))
-			return collector.Server{Name: name, Weight: 1, State: collector.StateUp,
-				Counters: collector.Counters{Requests: n, Responses: [5]uint64{1: n}},
-				Gauges:   collector.Gauges{AvgResponseMs: latMs}}
-		}
-		return collector.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), Source: "test",
-			Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{srv("a", 5, 200), srv("b", 20, 50)}}}}
-	}
+	// Two servers estimated at 0.4 and 1.6: a spread of 4.
+	snap := unequalPairSnap
 	for _, tc := range []struct {
 		name    string
 		applier *ctlBalApplier

@@ -341,24 +341,27 @@ type ctlCapApplier struct {
 
 func (a *ctlCapApplier) Capacities(string) map[string]float64 { return a.caps }
 
+// unequalPairSnap is the i-th 5 s snapshot of pool "web" with two M/M/1
+// servers at half load: a serves 10 req/s (5 req/s at 200 ms), b 40 req/s
+// (20 req/s at 50 ms); their estimated capacities are 0.4 and 1.6.
+// HAProxy-like counters: requests and 2xx responses, the latency a gauge.
+func unequalPairSnap(i int) collector.Snapshot {
+	srv := func(name string, lambda, latMs float64) collector.Server {
+		n := uint64(lambda * 5 * float64(i))
+		return collector.Server{Name: name, Weight: 1, State: collector.StateUp,
+			Counters: collector.Counters{Requests: n, Responses: [5]uint64{1: n}},
+			Gauges:   collector.Gauges{AvgResponseMs: latMs}}
+	}
+	return collector.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), Source: "test",
+		Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{srv("a", 5, 200), srv("b", 20, 50)}}}}
+}
+
 // TestControllerCapacity: an Applier that reports no capacities (HAProxy,
 // NGINX) gets the pool's estimates from the rates, named in the
 // decision's reason, once there are enough samples; one that reports them
 // keeps its own.
 func TestControllerCapacity(t *testing.T) {
-	// Two M/M/1 servers at half load: a serves 10 req/s, b 40 req/s.
-	// HAProxy-like counters: requests and 2xx responses, the latency a
-	// gauge.
-	snap := func(i int) collector.Snapshot {
-		srv := func(name string, lambda, latMs float64) collector.Server {
-			n := uint64(lambda * 5 * float64(i))
-			return collector.Server{Name: name, Weight: 1, State: collector.StateUp,
-				Counters: collector.Counters{Requests: n, Responses: [5]uint64{1: n}},
-				Gauges:   collector.Gauges{AvgResponseMs: latMs}}
-		}
-		return collector.Snapshot{Time: t0.Add(time.Duration(i) * 5 * time.Second), Source: "test",
-			Pools: []collector.Pool{{Name: "web", Servers: []collector.Server{srv("a", 5, 200), srv("b", 20, 50)}}}}
-	}
+	snap := unequalPairSnap
 	for _, tc := range []struct {
 		name    string
 		applier Applier
