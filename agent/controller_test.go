@@ -419,3 +419,137 @@ func TestControllerCapacity(t *testing.T) {
 		})
 	}
 }
+
+// ctlServingApplier reports serving states like HAProxy's runtime API.
+type ctlServingApplier struct {
+	ctlApplier
+	serving map[string]bool
+	err     error
+}
+
+func (a *ctlServingApplier) ServingServers(context.Context, string) (map[string]bool, error) {
+	return a.serving, a.err
+}
+
+// logSnap is what a request log reports: every server it has seen is up,
+// here six, the last two idle.
+func logSnap(at time.Time, i int) collector.Snapshot {
+	var srv []collector.Server
+	for j, name := range []string{"s1", "s2", "s3", "s4", "s5", "s6"} {
+		reqs := uint64(100 * i)
+		if j >= 4 {
+			reqs = 500 // idle since the scale-in
+		}
+		srv = append(srv, collector.Server{Name: name, Weight: 1, State: collector.StateUp, Counters: collector.Counters{Requests: reqs}})
+	}
+	return collector.Snapshot{Time: at, Source: "log", Pools: []collector.Pool{{Name: "web", Servers: srv}}}
+}
+
+// TestControllerServingFromApplier: a source that lists every server as up
+// (a request log) is overruled by the applier's serving states, so the
+// policy and the guard see the pool the balancer runs (4 of 6 after a
+// scale-in), a scale-in already done is not asked again, and the guard's
+// lifetime rule cannot turn a repeat of it into a scale-out (the flap of
+// a `make demo` run before this: 6 -> 4 asked on a pool of 4 three times,
+// then "raised to 5" applied as 4 -> 5). A serving server the log has not
+// seen joins the observation; an applier that cannot tell, or fails,
+// leaves the source's view (the failure named in the reason).
+func TestControllerServingFromApplier(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const iv = 5 * time.Second
+	four := map[string]bool{"s1": true, "s2": true, "s3": true, "s4": true, "s5": false, "s6": false}
+	tests := []struct {
+		name        string
+		serving     map[string]bool
+		err         error
+		wantServers int
+		wantUp      []string
+		wantReason  string
+	}{
+		{name: "applier's states win", serving: four, wantServers: 4, wantUp: []string{"s1", "s2", "s3", "s4"}},
+		{name: "a serving server the log has not seen", serving: map[string]bool{"s1": true, "s2": true, "s3": false, "s4": false, "s5": false, "s6": false, "s7": true},
+			wantServers: 3, wantUp: []string{"s1", "s2", "s7"}},
+		{name: "a server the balancer no longer has", serving: map[string]bool{"s1": true, "s2": true, "s3": true, "s4": true},
+			wantServers: 4, wantUp: []string{"s1", "s2", "s3", "s4"}},
+		{name: "names that never meet", serving: map[string]bool{"backend1:80": true, "backend2:80": false},
+			wantServers: 6, wantUp: []string{"s1", "s2", "s3", "s4", "s5", "s6"}, wantReason: "the applier names none of the source's 6 servers"},
+		{name: "applier cannot tell", serving: nil, wantServers: 6, wantUp: []string{"s1", "s2", "s3", "s4", "s5", "s6"}},
+		{name: "applier fails", err: errors.New("socket gone"), wantServers: 6, wantUp: []string{"s1", "s2", "s3", "s4", "s5", "s6"}, wantReason: "serving servers as the source reports them (socket gone)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ring := NewSnapshotRing(4)
+			for i := range 3 {
+				ring.Add(logSnap(t0.Add(time.Duration(i)*iv), i))
+			}
+			var seen Observation
+			spy := policyFunc(func(obs Observation) { seen = obs })
+			rec := &ctlRecorder{}
+			c, err := NewController(ControllerConfig{
+				Interval: iv, Pools: []PoolControl{{Name: "web", Policy: spy, Template: Template{Min: 2, Max: 6}}},
+				Source: ring, Applier: &ctlServingApplier{serving: tc.serving, err: tc.err}, Recorder: rec,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds := c.Tick(context.Background(), t0.Add(2*iv))
+			if len(ds) != 1 {
+				t.Fatalf("%d decisions", len(ds))
+			}
+			if seen.Servers != tc.wantServers || seen.Latest.ServersUp() != tc.wantServers {
+				t.Errorf("observation: %d servers (%d up in Latest), want %d", seen.Servers, seen.Latest.ServersUp(), tc.wantServers)
+			}
+			var up []string
+			for _, s := range seen.Latest.Servers {
+				if s.State == collector.StateUp {
+					up = append(up, s.Name)
+				}
+			}
+			if strings.Join(up, ",") != strings.Join(tc.wantUp, ",") {
+				t.Errorf("up in the observation: %v, want %v", up, tc.wantUp)
+			}
+			if !strings.Contains(ds[0].Reason, tc.wantReason) {
+				t.Errorf("reason %q does not mention %q", ds[0].Reason, tc.wantReason)
+			}
+		})
+	}
+
+	// With the guard, as in that demo: the pool served 6 for two minutes,
+	// then the policy asks for 4 and keeps asking; the balancer has 4 in
+	// service from the scale-in on, the log still lists 6.
+	ring := NewSnapshotRing(4)
+	app := &ctlServingApplier{serving: map[string]bool{"s1": true, "s2": true, "s3": true, "s4": true, "s5": true, "s6": true}}
+	want := 6
+	pol := policyDecide(func(Observation) Decision { return Decision{Servers: want, Reason: "test"} })
+	g := NewGuard(GuardConfig{MinLifetime: time.Minute, StaleAfter: time.Minute}, nil)
+	c, err := NewController(ControllerConfig{
+		Interval: iv, Pools: []PoolControl{{Name: "web", Policy: pol, Template: Template{Min: 2, Max: 6}}},
+		Source: ring, Applier: app, Guard: g, Recorder: &ctlRecorder{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		at := t0.Add(time.Duration(i) * iv)
+		ring.Add(logSnap(at, i))
+		if i == 30 {
+			want = 4
+		}
+		for _, d := range c.Tick(context.Background(), at) {
+			if d.Outcome == OutcomeApplied && len(app.scales) == 1 {
+				app.serving = four // the balancer drained s5 and s6
+			}
+		}
+	}
+	if len(app.scales) != 1 || app.scales[0] != 4 {
+		t.Errorf("scale calls %v, want one, to 4", app.scales)
+	}
+}
+
+// policyDecide is a Policy deciding by a function.
+type policyDecide func(Observation) Decision
+
+func (policyDecide) Name() string { return "func" }
+func (f policyDecide) Decide(_ context.Context, obs Observation) (Decision, error) {
+	return f(obs), nil
+}

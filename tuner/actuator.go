@@ -165,6 +165,12 @@ func (f *fleetApplier) Balancing(ctx context.Context, pool string) (agent.Balanc
 	return balancingOf(ctx, f.balancer, pool)
 }
 
+// ServingServers reports which servers of pool the balancer serves from,
+// when it can tell (nil otherwise).
+func (f *fleetApplier) ServingServers(ctx context.Context, pool string) (map[string]bool, error) {
+	return servingOf(ctx, f.balancer, pool)
+}
+
 // SetBalance has the balancer switch pool's algorithm (NGINX method auto).
 func (f *fleetApplier) SetBalance(ctx context.Context, pool, algorithm string) error {
 	return setBalanceOf(ctx, f.balancer, pool, algorithm)
@@ -220,6 +226,21 @@ type balanceSetter interface {
 	SetBalance(ctx context.Context, pool, algorithm string) error
 }
 
+// servingReporter is a balancer that knows which servers of a pool it
+// sends new requests to (HAProxy's runtime API).
+type servingReporter interface {
+	ServingServers(ctx context.Context, pool string) (map[string]bool, error)
+}
+
+// servingOf asks b which servers of pool serve; nil, nil when b cannot
+// tell.
+func servingOf(ctx context.Context, b any, pool string) (map[string]bool, error) {
+	if sr, ok := b.(servingReporter); ok {
+		return sr.ServingServers(ctx, pool)
+	}
+	return nil, nil
+}
+
 // balancingOf asks b for pool's algorithm when it can tell.
 func balancingOf(ctx context.Context, b any, pool string) (agent.Balancing, error) {
 	if br, ok := b.(balanceReporter); ok {
@@ -246,6 +267,12 @@ type weightsOnly struct {
 // Balancing reports the balancer's algorithm for pool.
 func (w *weightsOnly) Balancing(ctx context.Context, pool string) (agent.Balancing, error) {
 	return balancingOf(ctx, w.weights, pool)
+}
+
+// ServingServers reports which servers of pool the balancer serves from,
+// when it can tell (nil otherwise).
+func (w *weightsOnly) ServingServers(ctx context.Context, pool string) (map[string]bool, error) {
+	return servingOf(ctx, w.weights, pool)
 }
 
 // SetBalance has the balancer switch pool's algorithm (NGINX method auto).
@@ -305,6 +332,11 @@ func (t *timedApplier) Scale(ctx context.Context, pool string, n int) (err error
 // otherwise: the simulator, AWS without a balancer).
 func (t *timedApplier) Balancing(ctx context.Context, pool string) (agent.Balancing, error) {
 	return balancingOf(ctx, t.Applier, pool)
+}
+
+// ServingServers forwards to the applier when it can tell (nil otherwise).
+func (t *timedApplier) ServingServers(ctx context.Context, pool string) (map[string]bool, error) {
+	return servingOf(ctx, t.Applier, pool)
 }
 
 // SetBalance times the applier's SetBalance.

@@ -95,3 +95,46 @@ func TestBalanceThroughWrappers(t *testing.T) {
 		t.Error("a balancer that cannot switch accepted a switch")
 	}
 }
+
+// servingBalancer reports which servers serve (as *haproxy.Runtime does).
+type servingBalancer struct {
+	weightsOnlyBalancer
+	serving map[string]bool
+}
+
+func (s servingBalancer) ServingServers(context.Context, string) (map[string]bool, error) {
+	return s.serving, nil
+}
+
+// TestServingThroughWrappers: the wrappers the controller gets pass the
+// balancer's serving states through (HAProxy's runtime API: the pool's
+// size when the source is a request log), and say nothing (nil, nil) over
+// a balancer that cannot tell, so the controller keeps the source's view
+// without an error on every decision.
+func TestServingThroughWrappers(t *testing.T) {
+	ctx := context.Background()
+	m := api.NewMetrics(prometheus.NewRegistry())
+	type servingReporter interface {
+		ServingServers(context.Context, string) (map[string]bool, error)
+	}
+	want := map[string]bool{"s1": true, "s2": false}
+	for _, tc := range []struct {
+		name string
+		a    agent.Applier
+		want map[string]bool
+	}{
+		{"weights only over haproxy", timed(&weightsOnly{kind: "haproxy", name: "lb", weights: servingBalancer{serving: want}}, m, "web", "lb"), want},
+		{"weights only over a balancer that cannot tell", timed(&weightsOnly{kind: "nginx", name: "edge", weights: weightsOnlyBalancer{}}, m, "api", "edge"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sr, ok := tc.a.(servingReporter)
+			if !ok {
+				t.Fatalf("%T hides ServingServers from the controller", tc.a)
+			}
+			got, err := sr.ServingServers(ctx, "web")
+			if err != nil || len(got) != len(tc.want) || got["s1"] != tc.want["s1"] || got["s2"] != tc.want["s2"] {
+				t.Errorf("ServingServers = %v, %v; want %v, nil", got, err, tc.want)
+			}
+		})
+	}
+}

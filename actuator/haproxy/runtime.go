@@ -405,6 +405,25 @@ func (r *Runtime) PoolServers(ctx context.Context, pool string) ([]actuator.Serv
 	return out, nil
 }
 
+// ServingServers reports, for every server of backend pool, whether HAProxy
+// sends it new requests (Stat.Serving): the agent controller counts a
+// pool's servers by it when its source cannot tell (a request log). A
+// backend without servers is an error wrapping ErrNoServer.
+func (r *Runtime) ServingServers(ctx context.Context, pool string) (map[string]bool, error) {
+	rows, err := r.Servers(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("haproxy show stat: backend %s: %w", pool, ErrNoServer)
+	}
+	out := make(map[string]bool, len(rows))
+	for _, s := range rows {
+		out[s.Server] = s.Serving()
+	}
+	return out, nil
+}
+
 // SetWeights sets the weights of servers in backend pool, validating all of
 // them before sending any; servers not named keep theirs. Every failure is
 // reported (joined), not only the first.

@@ -40,6 +40,12 @@ func (s *Standby) Balancing(ctx context.Context, pool string) (agent.Balancing, 
 	return s.Runtime.Balancing(ctx, pool)
 }
 
+// ServingServers reports which servers of backend pool serve
+// (Runtime.ServingServers): those in standby do not.
+func (s *Standby) ServingServers(ctx context.Context, pool string) (map[string]bool, error) {
+	return s.Runtime.ServingServers(ctx, pool)
+}
+
 // Scale brings backend pool to n serving servers: standby servers (maint)
 // are put back in service in name order; surplus servers, last name first,
 // are drained and then put in maint. A returning server first takes the

@@ -2,9 +2,12 @@ package haproxy
 
 import (
 	"context"
+	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -124,7 +127,27 @@ func TestStandbyScale(t *testing.T) {
 				t.Fatalf("Scale(%d) = %v, want error %q", tc.n, err, tc.wantErr)
 			}
 			standbyWait(t, rt, "web", tc.serving, tc.standby)
+			// What the agent controller counts the pool by: the same
+			// split, from the runtime API.
+			got, err := s.ServingServers(ctx, "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serving, standby []string
+			for _, name := range slices.Sorted(maps.Keys(got)) {
+				if got[name] {
+					serving = append(serving, name)
+				} else {
+					standby = append(standby, name)
+				}
+			}
+			if strings.Join(serving, ",") != tc.serving || strings.Join(standby, ",") != tc.standby {
+				t.Errorf("ServingServers: serving %v, standby %v; want %q and %q", serving, standby, tc.serving, tc.standby)
+			}
 		})
+	}
+	if _, err := s.ServingServers(ctx, "nosuch"); !errors.Is(err, ErrNoServer) {
+		t.Errorf("ServingServers of an unknown backend: %v, want ErrNoServer", err)
 	}
 
 	// The weights move while s2 and s3 stand by; each returns with the

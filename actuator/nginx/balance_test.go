@@ -2,7 +2,9 @@ package nginx
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -191,5 +193,44 @@ func TestSetBalance(t *testing.T) {
 		if _, err := get(n.front + "/x"); err != nil {
 			t.Errorf("after SetBalance(%s, %s): %v", step.pool, step.algorithm, err)
 		}
+	}
+}
+
+// TestServingServers: what the agent controller counts an upstream by on a
+// real NGINX: every server by address, serving unless down; a removed
+// server is gone from the map (a request log would still list it), an
+// added one is in it; an unknown upstream is an error.
+func TestServingServers(t *testing.T) {
+	b1, b2 := newBackend(t), newBackend(t)
+	n := startNginx(t, appUpstream(b1.addr(), b2.addr()))
+	ctx := context.Background()
+	check := func(step string, want map[string]bool) {
+		t.Helper()
+		got, err := n.ServingServers(ctx, "app")
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: ServingServers = %v, want %v", step, got, want)
+		}
+	}
+	check("start", map[string]bool{b1.addr(): true, b2.addr(): true})
+	if err := n.RemoveServer(ctx, "app", b2.addr()); err != nil {
+		t.Fatal(err)
+	}
+	check("after removing b2", map[string]bool{b1.addr(): true})
+	if err := n.AddServer(ctx, "app", "b2", b2.addr(), 1); err != nil {
+		t.Fatal(err)
+	}
+	check("after adding b2 back", map[string]bool{b1.addr(): true, b2.addr(): true})
+	if err := n.RemoveServer(ctx, "app", b1.addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.RemoveServer(ctx, "app", b2.addr()); err != nil {
+		t.Fatal(err)
+	}
+	check("after removing both (parked)", map[string]bool{})
+	if _, err := n.ServingServers(ctx, "nope"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("unknown upstream: %v, want ErrUnknown", err)
 	}
 }

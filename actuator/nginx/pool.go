@@ -213,6 +213,28 @@ func (n *NGINX) Balancing(_ context.Context, pool string) (agent.Balancing, erro
 	return agent.Balancing{}, fmt.Errorf("nginx balancing of upstream %q: %w", pool, ErrUnknown)
 }
 
+// ServingServers reports every server of upstream pool by address (the
+// name NGINX's logs and vts give it) and whether NGINX sends it new
+// requests: not down, not a backup. A server removed from the upstream is
+// not in the map: the agent controller then no longer counts it, though a
+// request log still lists it.
+func (n *NGINX) ServingServers(_ context.Context, pool string) (map[string]bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, u := range n.ups {
+		if u.Name == pool {
+			out := make(map[string]bool, len(u.Servers))
+			for _, s := range u.Servers {
+				if !isParked(s) {
+					out[s.Address] = !s.Down && !s.Backup
+				}
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("nginx serving servers of upstream %q: %w", pool, ErrUnknown)
+}
+
 // SetBalance renders upstream pool with algorithm, the agent's advice:
 // agent.BalanceLeastConn renders least_conn, agent.BalanceRoundRobin
 // weighted round robin, in one validated reload (rolled back when it does
