@@ -36,8 +36,13 @@ type FitConfig struct {
 	// each load shape at many volumes (a minute's p95 is noisy at low
 	// volume, smooth at high).
 	RateMin, RateMax float64
-	// PeakServers is the default scenario's peak-servers (0 = 20).
-	PeakServers int
+	// PeakServers is the default scenario's peak-servers (0 = 20): the
+	// servers an episode's peak needs at 70% utilisation. MinPeakServers,
+	// when set below it, makes each episode draw its own from a log-uniform
+	// [MinPeakServers, PeakServers], so the agent also meets small pools:
+	// a pool of 2 servers has a largest share of at least 0.5, a state that
+	// pools of 20 reach only at their quietest.
+	PeakServers, MinPeakServers int
 	// Seed makes training reproducible.
 	Seed uint64
 	// KMin and KMax bound the load-state model's clusters.
@@ -322,6 +327,9 @@ func (c FitConfig) withDefaults() FitConfig {
 	if c.PeakServers <= 0 {
 		c.PeakServers = 20
 	}
+	if c.MinPeakServers <= 0 || c.MinPeakServers > c.PeakServers {
+		c.MinPeakServers = c.PeakServers
+	}
 	if c.KMin <= 0 {
 		c.KMin = 2
 	}
@@ -357,7 +365,12 @@ func (c FitConfig) episode(rng *rand.Rand, e int) (Scenario, error) {
 	}
 	rate := c.RateMin * math.Exp(rng.Float64()*math.Log(c.RateMax/c.RateMin))
 	tr = tr.Scaled(rate / tr.Mean())
-	sc, err := DefaultScenario(tr, c.PeakServers, c.Seed+uint64(e))
+	peak := c.PeakServers
+	if c.MinPeakServers < peak {
+		lo, hi := math.Log(float64(c.MinPeakServers)), math.Log(float64(c.PeakServers)+1)
+		peak = min(int(math.Exp(lo+rng.Float64()*(hi-lo))), c.PeakServers)
+	}
+	sc, err := DefaultScenario(tr, peak, c.Seed+uint64(e))
 	if err != nil {
 		return Scenario{}, fmt.Errorf("fit: episode %d: %w", e, err)
 	}

@@ -2,13 +2,16 @@ package eval
 
 import (
 	"context"
-	"github.com/lbtune/lbtune/agent"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lbtune/lbtune/agent"
 	"github.com/lbtune/lbtune/agent/sim"
+	"github.com/lbtune/lbtune/collector"
+	"github.com/lbtune/lbtune/model"
 )
 
 // TestFit trains the agent end to end on two small synthetic traces: the
@@ -142,5 +145,109 @@ func TestFitScaleInPrice(t *testing.T) {
 	if dear.Z > cheap.Z || dear.Window > cheap.Window || (dear.Z == cheap.Z && dear.Window == cheap.Window) {
 		t.Errorf("dear server-hour chose z %+.1f window %v, cheap z %+.1f window %v: want a smaller margin or a shorter window, neither larger",
 			dear.Z, dear.Window, cheap.Z, cheap.Window)
+	}
+}
+
+// TestFitPeakServersDraw: with MinPeakServers each episode's scenario is
+// sized for its own peak, log-uniform over [MinPeakServers, PeakServers]
+// (both ends drawn, more small pools than large); without it every
+// episode is sized for PeakServers, as before.
+func TestFitPeakServersDraw(t *testing.T) {
+	tr := sim.Synthetic("day", []sim.Phase{{Duration: 30 * time.Minute, RPS: 5}, {Duration: 30 * time.Minute, RPS: 20}}, nil)
+	peaks := func(minPeak int) map[int]int {
+		c := FitConfig{Traces: []*sim.Trace{tr}, EpisodeLength: time.Hour, PeakServers: 20, MinPeakServers: minPeak}.withDefaults()
+		rng := rand.New(rand.NewPCG(1, 2))
+		got := map[int]int{}
+		for e := range 400 {
+			sc, err := c.episode(rng, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[sc.Templates[0].Max/2]++ // DefaultScenario's max is 2 x peak
+		}
+		return got
+	}
+	if got := peaks(0); len(got) != 1 || got[20] != 400 {
+		t.Fatalf("without MinPeakServers: peaks %v, want all 20", got)
+	}
+	got := peaks(2)
+	small, large := 0, 0
+	for p, n := range got {
+		if p < 2 || p > 20 {
+			t.Fatalf("peak %d outside [2, 20]: %v", p, got)
+		}
+		if p <= 6 {
+			small += n
+		} else {
+			large += n
+		}
+	}
+	if got[2] == 0 || got[20] == 0 {
+		t.Errorf("ends not drawn: %v", got)
+	}
+	// log-uniform over [2, 21): P(peak <= 6) = ln(7/2)/ln(21/2) = 0.53
+	if frac := float64(small) / 400; frac < 0.45 || frac > 0.62 {
+		t.Errorf("share of peaks <= 6: %.2f, want about 0.53 (%v)", frac, got)
+	}
+}
+
+// TestFitSmallPoolsInDistribution: a pool of 2 servers at half load (a
+// largest share of at least 0.5) is out of distribution for most of its
+// states when the agent trained on pools sized for 20 servers at peak,
+// and in distribution when training drew small pools too.
+func TestFitSmallPoolsInDistribution(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two agents")
+	}
+	wave := sim.Synthetic("wave", []sim.Phase{{Duration: 30 * time.Minute, RPS: 4}, {Duration: 30 * time.Minute, RPS: 12}, {Duration: 30 * time.Minute, RPS: 20}, {Duration: 30 * time.Minute, RPS: 8}}, nil)
+	// The states of a static 2-server pool at about half load.
+	flat := sim.Synthetic("flat", []sim.Phase{{Duration: time.Hour, RPS: 10}}, nil)
+	sc, err := DefaultScenario(flat, 2, 7) // 2 servers at 70% at peak: mu = 10/1.4
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Sim.Trace = flat.Scaled(0.75) // about 52% utilisation
+	c := FitConfig{}.withDefaults()
+	ep, _, err := c.run(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := sc.Templates[0]
+	var states []model.Features
+	var units collector.PoolRates
+	ep.OnDecision = func(obs agent.Observation, _ agent.Decision) {
+		if units, err = agent.PoolUnits(&obs.Latest, tmpl.ServiceRate, tmpl.TargetP95, units); err != nil {
+			t.Error(err)
+			return
+		}
+		states = append(states, model.Extract(&units))
+	}
+	if err := ep.Run(context.Background(), agent.NewStatic(2)); err != nil {
+		t.Fatal(err)
+	}
+	if len(states) < 50 {
+		t.Fatalf("%d states of the 2-server pool", len(states))
+	}
+	oodShare := func(minPeak int) float64 {
+		res, err := Fit(context.Background(), FitConfig{Traces: []*sim.Trace{wave}, Episodes: 2, ModelEpisodes: 8, SampleEpisodes: 1,
+			EpisodeLength: 2 * time.Hour, RateMin: 1, RateMax: 60, PeakServers: 20, MinPeakServers: minPeak, KMin: 2, KMax: 4, Seed: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for i := range states {
+			if res.Model.Assess(&states[i]).OOD {
+				n++
+			}
+		}
+		return float64(n) / float64(len(states))
+	}
+	large, small := oodShare(0), oodShare(2)
+	t.Logf("2-server pool at half load: %.0f%% of %d states OOD trained on 20-server pools, %.0f%% with small pools", 100*large, len(states), 100*small)
+	if small > 0.05 {
+		t.Errorf("trained with small pools: %.0f%% of a 2-server pool's states out of distribution, want <= 5%%", 100*small)
+	}
+	if large < 0.5 {
+		t.Errorf("trained on 20-server pools only: %.0f%% of a 2-server pool's states out of distribution; the test no longer shows the difference", 100*large)
 	}
 }

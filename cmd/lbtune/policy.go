@@ -63,6 +63,8 @@ type policyTrainFlags struct {
 	length    time.Duration
 	rateMin   float64
 	rateMax   float64
+	peak      int
+	minPeak   int
 	seed      uint64
 	kmin      int
 	kmax      int
@@ -77,8 +79,18 @@ func (f *policyTrainFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.length, "episode-length", 12*time.Hour, "length of each episode's slice")
 	fs.Float64Var(&f.rateMin, "rate-min", 0.3, "smallest mean rate (req/s) an episode is scaled to")
 	fs.Float64Var(&f.rateMax, "rate-max", 1000, "largest mean rate (req/s) an episode is scaled to")
+	fs.IntVar(&f.peak, "peak-servers", 20, "servers an episode's peak needs at 70% utilisation (the largest, with --min-peak-servers)")
+	fs.IntVar(&f.minPeak, "min-peak-servers", 20, "each episode draws its peak servers log-uniform from [this, --peak-servers], so the agent also meets small pools")
 	fs.Uint64Var(&f.seed, "policy-seed", 1, "seed of policy training")
 	f.prices.register(fs)
+}
+
+// checkPeaks refuses a pool-size range that is not 1 <= min <= peak.
+func (f *policyTrainFlags) checkPeaks() error {
+	if f.peak < 1 || f.minPeak < 1 || f.minPeak > f.peak {
+		return fmt.Errorf("%w: --min-peak-servers %d, --peak-servers %d: want 1 <= min <= peak", errUsage, f.minPeak, f.peak)
+	}
+	return nil
 }
 
 var policyStepFlags policyTrainFlags
@@ -113,6 +125,9 @@ func policyTrainCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if f.traces == "" || *out == "" {
 		return fmt.Errorf("%w: --traces and --out are required", errUsage)
+	}
+	if err := f.checkPeaks(); err != nil {
+		return err
 	}
 	tmap, err := eval.ParseTargets(*targets)
 	if err != nil {
@@ -149,9 +164,12 @@ func policyTrain(ctx context.Context, st *datasets.Store, f policyTrainFlags, sa
 	if !quiet {
 		bar = newProgress(stderr, int64(f.episodes+f.explore), "policy episodes", progressbar.OptionClearOnFinish())
 	}
+	if err := f.checkPeaks(); err != nil {
+		return eval.TrainReport{}, err
+	}
 	res, err := eval.Fit(ctx, eval.FitConfig{
 		Traces: trs, Episodes: f.episodes, ModelEpisodes: f.explore, EpisodeLength: f.length,
-		RateMin: f.rateMin, RateMax: f.rateMax, Seed: f.seed, Samples: samples, Data: append(data, f.traces),
+		RateMin: f.rateMin, RateMax: f.rateMax, PeakServers: f.peak, MinPeakServers: f.minPeak, Seed: f.seed, Samples: samples, Data: append(data, f.traces),
 		Recordings: recs, RL: agent.RLConfig{Reward: reward},
 		Progress: func(done, total int) {
 			if bar != nil {

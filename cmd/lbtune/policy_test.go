@@ -153,6 +153,14 @@ func TestPolicyTrainShowEval(t *testing.T) {
 	if _, _, code := policyExec(t, "policy", "frobnicate"); code != 2 {
 		t.Errorf("unknown subcommand: exit %d, want 2", code)
 	}
+	// A pool-size range upside down is a usage error, and no store is made.
+	bad := filepath.Join(dir, "bad.db")
+	if _, errs, code := policyExec(t, "policy", "train", "--traces", trace, "--out", bad, "--min-peak-servers", "30"); code != 2 || !strings.Contains(errs, "want 1 <= min <= peak") {
+		t.Errorf("--min-peak-servers 30: exit %d, %q", code, errs)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("a refused training left %s: %v", bad, err)
+	}
 }
 
 // TestPolicyTrainRecordings fits the weight values on a shipped recording
