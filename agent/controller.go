@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/lbtune/lbtune/collector"
@@ -47,20 +45,6 @@ type ctlAfterSource interface {
 // pool are ordered but not serving yet (the simulator, the fleet, AWS).
 type ctlBootCounter interface {
 	Booting(pool string) int
-}
-
-// ctlServingReporter is implemented by appliers that know which servers of
-// a pool the balancer sends new requests to (HAProxy's runtime API). The
-// controller takes each server's serving state from it over the source's:
-// a request log cannot tell a server in standby from an idle one and lists
-// every server it has seen as up, so after a scale-in the pool would look
-// as large as ever, and the guard would count the servers it just removed.
-// The map names every server of the pool (by the name the source gives
-// it); one the source reports and the map does not is no longer the
-// balancer's and does not serve. A nil map with a nil error means the
-// applier cannot tell (a wrapper over one that does not know).
-type ctlServingReporter interface {
-	ServingServers(ctx context.Context, pool string) (map[string]bool, error)
 }
 
 // ctlCapacityReporter is implemented by appliers that know each server's
@@ -156,9 +140,6 @@ type controlledPool struct {
 	// logged as a warning, the operator's cue on a balancer lbtune cannot
 	// switch itself.
 	advice string
-	// servingErr is the last error of the Applier's serving states ("" none):
-	// a change is logged as a warning, not every decision.
-	servingErr string
 }
 
 // ErrNoPools is returned by NewController when no pool is configured.
@@ -301,7 +282,6 @@ func (c *Controller) refresh(ctx context.Context) (*collector.Snapshot, error) {
 func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Time) Decision {
 	// 2. Build the observation; never act on stale data.
 	obs, estimated := c.observe(p, now)
-	servingErr := c.overlayServing(ctx, p, &obs)
 	if obs.DataAge > c.cfg.StaleAfter {
 		return c.noop(p, now, OutcomeNoop, fmt.Sprintf("stale data: latest snapshot is %v old (> %v)", obs.DataAge.Round(time.Second), c.cfg.StaleAfter))
 	}
@@ -313,9 +293,6 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 	d.Time, d.Pool = now, p.Name
 	if estimated {
 		d.Reason += "; capacity est " + formatCapacities(obs.Capacity)
-	}
-	if servingErr != nil {
-		d.Reason += "; serving servers as the source reports them (" + servingErr.Error() + ")"
 	}
 	if d.Policy == "" {
 		d.Policy = p.Policy.Name()
@@ -451,88 +428,6 @@ func (c *Controller) observe(p *controlledPool, now time.Time) (obs Observation,
 		estimated = obs.Capacity != nil
 	}
 	return obs, estimated
-}
-
-// overlayServing sets each server's state in obs.Latest to what the
-// Applier reports, when it reports serving states (ctlServingReporter):
-// a server the balancer does not send new requests to, or does not have,
-// is in maintenance for the observation, one it does is up, and a serving
-// server the source has not seen yet joins with no requests; obs.Servers is recounted. The
-// snapshots in the window keep the source's view. It returns the
-// Applier's error, leaving obs as the source saw it.
-func (c *Controller) overlayServing(ctx context.Context, p *controlledPool, obs *Observation) error {
-	sr, ok := c.cfg.Applier.(ctlServingReporter)
-	if !ok {
-		return nil
-	}
-	serving, err := sr.ServingServers(ctx, p.Name)
-	if err == nil && serving != nil {
-		err = servingMismatch(obs.Latest.Servers, serving)
-	}
-	if msg := errText(err); msg != p.servingErr {
-		p.servingErr = msg
-		if err != nil {
-			c.log.Warn("serving servers: using the source's states", "pool", p.Name, "err", err)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if serving == nil {
-		return nil
-	}
-	latest := obs.Latest
-	latest.Servers = make([]collector.ServerRates, 0, len(obs.Latest.Servers)+len(serving))
-	seen := make(map[string]bool, len(serving))
-	for _, s := range obs.Latest.Servers {
-		up, known := serving[s.Name]
-		seen[s.Name] = known
-		switch {
-		case up:
-			s.State = collector.StateUp
-		case s.State == collector.StateUp:
-			// Not serving, or no longer the balancer's at all (removed).
-			s.State = collector.StateMaint
-		}
-		latest.Servers = append(latest.Servers, s)
-	}
-	for _, name := range slices.Sorted(maps.Keys(serving)) {
-		if serving[name] && !seen[name] {
-			latest.Servers = append(latest.Servers, collector.ServerRates{Name: name, State: collector.StateUp})
-		}
-	}
-	obs.Latest = latest
-	obs.Window[len(obs.Window)-1] = latest
-	booting := obs.Booting
-	if _, counts := c.cfg.Applier.(ctlBootCounter); !counts {
-		booting = max(p.ordered-latest.ServersUp(), 0)
-	}
-	obs.Servers, obs.Booting = latest.ServersUp(), booting
-	return nil
-}
-
-// servingMismatch is an error when the applier names none of the source's
-// servers: names that never meet (a hostname in the balancer's config, the
-// resolved address in its log) would make every server look removed.
-func servingMismatch(servers []collector.ServerRates, serving map[string]bool) error {
-	for _, s := range servers {
-		if _, known := serving[s.Name]; known {
-			return nil
-		}
-	}
-	if len(servers) == 0 {
-		return nil
-	}
-	return fmt.Errorf("the applier names none of the source's %d servers (source %q, applier %q)",
-		len(servers), servers[0].Name, slices.Sorted(maps.Keys(serving)))
-}
-
-// errText is err's message, "" for nil.
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 // noop is a decision that changes nothing, with its reason.

@@ -286,6 +286,10 @@ func (s *logUDP) receive() {
 
 func (s *logUDP) String() string { return s.uri }
 
+// ServerStatesUnknown marks a request log: it sees requests, not servers'
+// states, and lists every server it has seen as up.
+func (s *logUDP) ServerStatesUnknown() {}
+
 // Addr is the UDP address the source listens on (useful with port 0).
 func (s *logUDP) Addr() string { return s.conn.LocalAddr().String() }
 
@@ -388,6 +392,9 @@ func (s *logFile) load() error {
 }
 
 func (s *logFile) String() string { return s.uri }
+
+// ServerStatesUnknown marks a request log (see logUDP's).
+func (s *logFile) ServerStatesUnknown() {}
 
 // Scrape reads what was appended since the last Scrape (tail mode), or
 // returns the next non-empty window of the log (replay mode; ErrExhausted

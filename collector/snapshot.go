@@ -3,6 +3,7 @@ package collector
 import (
 	"fmt"
 	"math"
+	"sort"
 	"time"
 )
 
@@ -141,6 +142,42 @@ type Gauges struct {
 	P50Ms *float64 `json:"p50_ms,omitempty"`
 	P95Ms *float64 `json:"p95_ms,omitempty"`
 	P99Ms *float64 `json:"p99_ms,omitempty"`
+}
+
+// SetServing sets the pool's server states from serving, the balancer's
+// own account of which servers it sends new requests to, keyed by the
+// names the source gives the servers, naming every server the balancer has
+// in the pool: a serving server is up, one not serving or not named (no
+// longer the balancer's) that the source had as up is in maintenance.
+// States the source reported otherwise (down, drain, backup) stay. It
+// changes nothing and fails when serving names none of the pool's servers
+// (names that never meet, e.g. a hostname in the balancer's config and the
+// address in its log, would make every server look removed).
+func (p *Pool) SetServing(serving map[string]bool) error {
+	known := 0
+	for i := range p.Servers {
+		if _, ok := serving[p.Servers[i].Name]; ok {
+			known++
+		}
+	}
+	if known == 0 && len(p.Servers) > 0 {
+		names := make([]string, 0, len(serving))
+		for n := range serving {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("pool %s: the balancer names none of the source's %d servers (source %q, balancer %q)", p.Name, len(p.Servers), p.Servers[0].Name, names)
+	}
+	for i := range p.Servers {
+		s := &p.Servers[i]
+		switch up := serving[s.Name]; {
+		case up:
+			s.State = StateUp
+		case s.State == StateUp:
+			s.State = StateMaint
+		}
+	}
+	return nil
 }
 
 // Pool returns the pool with the given name, or nil.

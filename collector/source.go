@@ -18,6 +18,24 @@ type Source interface {
 	String() string
 }
 
+// stateBlind is implemented by sources that cannot see servers' states:
+// request logs, which list every server they have seen as up.
+type stateBlind interface {
+	ServerStatesUnknown()
+}
+
+// KnowsServerStates reports whether src reports servers' states (up,
+// drain, maint, ...) as the balancer has them; a request log does not
+// (through TimeScaled too). A daemon then takes them from the balancer's
+// actuator (Pool.SetServing).
+func KnowsServerStates(src Source) bool {
+	if ts, ok := src.(*TimeScaled); ok {
+		return KnowsServerStates(ts.Source)
+	}
+	_, blind := src.(stateBlind)
+	return !blind
+}
+
 // ErrExhausted is returned by replaying sources (vts+file:, haproxy+file:)
 // once every recorded capture has been returned.
 var ErrExhausted = errors.New("no more recorded snapshots")

@@ -105,6 +105,9 @@ func New(cfg *config.Config, log *slog.Logger, wall func() time.Time) (_ *Daemon
 			d.clocks[s.Name] = clk
 			log.Warn("source runs on a scaled clock (an experiment, not production)", "source", s.Name, "time_scale", s.TimeScale)
 		}
+		if !collector.KnowsServerStates(src) {
+			src = &servingSource{Source: src, d: d, uri: s.URI}
+		}
 		d.addLoop(s.Name, src)
 	}
 	for _, pc := range cfg.Pools {
