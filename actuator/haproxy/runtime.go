@@ -406,11 +406,11 @@ func (r *Runtime) PoolServers(ctx context.Context, pool string) ([]actuator.Serv
 }
 
 // ServingServers reports, for every server of backend pool, whether HAProxy
-// sends it new requests (Stat.Serving): the agent controller counts a
-// pool's servers by it when its source cannot tell (a request log). A
-// backend without servers is an error wrapping ErrNoServer.
+// sends it new requests: PoolServers (what actuator.Pools counts by) as a
+// map, for the daemon to set a request log's server states by. A backend
+// without servers is an error wrapping ErrNoServer.
 func (r *Runtime) ServingServers(ctx context.Context, pool string) (map[string]bool, error) {
-	rows, err := r.Servers(ctx, pool)
+	rows, err := r.PoolServers(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +419,7 @@ func (r *Runtime) ServingServers(ctx context.Context, pool string) (map[string]b
 	}
 	out := make(map[string]bool, len(rows))
 	for _, s := range rows {
-		out[s.Server] = s.Serving()
+		out[s.Name] = s.Serving
 	}
 	return out, nil
 }
