@@ -164,6 +164,15 @@ func parseHAProxyLogEntry(line string) (logEntry, error) {
 		at.status = e.Status
 	}
 	le.attempts = []logAttempt{at}
+	// What of Ta the server did not have: receiving the request, and the
+	// queue (all of the rest when the request never left it: Tw -1).
+	le.receiveMs = float64(max(e.TR, 0))
+	switch {
+	case e.Tw >= 0:
+		le.queueMs = float64(e.Tw)
+	case e.Ta >= 0:
+		le.queueMs = max(float64(e.Ta)-le.receiveMs, 0)
+	}
 	return le, nil
 }
 

@@ -50,14 +50,23 @@ type logEntry struct {
 	bytesIn  uint64 // request length
 	bytesOut uint64 // bytes sent to the client
 	attempts []logAttempt
+	// receiveMs and queueMs are the parts of the last attempt's ms before
+	// the server had the request: receiving it from the client and waiting
+	// in the balancer's queue (HAProxy TR and Tw); 0 where the attempt's
+	// time is the server's alone (NGINX's upstream times).
+	receiveMs, queueMs float64
 }
 
 // logAggregator folds log entries into cumulative per-server counters (so
 // Rate works across scrapes) and the response times of the current window
 // (since the previous snapshot) for percentiles.
 type logAggregator struct {
-	format  *logFormat
-	mu      sync.Mutex
+	format *logFormat
+	mu     sync.Mutex
+	// since is when the current window began: the previous snapshot's time,
+	// or when the source began to listen; zero for a whole log read at once,
+	// which has no window.
+	since   time.Time
 	pools   map[string]map[string]*logServer
 	servers int   // servers known, across pools
 	good    int   // lines aggregated in this window
@@ -75,6 +84,9 @@ var errTooManyServers = fmt.Errorf("%w: more than %d upstream servers in the log
 type logServer struct {
 	c      Counters
 	window []float64 // response times (ms) in this window
+	// busyMs and queueMs sum, over this window's requests, the time the
+	// server had them and the time they waited in the balancer's queue.
+	busyMs, queueMs float64
 }
 
 func newLogAggregator(f *logFormat) *logAggregator {
@@ -140,6 +152,12 @@ func (a *logAggregator) addLocked(e logEntry) error {
 		if i == len(e.attempts)-1 { // the attempt that served the response
 			s.c.BytesIn += e.bytesIn
 			s.c.BytesOut += e.bytesOut
+			if at.ms >= 0 {
+				s.queueMs += min(e.queueMs, at.ms)
+				s.busyMs += max(at.ms-e.receiveMs-e.queueMs, 0)
+			}
+		} else if at.ms >= 0 {
+			s.busyMs += at.ms
 		}
 	}
 	return nil
@@ -148,7 +166,10 @@ func (a *logAggregator) addLocked(e logEntry) error {
 // snapshot returns the state at time at and starts a new window. Each
 // server with a response time in the window gets its mean and nearest-rank
 // p50/p95/p99 over them, each pool the percentiles over all its servers'
-// response times in the window. It fails when the window held only
+// response times in the window. A log has no gauges: when the window has a
+// start (a.since), each server's Active and Queue are their means over the
+// window by Little's law (InFlight) from the time its requests spent with
+// it and in the balancer's queue. It fails when the window held only
 // malformed lines.
 func (a *logAggregator) snapshot(source string, at time.Time) (Snapshot, error) {
 	a.mu.Lock()
@@ -158,6 +179,11 @@ func (a *logAggregator) snapshot(source string, at time.Time) (Snapshot, error) 
 	if badN > 0 && good == 0 {
 		return Snapshot{}, fmt.Errorf("parse %s log from %s: %d malformed lines and no good one, last: %w", a.format.name, source, badN, lastBad)
 	}
+	var window time.Duration
+	if !a.since.IsZero() && at.After(a.since) {
+		window = at.Sub(a.since)
+		a.since = at
+	}
 	snap := Snapshot{Time: at.UTC(), Source: source, Pools: make([]Pool, 0, len(a.pools))}
 	var all []float64
 	for name, servers := range a.pools {
@@ -165,6 +191,11 @@ func (a *logAggregator) snapshot(source string, at time.Time) (Snapshot, error) 
 		all = all[:0]
 		for addr, s := range servers {
 			sv := Server{Name: addr, Address: addr, State: StateUp, Counters: s.c}
+			if window > 0 {
+				sv.Gauges.Active = InFlight(s.busyMs, window)
+				sv.Gauges.Queue = InFlight(s.queueMs, window)
+			}
+			s.busyMs, s.queueMs = 0, 0
 			if n := len(s.window); n > 0 {
 				sort.Float64s(s.window)
 				var sum float64
@@ -262,6 +293,7 @@ func openLogUDP(f *logFormat, uri string) (Source, error) {
 	}
 	_ = conn.SetReadBuffer(4 << 20)
 	s := &logUDP{uri: uri, conn: conn, agg: newLogAggregator(f), now: time.Now, done: make(chan struct{})}
+	s.agg.since = s.now()
 	go s.receive()
 	return s, nil
 }
@@ -356,6 +388,7 @@ func openLogFile(f *logFormat, uri string) (Source, error) {
 		return nil, err
 	}
 	s.offset = fi.Size()
+	s.agg.since = s.now()
 	return s, nil
 }
 
@@ -388,6 +421,7 @@ func (s *logFile) load() error {
 		return fmt.Errorf("%s: no log lines", s.path)
 	}
 	sort.SliceStable(s.entries, func(i, j int) bool { return s.entries[i].time.Before(s.entries[j].time) })
+	s.agg.since = s.entries[0].time // where the windows are aligned
 	return nil
 }
 

@@ -121,8 +121,11 @@ type Counters struct {
 // Gauges are instantaneous values of one server.
 type Gauges struct {
 	// Active is the number of requests/connections currently in progress.
+	// Sources without the gauge (request logs, vts) give its mean over the
+	// interval since their previous snapshot instead (InFlight).
 	Active float64 `json:"active"`
-	// Queue is the number of requests waiting for this server.
+	// Queue is the number of requests waiting for this server (HAProxy's
+	// request log: the mean over the interval, as Active).
 	Queue float64 `json:"queue,omitempty"`
 	// AvgResponseMs is the balancer's own moving average of response time in
 	// ms (vts requestMsec; HAProxy qtime+ctime+rtime; the log sources' mean

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -62,7 +63,8 @@ type vtsResponses struct {
 // backup peer is StateBackup. requestMsecCounter becomes
 // Counters.LatencySumMs and requestMsec Gauges.AvgResponseMs. The time is
 // the document's nowMsec; a document without it is rejected. vts has no
-// per-peer "active" or queue figure, so those gauges are 0.
+// per-peer "active" or queue figure, so those gauges are 0 here; the vts
+// sources estimate Active from two documents (InFlight).
 //
 // Refused as ErrMalformed, besides malformed JSON: null where a value is
 // read, a weight outside 0..MaxWeight, a counter above MaxCounter (see
@@ -180,6 +182,9 @@ func sortServersByName(ss []Server) {
 type vtsHTTP struct {
 	uri string
 	web webGetter
+
+	mu   sync.Mutex
+	sums latencySums // Active gauges from requestMsecCounter's growth
 }
 
 func openVTSHTTP(uri string) (Source, error) {
@@ -199,7 +204,14 @@ func (s *vtsHTTP) Scrape(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("scrape %s: %w", s.uri, err)
 	}
-	return parseVTS(ctx, body, s.uri)
+	snap, err := parseVTS(ctx, body, s.uri)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	s.mu.Lock()
+	s.sums.fill(&snap)
+	s.mu.Unlock()
+	return snap, nil
 }
 
 // openVTSFile replays vts JSON captures: one file, or the *.json files of
@@ -215,7 +227,16 @@ func openVTSFile(uri string) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	var mu sync.Mutex
+	var sums latencySums // Active gauges from requestMsecCounter's growth
 	return &replay{uri: uri, files: files, parse: func(ctx context.Context, data []byte, _ string) (Snapshot, error) {
-		return parseVTS(ctx, data, uri)
+		snap, err := parseVTS(ctx, data, uri)
+		if err != nil {
+			return Snapshot{}, err
+		}
+		mu.Lock()
+		sums.fill(&snap)
+		mu.Unlock()
+		return snap, nil
 	}}, nil
 }
