@@ -189,7 +189,7 @@ func TestRealNginxLog(t *testing.T) {
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "access.log")
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	b := backends(t, 2)
+	b := slowBackends(t, 2, 10*time.Millisecond)
 	conf := fmt.Sprintf(`daemon off;
 worker_processes 1;
 pid %[1]s/nginx.pid;
@@ -235,11 +235,14 @@ http {
 	for _, src := range []Source{udp, file} {
 		before[src], _ = src.Scrape(context.Background())
 	}
-	ok := load(t, "http://"+listen+"/", time.Second, 400)
+	start := time.Now()
+	ok, busy := loadBusy(t, "http://"+listen+"/", time.Second, 400)
 	if ok == 0 {
 		t.Fatal("no request succeeded through NGINX")
 	}
 	time.Sleep(300 * time.Millisecond) // let the last datagrams and writes land
+	// The clients' own mean number of requests in flight over the window.
+	clients := InFlight(float64(busy)/float64(time.Millisecond), time.Since(start))
 	for _, src := range []Source{udp, file} {
 		t.Run(strings.SplitN(src.String(), ":", 2)[0], func(t *testing.T) {
 			after, err := src.Scrape(context.Background())
@@ -263,6 +266,17 @@ http {
 			// late 200) although the client saw no 200.
 			if total < uint64(ok) || total > uint64(ok)+loadWorkers {
 				t.Errorf("logged %d upstream requests, %d got a 200 (want %d..%d)", total, ok, ok, ok+loadWorkers)
+			}
+			// In flight at the servers, from the log (InFlight over the
+			// window), against the clients' own figure: the upstream time
+			// is all of a request's but NGINX's and the client's share.
+			var active float64
+			for _, s := range p.Servers {
+				active += s.Gauges.Active
+			}
+			t.Logf("in flight: log %.2f, clients %.2f", active, clients)
+			if active < 0.6*clients || active > 1.05*clients {
+				t.Errorf("in flight at the servers %.2f from the log, clients' own %.2f: want 0.6-1.05 of it", active, clients)
 			}
 			r, err := Rate(ptrSnap(before[src]), &after)
 			if err != nil {

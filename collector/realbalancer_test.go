@@ -159,9 +159,18 @@ const loadWorkers = 4
 // requests were sent, and returns how many got a 200.
 func load(t *testing.T, url string, d time.Duration, max int) int {
 	t.Helper()
+	ok, _ := loadBusy(t, url, d, max)
+	return ok
+}
+
+// loadBusy is load that also returns the clients' summed time waiting for
+// responses (the clients' own count of requests in flight, times the time).
+func loadBusy(t *testing.T, url string, d time.Duration, max int) (int, time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var mu sync.Mutex
+	var busy time.Duration
 	sent, ok := 0, 0
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -178,20 +187,25 @@ func load(t *testing.T, url string, d time.Duration, max int) int {
 				sent++
 				mu.Unlock()
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				start := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
+					mu.Lock()
+					busy += time.Since(start)
+					mu.Unlock()
 					continue
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+				mu.Lock()
+				busy += time.Since(start)
 				if resp.StatusCode == http.StatusOK {
-					mu.Lock()
 					ok++
-					mu.Unlock()
 				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	return ok
+	return ok, busy
 }
