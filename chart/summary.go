@@ -103,6 +103,12 @@ type PoolSummary struct {
 	// requests whenever the tail comes in bursts, so only this one tells
 	// how well lbtune saw what the clients saw. 0 without client records.
 	ClientIntervalP95Ms float64
+	// InFlight is the pool's requests in flight (PoolPoint Active + Queue)
+	// as lbtune saw them, weighted by interval length over the run, and
+	// ClientInFlight the clients' own figure over the same span: each
+	// request's time from sent to answered, summed, over the span's length.
+	// ClientInFlight is 0 without client records.
+	InFlight, ClientInFlight float64
 	// Target is the pool's p95 target; 0 when unknown.
 	Target time.Duration
 	// ServerMinutes is the serving servers integrated over the run.
@@ -182,7 +188,7 @@ func summarizePool(name string, start time.Time, in SummaryInput) PoolSummary {
 	}
 	pts := slices.Clone(in.Points[name])
 	slices.SortStableFunc(pts, func(a, b collector.PoolPoint) int { return a.Time.Compare(b.Time) })
-	var p95w float64
+	var p95w, span float64
 	for i, p := range pts {
 		if i == 0 || p.Servers < ps.MinServers {
 			ps.MinServers = p.Servers
@@ -194,6 +200,8 @@ func summarizePool(name string, start time.Time, in SummaryInput) PoolSummary {
 		// A point describes the interval ending at its time.
 		dt := p.Time.Sub(pts[i-1].Time).Seconds()
 		ps.ServerMinutes += float64(p.Servers) * dt / 60
+		ps.InFlight += (p.Active + p.Queue) * dt
+		span += dt
 		n := p.Rate * dt
 		ps.Requests += n
 		ps.Failed += p.ErrorRatio * n
@@ -205,8 +213,14 @@ func summarizePool(name string, start time.Time, in SummaryInput) PoolSummary {
 	if p95w > 0 {
 		ps.P95Ms /= p95w
 	}
+	if span > 0 {
+		ps.InFlight /= span
+	}
 	if ps.Client != nil {
 		ps.ClientIntervalP95Ms = clientIntervalP95(pts, ps.Client.done)
+		if span > 0 {
+			ps.ClientInFlight = clientInFlight(pts[0].Time, pts[len(pts)-1].Time, ps.Client.done)
+		}
 	}
 	ds := slices.Clone(in.Decisions)
 	slices.SortStableFunc(ds, func(a, b agent.Decision) int { return a.Time.Compare(b.Time) })
@@ -270,6 +284,27 @@ func clientIntervalP95(pts []collector.PoolPoint, done []clientDone) float64 {
 		return 0
 	}
 	return sum / w
+}
+
+// clientInFlight is the clients' mean number of requests in flight over
+// (lo, hi]: the summed overlap of each request's [sent, answered] with it
+// over its length.
+func clientInFlight(lo, hi time.Time, done []clientDone) float64 {
+	var busy time.Duration
+	for _, d := range done {
+		start := d.at.Add(-time.Duration(d.ms * float64(time.Millisecond)))
+		a, b := start, d.at
+		if a.Before(lo) {
+			a = lo
+		}
+		if b.After(hi) {
+			b = hi
+		}
+		if b.After(a) {
+			busy += b.Sub(a)
+		}
+	}
+	return collector.InFlight(float64(busy)/float64(time.Millisecond), hi.Sub(lo))
 }
 
 // serversAt is the server count of the last point at or before t, or of
@@ -424,6 +459,22 @@ func (s Summary) writeView(b *strings.Builder) {
 	fmt.Fprintln(tw, "pool\tlbtune ms\tclients ms\tlbtune/clients\t")
 	for _, p := range rows {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t\n", p.Pool, p.P95Ms, p.ClientIntervalP95Ms, p.P95Ms/p.ClientIntervalP95Ms)
+	}
+	_ = tw.Flush()
+	var busy []PoolSummary
+	for _, p := range rows {
+		if p.ClientInFlight > 0 {
+			busy = append(busy, p)
+		}
+	}
+	if len(busy) == 0 {
+		return
+	}
+	b.WriteString("\nrequests in flight as lbtune saw them (active + queue) against the clients', over the same span (time-weighted mean):\n")
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "pool\tlbtune\tclients\tlbtune/clients\t")
+	for _, p := range busy {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t\n", p.Pool, p.InFlight, p.ClientInFlight, p.InFlight/p.ClientInFlight)
 	}
 	_ = tw.Flush()
 }

@@ -251,9 +251,11 @@ func FuzzReadClientStats(f *testing.F) {
 func TestSummaryClientView(t *testing.T) {
 	iv := 5 * time.Second
 	pts := []collector.PoolPoint{{Time: t0, Servers: 2}}
-	// Four intervals: lbtune's p95 100, 100, 0 (nothing served), 300.
+	// Four intervals: lbtune's p95 100, 100, 0 (nothing served), 300;
+	// in flight (active + queue) 3, 4, 0, 7.
+	active, queue := []float64{2, 4, 0, 6}, []float64{1, 0, 0, 1}
 	for i, p95 := range []float64{100, 100, 0, 300} {
-		pts = append(pts, collector.PoolPoint{Time: t0.Add(time.Duration(i+1) * iv), Rate: 20, P95Ms: p95, Servers: 2})
+		pts = append(pts, collector.PoolPoint{Time: t0.Add(time.Duration(i+1) * iv), Rate: 20, P95Ms: p95, Servers: 2, Active: active[i], Queue: queue[i]})
 	}
 	var recs []loadgen.Record
 	add := func(interval int, n int, ms func(k int) float64) {
@@ -282,6 +284,17 @@ func TestSummaryClientView(t *testing.T) {
 	if p.Client.P95Ms <= want {
 		t.Errorf("the whole run's client p95 %v should exceed the interval mean %v here", p.Client.P95Ms, want)
 	}
+	// In flight: lbtune's (3+4+0+7)/4 over equal intervals; the clients'
+	// the summed latencies of the requests inside (t0, t0+20s] (1..100 ms,
+	// 2..200 ms, 50 x 1000 ms, 1.5..300 ms; the last 10 end after it) over
+	// 20 s.
+	if math.Abs(p.InFlight-3.5) > 1e-9 {
+		t.Errorf("lbtune in flight %v, want 3.5", p.InFlight)
+	}
+	wantClients := (5050 + 10100 + 50000 + 30150) / 20000.0
+	if math.Abs(p.ClientInFlight-wantClients) > 1e-9 {
+		t.Errorf("clients in flight %v, want %v", p.ClientInFlight, wantClients)
+	}
 	var b bytes.Buffer
 	if err := s.WriteText(&b); err != nil {
 		t.Fatal(err)
@@ -290,13 +303,16 @@ func TestSummaryClientView(t *testing.T) {
 	if !strings.Contains(b.String(), "p95 as lbtune saw it") || !strings.Contains(b.String(), ratio) {
 		t.Errorf("summary lacks the client view (ratio %s):\n%s", ratio, b.String())
 	}
+	if r := fmt.Sprintf("%.2f", 3.5/wantClients); !strings.Contains(b.String(), "requests in flight as lbtune saw them") || !strings.Contains(b.String(), r) {
+		t.Errorf("summary lacks the in-flight view (ratio %s):\n%s", r, b.String())
+	}
 	// Without client records there is no such section.
 	b.Reset()
 	s = Summarize(SummaryInput{Points: map[string][]collector.PoolPoint{"light": pts}})
 	if err := s.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(b.String(), "p95 as lbtune saw it") || s.Pools[0].ClientIntervalP95Ms != 0 {
+	if strings.Contains(b.String(), "p95 as lbtune saw it") || strings.Contains(b.String(), "in flight") || s.Pools[0].ClientIntervalP95Ms != 0 || s.Pools[0].ClientInFlight != 0 {
 		t.Errorf("client view without client records:\n%s", b.String())
 	}
 }
