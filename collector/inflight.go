@@ -25,26 +25,28 @@ func InFlight(busyMs float64, window time.Duration) float64 {
 // latencySums estimates each server's Active gauge from the growth of its
 // LatencySumMs between consecutive snapshots of one source (InFlight over
 // the time between them), for sources whose documents have the sum but no
-// gauge (vts). A server new since the previous snapshot, or whose sum went
-// backwards (a restart), gets no estimate (0) for that interval.
+// gauge (vts). As for the logs (windowInFlight), a request counts at most
+// the interval's length: the estimate is at most the requests completed in
+// it. A server new since the previous snapshot, or whose sum or request
+// count went backwards (a restart), gets no estimate (0) for that interval.
 type latencySums struct {
 	at   time.Time
-	sums map[[2]string]uint64
+	sums map[[2]string][2]uint64 // LatencySumMs, Requests
 }
 
 // fill sets the Active gauges of s and remembers its sums.
 func (l *latencySums) fill(s *Snapshot) {
 	window := s.Time.Sub(l.at)
-	next := make(map[[2]string]uint64, len(l.sums))
+	next := make(map[[2]string][2]uint64, len(l.sums))
 	for i := range s.Pools {
 		p := &s.Pools[i]
 		for j := range p.Servers {
 			sv := &p.Servers[j]
 			k := [2]string{p.Name, sv.Name}
-			sum := sv.Counters.LatencySumMs
-			next[k] = sum
-			if prev, ok := l.sums[k]; ok && sum >= prev && window > 0 && !l.at.IsZero() {
-				sv.Gauges.Active = InFlight(float64(sum-prev), window)
+			cur := [2]uint64{sv.Counters.LatencySumMs, sv.Counters.Requests}
+			next[k] = cur
+			if prev, ok := l.sums[k]; ok && cur[0] >= prev[0] && cur[1] >= prev[1] && window > 0 && !l.at.IsZero() {
+				sv.Gauges.Active = min(InFlight(float64(cur[0]-prev[0]), window), float64(cur[1]-prev[1]))
 			}
 		}
 	}

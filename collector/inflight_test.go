@@ -66,6 +66,19 @@ func TestLogInFlight(t *testing.T) {
 			},
 		},
 		{
+			// A request of 60 s (2 s queued) logged in a 1 s window was in
+			// flight for at most that second: it counts 1, split as its time.
+			name:   "haproxy, one long request",
+			scheme: "haproxylog",
+			lines: []string{
+				`127.0.0.1:1 [28/Nov/2026:09:01:35.000] fe app/s1 0/2000/0/58000/60000 200 175 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`,
+				`127.0.0.1:1 [28/Nov/2026:09:01:35.500] fe app/s2 0/0/0/200/200 200 175 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1"`,
+			},
+			want: []map[string]want{
+				{"s1": {58.0 / 60, 2.0 / 60}, "s2": {0.2, 0}},
+			},
+		},
+		{
 			name:   "nginx",
 			scheme: "nginxlog",
 			lines: []string{
@@ -122,21 +135,28 @@ func TestLogInFlight(t *testing.T) {
 
 // TestVTSInFlight replays vts documents and checks Active against the
 // growth of requestMsecCounter over the growth of nowMsec, with none for
-// the first document, a new peer and a counter that went back.
+// the first document, a new peer and a counter that went back, and at most
+// one per request completed.
 func TestVTSInFlight(t *testing.T) {
 	dir := t.TempDir()
-	doc := func(now uint64, peers ...[2]any) string {
+	type peer struct {
+		name          string
+		requests, sum uint64
+	}
+	doc := func(now uint64, peers ...peer) string {
 		var ps []string
 		for _, p := range peers {
 			ps = append(ps, fmt.Sprintf(`{"server":%q,"requestCounter":%d,"inBytes":0,"outBytes":0,"responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0},"requestMsecCounter":%d,"requestMsec":10,"weight":1,"backup":false,"down":false}`,
-				p[0], p[1].(uint64)/10, p[1]))
+				p.name, p.requests, p.sum))
 		}
 		return fmt.Sprintf(`{"nowMsec":%d,"upstreamZones":{"app":[%s]}}`, now, strings.Join(ps, ","))
 	}
 	docs := []string{
-		doc(1_000_000, [2]any{"a:1", uint64(1000)}),
-		doc(1_002_000, [2]any{"a:1", uint64(4000)}, [2]any{"b:1", uint64(500)}),
-		doc(1_007_000, [2]any{"a:1", uint64(100)}, [2]any{"b:1", uint64(10500)}),
+		doc(1_000_000, peer{"a:1", 100, 1000}),
+		doc(1_002_000, peer{"a:1", 400, 4000}, peer{"b:1", 50, 500}),
+		doc(1_007_000, peer{"a:1", 10, 100}, peer{"b:1", 1050, 10500}),
+		// b: one request of 60 s ended in these 2 s: it counts 1.
+		doc(1_009_000, peer{"a:1", 10, 100}, peer{"b:1", 1051, 70500}),
 	}
 	for i, d := range docs {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d.json", i)), []byte(d), 0o600); err != nil {
@@ -148,13 +168,14 @@ func TestVTSInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	snaps := scrapeAll(t, src)
-	if len(snaps) != 3 {
-		t.Fatalf("%d snapshots, want 3", len(snaps))
+	if len(snaps) != 4 {
+		t.Fatalf("%d snapshots, want 4", len(snaps))
 	}
 	want := []map[string]float64{
 		{"a:1": 0},
 		{"a:1": 1.5, "b:1": 0}, // 3000 ms over 2 s; b new
 		{"a:1": 0, "b:1": 2},   // a went back (restart); b 10000 ms over 5 s
+		{"a:1": 0, "b:1": 1},   // a idle; b's one request, 60000 ms over 2 s
 	}
 	for i, w := range want {
 		for name, v := range w {

@@ -84,9 +84,9 @@ var errTooManyServers = fmt.Errorf("%w: more than %d upstream servers in the log
 type logServer struct {
 	c      Counters
 	window []float64 // response times (ms) in this window
-	// busyMs and queueMs sum, over this window's requests, the time the
-	// server had them and the time they waited in the balancer's queue.
-	busyMs, queueMs float64
+	// spent holds, per request of this window, the time the server had it
+	// and the time it waited in the balancer's queue (ms).
+	spent [][2]float64
 }
 
 func newLogAggregator(f *logFormat) *logAggregator {
@@ -153,11 +153,10 @@ func (a *logAggregator) addLocked(e logEntry) error {
 			s.c.BytesIn += e.bytesIn
 			s.c.BytesOut += e.bytesOut
 			if at.ms >= 0 {
-				s.queueMs += min(e.queueMs, at.ms)
-				s.busyMs += max(at.ms-e.receiveMs-e.queueMs, 0)
+				s.spent = append(s.spent, [2]float64{max(at.ms-e.receiveMs-e.queueMs, 0), min(e.queueMs, at.ms)})
 			}
 		} else if at.ms >= 0 {
-			s.busyMs += at.ms
+			s.spent = append(s.spent, [2]float64{at.ms, 0})
 		}
 	}
 	return nil
@@ -192,10 +191,9 @@ func (a *logAggregator) snapshot(source string, at time.Time) (Snapshot, error) 
 		for addr, s := range servers {
 			sv := Server{Name: addr, Address: addr, State: StateUp, Counters: s.c}
 			if window > 0 {
-				sv.Gauges.Active = InFlight(s.busyMs, window)
-				sv.Gauges.Queue = InFlight(s.queueMs, window)
+				sv.Gauges.Active, sv.Gauges.Queue = windowInFlight(s.spent, window)
 			}
-			s.busyMs, s.queueMs = 0, 0
+			s.spent = s.spent[:0]
 			if n := len(s.window); n > 0 {
 				sort.Float64s(s.window)
 				var sum float64
@@ -225,6 +223,26 @@ func (a *logAggregator) snapshot(source string, at time.Time) (Snapshot, error) 
 		return Snapshot{}, fmt.Errorf("parse %s log from %s: %w", a.format.name, source, err)
 	}
 	return snap, nil
+}
+
+// windowInFlight is the mean number of requests with the server and in the
+// balancer's queue over a window of length window, from the time each
+// request logged in it spent in either (spent). A request counts at most
+// the window's length, the most of it that can lie in the window: one that
+// ran for a minute and ended in a 5 s window was in flight for at most those
+// 5 s of it, so one long request cannot make a burst of the window.
+func windowInFlight(spent [][2]float64, window time.Duration) (active, queue float64) {
+	w := float64(window) / float64(time.Millisecond)
+	var busy, queued float64
+	for _, sp := range spent {
+		b, q := sp[0], sp[1]
+		if t := b + q; t > w {
+			b, q = b*w/t, q*w/t
+		}
+		busy += b
+		queued += q
+	}
+	return InFlight(busy, window), InFlight(queued, window)
 }
 
 func ptr(v float64) *float64 { return &v }
