@@ -665,7 +665,15 @@ func (a *Agent) planPool(obs Observation, m rlMeasure, level int, d *Decision) {
 	// the window, shrink only to their maximum.
 	// The scale-in plan uses the most cautious level whatever the level
 	// chosen, so a switch between levels never shrinks the pool by itself.
-	inPlan := max(fcPlanServers(mean+(top.Z+a.cfg.ScaleInZ)*sigma, a.mu, target, top.Tail, hi), plan)
+	// With the tail override on, the scale-in plan meets the breach level
+	// (BreachP95 x target), not the target itself: a pool shrunk to a size
+	// planned to run just under the target would run above the breach
+	// level, and the override would scale it straight back out.
+	inTarget := target
+	if tail {
+		inTarget = a.cfg.BreachP95 * target
+	}
+	inPlan := max(fcPlanServers(mean+(top.Z+a.cfg.ScaleInZ)*sigma, a.mu, inTarget, top.Tail, hi), plan)
 	if len(a.plans) == 0 && a.since.IsZero() {
 		a.since = obs.Time
 	}

@@ -525,3 +525,55 @@ func TestAgentHoldImputed(t *testing.T) {
 		t.Errorf("imputed, target 1 s: hold %.3f ms, want 750", got)
 	}
 }
+
+// TestAgentScaleInMeetsBreachLevel: with the tail override on, the agent
+// shrinks a pool only to a size whose M/M/c p95 at the rate it plans for
+// stays under the breach level (BreachP95 x target), where the override
+// would scale it straight back out; with the override off (offline
+// training) the scale-in plan meets the target itself.
+func TestAgentScaleInMeetsBreachLevel(t *testing.T) {
+	ctx := context.Background()
+	cfg := DefaultRLConfig()
+	top := cfg.Levels[len(cfg.Levels)-1]
+	const mu, target = 20.0, 0.2 // poolObs: 20 rps per server, p95 target 200 ms
+	// A steady rate at which meeting 90% of the target takes one server
+	// more than meeting the target.
+	rate := 0.0
+	for r := 30.0; r < 200 && rate == 0; r += 0.5 {
+		if fcPlanServers(r, mu, cfg.BreachP95*target, top.Tail, 40) > fcPlanServers(r, mu, target, top.Tail, 40) {
+			rate = r
+		}
+	}
+	if rate == 0 {
+		t.Fatal("no rate where the breach level needs more servers than the target")
+	}
+	settle := func(tail bool) (int, Decision) {
+		a := NewAgent(nil, nil, RLConfig{}, rand.NewPCG(1, 1))
+		a.SetTailOverride(tail)
+		servers := 40
+		var last Decision
+		for i := range 60 {
+			d, err := a.Decide(ctx, poolObs(time.Duration(i)*time.Minute, rate, servers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Servers > 0 {
+				servers = d.Servers
+			}
+			last = d
+		}
+		return servers, last
+	}
+	on, d := settle(true)
+	off, _ := settle(false)
+	atBreach := fcPlanServers(rate, mu, cfg.BreachP95*target, top.Tail, 40)
+	if on < atBreach {
+		t.Errorf("%.1f rps: shrank to %d servers, below the %d whose p95 meets %.0f%% of the target (%s)", rate, on, atBreach, 100*cfg.BreachP95, d.Reason)
+	}
+	if on <= off {
+		t.Errorf("%.1f rps: %d servers with the override, %d without: want the breach level to keep more", rate, on, off)
+	}
+	if on >= 40 || off >= 40 {
+		t.Errorf("never scaled in from 40 (override on %d, off %d)", on, off)
+	}
+}
