@@ -7,8 +7,9 @@
 # WHOLE=1 scores every trace whole instead of its first 72 h (WorldCup June
 # thinned with --scale 0.1 as in the slices; NASA per second is one day
 # either way); training is the same. FRONTIER=1 adds the clairvoyant at
-# H x target for H = 0.75..0.95 (oracle@H), the points of the frontier the
-# goals are read against (docs/RESULTS.md "Agent").
+# H x target for H = 0.75..0.95 (oracle@H; finer where the agents' violations
+# fall), the points of the frontier the goals are read against
+# (docs/RESULTS.md "Agent").
 set -eu
 BIN=${BIN:-bin/lbtune}
 T=${TRACES_DIR:-../shared/traces}
@@ -17,7 +18,8 @@ EPISODES=${EPISODES:-40}
 EXPLORE=${EXPLORE:-8}
 POLICIES=static,threshold,hpa@0.3,hpa@0.4,hpa@0.5,hpa@0.6,hpa@0.7,oracle,agent
 if [ "${FRONTIER:-0}" = 1 ]; then
-	for h in 0.75 0.76 0.77 0.78 0.79 0.8 0.81 0.82 0.83 0.84 0.85 0.87 0.9 0.95; do
+	for h in 0.75 0.7525 0.755 0.7575 0.76 0.77 0.78 0.79 0.8 0.8025 0.805 0.8075 0.81 0.8125 0.815 0.8175 \
+		0.82 0.83 0.835 0.8375 0.84 0.8425 0.845 0.85 0.87 0.9 0.95; do
 		POLICIES="$POLICIES,oracle@$h"
 	done
 fi
