@@ -104,6 +104,7 @@ type PromSource struct {
 	mu       sync.Mutex
 	prev     map[string]Counters // "pool/server" -> counters of the last snapshot
 	prevTime time.Time
+	sums     latencySums // vts: Active from the latency sum's growth (InFlight)
 }
 
 // OpenProm returns the Prometheus source for a URI
@@ -300,6 +301,9 @@ func (s *PromSource) advance(snap *Snapshot) error {
 		}
 	}
 	s.prev, s.prevTime = next, snap.Time
+	if s.exp.name == "vts" { // the exporter has no in-flight gauge
+		s.sums.fill(snap)
+	}
 	if len(reset) > 0 {
 		return fmt.Errorf("%w at %s: %s (balancer restarted?): snapshot skipped, the next one counts from here",
 			ErrCounterReset, snap.Time.Format(time.RFC3339), strings.Join(reset, "; "))

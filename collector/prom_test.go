@@ -578,6 +578,17 @@ func TestPromVTS(t *testing.T) {
 	if got := r.Pool("back").Servers[0].MeanLatencyMs; math.Abs(got-25) > 1e-9 {
 		t.Errorf("interval mean latency %v ms, want 25", got)
 	}
+	// The exporter has no in-flight gauge: the source estimates it from the
+	// latency sum's growth over the samples' interval (InFlight), nothing
+	// for the first snapshot.
+	for i := range b.Pool("back").Servers {
+		sa, sb := a.Pool("back").Servers[i], b.Pool("back").Servers[i]
+		want := min(float64(sb.Counters.LatencySumMs-sa.Counters.LatencySumMs)/float64(b.Time.Sub(a.Time).Milliseconds()),
+			float64(sb.Counters.Requests-sa.Counters.Requests))
+		if sa.Gauges.Active != 0 || want <= 0 || math.Abs(sb.Gauges.Active-want) > 1e-9 {
+			t.Errorf("peer %s: active %v then %v, want 0 then %v", sb.Name, sa.Gauges.Active, sb.Gauges.Active, want)
+		}
+	}
 
 	// The same real Prometheus, failing: no series for the selector, a
 	// limit on age no sample meets, and a restart of the exporter.
