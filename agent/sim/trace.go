@@ -38,11 +38,16 @@ func ReadTraceFile(path string) (*Trace, error) {
 	return ParseTrace(f, path)
 }
 
+// MaxTraceSeconds bounds a trace's times (10 years): far beyond any trace,
+// and small enough that a step's end is past its start and every time is a
+// valid time.Duration.
+const MaxTraceSeconds = 10 * 365 * 24 * 3600.0
+
 // ParseTrace parses a rate trace: a header line `t,rps`, then one row per
-// step with t in seconds from the start (strictly increasing, >= 0) and the
-// mean rate rps (finite, >= 0) until the next row. The last step lasts as
-// long as the one before it (1 s for a one-row trace). Errors name the trace
-// and the line: "traces/x.csv:12: negative rate -3".
+// step with t in seconds from the start (strictly increasing, >= 0, at most
+// MaxTraceSeconds) and the mean rate rps (finite, >= 0) until the next row.
+// The last step lasts as long as the one before it (1 s for a one-row trace).
+// Errors name the trace and the line: "traces/x.csv:12: negative rate -3".
 func ParseTrace(r io.Reader, name string) (*Trace, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -76,6 +81,9 @@ func ParseTrace(r io.Reader, name string) (*Trace, error) {
 		if t < 0 {
 			return nil, fmt.Errorf("%s:%d: negative time %v", name, line, t)
 		}
+		if t > MaxTraceSeconds {
+			return nil, fmt.Errorf("%s:%d: time %v s is beyond %v s (10 years)", name, line, t, MaxTraceSeconds)
+		}
 		if rate < 0 {
 			return nil, fmt.Errorf("%s:%d: negative rate %v", name, line, rate)
 		}
@@ -100,6 +108,11 @@ func ParseTrace(r io.Reader, name string) (*Trace, error) {
 		step = tr.Times[n-1] - tr.Times[n-2]
 	}
 	tr.End = tr.Times[n-1] + step
+	if !(tr.End > tr.Times[n-1]) {
+		// The last gap is below the last time's precision (a tie that rounds
+		// back to it): the step ends at the next representable time.
+		tr.End = math.Nextafter(tr.Times[n-1], math.Inf(1))
+	}
 	return tr, nil
 }
 

@@ -35,6 +35,12 @@ func TestParseTrace(t *testing.T) {
 		{name: "three fields", in: "t,rps\n0,1,2\n", wantErr: "x.csv:2: want 2 fields"},
 		{name: "time goes back", in: "t,rps\n0,1\n60,1\n30,1\n", wantErr: "x.csv:4: time 30 not after"},
 		{name: "negative time", in: "t,rps\n-1,1\n", wantErr: "x.csv:2: negative time"},
+		// Found by FuzzParseTrace in CI: 1e30 + 1 s is 1e30, a step ending where it starts.
+		{name: "time beyond 10 years", in: "t,rps\n0,1\n1e30,3\n", wantErr: "x.csv:3: time 1e+30 s is beyond"},
+		{name: "10 years is the limit", in: "t,rps\n315360000,2\n", times: []float64{315360000}, rates: []float64{2}, end: 315360001},
+		// The last gap is half the last time's precision: the sum ties and
+		// rounds back to the last time; the step ends one ulp after it.
+		{name: "last gap below precision", in: "t,rps\n268435455.99999997,1\n268435456,1\n", times: []float64{268435455.99999997, 268435456}, rates: []float64{1, 1}, end: 268435456.00000006},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
