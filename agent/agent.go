@@ -108,6 +108,9 @@ type Decision struct {
 	// (an NGINX upstream with method auto) changes the algorithm, on the
 	// others it is advice to the operator.
 	Balance string `json:"balance,omitempty"`
+	// BalanceReason is AdviseBalance's words on the algorithm ("" when it
+	// had nothing to say); Reason carries them too.
+	BalanceReason string `json:"balance_reason,omitempty"`
 	// Reason says in words why (e.g. "p95 412ms > target 250ms over 30s").
 	Reason string `json:"reason"`
 	// Metrics are the values the policy used, by name.

@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"math"
-	"strings"
 )
 
 // The algorithms Decision.Balance may ask for.
@@ -126,16 +125,4 @@ func AdviseBalance(b Balancing, capacity map[string]float64) (advice, why string
 			b.Algorithm, spread, BalanceEqual, BalanceRoundRobin)
 	}
 	return "", ""
-}
-
-// BalanceWhy returns the clause AdviseBalance added to a decision's reason
-// ("balance: ..."), "" when there is none: what the API shows beside the
-// advice.
-func BalanceWhy(reason string) string {
-	for _, part := range strings.Split(reason, "; ") {
-		if strings.HasPrefix(part, "balance: ") {
-			return part
-		}
-	}
-	return ""
 }

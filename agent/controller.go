@@ -302,10 +302,9 @@ func (c *Controller) decide(ctx context.Context, p *controlledPool, now time.Tim
 	// like the rest of the decision.
 	bal, known := c.balancing(ctx, p)
 	if known {
-		var why string
-		d.Balance, why = AdviseBalance(bal, obs.Capacity)
-		if why != "" {
-			d.Reason += "; " + why
+		d.Balance, d.BalanceReason = AdviseBalance(bal, obs.Capacity)
+		if d.BalanceReason != "" {
+			d.Reason += "; " + d.BalanceReason
 		}
 		c.noteAdvice(p, bal, d)
 	}

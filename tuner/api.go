@@ -129,7 +129,7 @@ func (p *Pool) balance(ctx context.Context, last agent.Decision) *api.PoolBalanc
 	if errors.Is(err, agent.ErrNoBalancing) {
 		return nil
 	}
-	out := &api.PoolBalance{Algorithm: b.Algorithm, Auto: b.Auto, Advice: last.Balance, Reason: agent.BalanceWhy(last.Reason)}
+	out := &api.PoolBalance{Algorithm: b.Algorithm, Auto: b.Auto, Advice: last.Balance, Reason: last.BalanceReason}
 	if err != nil {
 		out.Error = err.Error()
 	}

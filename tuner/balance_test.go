@@ -138,3 +138,43 @@ func TestServingThroughWrappers(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyBalance: /v1/policy's balance block takes the advice and its
+// words from the last decision's Balance and BalanceReason fields, and the
+// algorithm from the balancer; a balancer that cannot tell gives no block.
+func TestPolicyBalance(t *testing.T) {
+	ctx := context.Background()
+	why := "balance: round robin (nginx default) on unequal servers (capacity max/min 4.00 >= 2.00): leastconn"
+	tests := []struct {
+		name       string
+		applier    agent.Applier
+		last       agent.Decision
+		want       *api.PoolBalance
+		wantAbsent bool
+	}{
+		{name: "advice", applier: &weightsOnly{kind: "nginx", name: "edge", weights: &fakeBalancer{alg: ""}},
+			last: agent.Decision{Balance: agent.BalanceLeastConn, BalanceReason: why, Reason: "agent: keep; " + why},
+			want: &api.PoolBalance{Algorithm: "", Auto: true, Advice: agent.BalanceLeastConn, Reason: why}},
+		// Words in the reason text that the rule did not set are not advice.
+		{name: "no advice", applier: &weightsOnly{kind: "nginx", name: "edge", weights: &fakeBalancer{alg: "least_conn"}},
+			last: agent.Decision{Reason: "agent: keep; balance: an operator's note"},
+			want: &api.PoolBalance{Algorithm: "least_conn", Auto: true}},
+		{name: "balancer cannot tell", applier: &weightsOnly{kind: "haproxy", name: "lb", weights: weightsOnlyBalancer{}},
+			last: agent.Decision{Balance: agent.BalanceLeastConn, BalanceReason: why}, wantAbsent: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Pool{name: "web", applier: tc.applier}
+			got := p.balance(ctx, tc.last)
+			if tc.wantAbsent {
+				if got != nil {
+					t.Errorf("balance %+v, want none", got)
+				}
+				return
+			}
+			if got == nil || *got != *tc.want {
+				t.Errorf("balance %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

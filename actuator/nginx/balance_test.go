@@ -108,6 +108,9 @@ func TestControllerSwitchesAutoUpstream(t *testing.T) {
 				!strings.Contains(first.Reason, "balance: round robin (nginx default) on unequal servers (capacity max/min 4.00 >= 2.00): leastconn") {
 				t.Errorf("first advice: balance %q outcome %q reason %q, want leastconn, %s, the spread in the reason", first.Balance, first.Outcome, first.Reason, tc.outcome)
 			}
+			if !strings.HasPrefix(first.BalanceReason, "balance: ") || !strings.Contains(first.Reason, "; "+first.BalanceReason) {
+				t.Errorf("balance reason %q, want the rule's words, also in the reason %q", first.BalanceReason, first.Reason)
+			}
 			b, err := n.Balancing(context.Background(), "app")
 			if err != nil || b.Algorithm != tc.wantMethod || b.Auto != tc.auto {
 				t.Errorf("balancing %+v (%v), want method %q auto %v", b, err, tc.wantMethod, tc.auto)
