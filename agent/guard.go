@@ -121,7 +121,7 @@ func (g *Guard) Check(obs Observation, d Decision) Decision {
 				Reason: fmt.Sprintf("refused: data is %v old, more than %v (pool keeps %d servers and its weights)", obs.DataAge.Round(time.Second), g.cfg.StaleAfter, cur)})
 			d.Outcome = OutcomeRefused
 		}
-		d.Servers, d.Weights, d.Balance = 0, nil, ""
+		d.Servers, d.Weights, d.Balance, d.BalanceReason = 0, nil, "", ""
 		p.upSince = time.Time{}
 		return d
 	}

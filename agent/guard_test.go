@@ -322,3 +322,17 @@ func TestGuardConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardStaleDropsBalance: on stale data the guard refuses the
+// algorithm advice with the rest of the decision, its words included, so
+// /v1/policy never shows a reason for advice that is not there.
+func TestGuardStaleDropsBalance(t *testing.T) {
+	cfg := DefaultGuardConfig()
+	g := NewGuard(cfg, nil)
+	obs := guardObs(0, 4)
+	obs.DataAge = 2 * cfg.StaleAfter
+	d := g.Check(obs, Decision{Balance: BalanceLeastConn, BalanceReason: "balance: roundrobin on unequal servers: leastconn"})
+	if d.Outcome != OutcomeRefused || d.Balance != "" || d.BalanceReason != "" {
+		t.Errorf("stale data: outcome %q balance %q reason %q, want refused with neither", d.Outcome, d.Balance, d.BalanceReason)
+	}
+}
